@@ -1,0 +1,232 @@
+"""DeepLIIF's generators, rebuilt from their weights for fast batched inference.
+
+The reference runs each net on one tile at a time with BatchNorm in training mode, so every
+norm layer normalises each channel over that tile alone. Here every norm layer is an
+instance norm carrying the BatchNorm's weight, bias and eps: the same arithmetic, but a batch
+of tiles keeps each tile's own statistics. Layer sizes (``ngf``, number of residual blocks,
+UNet depth) are read from the weights' shapes, so the TorchScript and eager files of any
+width run through this one implementation.
+
+This module imports torch at import time; the rest of the package imports it lazily.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .errors import ModelError
+
+BN_EPS = 1e-5
+LEAKY_SLOPE = 0.2
+
+# Keys a BatchNorm carries that inference ignores (running stats are never used).
+_IGNORED_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
+
+
+def clean_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Drop BatchNorm running statistics and counters, which inference never uses."""
+    return {k: v for k, v in state.items() if not k.endswith(_IGNORED_SUFFIXES)}
+
+
+def _norm_act(x: Tensor, weight: Tensor, bias: Tensor, act: str | None) -> Tensor:
+    """Per-sample, per-channel normalisation over H x W with an affine, then an activation.
+
+    Statistics are taken in float32 whatever the compute dtype (bf16/fp16 autocast).
+    """
+    xf = x.float()
+    var, mean = torch.var_mean(xf, dim=(2, 3), unbiased=False, keepdim=True)
+    scale = weight.float().view(1, -1, 1, 1) * torch.rsqrt(var + BN_EPS)
+    shift = bias.float().view(1, -1, 1, 1) - mean * scale
+    y = torch.addcmul(shift, xf, scale)
+    if act == "relu":
+        y = F.relu_(y)
+    elif act == "leaky":
+        y = F.leaky_relu_(y, LEAKY_SLOPE)
+    return y.to(x.dtype)
+
+
+class _Weights(nn.Module):
+    """Holds a net's tensors as buffers so ``.to(device, dtype)`` moves them."""
+
+    def __init__(self, state: Mapping[str, Tensor]):
+        super().__init__()
+        self._names: dict[str, str] = {}
+        for i, (key, value) in enumerate(state.items()):
+            buf = f"w{i}"
+            self.register_buffer(buf, value.detach().clone().float())
+            self._names[key] = buf
+
+    def __getitem__(self, key: str) -> Tensor:
+        return getattr(self, self._names[key])
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._names
+
+
+def _require(state: Mapping[str, Tensor], key: str, ndim: int, what: str) -> Tensor:
+    if key not in state:
+        raise ModelError(f"{what}: weight '{key}' is missing")
+    value = state[key]
+    if value.ndim != ndim:
+        raise ModelError(f"{what}: weight '{key}' has shape {tuple(value.shape)}, expected {ndim} dims")
+    return value
+
+
+class ResnetGenerator(nn.Module):
+    """The ResNet translation generator (``netG = resnet_<n>blocks``) of G1..G4.
+
+    Layout: 7x7 conv, norm, ReLU; ``d`` stride-2 3x3 downsampling convs; ``n`` residual
+    blocks of two 3x3 convs; ``d`` stride-2 transposed convs; 7x7 conv with bias; tanh.
+    Zero padding (``padding: zero``) is the released model's; reflect/replicate also work.
+    """
+
+    def __init__(self, state: Mapping[str, Tensor], what: str = "ResNet generator", padding: str = "zero"):
+        super().__init__()
+        state = clean_state_dict(state)
+        top = sorted({int(m.group(1)) for k in state if (m := re.match(r"model\.(\d+)\.", k))})
+        if not top:
+            raise ModelError(f"{what}: no 'model.<i>.' weights: this is not a ResNet generator")
+        self.pad_mode = {"zero": "constant", "reflect": "reflect", "replicate": "replicate"}.get(padding)
+        if self.pad_mode is None:
+            raise ModelError(f"{what}: unknown padding '{padding}' in train_opt.txt")
+        # the residual convs sit at conv_block.0/.4 with zero padding, .1/.5 behind pad layers
+        block_convs = (0, 4) if self.pad_mode == "constant" else (1, 5)
+        self.steps: list[tuple[str, str, str | None]] = []  # (kind, conv key, norm key)
+        seen_blocks = False
+        convs = [i for i in top if f"model.{i}.weight" in state and state[f"model.{i}.weight"].ndim == 4]
+        for i in top:
+            prefix = f"model.{i}"
+            if f"{prefix}.conv_block.{block_convs[0]}.weight" in state:
+                seen_blocks = True
+                c1, c2 = block_convs
+                n1, n2 = c1 + 1, c2 + 1
+                for c, n in ((c1, n1), (c2, n2)):
+                    _require(state, f"{prefix}.conv_block.{c}.weight", 4, what)
+                    _require(state, f"{prefix}.conv_block.{n}.weight", 1, what)
+                self.steps.append(("block", prefix, None))
+                continue
+            if f"{prefix}.weight" not in state:
+                if any(k.startswith(prefix + ".conv_block.") for k in state):
+                    raise ModelError(f"{what}: residual block {prefix} does not match padding '{padding}'")
+                continue
+            w = state[f"{prefix}.weight"]
+            if w.ndim == 1:
+                continue  # a norm layer, consumed with its conv below
+            if i == convs[0]:
+                kind = "head"
+            elif i == convs[-1]:
+                kind = "tail"
+            else:
+                kind = "up" if seen_blocks else "down"
+            norm = f"model.{i + 1}" if f"model.{i + 1}.weight" in state and state[f"model.{i + 1}.weight"].ndim == 1 else None
+            if kind != "tail" and norm is None:
+                raise ModelError(f"{what}: conv {prefix} has no norm layer after it")
+            self.steps.append((kind, prefix, norm))
+        if not seen_blocks or self.steps[0][0] != "head" or self.steps[-1][0] != "tail":
+            raise ModelError(f"{what}: weights do not have the ResNet generator layout")
+        head_w = state[f"{self.steps[0][1]}.weight"]
+        self.in_channels = int(head_w.shape[1])
+        self.head_kernel = int(head_w.shape[-1])
+        self.ngf = int(head_w.shape[0])
+        self.n_blocks = sum(1 for s in self.steps if s[0] == "block")
+        self.block_convs = block_convs
+        self.w = _Weights(state)
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = self.w
+        for kind, conv, norm in self.steps:
+            if kind == "head":
+                p = self.head_kernel // 2
+                x = F.conv2d(F.pad(x, (p, p, p, p), mode=self.pad_mode), w[f"{conv}.weight"])
+                x = _norm_act(x, w[f"{norm}.weight"], w[f"{norm}.bias"], "relu")
+            elif kind == "down":
+                x = F.conv2d(x, w[f"{conv}.weight"], stride=2, padding=1)
+                x = _norm_act(x, w[f"{norm}.weight"], w[f"{norm}.bias"], "relu")
+            elif kind == "block":
+                x = x + self._block(x, conv)
+            elif kind == "up":
+                x = F.conv_transpose2d(x, w[f"{conv}.weight"], stride=2, padding=1, output_padding=1)
+                x = _norm_act(x, w[f"{norm}.weight"], w[f"{norm}.bias"], "relu")
+            else:  # tail
+                k = w[f"{conv}.weight"]
+                p = k.shape[-1] // 2
+                bias = w[f"{conv}.bias"] if f"{conv}.bias" in w else None
+                x = torch.tanh(F.conv2d(F.pad(x, (p, p, p, p), mode=self.pad_mode), k, bias))
+        return x
+
+    def _block(self, x: Tensor, prefix: str) -> Tensor:
+        w = self.w
+        y = x
+        for conv, act in ((self.block_convs[0], "relu"), (self.block_convs[1], None)):
+            k = w[f"{prefix}.conv_block.{conv}.weight"]
+            if self.pad_mode == "constant":
+                y = F.conv2d(y, k, padding=1)
+            else:
+                y = F.conv2d(F.pad(y, (1, 1, 1, 1), mode=self.pad_mode), k)
+            y = _norm_act(y, w[f"{prefix}.conv_block.{conv + 1}.weight"], w[f"{prefix}.conv_block.{conv + 1}.bias"], act)
+        return y
+
+
+class UnetGenerator(nn.Module):
+    """The UNet segmentation generator (``net_gs = unet_<size>``) of G51..G55.
+
+    Each level: LeakyReLU(0.2), 4x4 stride-2 conv, norm (not at the innermost level), the
+    inner level, ReLU, 4x4 stride-2 transposed conv, norm; the level's output is its
+    LeakyReLU'd input concatenated with that (the reference's in-place LeakyReLU makes the
+    skip connection carry the activated input). The outermost level has no activation
+    before its conv, no norm, a biased transposed conv and tanh.
+    """
+
+    def __init__(self, state: Mapping[str, Tensor], what: str = "UNet generator"):
+        super().__init__()
+        state = clean_state_dict(state)
+        _require(state, "model.model.0.weight", 4, what)
+        _require(state, "model.model.3.weight", 4, what)
+        self.levels: list[tuple[str, bool]] = []  # (prefix, innermost)
+        prefix = "model.model.1"
+        while True:
+            _require(state, f"{prefix}.model.1.weight", 4, what)
+            if f"{prefix}.model.3.weight" in state:  # innermost: up conv right after
+                _require(state, f"{prefix}.model.4.weight", 1, what)
+                self.levels.append((prefix, True))
+                break
+            _require(state, f"{prefix}.model.2.weight", 1, what)
+            _require(state, f"{prefix}.model.5.weight", 4, what)
+            _require(state, f"{prefix}.model.6.weight", 1, what)
+            self.levels.append((prefix, False))
+            prefix = f"{prefix}.model.3"
+            if len(self.levels) > 16:
+                raise ModelError(f"{what}: UNet deeper than 16 levels: weights are not a UNet generator")
+        self.depth = len(self.levels) + 1
+        self.in_channels = int(state["model.model.0.weight"].shape[1])
+        self.ngf = int(state["model.model.0.weight"].shape[0])
+        self.w = _Weights(state)
+
+    def forward(self, x: Tensor) -> Tensor:
+        w = self.w
+        x = F.conv2d(x, w["model.model.0.weight"], stride=2, padding=1)
+        x = self._level(x, 0)
+        x = F.relu(x)
+        bias = w["model.model.3.bias"] if "model.model.3.bias" in w else None
+        return torch.tanh(F.conv_transpose2d(x, w["model.model.3.weight"], bias, stride=2, padding=1))
+
+    def _level(self, x: Tensor, i: int) -> Tensor:
+        w = self.w
+        prefix, innermost = self.levels[i]
+        skip = F.leaky_relu(x, LEAKY_SLOPE)
+        y = F.conv2d(skip, w[f"{prefix}.model.1.weight"], stride=2, padding=1)
+        if innermost:
+            y = F.relu_(y)
+            up, norm = f"{prefix}.model.3", f"{prefix}.model.4"
+        else:
+            y = _norm_act(y, w[f"{prefix}.model.2.weight"], w[f"{prefix}.model.2.bias"], None)
+            y = F.relu_(self._level(y, i + 1))
+            up, norm = f"{prefix}.model.5", f"{prefix}.model.6"
+        y = F.conv_transpose2d(y, w[f"{up}.weight"], stride=2, padding=1)
+        y = _norm_act(y, w[f"{norm}.weight"], w[f"{norm}.bias"], None)
+        return torch.cat([skip, y], 1)

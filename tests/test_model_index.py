@@ -1,0 +1,325 @@
+"""Model index, registry, resolver and downloads (over real loopback HTTP)."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import http.server
+import json
+import shutil
+import threading
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from napari_deepliif import cli_models, model_index
+from napari_deepliif.errors import Cancelled, ModelError
+from napari_deepliif.model_download import select_members
+from napari_deepliif.model_index import (
+    BUILTIN_INDEX,
+    EAGER_FILES,
+    TORCHSCRIPT_FILES,
+    IndexEntry,
+    add_model,
+    fetch_model,
+    list_models,
+    remove_model,
+    resolve_model,
+    verify_model,
+)
+
+FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "models"
+MODEL = FIXTURE / "deepliif-random-ngf4"
+TOP = "DeepLIIF_Latest_Model"
+NEEDED_PT = sorted(["train_opt.txt", *TORCHSCRIPT_FILES])
+NEEDED_PTH = sorted(["train_opt.txt", *EAGER_FILES])
+
+pytestmark = pytest.mark.skipif(not MODEL.is_dir(), reason=f"fixture model missing: {MODEL}")
+
+
+def _build_zip(path: Path, files: list[str], extras: bool = True) -> str:
+    """Zip ``files`` of the fixture model under ``TOP/`` like the release; return sha256."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr(f"{TOP}/", "")
+        for name in files:
+            zf.write(MODEL / name, f"{TOP}/{name}")
+        if extras:
+            zf.writestr(f"{TOP}/README.txt", "not needed")
+            zf.writestr(f"{TOP}/test_latest/images/x.png", b"\x89PNG not needed")
+            zf.writestr(f"__MACOSX/{TOP}/._train_opt.txt", "junk")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        """Keep test output clean."""
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A cancelled download closes the connection mid-file: expected, not an error."""
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, dict]]:
+    """A loopback HTTP server over a folder of zips: (base URL, folder, {zip: sha256})."""
+    root = tmp_path_factory.mktemp("www")
+    hashes = {
+        "both.zip": _build_zip(root / "both.zip", sorted(p.name for p in MODEL.iterdir())),
+        "eager.zip": _build_zip(root / "eager.zip", NEEDED_PTH),
+        "broken.zip": _build_zip(root / "broken.zip", [n for n in NEEDED_PT if n != "G55.pt"]),
+    }
+    (root / "notazip.zip").write_bytes(b"hello")
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = _Server(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", root, hashes
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture(autouse=True)
+def user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    config, cache = tmp_path / "config", tmp_path / "cache"
+    monkeypatch.setenv(model_index.CONFIG_DIR_ENV, str(config))
+    monkeypatch.setenv(model_index.CACHE_DIR_ENV, str(cache))
+    return config, cache
+
+
+def _leftovers() -> list[str]:
+    folder = model_index.models_dir()
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def _registry() -> dict:
+    path = model_index.registry_path()
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def test_builtin_entry_and_not_downloaded_message() -> None:
+    entry = BUILTIN_INDEX["deepliif-latest"]
+    assert entry.url == (
+        "https://zenodo.org/records/4751737/files/DeepLIIF_Latest_Model.zip?download=1"
+    )
+    assert entry.size is None and entry.sha256 is None
+    (row,) = [e for e in list_models() if e.name == "deepliif-latest"]
+    assert row.kind == "download" and not row.installed and row.path is None
+    with pytest.raises(ModelError, match="napari-deepliif models fetch deepliif-latest"):
+        resolve_model("deepliif-latest")
+    with pytest.raises(ModelError, match="no model named 'nope'"):
+        resolve_model("nope")
+
+
+def test_fetch_with_known_hash(served: tuple[str, Path, dict]) -> None:
+    base, _, hashes = served
+    index = {"fix": IndexEntry("fix", f"{base}/both.zip", sha256=hashes["both.zip"])}
+    calls: list[tuple[int, int | None]] = []
+    path = fetch_model("fix", progress=lambda d, t: calls.append((d, t)), index=index)
+
+    assert path == model_index.models_dir() / "fix"
+    assert sorted(p.name for p in path.iterdir()) == NEEDED_PT  # nothing else unpacked
+    assert (path / "G1.pt").read_bytes() == (MODEL / "G1.pt").read_bytes()
+    assert _leftovers() == ["fix"]  # no partial folder, no archive
+    total = calls[-1][1]
+    assert total is not None and total > 0
+    done = [d for d, _ in calls]
+    assert len(calls) > 2 and done == sorted(set(done)) and done[-1] == total
+    assert all(t == total for _, t in calls)
+
+    assert resolve_model("fix", index=index) == path
+    (row,) = list_models(index)
+    assert row.installed and row.pinned and row.sha256 == hashes["both.zip"]
+    assert row.size == total
+    assert _registry()["downloaded"]["fix"]["sha256"] == hashes["both.zip"]
+    report = verify_model("fix", index=index)
+    assert report.ok and report.format == "torchscript", report.messages
+    # installed: a second fetch does not download
+    again: list[tuple[int, int | None]] = []
+    assert fetch_model("fix", progress=lambda d, t: again.append((d, t)), index=index) == path
+    assert again == []
+
+
+def test_fetch_wrong_hash_leaves_nothing(served: tuple[str, Path, dict]) -> None:
+    base, _, _ = served
+    index = {"fix": IndexEntry("fix", f"{base}/both.zip", sha256="0" * 64)}
+    with pytest.raises(ModelError, match="expected SHA256 0000"):
+        fetch_model("fix", index=index)
+    assert _leftovers() == []
+    assert "fix" not in _registry().get("downloaded", {})
+    assert not list_models(index)[0].installed
+    with pytest.raises(ModelError, match="not downloaded yet"):
+        resolve_model("fix", index=index)
+
+
+def test_cancel_mid_download_leaves_nothing(served: tuple[str, Path, dict]) -> None:
+    base, _, _ = served
+    index = {"fix": IndexEntry("fix", f"{base}/both.zip")}
+    seen: list[int] = []
+
+    def cancel(done: int, total: int | None) -> None:
+        seen.append(done)
+        assert total is not None and done < total  # really mid-download
+        raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        fetch_model("fix", progress=cancel, index=index)
+    assert seen and _leftovers() == []
+    assert _registry().get("downloaded", {}) == {}
+
+
+def test_unpinned_hash_is_recorded_then_checked(served: tuple[str, Path, dict]) -> None:
+    base, root, hashes = served
+    shutil.copy(root / "both.zip", root / "tofu.zip")
+    index = {"fix": IndexEntry("fix", f"{base}/tofu.zip")}
+    path = fetch_model("fix", index=index)
+    row = list_models(index)[0]
+    assert row.sha256 == hashes["both.zip"] and not row.pinned
+    # the file behind the URL changes: a forced re-download fails, the old model stays
+    shutil.copy(root / "eager.zip", root / "tofu.zip")
+    with pytest.raises(ModelError, match="does not have the expected SHA256"):
+        fetch_model("fix", index=index, force=True)
+    assert sorted(p.name for p in path.iterdir()) == NEEDED_PT
+    assert _leftovers() == ["fix"]
+    # an explicitly given hash replaces it
+    path = fetch_model("fix", index=index, force=True, sha256=hashes["eager.zip"])
+    assert sorted(p.name for p in path.iterdir()) == NEEDED_PTH
+    assert list_models(index)[0].sha256 == hashes["eager.zip"]
+
+
+def test_eager_only_archive(served: tuple[str, Path, dict]) -> None:
+    base, _, hashes = served
+    path = fetch_model("own", url=f"{base}/eager.zip", sha256=hashes["eager.zip"], index={})
+    assert sorted(p.name for p in path.iterdir()) == NEEDED_PTH
+    assert model_index.model_format(path) == "eager"
+    (row,) = list_models({})
+    assert row.name == "own" and row.installed and row.source == f"{base}/eager.zip"
+    assert resolve_model("own", index={}) == path
+    remove_model("own", index={})
+    assert _leftovers() == [] and list_models({}) == []
+
+
+@pytest.mark.parametrize(
+    ("file", "match"),
+    [
+        ("broken.zip", "holds no DeepLIIF model folder"),
+        ("notazip.zip", "not a zip archive"),
+        ("missing.zip", "cannot download"),
+    ],
+)
+def test_bad_downloads_leave_nothing(
+    served: tuple[str, Path, dict], file: str, match: str
+) -> None:
+    base, _, _ = served
+    with pytest.raises(ModelError, match=match):
+        fetch_model("bad", url=f"{base}/{file}", index={})
+    assert _leftovers() == [] and list_models({}) == []
+
+
+def test_select_members_prefers_torchscript_and_skips_junk() -> None:
+    pt = [f"A/{f}" for f in ["train_opt.txt", *TORCHSCRIPT_FILES]]
+    pth = [f"B/{f}" for f in ["train_opt.txt", *EAGER_FILES]]
+    junk = ["__MACOSX/A/train_opt.txt", "A/notes.txt", "B/G1.pt"]
+    assert select_members(pth + pt + junk) == ("A/", sorted(pt, key=pt.index))
+    assert select_members(pth + junk)[0] == "B/"
+    assert select_members([f.split("/", 1)[1] for f in pt])[0] == ""
+    with pytest.raises(ModelError):
+        select_members(pt[:-1])
+
+
+def test_local_folders(tmp_path: Path) -> None:
+    row = add_model("mine", MODEL)
+    assert row.kind == "local" and row.installed and row.path == MODEL.resolve()
+    assert resolve_model("mine") == MODEL.resolve()
+    assert resolve_model(str(MODEL)) == MODEL  # a path is used as is
+    assert resolve_model(MODEL) == MODEL
+    assert [e.name for e in list_models()] == ["deepliif-latest", "mine"]
+    with pytest.raises(ModelError, match="already registered"):
+        add_model("mine", MODEL)
+    with pytest.raises(ModelError, match="downloadable model"):
+        add_model("deepliif-latest", MODEL)
+    with pytest.raises(ModelError, match="bad model name"):
+        add_model("../x", MODEL)
+    with pytest.raises(ModelError, match="missing train_opt.txt"):
+        add_model("empty", tmp_path)
+    # a registered folder that disappears gives a clear error
+    copy = tmp_path / "copy"
+    shutil.copytree(MODEL, copy)
+    add_model("gone", copy)
+    shutil.rmtree(copy)
+    with pytest.raises(ModelError, match="no longer exists"):
+        resolve_model("gone")
+    remove_model("gone")
+    assert [e.name for e in list_models()] == ["deepliif-latest", "mine"]
+
+
+def test_verify_reports_missing_files(tmp_path: Path) -> None:
+    report = verify_model(MODEL)
+    assert report.ok and report.format == "torchscript", report.messages
+    folder = tmp_path / "partial"
+    folder.mkdir()
+    for name in NEEDED_PT:
+        if name != "G55.pt":
+            shutil.copy(MODEL / name, folder / name)
+    report = verify_model(folder)
+    assert not report.ok and report.format is None and report.loaded is None
+    assert report.missing == ["G55.pt"]
+
+
+def test_verify_loads_each_net(tmp_path: Path) -> None:
+    try:
+        from napari_deepliif.models import load_model  # noqa: F401
+    except ImportError as exc:
+        if exc.name != "napari_deepliif.models":
+            raise
+        pytest.skip("no model loader in this tree yet")
+    assert verify_model(MODEL).loaded is True
+    folder = tmp_path / "junk"
+    folder.mkdir()
+    shutil.copy(MODEL / "train_opt.txt", folder / "train_opt.txt")
+    for name in TORCHSCRIPT_FILES:
+        shutil.copy(MODEL / name, folder / name)
+    (folder / "G53.pt").write_bytes(b"not a torch file")
+    report = verify_model(folder)
+    assert report.format == "torchscript" and report.loaded is False and not report.ok
+    assert any(m.startswith("G53 does not load") for m in report.messages), report.messages
+
+
+def _cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="napari-deepliif")
+    cli_models.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(list(argv))
+    assert args.func is cli_models.run
+    return cli_models.run(args)
+
+
+def test_cli(served: tuple[str, Path, dict], capsys: pytest.CaptureFixture[str]) -> None:
+    base, _, hashes = served
+    assert _cli("models", "add", "mine", str(MODEL)) == 0
+    assert _cli("models", "list") == 0
+    out = capsys.readouterr().out
+    assert "deepliif-latest" in out and "mine" in out and "installed" in out
+
+    url = f"{base}/both.zip"
+    assert _cli("models", "fetch", "web", "--url", url, "--sha256", hashes["both.zip"]) == 0
+    captured = capsys.readouterr()
+    assert f"sha256: {hashes['both.zip']}" in captured.out
+    assert _cli("models", "verify", "web") == 0
+    assert "web: OK" in capsys.readouterr().out
+    assert _cli("models", "list", "--json") == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["web"]["installed"] and rows["web"]["source"] == url
+
+    assert _cli("models", "fetch", "other", "--quiet", "--url", url, "--sha256", "1" * 64) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert _cli("models", "verify", "deepliif-latest") == 1
+    assert "models fetch deepliif-latest" in capsys.readouterr().err
+    assert _cli("models", "fetch", "deepliif-latest", "--sha256", "xyz") == 1
+    assert "not a SHA256" in capsys.readouterr().err

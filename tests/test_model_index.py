@@ -233,6 +233,20 @@ def test_select_members_prefers_torchscript_and_skips_junk() -> None:
         select_members(pt[:-1])
 
 
+def test_progress_without_content_length() -> None:
+    from napari_deepliif.model_download import _ProgressAdapter
+
+    calls: list[tuple[int, int | None]] = []
+    adapter = _ProgressAdapter(lambda d, t: calls.append((d, t)))
+    adapter.total = 0  # what pooch sets when the server sends no Content-Length
+    for _ in range(3):
+        adapter.update(10)
+    adapter.reset()
+    adapter.update(0)
+    adapter.close()
+    assert calls == [(10, None), (20, None), (30, None)]
+
+
 def test_local_folders(tmp_path: Path) -> None:
     row = add_model("mine", MODEL)
     assert row.kind == "local" and row.installed and row.path == MODEL.resolve()

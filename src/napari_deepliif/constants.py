@@ -54,6 +54,17 @@ SIZE_THRESH_CLAMPS_BY_RESOLUTION: dict[str, tuple[int, int, int]] = {
     "20x": (3, 4, 6),
     "10x": (2, 2, 3),
 }
+#: Gaussian KDE of sqrt(cell sizes) behind the default size threshold: bins over
+#: [0, max + 1) and bandwidth (in sqrt(pixels)).
+SIZE_KDE_BINS = 500
+SIZE_KDE_BANDWIDTH = 1.0
+#: Default marker threshold: lo + round(FRACTION * (hi - lo)), lo/hi the rounded percentiles
+#: below of the non-zero Marker pixels (Marker reduced per pixel to max(R, G, B)).
+MARKER_RANGE_PERCENTILES = (0.1, 99.9)
+MARKER_THRESH_FRACTION = 0.9
+#: Postprocessing resolution from the tile size: above 384 px 40x, above 192 px 20x, else 10x.
+RESOLUTION_BY_TILE_SIZE_ABOVE: tuple[tuple[int, str], ...] = ((384, "40x"), (192, "20x"))
+LOWEST_RESOLUTION = "10x"
 
 #: Colours of the Seg map convention (also used by the classical engine).
 POSITIVE_RGB = (255, 0, 0)

@@ -1,0 +1,366 @@
+"""Cells of a DeepLIIF Seg map, as the reference postprocessing finds them.
+
+Rules (``docs/deepliif-reference.md``, "Postprocessing"): a pixel is a cell pixel if
+``R + B > seg_thresh`` and ``G <= 80``, positive if ``R >= B``. Background is the non-cell
+pixels 4-connected to the image border; every other pixel (cell pixels and the non-cell holes
+they enclose) belongs to a cell, and cells are its 8-connected components. Cells of
+``NOISE_SIZE`` pixels or fewer are noise and dropped.
+
+The image is handled as horizontal runs of equal pixel code, so that a change of ``seg_thresh``
+only relabels runs (tens of thousands) instead of pixels (millions); per-cell values are
+reductions over runs, and pixel images (labels, masks) are painted from the runs on demand.
+
+Coordinates: arrays are indexed ``[row, col]`` = ``[y, x]`` with the origin at the top-left
+pixel centre; sizes are in pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from skimage.measure import find_contours
+
+from .constants import NOISE_SIZE, SEG_BOUNDARY_MAX_GREEN
+from .errors import InputImageError
+from .image_input import check_rgb
+
+logger = logging.getLogger(__name__)
+
+#: Pixel codes of :meth:`SegPixels.pixel_codes`.
+NON_CELL, NEGATIVE_PIXEL, POSITIVE_PIXEL = 0, 1, 2
+#: Largest meaningful ``seg_thresh``: R + B of a uint8 RGB pixel is at most 510.
+MAX_SEG_THRESH = 510
+
+
+def _max_channel(marker: object, shape: tuple[int, int]) -> np.ndarray:
+    """Marker reduced per pixel to max(R, G, B); a 2-D uint8 marker is used as it is."""
+    if getattr(marker, "ndim", None) == 2 and getattr(marker, "dtype", None) == np.uint8:
+        grey = np.asarray(marker)
+    else:
+        rgb = np.asarray(check_rgb(marker, "Marker"))
+        grey = np.maximum(np.maximum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
+    if grey.shape != shape:
+        raise InputImageError(
+            f"Marker is {grey.shape[1]} x {grey.shape[0]} px but Seg is {shape[1]} x {shape[0]} px;"
+            " they must come from the same image"
+        )
+    return np.ascontiguousarray(grey)
+
+
+@dataclass(frozen=True, eq=False)
+class SegPixels:
+    """Per-pixel data of one Seg map (and Marker) that no threshold changes.
+
+    Attributes
+    ----------
+    red_plus_blue : ndarray, shape (H, W), int16
+        ``R + B`` of the Seg map, or -1 where ``G > 80`` (such a pixel is never a cell).
+    class_code : ndarray, shape (H, W), uint8
+        ``POSITIVE_PIXEL`` where ``R >= B``, else ``NEGATIVE_PIXEL``.
+    marker : ndarray, shape (H, W), uint8, or None
+        Marker image reduced per pixel to ``max(R, G, B)``.
+    """
+
+    red_plus_blue: np.ndarray
+    class_code: np.ndarray
+    marker: np.ndarray | None
+
+    @classmethod
+    def from_images(cls, seg: np.ndarray, marker: np.ndarray | None = None) -> SegPixels:
+        """Validate a Seg map and optional Marker and prepare them.
+
+        Parameters
+        ----------
+        seg : array-like, shape (H, W, 3), uint8
+            DeepLIIF Seg map (red positive, blue negative, green boundary); an alpha channel
+            is ignored.
+        marker : array-like, shape (H, W, 3) or (H, W), uint8, optional
+            Marker image of the same H x W.
+
+        Raises
+        ------
+        InputImageError
+            If an image has the wrong type, shape or dtype.
+        """
+        seg = np.asarray(check_rgb(seg, "Seg"))
+        red, green, blue = seg[..., 0], seg[..., 1], seg[..., 2]
+        red_plus_blue = np.add(red, blue, dtype=np.int16)
+        red_plus_blue[green > SEG_BOUNDARY_MAX_GREEN] = -1
+        class_code = np.where(red >= blue, np.uint8(POSITIVE_PIXEL), np.uint8(NEGATIVE_PIXEL))
+        grey = None if marker is None else _max_channel(marker, seg.shape[:2])
+        return cls(red_plus_blue, class_code, grey)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(H, W) in pixels."""
+        return self.red_plus_blue.shape
+
+    def pixel_codes(self, seg_thresh: int) -> np.ndarray:
+        """(H, W) uint8 image of ``NON_CELL``, ``NEGATIVE_PIXEL`` or ``POSITIVE_PIXEL``."""
+        return np.multiply(self.red_plus_blue > seg_thresh, self.class_code)
+
+
+@dataclass(frozen=True)
+class CellTable:
+    """One row per cell (noise excluded), in raster order of each cell's first pixel.
+
+    Attributes
+    ----------
+    id : ndarray, shape (n,), uint32
+        Label of the cell in :meth:`CellMap.labels`: ``1 .. n``.
+    area : ndarray, shape (n,), int64
+        Pixels of the cell, enclosed holes included.
+    centroid : ndarray, shape (n, 2), float64
+        Mean ``(y, x)`` = ``(row, col)`` of the cell's pixels (holes included); see
+        :attr:`centroid_xy` for ``(x, y)``.
+    bbox : ndarray, shape (n, 4), int64
+        ``(min_row, min_col, max_row, max_col)`` with the max exclusive (as
+        ``skimage.measure.regionprops``).
+    n_positive_px, n_negative_px : ndarray, shape (n,), int64
+        Cell pixels with ``R >= B`` / ``R < B`` (holes are neither).
+    positive : ndarray, shape (n,), bool
+        Class from the Seg map: ``n_positive_px >= n_negative_px``.
+    marker : ndarray, shape (n,), uint8
+        Max of the Marker (reduced to max(R, G, B)) over the cell, holes included; 0 without
+        a Marker.
+    """
+
+    id: np.ndarray
+    area: np.ndarray
+    centroid: np.ndarray
+    bbox: np.ndarray
+    n_positive_px: np.ndarray
+    n_negative_px: np.ndarray
+    positive: np.ndarray
+    marker: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.id.size)
+
+    @property
+    def centroid_xy(self) -> np.ndarray:
+        """(n, 2) float64 centroids as ``(x, y)``."""
+        return self.centroid[:, ::-1]
+
+    @property
+    def centroid_pixel(self) -> np.ndarray:
+        """(n, 2) int64 ``(y, x)`` pixel of each centroid, rounded half to even as the reference."""
+        return np.rint(self.centroid).astype(np.int64)
+
+    def reference_records(self) -> list[dict]:
+        """Cells as the reference's ``compute_cell_results(version=3)`` lists them, minus the boundary.
+
+        Returns
+        -------
+        list of dict
+            ``{"size", "positive", "marker", "bbox": [[x0, y0], [x1, y1]] (inclusive),
+            "centroid": [x, y] (rounded half to even)}`` per cell.
+        """
+        y, x = self.centroid_pixel.T
+        return [
+            {
+                "size": int(self.area[i]),
+                "positive": bool(self.positive[i]),
+                "marker": int(self.marker[i]),
+                "bbox": [[int(self.bbox[i, 1]), int(self.bbox[i, 0])],
+                         [int(self.bbox[i, 3]) - 1, int(self.bbox[i, 2]) - 1]],
+                "centroid": [int(x[i]), int(y[i])],
+            }
+            for i in range(len(self))
+        ]
+
+
+def _runs(codes: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Maximal horizontal runs of equal code, in raster order: start (flat index), length, code."""
+    width = codes.shape[1]
+    flat = codes.ravel()
+    new_run = np.empty(flat.size, dtype=bool)
+    new_run[0] = True
+    np.not_equal(flat[1:], flat[:-1], out=new_run[1:])
+    new_run[::width] = True
+    start = np.flatnonzero(new_run)
+    length = np.diff(start, append=flat.size)
+    return start, length, flat[start]
+
+
+def _touching_pairs(row: np.ndarray, x0: np.ndarray, x1: np.ndarray, width: int,
+                    reach: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (a, b) of runs with b in the row below a touching it.
+
+    Runs must be in raster order. ``reach`` 1 gives 8-connectivity, 0 gives 4-connectivity.
+    """
+    stride = width + 2  # keys of x in [-1, width] never spill into a neighbouring row
+    below = (row + 1) * stride + 1
+    first = np.searchsorted(row * stride + x1 + 1, below + x0 - reach, side="left")
+    stop = np.searchsorted(row * stride + x0 + 1, below + x1 + reach, side="right")
+    count = np.maximum(stop - first, 0)
+    a = np.repeat(np.arange(row.size), count)
+    b = np.arange(a.size) + np.repeat(first - (np.cumsum(count) - count), count)
+    return a, b
+
+
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected-component index of each of n nodes given undirected edges a-b."""
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    graph = coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
+    return connected_components(graph, directed=True, connection="weak")[1]
+
+
+@dataclass(frozen=True, eq=False)
+class CellMap:
+    """Cells of one Seg map at one ``seg_thresh``: the table and the run image behind it.
+
+    Pixel images are painted from runs on demand; see :meth:`labels` and :meth:`paint`.
+    """
+
+    table: CellTable
+    shape: tuple[int, int]
+    seg_thresh: int
+    _run_length: np.ndarray  # (m,) pixels of each run, raster order
+    _run_cell: np.ndarray  # (m,) table index of the run's cell, -1 for background and noise
+    _run_background: np.ndarray  # (m,) run is background (non-cell, 4-connected to the border)
+
+    def paint(self, values: np.ndarray, fill: int | bool = 0) -> np.ndarray:
+        """(H, W) image of ``values[i]`` on the pixels of cell i and ``fill`` elsewhere.
+
+        Parameters
+        ----------
+        values : ndarray, shape (n,)
+            One value per cell of :attr:`table`.
+        fill : scalar
+            Value of background and noise pixels.
+        """
+        values = np.asarray(values)
+        per_run = np.append(values, np.array(fill, dtype=values.dtype))[self._run_cell]
+        return np.repeat(per_run, self._run_length).reshape(self.shape)
+
+    def labels(self) -> np.ndarray:
+        """(H, W) uint32 label image: ``table.id`` on each cell's pixels, 0 elsewhere."""
+        return self.paint(self.table.id, 0)
+
+    def background(self) -> np.ndarray:
+        """(H, W) bool: non-cell pixels 4-connected to the image border."""
+        return np.repeat(self._run_background, self._run_length).reshape(self.shape)
+
+    @cached_property
+    def _runs_by_cell(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        in_cell = np.flatnonzero(self._run_cell >= 0)
+        order = in_cell[np.argsort(self._run_cell[in_cell], kind="stable")]
+        bounds = np.searchsorted(self._run_cell[order], np.arange(len(self.table) + 1))
+        start = np.cumsum(self._run_length) - self._run_length
+        return order, bounds, start
+
+    def first_pixels(self) -> np.ndarray:
+        """(n, 2) int64 ``(y, x)`` of each cell's first pixel in raster order."""
+        order, bounds, start = self._runs_by_cell
+        return np.stack(np.divmod(start[order[bounds[:-1]]], self.shape[1]), axis=1)
+
+    def outline(self, index: int) -> np.ndarray:
+        """Outline polygon of the cell at table row ``index`` (``table.id[index] - 1``).
+
+        Returns
+        -------
+        ndarray, shape (k, 2), float64
+            Closed ``(y, x)`` polygon (first vertex repeated last) through the midpoints
+            between the cell's edge pixels and their outside neighbours (marching squares at
+            level 0.5), in image pixel coordinates.
+        """
+        order, bounds, start = self._runs_by_cell
+        runs = order[bounds[index]:bounds[index + 1]]
+        y0, x0, y1, x1 = self.table.bbox[index]
+        mask = np.zeros((y1 - y0 + 2, x1 - x0 + 2), dtype=np.uint8)
+        width = self.shape[1]
+        for s, n in zip(start[runs], self._run_length[runs]):
+            y, x = divmod(int(s), width)
+            mask[y - y0 + 1, x - x0 + 1:x - x0 + 1 + int(n)] = 1
+        contours = find_contours(mask, 0.5)
+        return max(contours, key=len) + (y0 - 1, x0 - 1)
+
+
+def find_cells(pixels: SegPixels, seg_thresh: int) -> CellMap:
+    """Find the cells of a Seg map at ``seg_thresh`` (reference rules, see module docstring).
+
+    Parameters
+    ----------
+    pixels : SegPixels
+        The prepared Seg map (and Marker).
+    seg_thresh : int
+        A pixel is a cell pixel if ``R + B > seg_thresh`` (and ``G <= 80``); 0 to 510.
+
+    Returns
+    -------
+    CellMap
+    """
+    height, width = pixels.shape
+    start, length, code = _runs(pixels.pixel_codes(seg_thresh))
+    row = start // width
+    x0 = start - row * width
+    x1 = x0 + length - 1
+
+    # background: non-cell runs 4-connected to a run on the image border
+    non_cell = np.flatnonzero(code == NON_CELL)
+    comp = _components(non_cell.size, *_touching_pairs(row[non_cell], x0[non_cell], x1[non_cell],
+                                                       width, reach=0))
+    on_border = ((row[non_cell] == 0) | (row[non_cell] == height - 1)
+                 | (x0[non_cell] == 0) | (x1[non_cell] == width - 1))
+    reaches_border = np.zeros(comp.max() + 1 if comp.size else 0, dtype=bool)
+    reaches_border[comp[on_border]] = True
+    background = np.zeros(start.size, dtype=bool)
+    background[non_cell[reaches_border[comp]]] = True
+
+    # cells: 8-connected components of the other runs (cell runs and holes)
+    filled = np.flatnonzero(~background)
+    fr, f0, f1 = row[filled], x0[filled], x1[filled]
+    a, b = _touching_pairs(fr, f0, f1, width, reach=1)
+    side = np.flatnonzero((fr[1:] == fr[:-1]) & (f0[1:] == f1[:-1] + 1))
+    comp = _components(filled.size, np.concatenate([a, side]), np.concatenate([b, side + 1]))
+    n_comp = int(comp.max()) + 1 if comp.size else 0
+    first_run = np.full(n_comp, filled.size)
+    np.minimum.at(first_run, comp, np.arange(filled.size))
+    rank = np.empty(n_comp, dtype=np.int64)
+    rank[np.argsort(first_run)] = np.arange(n_comp)  # raster order of first pixel
+    comp = rank[comp]
+
+    flen, fcode = length[filled], code[filled]
+    area = np.bincount(comp, flen, n_comp).astype(np.int64)
+    keep = area > NOISE_SIZE
+    new_index = np.cumsum(keep) - 1
+    new_index[~keep] = -1
+    cell = new_index[comp]
+    n = int(keep.sum())
+    in_cell = cell >= 0
+    cell, fr, f0, f1, flen, fcode = (v[in_cell] for v in (cell, fr, f0, f1, flen, fcode))
+
+    def total(weights: np.ndarray) -> np.ndarray:
+        return np.rint(np.bincount(cell, weights, n)).astype(np.int64)
+
+    n_pos = total(flen * (fcode == POSITIVE_PIXEL))
+    n_neg = total(flen * (fcode == NEGATIVE_PIXEL))
+    bbox = np.empty((n, 4), dtype=np.int64)
+    bbox[:, :2] = (height, width)
+    bbox[:, 2:] = 0
+    np.minimum.at(bbox[:, 0], cell, fr)
+    np.minimum.at(bbox[:, 1], cell, f0)
+    np.maximum.at(bbox[:, 2], cell, fr + 1)
+    np.maximum.at(bbox[:, 3], cell, f1 + 1)
+    area = area[keep]
+    centroid = np.stack([total(flen * fr), total(flen * (f0 + f1) // 2)], axis=1) / area[:, None]
+    marker = np.zeros(n, dtype=np.uint8)
+    if pixels.marker is not None and n:
+        run_max = np.maximum.reduceat(pixels.marker.ravel(), start)[filled[in_cell]]
+        np.maximum.at(marker, cell, run_max)
+
+    table = CellTable(
+        id=np.arange(1, n + 1, dtype=np.uint32), area=area, centroid=centroid, bbox=bbox,
+        n_positive_px=n_pos, n_negative_px=n_neg, positive=n_pos >= n_neg, marker=marker,
+    )
+    run_cell = np.full(start.size, -1, dtype=np.int32 if n < 2**31 - 1 else np.int64)
+    run_cell[filled[in_cell]] = cell
+    logger.debug("seg_thresh %d: %d runs, %d cells", seg_thresh, start.size, n)
+    return CellMap(table, (height, width), int(seg_thresh), length, run_cell, background)

@@ -190,7 +190,7 @@ def stain_infer(
     for outer, inner, _ in blocks:
         steps.check()
         contrast = _hematoxylin_contrast(_stain_od(_read(image, outer)), px)[inner]
-        counts += np.histogram(contrast, bins=_OTSU_BINS, range=_OTSU_RANGE)[0]
+        counts += np.histogram(np.clip(contrast, *_OTSU_RANGE), bins=_OTSU_BINS, range=_OTSU_RANGE)[0]
         steps.done()
     threshold = _foreground_threshold(counts, px.min_nuclear_od)
     log.debug("stain engine: hematoxylin contrast threshold %.3f OD at %s", threshold, resolution)
@@ -247,7 +247,7 @@ def _blocks(height: int, width: int, margin: int) -> Iterator[tuple[_Region, _Re
 
 
 def _read(image: Any, region: _Region) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(image[region])[..., :3], dtype=np.uint8)
+    return np.ascontiguousarray(image[region], dtype=np.uint8)
 
 
 def _stain_od(rgb: np.ndarray) -> np.ndarray:
@@ -273,7 +273,7 @@ def _nuclear_signal(ods: np.ndarray, px: _PixelSettings) -> np.ndarray:
 
 
 def _foreground_threshold(counts: np.ndarray, floor: float) -> float:
-    """Otsu threshold of a nuclear-signal histogram, never below ``floor``."""
+    """Otsu threshold of a hematoxylin-contrast histogram, never below ``floor``."""
     if np.count_nonzero(counts) < 2:
         return floor
     edges = np.linspace(*_OTSU_RANGE, _OTSU_BINS + 1)

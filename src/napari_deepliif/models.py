@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import warnings
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -57,7 +58,10 @@ def _read_state_dict(path: Path) -> dict[str, Any]:
         )
     try:
         if path.suffix == ".pt":
-            state = torch.jit.load(str(path), map_location="cpu").state_dict()
+            with warnings.catch_warnings():
+                # TorchScript is the release's format; its deprecation is not the user's concern
+                warnings.simplefilter("ignore", DeprecationWarning)
+                state = torch.jit.load(str(path), map_location="cpu").state_dict()
         else:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, pickle and zip errors alike
@@ -125,7 +129,9 @@ class DeepLIIFModel:
         if net.in_channels != 3:
             raise ModelError(f"{path}: the net takes {net.in_channels} input channels, expected 3 (RGB)")
         log.info("loaded %s from %s", name, path)
-        return net.to(self.device).eval()
+        net = net.to(self.device).eval()
+        net.optimise_layout()
+        return net
 
     def fingerprint(self) -> str:
         """A short sha256 over ``train_opt.txt`` and the net files' names and sizes.

@@ -51,3 +51,14 @@ def ihc_22_2(shared_dir: Path) -> np.ndarray:
 def ihc_small(shared_dir: Path) -> np.ndarray:
     """Real 300 x 200 IHC crop, smaller than a 40x tile."""
     return read_rgb(shared_dir / "fixtures" / "inputs" / "ihc_34_3_crop_300x200.png")
+
+
+def assert_matches_reference(ours: np.ndarray, ref: np.ndarray, what: str) -> None:
+    """The fixtures' tolerance: per channel, max |diff| <= 2 and >= 99.5% of pixels identical."""
+    assert ours.shape == ref.shape, f"{what}: shape {ours.shape} != reference {ref.shape}"
+    assert ours.dtype == np.uint8
+    diff = np.abs(ours.astype(np.int16) - ref.astype(np.int16))
+    for c in range(ref.shape[2]):
+        same = float((diff[..., c] == 0).mean())
+        assert diff[..., c].max() <= 2, f"{what} channel {c}: max diff {diff[..., c].max()}"
+        assert same >= 0.995, f"{what} channel {c}: only {same:.4%} of pixels identical"

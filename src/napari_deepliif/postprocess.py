@@ -32,6 +32,7 @@ from .constants import (
 from .errors import InputImageError
 from .resolution import resolve_resolution
 from .scoring import (
+    Override,
     check_overrides,
     classify,
     counts,
@@ -86,24 +87,25 @@ class Settings:
 
     def checked(self, has_marker: bool) -> Settings:
         """These settings validated (resolution normalised); raises :class:`InputImageError`."""
-        def whole(name: str, value: object, low: int, high: int | None, allow: tuple) -> None:
-            if value in allow and not isinstance(value, (bool, np.bool_)):
-                return
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
-                    or value < low or (high is not None and value > high):
-                span = f"{low} to {high}" if high is not None else f"at least {low}"
-                options = " or ".join(repr(a) for a in allow)
-                raise InputImageError(
-                    f"{name} must be a whole number {span}{' or ' + options if allow else ''},"
-                    f" got {value!r}")
-
-        whole("seg_thresh", self.seg_thresh, 0, MAX_SEG_THRESH, ())
-        whole("size_thresh", self.size_thresh, 0, None, ("default", None))
-        whole("size_thresh_upper", self.size_thresh_upper, 1, None, ("default", None))
-        whole("marker_thresh", self.marker_thresh, 0, 255, ("default", None))
+        _check_whole("seg_thresh", self.seg_thresh, 0, MAX_SEG_THRESH, optional=False)
+        _check_whole("size_thresh", self.size_thresh, 0)
+        _check_whole("size_thresh_upper", self.size_thresh_upper, 1)
+        _check_whole("marker_thresh", self.marker_thresh, 0, 255)
         if self.marker_thresh is not None and not has_marker:
             raise InputImageError("marker_thresh needs a Marker image; pass marker= or leave it None")
         return replace(self, resolution=resolve_resolution(self.resolution))
+
+
+def _check_whole(name: str, value: object, low: int, high: int | None = None, *,
+                 optional: bool = True) -> None:
+    """Raise unless ``value`` is a whole number in [low, high] (or, if optional, 'default'/None)."""
+    if optional and (value is None or value == "default"):
+        return
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < low or (high is not None and value > high):
+        span = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        also = ", 'default' or None" if optional else ""
+        raise InputImageError(f"{name} must be a whole number {span}{also}, got {value!r}")
 
 
 class _Source:
@@ -147,7 +149,7 @@ class PostprocessResult:
         The cell table (``cells.table``) and the run image behind the label image.
     settings : Settings
         As asked for.
-    overrides : dict of int to str
+    overrides : dict of int to Override
         Per-cell overrides in force, keyed by cell id (see :func:`scoring.classify`).
     counted, positive : ndarray, shape (n,), bool
         Which cells count (gating and overrides) and their final class.
@@ -159,7 +161,7 @@ class PostprocessResult:
 
     cells: CellMap
     settings: Settings
-    overrides: dict[int, str]
+    overrides: dict[int, Override]
     counted: np.ndarray
     positive: np.ndarray
     scoring: dict
@@ -181,7 +183,7 @@ class PostprocessResult:
         size_thresh: Threshold | _Keep = KEEP,
         size_thresh_upper: Threshold | _Keep = KEEP,
         marker_thresh: Threshold | _Keep = KEEP,
-        overrides: Mapping[int, str] | None | _Keep = KEEP,
+        overrides: Mapping[int, Override] | None | _Keep = KEEP,
     ) -> PostprocessResult:
         """The result with some settings changed; the others are kept.
 
@@ -255,7 +257,7 @@ class PostprocessResult:
         return rendering.seg_overlaid(image, self._classes_and_borders[1])
 
 
-def _score(source: _Source, settings: Settings, overrides: Mapping[int, str] | None) -> PostprocessResult:
+def _score(source: _Source, settings: Settings, overrides: Mapping[int, Override] | None) -> PostprocessResult:
     settings = settings.checked(source.pixels.marker is not None)
     cells = source.cells(settings.seg_thresh)
     checked = check_overrides(overrides, len(cells.table))
@@ -289,7 +291,7 @@ def postprocess(
     size_thresh: Threshold = "default",
     size_thresh_upper: Threshold = None,
     marker_thresh: Threshold = None,
-    overrides: Mapping[int, str] | None = None,
+    overrides: Mapping[int, Override] | None = None,
 ) -> PostprocessResult:
     """Cells and IHC score of a DeepLIIF Seg map, as the reference's ``compute_final_results``.
 

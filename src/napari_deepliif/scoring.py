@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from skimage.measure import points_in_poly
@@ -32,9 +31,9 @@ from .errors import InputImageError
 #: What a user can say about one cell: leave it out, count it whatever its size, or count it
 #: with this class.
 Override = Literal["exclude", "include", "positive", "negative"]
-OVERRIDES: tuple[str, ...] = ("exclude", "include", "positive", "negative")
-#: Rows of the KDE matrix summed at once (bounds memory to about 40 MB).
-_KDE_BLOCK = 10_000
+OVERRIDES: tuple[str, ...] = get_args(Override)
+#: Cells whose KDE terms are summed at once (8 MB of float64).
+_KDE_BLOCK = 2_000
 
 
 def resolution_for_tile_size(tile_size: int) -> str:
@@ -56,17 +55,18 @@ def _kde_bin_exact(values: np.ndarray, x: float) -> float:
 def _size_kde(values: np.ndarray) -> tuple[np.ndarray, float]:
     """float32 Gaussian KDE of ``values`` on ``SIZE_KDE_BINS`` bins over [0, max + 1), and the step.
 
-    Terms are summed in cell order like the reference; ``np.exp`` may differ from
-    ``math.exp`` in the last bit, so bins whose float32 rounding that could flip are redone
-    term by term.
+    Terms are summed in cell order like the reference (each distinct value's terms are
+    computed once). ``np.exp`` may differ from ``math.exp`` in the last bit, so bins whose
+    float32 rounding that could flip are redone term by term.
     """
     step = (values.max() + 1) / SIZE_KDE_BINS
     x = np.arange(SIZE_KDE_BINS) * step
-    inv_sqrt_2pi = 1 / math.sqrt(2 * math.pi)
+    distinct, which = np.unique(values, return_inverse=True)
+    d = (x[None, :] - distinct[:, None]) * (1 / SIZE_KDE_BANDWIDTH)
+    table = np.exp(-(d * d / 2)) * (1 / math.sqrt(2 * math.pi))
     total = np.zeros(SIZE_KDE_BINS)
     for i in range(0, values.size, _KDE_BLOCK):
-        d = (x[None, :] - values[i:i + _KDE_BLOCK, None]) * (1 / SIZE_KDE_BANDWIDTH)
-        terms = np.exp(-(d * d / 2)) * inv_sqrt_2pi
+        terms = table[which[i:i + _KDE_BLOCK]]
         terms[0] += total
         total = terms.sum(axis=0)  # row after row: the reference's order
     kde64 = total / (values.size * SIZE_KDE_BANDWIDTH)
@@ -132,7 +132,7 @@ def default_marker_threshold(marker: np.ndarray) -> int:
     return round((high - low) * MARKER_THRESH_FRACTION) + low
 
 
-def check_overrides(overrides: Mapping[int, str] | None, n_cells: int) -> dict[int, str]:
+def check_overrides(overrides: Mapping[int, Override] | None, n_cells: int) -> dict[int, Override]:
     """Validate ``{cell id: override}`` against a table of ``n_cells`` cells (ids 1..n).
 
     Raises
@@ -140,7 +140,7 @@ def check_overrides(overrides: Mapping[int, str] | None, n_cells: int) -> dict[i
     InputImageError
         For an unknown cell id or override.
     """
-    checked: dict[int, str] = {}
+    checked: dict[int, Override] = {}
     for cell_id, what in (overrides or {}).items():
         if isinstance(cell_id, bool) or not isinstance(cell_id, (int, np.integer)) \
                 or not 1 <= cell_id <= n_cells:
@@ -152,7 +152,7 @@ def check_overrides(overrides: Mapping[int, str] | None, n_cells: int) -> dict[i
 
 
 def classify(table: CellTable, size_thresh: int, size_thresh_upper: int | None,
-             marker_thresh: int | None, overrides: Mapping[int, str]) -> tuple[np.ndarray, np.ndarray]:
+             marker_thresh: int | None, overrides: Mapping[int, Override]) -> tuple[np.ndarray, np.ndarray]:
     """Which cells count and which of them are positive.
 
     A cell counts if ``area > size_thresh`` and (no upper cap or ``area < size_thresh_upper``);

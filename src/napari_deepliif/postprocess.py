@@ -3,12 +3,12 @@
 Every front end (widget, server, CLI) calls :func:`postprocess` once per Seg map and then
 :meth:`PostprocessResult.rescore` when a setting changes: size and marker thresholds and
 per-cell overrides only touch the cell table; a new ``seg_thresh`` finds the cells again from
-the prepared Seg map (never the network).
+the prepared Seg map (never the network). Example::
 
->>> result = postprocess(seg, marker, resolution="40x")
->>> result.scoring                       # the reference's compute_final_results keys
->>> result = result.rescore(size_thresh=40, overrides={12: "exclude"})
->>> refined = result.seg_refined()
+    result = postprocess(seg, marker, resolution="40x")
+    result.scoring                     # the reference's compute_final_results keys
+    result = result.rescore(size_thresh=40, overrides={12: "exclude"})
+    refined, table = result.seg_refined(), result.table
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class Settings:
 def _check_whole(name: str, value: object, low: int, high: int | None = None, *,
                  optional: bool = True) -> None:
     """Raise unless ``value`` is a whole number in [low, high] (or, if optional, 'default'/None)."""
-    if optional and (value is None or value == "default"):
+    if optional and (value is None or (isinstance(value, str) and value == "default")):
         return
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
             or value < low or (high is not None and value > high):
@@ -118,19 +118,20 @@ class _Source:
         self._default_marker: int | None = None
 
     def cells(self, seg_thresh: int) -> CellMap:
-        seg_thresh = int(seg_thresh)
-        if seg_thresh not in self._cells:
+        cells = self._cells.get(seg_thresh)
+        if cells is None:
+            cells = find_cells(self.pixels, seg_thresh)
             while len(self._cells) >= _CELL_CACHE_SIZE:
                 dropped = next(iter(self._cells))
-                del self._cells[dropped]
+                self._cells.pop(dropped, None)
                 self._default_size = {k: v for k, v in self._default_size.items() if k[0] != dropped}
-            self._cells[seg_thresh] = find_cells(self.pixels, seg_thresh)
-        return self._cells[seg_thresh]
+            self._cells[seg_thresh] = cells
+        return cells
 
-    def default_size_thresh(self, seg_thresh: int, resolution: str) -> int:
-        key = (int(seg_thresh), resolution)
+    def default_size_thresh(self, cells: CellMap, resolution: str) -> int:
+        key = (cells.seg_thresh, resolution)
         if key not in self._default_size:
-            self._default_size[key] = default_size_threshold(self.cells(seg_thresh).table.area, resolution)
+            self._default_size[key] = default_size_threshold(cells.table.area, resolution)
         return self._default_size[key]
 
     def default_marker_thresh(self) -> int:
@@ -259,11 +260,11 @@ class PostprocessResult:
 
 def _score(source: _Source, settings: Settings, overrides: Mapping[int, Override] | None) -> PostprocessResult:
     settings = settings.checked(source.pixels.marker is not None)
-    cells = source.cells(settings.seg_thresh)
+    cells = source.cells(int(settings.seg_thresh))
     checked = check_overrides(overrides, len(cells.table))
     size = settings.size_thresh
     if size == "default":
-        size = source.default_size_thresh(settings.seg_thresh, settings.resolution)
+        size = source.default_size_thresh(cells, settings.resolution)
     upper = settings.size_thresh_upper
     if upper == "default":
         upper = DEFAULT_LARGE_NOISE_BY_RESOLUTION[settings.resolution]
@@ -316,6 +317,8 @@ def postprocess(
     ------
     InputImageError
         For images of the wrong type, shape or dtype, and for invalid settings.
+    DeepLIIFError
+        For an unknown resolution.
     """
     settings = Settings(resolution, seg_thresh, size_thresh, size_thresh_upper, marker_thresh)
     pixels = SegPixels.from_images(seg, marker)

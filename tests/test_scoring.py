@@ -216,6 +216,8 @@ def test_density_of_image_and_region(result) -> None:
     assert scoring["pos_per_mm2"] == round(2 / scoring["area_mm2"], 1)
     square = np.array([[0, 0], [30, 0], [30, 15], [0, 15]])
     assert result.score(square, microns_per_pixel=1.0)["area_mm2"] == pytest.approx(450 / 1e6)
+    by_name = result.score_regions({"square": square}, microns_per_pixel=1.0)
+    assert by_name["square"] == result.score(square, microns_per_pixel=1.0)
 
 
 @pytest.mark.parametrize(("kwargs", "error"), [

@@ -241,9 +241,17 @@ class PostprocessResult:
             result.update(density(result["num_pos"], area, microns_per_pixel))
         return result
 
-    def score_regions(self, regions: Mapping[str, np.ndarray], **extras) -> dict[str, dict]:
-        """:meth:`score` of each named region (keyword arguments as for :meth:`score`)."""
-        return {name: self.score(region, **extras) for name, region in regions.items()}
+    def score_regions(
+        self,
+        regions: Mapping[str, np.ndarray],
+        *,
+        intensity_thresholds: tuple[int, int] | None = None,
+        microns_per_pixel: float | None = None,
+    ) -> dict[str, dict]:
+        """:meth:`score` of each named region (polygon or mask), with the same extras."""
+        return {name: self.score(region, intensity_thresholds=intensity_thresholds,
+                                 microns_per_pixel=microns_per_pixel)
+                for name, region in regions.items()}
 
     @cached_property
     def _classes_and_borders(self) -> tuple[np.ndarray, np.ndarray]:

@@ -238,7 +238,7 @@ def region_cells(table: CellTable, region: np.ndarray, shape: tuple[int, int]) -
     area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
     if area == 0:
         raise InputImageError("ROI polygon has zero area")
-    return points_in_poly(table.centroid_xy, region[:, :2].astype(np.float64)), area
+    return points_in_poly(table.centroid_xy, np.column_stack([x, y])), area
 
 
 def intensity_classes(table: CellTable, counted: np.ndarray, positive: np.ndarray,

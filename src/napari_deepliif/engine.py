@@ -10,7 +10,7 @@ import logging
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,10 +21,15 @@ from .inference import CancelCheck, ProgressCallback, TileRunner, modality_names
 from .resolution import resolve_resolution, tile_size_for
 from .tiling import ArrayRegion, TileGrid
 
+if TYPE_CHECKING:
+    from .pipeline import ScoreResult
+
 log = logging.getLogger(__name__)
 
 #: ``outputs="score"``: what scoring needs (the Marker for marker values, and Seg).
 SCORE_OUTPUTS = ("Marker", SEG)
+#: The model used when none is named.
+DEFAULT_MODEL = "deepliif-latest"
 
 
 @dataclass
@@ -42,7 +47,7 @@ class Engine:
     @classmethod
     def load(
         cls,
-        model: str | Path = "deepliif-latest",
+        model: str | Path = DEFAULT_MODEL,
         *,
         device: str = "auto",
         precision: str = "fp32",
@@ -79,6 +84,16 @@ class Engine:
     def name(self) -> str:
         """Engine name written into every output (``deepliif``)."""
         return "deepliif"
+
+    @property
+    def model_name(self) -> str:
+        """The model directory's name."""
+        return self.model.name
+
+    @property
+    def model_hash(self) -> str:
+        """A short fingerprint of the model files (see ``DeepLIIFModel.fingerprint``)."""
+        return self.model.fingerprint()
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -135,21 +150,139 @@ class Engine:
         dict
             Output name -> H x W x 3 uint8 array (``out`` itself when given).
         """
-        source = check_rgb(image)
-        if region is not None:
-            source = check_rgb(_region(source, region), "region")
+        source = input_region(image, region)
         names = self.resolve_outputs(outputs)
         height, width = int(source.shape[0]), int(source.shape[1])
         grid = TileGrid(height, width, tile_size_for(resolve_resolution(resolution, mpp)))
         runner = TileRunner(self.model, names, self.precision)
-        result: MutableMapping[str, Any] = out if out is not None else {}
-        for name in names:
-            if name not in result:
-                result[name] = np.zeros((height, width, 3), np.uint8)
-            elif tuple(result[name].shape) != (height, width, 3):
-                raise DeepLIIFError(f"out['{name}'] has shape {tuple(result[name].shape)}, expected {(height, width, 3)}")
+        result = output_arrays(names, (height, width), out)
         run_tiles(source, grid, runner, names, result, batch_size=self.batch_size, progress=progress, cancel=cancel)
         return result
+
+    def score(self, image: Any, **kwargs: Any) -> "ScoreResult":
+        """Infer what scoring needs and postprocess it: see :func:`pipeline.score_image`."""
+        from .pipeline import score_image
+
+        return score_image(self, image, **kwargs)
+
+
+@dataclass
+class StainEngine:
+    """The classical ``stain`` engine (colour deconvolution, no weights) behind the same
+    ``infer``/``score`` interface as :class:`Engine`; see :mod:`napari_deepliif.stain`."""
+
+    dab_threshold: float = 0.2
+
+    name = "stain"
+    model_name = None
+    model_hash = None
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Hema, Marker and Seg."""
+        from .stain import STAIN_OUTPUTS
+
+        return STAIN_OUTPUTS
+
+    def resolve_outputs(self, outputs: str | Iterable[str] = "all") -> tuple[str, ...]:
+        """``all`` -> Hema, Marker, Seg; ``score`` -> Marker, Seg; else the names given."""
+        if outputs == "all":
+            return self.outputs
+        if outputs == "score":
+            return SCORE_OUTPUTS
+        names = tuple(dict.fromkeys((outputs,) if isinstance(outputs, str) else outputs))
+        unknown = set(names) - set(self.outputs)
+        if unknown:
+            raise DeepLIIFError(f"unknown outputs {sorted(unknown)}; the stain engine gives {', '.join(self.outputs)}")
+        return names
+
+    def infer(
+        self,
+        image: Any,
+        *,
+        resolution: str | None = None,
+        mpp: float | None = None,
+        outputs: str | Iterable[str] = "all",
+        region: tuple[int, int, int, int] | None = None,
+        out: MutableMapping[str, Any] | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelCheck | Any | None = None,
+    ) -> MutableMapping[str, Any]:
+        """Same parameters and results as :meth:`Engine.infer` (outputs Hema, Marker, Seg)."""
+        from .stain import stain_infer
+
+        source = input_region(image, region)
+        names = self.resolve_outputs(outputs)
+        images = stain_infer(source, resolve_resolution(resolution, mpp), dab_threshold=self.dab_threshold, progress=progress, cancel=cancel)
+        result = output_arrays(names, tuple(source.shape[:2]), out)
+        for name in names:
+            result[name][:] = images[name]
+        return result
+
+    def score(self, image: Any, **kwargs: Any) -> "ScoreResult":
+        """Infer what scoring needs and postprocess it: see :func:`pipeline.score_image`."""
+        from .pipeline import score_image
+
+        return score_image(self, image, **kwargs)
+
+
+ENGINES = ("auto", "deepliif", "stain")
+
+
+def load_engine(
+    engine: str = "auto",
+    model: str | Path | None = None,
+    *,
+    device: str = "auto",
+    precision: str = "fp32",
+    batch_size: int | None = None,
+) -> "Engine | StainEngine":
+    """The engine a front end asked for.
+
+    Parameters
+    ----------
+    engine : {'auto', 'deepliif', 'stain'}
+        ``auto``: DeepLIIF when ``model`` is given or ``deepliif-latest`` is installed, else
+        the classical ``stain`` engine (logged, and named in every output).
+    model : str or Path, optional
+        Model index name or directory for DeepLIIF (default ``deepliif-latest``).
+    device, precision, batch_size
+        As :meth:`Engine.load` (ignored by ``stain``).
+    """
+    if engine not in ENGINES:
+        raise DeepLIIFError(f"unknown engine '{engine}' (choose one of {', '.join(ENGINES)})")
+    if engine == "stain":
+        return StainEngine()
+    if engine == "auto" and model is None:
+        from .model_index import get_model
+
+        if not get_model(DEFAULT_MODEL).installed:
+            log.warning("no DeepLIIF model installed: using the classical 'stain' engine "
+                        "(napari-deepliif models fetch %s installs DeepLIIF)", DEFAULT_MODEL)
+            return StainEngine()
+    return Engine.load(model or DEFAULT_MODEL, device=device, precision=precision, batch_size=batch_size)
+
+
+def input_region(image: Any, region: tuple[int, int, int, int] | None) -> Any:
+    """Check ``image`` (see :func:`check_rgb`) and return it, or a lazy view of ``region``."""
+    source = check_rgb(image)
+    if region is not None:
+        source = check_rgb(_region(source, region), "region")
+    return source
+
+
+def output_arrays(
+    names: Iterable[str], shape: tuple[int, int], out: MutableMapping[str, Any] | None
+) -> MutableMapping[str, Any]:
+    """``out`` completed with new zeroed H x W x 3 uint8 arrays; given arrays are checked."""
+    result: MutableMapping[str, Any] = out if out is not None else {}
+    expected = (*shape, 3)
+    for name in names:
+        if name not in result:
+            result[name] = np.zeros(expected, np.uint8)
+        elif tuple(result[name].shape) != expected:
+            raise DeepLIIFError(f"out['{name}'] has shape {tuple(result[name].shape)}, expected {expected}")
+    return result
 
 
 def _region(image: Any, region: tuple[int, int, int, int]) -> ArrayRegion:

@@ -10,7 +10,7 @@ at once; every norm layer keeps each tile's own statistics (see :mod:`.networks`
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -130,15 +130,17 @@ def run_tiles(
     batch_size: int = 1,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | Any | None = None,
+    tiles: Sequence[Tile] | None = None,
 ) -> None:
     """Read, run and write every tile of ``grid`` in order, ``batch_size`` tiles at a time.
 
     ``out`` maps each output name to an H x W x 3 uint8 array-like (numpy, zarr, ...) that
     receives the stitched result. Empty tiles get the reference's constant colours.
-    Raises :class:`Cancelled` when ``cancel`` is set between batches.
+    Raises :class:`Cancelled` when ``cancel`` is set between batches. ``tiles``: run only
+    these tiles of ``grid`` (e.g. one chunk of a whole slide), in the order given.
     """
     outputs = tuple(outputs)
-    tiles = grid.tiles()
+    tiles = grid.tiles() if tiles is None else list(tiles)
     total = len(tiles)
     if progress:
         progress(0, total)

@@ -1,0 +1,128 @@
+"""A cheap tissue mask from a low-resolution view, so glass is never sent through the networks.
+
+Rule: on a view of :data:`MASK_MPP` µm/px (long side at most :data:`MASK_SIZE` px; when the
+pixel size is unknown, the long side is :data:`MASK_SIZE`), a pixel is tissue when its
+HSV saturation ``(max - min) / max`` (Gaussian-smoothed) exceeds a threshold: Otsu's
+threshold of the saturation, clamped to :data:`SATURATION_RANGE` so that a slide that is all
+tissue (or all glass) is not split in two. The mask is then closed, its holes filled, specks
+under :data:`MIN_OBJECT_PX` removed and the rest dilated by :data:`DILATE_PX` (tissue edges
+keep their tiles). Stained tissue (hematoxylin, DAB) is saturated; glass and the white
+background are not.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.filters import threshold_otsu
+from skimage.morphology import disk
+
+from .readers import Downsampled, Slide
+
+log = logging.getLogger(__name__)
+
+#: Pixel size of the view the mask is computed on (µm/px): nuclei and the gaps between them
+#: blur into tissue, glass stays glass.
+MASK_MPP = 8.0
+#: Longest side of that view (pixels).
+MASK_SIZE = 2048
+#: Saturation threshold is Otsu's, clamped to this range.
+SATURATION_RANGE = (0.04, 0.12)
+#: Gaussian sigma (mask pixels) applied to the saturation first.
+SMOOTHING_PX = 1.0
+#: Closing radius, smallest object kept and dilation (mask pixels).
+CLOSING_PX = 2
+MIN_OBJECT_PX = 16
+DILATE_PX = 2
+#: Rows read at once when averaging a large level down (bounds memory).
+_ROWS_PER_READ = 64
+
+
+@dataclass(frozen=True)
+class TissueMask:
+    """Tissue (True) / background mask of a slide at a low resolution.
+
+    Attributes
+    ----------
+    mask : ndarray, shape (h, w), bool
+    downsample : float
+        Level-0 pixels per mask pixel.
+    threshold : float
+        The saturation threshold used.
+    """
+
+    mask: np.ndarray
+    downsample: float
+    threshold: float
+
+    @property
+    def fraction(self) -> float:
+        """Share of the slide that is tissue."""
+        return float(self.mask.mean()) if self.mask.size else 0.0
+
+    def covers(self, y0: int, y1: int, x0: int, x1: int, downsample: float = 1.0) -> bool:
+        """Whether the box ``[y0, y1) x [x0, x1)`` of an image at ``downsample`` holds tissue.
+
+        Coordinates are pixels of the image scored (level 0 divided by ``downsample``).
+        """
+        scale = downsample / self.downsample
+        r0, c0 = int(math.floor(y0 * scale)), int(math.floor(x0 * scale))
+        r1, c1 = int(math.ceil(y1 * scale)), int(math.ceil(x1 * scale))
+        return bool(self.mask[max(r0, 0) : max(r1, r0 + 1), max(c0, 0) : max(c1, c0 + 1)].any())
+
+
+def _low_resolution_view(slide: Slide) -> tuple[np.ndarray, float]:
+    """The slide averaged down to about :data:`MASK_MPP` µm/px (see module docstring) from the
+    coarsest level fine enough; returns RGB and its downsample from level 0."""
+    longest = max(slide.shape)
+    wanted = max(MASK_MPP / slide.mpp if slide.mpp else 1.0, longest / MASK_SIZE, 1.0)
+    index = max((i for i, lvl in enumerate(slide.levels) if lvl.downsample <= wanted),
+                key=lambda i: slide.levels[i].downsample)
+    level = slide.level(index)
+    factor = max(1, math.floor(wanted / slide.levels[index].downsample))
+    view: Any = level if factor == 1 else Downsampled(level, factor)
+    height, width = view.shape[:2]
+    rows = [np.asarray(view[y : min(y + _ROWS_PER_READ, height), 0:width])[..., :3]
+            for y in range(0, height, _ROWS_PER_READ)]
+    return np.concatenate(rows), slide.levels[index].downsample * factor
+
+
+def saturation(rgb: np.ndarray) -> np.ndarray:
+    """HSV saturation ``(max - min) / max`` in [0, 1] (0 for black)."""
+    high = rgb.max(axis=-1).astype(np.float32)
+    low = rgb.min(axis=-1).astype(np.float32)
+    return np.divide(high - low, high, out=np.zeros_like(high), where=high > 0)
+
+
+def tissue_mask_from_rgb(rgb: np.ndarray, downsample: float = 1.0) -> TissueMask:
+    """Tissue mask of a low-resolution RGB view (see module docstring).
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (h, w, 3), uint8
+    downsample : float
+        Level-0 pixels per pixel of ``rgb``.
+    """
+    sat = ndi.gaussian_filter(saturation(rgb), SMOOTHING_PX)
+    otsu = float(threshold_otsu(sat)) if np.ptp(sat) > 0 else SATURATION_RANGE[1]
+    threshold = float(np.clip(otsu, *SATURATION_RANGE))
+    padded = np.pad(sat > threshold, CLOSING_PX)  # a closing must not eat tissue at the border
+    mask = ndi.binary_closing(padded, disk(CLOSING_PX))[CLOSING_PX:-CLOSING_PX, CLOSING_PX:-CLOSING_PX]
+    mask = ndi.binary_fill_holes(mask)
+    labels, _ = ndi.label(mask)
+    mask = (np.bincount(labels.ravel()) >= MIN_OBJECT_PX)[labels] & mask
+    mask = ndi.binary_dilation(mask, disk(DILATE_PX))
+    log.debug("tissue mask %s at downsample %.2f: threshold %.3f, %.1f%% tissue",
+              mask.shape, downsample, threshold, 100 * mask.mean())
+    return TissueMask(mask, float(downsample), threshold)
+
+
+def tissue_mask(slide: Slide) -> TissueMask:
+    """Tissue mask of a slide from a low-resolution view (see module docstring)."""
+    rgb, downsample = _low_resolution_view(slide)
+    return tissue_mask_from_rgb(rgb, downsample)

@@ -1,0 +1,179 @@
+"""Reading whole slides: TIFF-family pyramids, metadata, level choice and the tissue mask.
+
+The slides are written here with tifffile from the real sample ROI_1.png: real tissue on the
+left, glass (bright, unsaturated, slightly noisy) on the right and along the top.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from scipy import ndimage as ndi
+
+from conftest import read_rgb
+from napari_deepliif.errors import InputImageError
+from napari_deepliif.slides import SlideMetadataError, open_slide, tissue_mask
+from napari_deepliif.slides.readers import openslide_available
+from napari_deepliif.tiling import mirror_index
+
+SLIDE_SHAPE = (1536, 2048)
+#: Glass: x at or beyond GLASS_X, and y below GLASS_Y.
+GLASS_X, GLASS_Y = 1400, 192
+TILE = (256, 256)
+
+
+def slide_pixels(shared_dir: Path, shape: tuple[int, int] = SLIDE_SHAPE, seed: int = 0) -> np.ndarray:
+    """An H x W x 3 slide: ROI_1 mirrored to fill, with glass right of GLASS_X and above GLASS_Y."""
+    roi = read_rgb(shared_dir / "data" / "ihc" / "ROI_1.png")
+    height, width = shape
+    pixels = roi[mirror_index(roi.shape[0], height)][:, mirror_index(roi.shape[1], width)]
+    rng = np.random.default_rng(seed)
+    glass = np.zeros(shape, bool)
+    glass[:, min(GLASS_X, width):] = True
+    glass[:GLASS_Y] = True
+    pixels = pixels.copy()
+    pixels[glass] = rng.integers(236, 246, size=(int(glass.sum()), 1), dtype=np.uint8)
+    return pixels
+
+
+def _pyramid(pixels: np.ndarray, n: int) -> list[np.ndarray]:
+    return [pixels[:: 2**i, :: 2**i] for i in range(n)]
+
+
+def write_ome_tiff(path: Path, pixels: np.ndarray, mpp: float, levels: int = 3) -> Path:
+    """OME-TIFF with SubIFD pyramid levels (1, 2, 4, ...) and PhysicalSizeX."""
+    opts = dict(tile=TILE, photometric="rgb", compression="zlib")
+    pyramid = _pyramid(pixels, levels)
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        tif.write(pyramid[0], subifds=levels - 1, metadata={"axes": "YXS", "PhysicalSizeX": mpp, "PhysicalSizeY": mpp}, **opts)
+        for level in pyramid[1:]:
+            tif.write(level, subfiletype=1, **opts)
+    return path
+
+
+def write_svs(path: Path, pixels: np.ndarray, mpp: float | None, magnification: int | None) -> Path:
+    """Aperio-style SVS: tiled base level, stripped thumbnail, tiled 4x level."""
+    fields = [f"{pixels.shape[1]}x{pixels.shape[0]} [0,0 {pixels.shape[1]}x{pixels.shape[0]}] (256x256) RGB"]
+    if magnification:
+        fields.append(f"AppMag = {magnification}")
+    if mpp:
+        fields.append(f"MPP = {mpp}")
+    description = "Aperio Image Library v12.0.15 \n" + "|".join(fields)
+    opts = dict(photometric="rgb", compression="zlib", metadata=None)
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(pixels, tile=TILE, description=description, **opts)
+        tif.write(pixels[::16, ::16], description="Aperio Image Library thumbnail", **opts)
+        tif.write(pixels[::4, ::4], tile=TILE, description="Aperio Image Library level", **opts)
+    return path
+
+
+def write_generic_tiff(path: Path, pixels: np.ndarray, mpp: float | None, levels: int = 3) -> Path:
+    """Generic tiled TIFF: one page per level, resolution tags in centimetres."""
+    with tifffile.TiffWriter(path) as tif:
+        for i, level in enumerate(_pyramid(pixels, levels)):
+            res = {} if mpp is None else {"resolution": (1e4 / (mpp * 2**i),) * 2, "resolutionunit": "CENTIMETER"}
+            tif.write(level, tile=TILE, photometric="rgb", compression="zlib", metadata=None, subfiletype=1 if i else 0, **res)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pixels(shared_dir: Path) -> np.ndarray:
+    return slide_pixels(shared_dir)
+
+
+def test_ome_tiff_levels_metadata_and_lazy_reads(tmp_path: Path, pixels: np.ndarray) -> None:
+    path = write_ome_tiff(tmp_path / "s.ome.tif", pixels, mpp=0.5)
+    with open_slide(path) as slide:
+        assert slide.backend == "tifffile"
+        assert [lvl.shape for lvl in slide.levels] == [(1536, 2048), (768, 1024), (384, 512)]
+        assert [lvl.downsample for lvl in slide.levels] == [1.0, 2.0, 4.0]
+        assert slide.mpp == pytest.approx(0.5)
+        assert "OME" in slide.pixel_size.source
+        np.testing.assert_array_equal(slide.level(0)[700:900, 1300:1500], pixels[700:900, 1300:1500])
+        np.testing.assert_array_equal(slide.level(2)[10:20, 5:9], pixels[::4, ::4][10:20, 5:9])
+
+
+def test_svs_metadata_and_level_choice(tmp_path: Path, pixels: np.ndarray) -> None:
+    path = write_svs(tmp_path / "s.svs", pixels, mpp=0.2527, magnification=40)
+    with open_slide(path) as slide:
+        assert slide.mpp == pytest.approx(0.2527)
+        assert slide.pixel_size.magnification == 40
+        assert [lvl.downsample for lvl in slide.levels] == [1.0, 4.0]
+        native = slide.level_for(None)
+        assert (native.level, native.factor, native.resolution) == (0, 1, "40x")
+        ten = slide.level_for("10x")
+        assert (ten.level, ten.factor, ten.resolution) == (1, 1, "10x")
+        assert ten.mpp == pytest.approx(0.2527 * 4)
+        # no 2x level: level 0 averaged 2 x 2
+        twenty = slide.level_for("20x")
+        assert (twenty.level, twenty.factor, twenty.downsample, twenty.resolution) == (0, 2, 2.0, "20x")
+        view = slide.array(twenty)
+        assert view.shape == (768, 1024, 3)
+        block = pixels[400:404, 600:604].astype(float).reshape(2, 2, 2, 2, 3).mean(axis=(1, 3))
+        np.testing.assert_array_equal(view[200:202, 300:302], np.rint(block).astype(np.uint8))
+
+
+def test_magnification_only_gives_nominal_pixel_size(tmp_path: Path, pixels: np.ndarray) -> None:
+    with open_slide(write_svs(tmp_path / "m.svs", pixels, mpp=None, magnification=20)) as slide:
+        assert slide.mpp == pytest.approx(0.5)
+        assert slide.level_for(None).resolution == "20x"
+
+
+def test_generic_tiff_resolution_tags(tmp_path: Path, pixels: np.ndarray) -> None:
+    with open_slide(write_generic_tiff(tmp_path / "g.tif", pixels, mpp=1.0)) as slide:
+        assert slide.mpp == pytest.approx(1.0)
+        assert len(slide.levels) == 3
+        assert slide.level_for(None).resolution == "10x"
+        # asking for 40x on a 10x scan: level 0, with the resolution it really has
+        assert slide.level_for("40x").resolution == "10x"
+
+
+def test_unknown_pixel_size_says_what_to_pass(tmp_path: Path, pixels: np.ndarray, caplog) -> None:
+    path = write_generic_tiff(tmp_path / "u.tif", pixels, mpp=None)
+    with open_slide(path) as slide:
+        with pytest.raises(SlideMetadataError, match="--mpp.*--resolution"):
+            slide.level_for(None)
+        choice = slide.level_for("20x")
+        assert (choice.level, choice.resolution, choice.mpp) == (0, "20x", None)
+        assert "pixel size unknown" in caplog.text
+    with open_slide(path, mpp=0.25) as slide:
+        assert slide.pixel_size.source == "given"
+        assert slide.level_for("10x").downsample == 4.0
+
+
+def test_plain_png_and_missing_file(tmp_path: Path, shared_dir: Path) -> None:
+    with open_slide(shared_dir / "data" / "ihc" / "ROI_1.png", mpp=0.5) as slide:
+        assert slide.backend == "image" and slide.shape == (949, 1381)
+        assert slide.level_for(None).resolution == "20x"
+    with pytest.raises(InputImageError, match="does not exist"):
+        open_slide(tmp_path / "nothing.svs")
+
+
+@pytest.mark.skipif(not openslide_available(), reason="openslide-python is an optional extra")
+def test_openslide_backend_matches_tifffile(tmp_path: Path, pixels: np.ndarray) -> None:
+    path = write_generic_tiff(tmp_path / "o.tif", pixels, mpp=0.5)
+    with open_slide(path, backend="openslide") as slide, open_slide(path) as reference:
+        assert [lvl.shape for lvl in slide.levels] == [lvl.shape for lvl in reference.levels]
+        np.testing.assert_array_equal(slide.level(1)[100:300, 400:700], reference.level(1)[100:300, 400:700])
+
+
+def test_tissue_mask_finds_tissue_not_glass(tmp_path: Path, pixels: np.ndarray) -> None:
+    with open_slide(write_ome_tiff(tmp_path / "t.ome.tif", pixels, mpp=0.5)) as slide:
+        tissue = tissue_mask(slide)
+    # 8 µm/px view of a 0.5 µm/px slide
+    assert tissue.downsample == 16.0 and tissue.mask.shape == (96, 128)
+    truth = np.zeros(tissue.mask.shape, bool)
+    truth[GLASS_Y // 16 :, : GLASS_X // 16] = True
+    edge = ndi.binary_dilation(truth, iterations=2) & ~ndi.binary_erosion(truth, iterations=2)
+    # the sample has a few white lumens: most of the tissue, almost none of the glass
+    assert tissue.mask[truth & ~edge].mean() > 0.9
+    assert tissue.mask[~truth & ~edge].mean() < 0.02
+    # tiles wholly on glass are skipped, tiles on tissue are not
+    assert not tissue.covers(0, 128, 1600, 1728)
+    assert tissue.covers(600, 728, 300, 428)
+    # in pixels of a 4x downsampled view
+    assert not tissue.covers(0, 32, 400, 432, downsample=4)
+    assert tissue.covers(150, 182, 75, 107, downsample=4)

@@ -1,0 +1,163 @@
+"""Start and stop the server from Python (the napari widget) or the ``serve`` command.
+
+>>> handle = ServerHandle.start(engine="stain", port=0)   # port 0: any free port
+>>> handle.url, handle.token
+>>> handle.stop()
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import DeepLIIFError
+from .security import Limits, load_or_create_token, token_path
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8642
+#: Seconds ``stop`` waits for the running request to notice its cancel and for uvicorn to end.
+STOP_TIMEOUT = 30.0
+
+
+class ServerHandle:
+    """A running server: uvicorn in a background thread, serving one engine.
+
+    Build it with :meth:`start`; ``url``, ``token`` and ``token_path`` say how to reach it.
+    Usable as a context manager (stops on exit).
+    """
+
+    def __init__(self, server: Any, thread: threading.Thread, app: Any, host: str, port: int, token: str):
+        self._server = server
+        self._thread = thread
+        self.app = app
+        self.host = host
+        self.port = port
+        self.token = token
+        self.token_path: Path = token_path()
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` (IPv6 hosts in brackets)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        """Whether the server thread still runs."""
+        return self._thread.is_alive()
+
+    @classmethod
+    def start(
+        cls,
+        engine: Any = "auto",
+        *,
+        model: str | Path | None = None,
+        device: str = "auto",
+        precision: str = "fp32",
+        batch_size: int | None = None,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        limits: Limits | None = None,
+        timeout: float = 30.0,
+    ) -> "ServerHandle":
+        """Load the engine (unless one is given), bind ``host:port`` and serve in a thread.
+
+        Parameters
+        ----------
+        engine : {'auto', 'deepliif', 'stain'} or Engine or StainEngine
+            An engine name (loaded here with ``model``, ``device``, ``precision``,
+            ``batch_size``; see :func:`napari_deepliif.engine.load_engine`) or a loaded engine.
+        host : str
+            Address to listen on; the default, 127.0.0.1, accepts only this machine.
+        port : int
+            TCP port; 0 picks a free one (read it back from ``handle.port``).
+        limits : Limits, optional
+            Request size, pixel and queue limits.
+        timeout : float
+            Seconds to wait for the server to accept connections.
+
+        Raises
+        ------
+        DeepLIIFError
+            When the engine cannot be loaded or the address cannot be bound.
+        """
+        import uvicorn
+
+        from .app import create_app
+
+        if isinstance(engine, str):
+            from ..engine import load_engine
+
+            engine = load_engine(engine, model, device=device, precision=precision, batch_size=batch_size)
+        if not _is_loopback(host):
+            log.warning("listening on %s: other machines can reach this server (anyone with the token "
+                        "can use it, and HTTP is not encrypted)", host)
+        token = load_or_create_token()
+        app = create_app(engine, token=token, limits=limits)
+        sock = _bind(host, port)
+        config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="on")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="napari-deepliif-server", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                server.should_exit = True
+                sock.close()
+                raise DeepLIIFError(f"the server did not start on {host}:{sock.getsockname()[1]} (see the log)")
+            time.sleep(0.01)
+        handle = cls(server, thread, app, host, int(sock.getsockname()[1]), token)
+        log.info("serving %s engine at %s", engine.name, handle.url)
+        return handle
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Cancel running and queued requests, then stop the server and wait for its thread."""
+        self.app.state.deepliif.jobs.stop()
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("the server thread did not end within %.0f s", timeout)
+
+    def wait(self) -> None:
+        """Block until the server stops; Ctrl-C stops it."""
+        try:
+            while self._thread.is_alive():
+                self._thread.join(0.5)
+        except KeyboardInterrupt:
+            self.stop()
+
+    def __enter__(self) -> "ServerHandle":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (uvicorn listens on it), with a clear error if taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        hint = " (another server may be running: use --port)" if port else ""
+        raise DeepLIIFError(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from exc
+    return sock

@@ -1,0 +1,134 @@
+"""The reference DeepLIIF platform's ``/api/infer`` and ``/api/postprocess``, served locally.
+
+Same multipart fields, query parameters and response (``{"images": {name: base64 PNG},
+"scoring": {...}}``) as deepliif.org's documented API, so its scripts (and, rebuilt with
+another host, its ImageJ plugin) work against this server; see ``docs/server.md`` for what
+differs. The token is needed here too.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi.responses import Response
+
+from ..constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
+from .app import ERRORS, _bearer, state
+from .images import decode, png_base64, read_header
+from .problems import Problem
+from .schemas import (
+    FlagQuery,
+    RefMarkerQuery,
+    RefSegThreshQuery,
+    RefSizeQuery,
+    RefUpperQuery,
+    ReferenceResponse,
+    RequestIdQuery,
+    ResolutionQuery,
+    flag,
+    reference_threshold,
+)
+
+router = APIRouter(prefix="/api", tags=["reference platform"], responses=ERRORS, dependencies=[Depends(_bearer)])
+SEG_REFINED, SEG_OVERLAID = "SegRefined", "SegOverlaid"
+
+
+def _json(body: dict) -> bytes:
+    return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+
+
+async def _read(upload: UploadFile | None, field: str, max_pixels: int):
+    """Bytes and header of an uploaded image (None for an absent optional field)."""
+    if upload is None:
+        return None
+    data = await upload.read()
+    return data, read_header(data, f"form field '{field}'", max_pixels)
+
+
+@router.post("/infer", response_model=ReferenceResponse, response_model_exclude_none=True,
+             summary="The reference platform's inference: images and scoring")
+async def infer(
+    request: Request,
+    img: Annotated[UploadFile, File(description="the IHC image (PNG, TIFF or JPEG, 8-bit RGB)")],
+    resolution: ResolutionQuery = DEFAULT_RESOLUTION,
+    pil: FlagQuery = None,
+    slim: FlagQuery = None,
+    nopost: FlagQuery = None,
+    prob_thresh: RefSegThreshQuery = DEFAULT_SEG_THRESH,
+    size_thresh: RefSizeQuery = "auto",
+    size_thresh_upper: RefUpperQuery = "none",
+    marker_thresh: RefMarkerQuery = "auto",
+    request_id: RequestIdQuery = None,
+) -> Response:
+    """Run the engine on ``img``. Images: the engine's (Hema, DAPI, Lap2, Marker, Seg for
+    DeepLIIF; Hema, Marker, Seg for the stain engine), SegRefined and SegOverlaid; ``slim``:
+    SegRefined only; ``nopost``: the engine's images only, no scoring. ``pil`` is accepted
+    and has no effect (images are always read with Pillow, TIFFs with tifffile)."""
+    server = state(request)
+    data, header = await _read(img, "img", server.limits.max_pixels)
+    settings = {"seg_thresh": prob_thresh, "size_thresh": reference_threshold(size_thresh),
+                "size_thresh_upper": reference_threshold(size_thresh_upper),
+                "marker_thresh": reference_threshold(marker_thresh)}
+
+    def work(cancel: threading.Event) -> bytes:
+        from ..exports import score_record
+
+        image = decode(data, header, "form field 'img'")
+        if flag(nopost):
+            images = server.engine.infer(image, resolution=resolution, outputs="all", cancel=cancel)
+            return _json({"images": {name: png_base64(a) for name, a in images.items()}})
+        result = server.engine.score(image, resolution=resolution, outputs="score" if flag(slim) else "all",
+                                     cancel=cancel, **settings)
+        if flag(slim):
+            images = {SEG_REFINED: result.post.seg_refined()}
+        else:
+            images = {**result.images, SEG_REFINED: result.post.seg_refined(),
+                      SEG_OVERLAID: result.post.seg_overlaid(result.image)}
+        return _json({"images": {name: png_base64(a) for name, a in images.items()},
+                      "scoring": score_record(result.post, {})})
+
+    return Response(await server.jobs.run(work, request_id), media_type="application/json")
+
+
+@router.post("/postprocess", response_model=ReferenceResponse,
+             summary="The reference platform's re-scoring of a previous run's Seg (and Marker) image")
+async def postprocess_images(
+    request: Request,
+    img: Annotated[UploadFile, File(description="the image DeepLIIF was run on")],
+    seg_img: Annotated[UploadFile, File(description="the Seg image DeepLIIF inferred for it")],
+    marker_img: Annotated[UploadFile | None, File(description="the Marker image (needed for marker_thresh)")] = None,
+    resolution: ResolutionQuery = DEFAULT_RESOLUTION,
+    pil: FlagQuery = None,
+    prob_thresh: RefSegThreshQuery = DEFAULT_SEG_THRESH,
+    size_thresh: RefSizeQuery = "auto",
+    size_thresh_upper: RefUpperQuery = "none",
+    marker_thresh: RefMarkerQuery = "auto",
+    request_id: RequestIdQuery = None,
+) -> Response:
+    """Find and score the cells of ``seg_img`` again with new thresholds: SegOverlaid,
+    SegRefined and scoring. Without ``marker_img``, ``marker_thresh`` has no effect."""
+    from ..exports import score_record
+    from ..postprocess import postprocess
+
+    server = state(request)
+    limit = server.limits.max_pixels
+    uploads = {"img": await _read(img, "img", limit), "seg_img": await _read(seg_img, "seg_img", limit),
+               "marker_img": await _read(marker_img, "marker_img", limit)}
+    sizes = {name: (u[1].width, u[1].height) for name, u in uploads.items() if u is not None}
+    if len(set(sizes.values())) > 1:
+        raise Problem(422, "img, seg_img and marker_img must have the same size; got "
+                      + ", ".join(f"{name} {w} x {h}" for name, (w, h) in sizes.items()))
+    marker = reference_threshold(marker_thresh) if marker_img is not None else None
+
+    def work(cancel: threading.Event) -> bytes:
+        images = {name: decode(u[0], u[1], f"form field '{name}'") for name, u in uploads.items() if u is not None}
+        post = postprocess(images["seg_img"], images.get("marker_img"), resolution=resolution, seg_thresh=prob_thresh,
+                           size_thresh=reference_threshold(size_thresh),
+                           size_thresh_upper=reference_threshold(size_thresh_upper), marker_thresh=marker)
+        out = {SEG_OVERLAID: post.seg_overlaid(images["img"]), SEG_REFINED: post.seg_refined()}
+        return _json({"images": {name: png_base64(a) for name, a in out.items()}, "scoring": score_record(post, {})})
+
+    return Response(await server.jobs.run(work, request_id), media_type="application/json")

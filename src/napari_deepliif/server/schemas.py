@@ -1,0 +1,120 @@
+"""Request parameters and response bodies of the HTTP API, as the OpenAPI document shows them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..cells import MAX_SEG_THRESH
+from ..resolution import RESOLUTIONS
+
+#: Largest threshold or coordinate a query parameter takes (keeps numbers in int32 range).
+MAX_INT = 2**31 - 1
+
+Resolution = Literal[RESOLUTIONS]  # type: ignore[valid-type]
+WholeNumber = Annotated[int, Field(ge=0, le=MAX_INT)]
+
+# ---- query parameters -------------------------------------------------------------------
+
+ResolutionQuery = Annotated[Resolution, Query(description="magnification the image was scanned at; picks the tile size (512/256/128 px) and the size-threshold rules")]
+SegThreshQuery = Annotated[int, Query(ge=0, le=MAX_SEG_THRESH, description="a Seg pixel is a cell pixel if R + B > seg_thresh")]
+SizeThreshQuery = Annotated[WholeNumber | Literal["default"], Query(description="count cells with more pixels than this; 'default': the reference's KDE rule")]
+UpperQuery = Annotated[WholeNumber | Literal["default"] | None, Query(description="count cells with fewer pixels than this; 'default': 1000/4000/16000 at 10x/20x/40x; absent: no cap")]
+MarkerQuery = Annotated[Annotated[int, Field(ge=0, le=255)] | Literal["default"] | None, Query(description="a cell whose marker value (0-255) is above this is positive; 'default': 90 % of the Marker's range; absent: not applied")]
+OriginQuery = Annotated[int, Query(ge=0, le=MAX_INT, description="added to every returned coordinate (e.g. the region's top-left pixel in the slide)")]
+RequestIdQuery = Annotated[str | None, Query(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$", description="your id for this request, to cancel it with POST /api/cancel")]
+
+# the reference platform's spellings: 'auto' and 'none'
+RefSegThreshQuery = Annotated[int, Query(ge=0, le=MAX_SEG_THRESH, description="seg_thresh: a Seg pixel is a cell pixel if R + B > prob_thresh (default 120, as deepliif 1.2.7)")]
+RefSizeQuery = Annotated[WholeNumber | Literal["auto", "default"], Query(description="count cells with more pixels than this; 'auto' (= 'default'): the KDE rule")]
+RefUpperQuery = Annotated[WholeNumber | Literal["none", "auto", "default"], Query(description="count cells with fewer pixels than this; 'none': no cap; 'auto'/'default': 1000/4000/16000 at 10x/20x/40x")]
+RefMarkerQuery = Annotated[Annotated[int, Field(ge=0, le=255)] | Literal["none", "auto", "default"], Query(description="a cell whose marker value is above this is positive; 'auto' (= 'default'): from the Marker's range; 'none': not applied")]
+FlagQuery = Annotated[str | None, Query(max_length=16, description="a flag: present (any value but false/0/no/off) means on")]
+
+
+def flag(value: str | None) -> bool:
+    """A reference-style presence flag: ``?slim``, ``?slim=true`` are on; ``false``/``0`` off."""
+    return value is not None and value.strip().lower() not in ("false", "0", "no", "off")
+
+
+def reference_threshold(value: int | str) -> int | str | None:
+    """The reference's ``auto``/``none`` as the engine's ``'default'``/None."""
+    if value == "auto":
+        return "default"
+    if value == "none":
+        return None
+    return value
+
+
+# ---- responses ----------------------------------------------------------------------------
+
+class LimitsBody(BaseModel):
+    max_request_bytes: int = Field(description="largest request body, bytes (413 above)")
+    max_pixels: int = Field(description="largest image, width x height (422 above)")
+    queue_size: int = Field(description="requests that may wait while one runs (429 beyond)")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str = Field(description="napari-deepliif version")
+    engine: Literal["deepliif", "stain"]
+    model: str | None
+    model_hash: str | None
+    device: str = Field(description="cpu, cuda, cuda:N or mps")
+    limits: LimitsBody
+    busy: bool = Field(description="whether a request is running or queued")
+
+
+class Score(BaseModel):
+    """The reference's score (``compute_final_results``) and the thresholds it used."""
+
+    num_total: int
+    num_pos: int
+    num_neg: int
+    percent_pos: float
+    seg_thresh: int
+    size_thresh: int
+    size_thresh_upper: int | None
+    marker_thresh: int | None
+
+
+class Provenance(BaseModel):
+    engine: Literal["deepliif", "stain"]
+    model: str | None
+    model_hash: str | None
+    version: str
+    resolution: Resolution
+
+
+class Feature(BaseModel):
+    """A QuPath detection: ``geometry`` in (x, y) pixels, ``properties.classification``
+    Positive/Negative, ``properties.measurements`` {name: number}."""
+
+    model_config = ConfigDict(extra="allow")
+    type: Literal["Feature"]
+    geometry: dict[str, Any]
+    properties: dict[str, Any]
+
+
+class ScoreResponse(BaseModel):
+    """A GeoJSON FeatureCollection of the counted cells, with the score."""
+
+    type: Literal["FeatureCollection"]
+    features: list[Feature] = Field(description="one per counted cell (len == score.num_total)")
+    score: Score
+    provenance: Provenance
+    images: dict[str, str] | None = Field(None, description="engine images as base64 PNG (modalities=true only)")
+
+
+class ReferenceResponse(BaseModel):
+    """The reference platform's response."""
+
+    images: dict[str, str] = Field(description="name -> base64 PNG")
+    scoring: Score | None = Field(None, description="absent with nopost")
+
+
+class CancelResponse(BaseModel):
+    cancelled: bool = Field(description="whether a queued or running request was found and cancelled")
+

@@ -1,0 +1,148 @@
+"""The server's token and request limits, enforced before any route runs.
+
+The token lives in ``<config dir>/server-token`` (mode 0600; the config dir is the one the
+model index uses, ``$NAPARI_DEEPLIIF_CONFIG_DIR`` or the user config dir). Every request except
+``GET /api/health`` and the OpenAPI document must send ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from .problems import PROBLEM_MEDIA_TYPE, Problem, problem_body
+
+log = logging.getLogger(__name__)
+
+TOKEN_FILE = "server-token"
+#: Paths answered without a token: the health check and the API description.
+PUBLIC_PATHS = frozenset({"/api/health", "/openapi.json"})
+
+DEFAULT_MAX_REQUEST_MB = 256
+#: 8192 x 8192: a 40x field of about 2 x 2 mm. The reference web app stops at 3000 x 3000.
+DEFAULT_MAX_PIXELS = 8192 * 8192
+DEFAULT_QUEUE_SIZE = 8
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask of the server.
+
+    Attributes
+    ----------
+    max_request_bytes : int
+        Largest request body (413 above it).
+    max_pixels : int
+        Largest image, width x height (422 above it), checked from the image header.
+    queue_size : int
+        Requests that may wait while one runs (429 beyond them).
+    """
+
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_MB * 1024 * 1024
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    queue_size: int = DEFAULT_QUEUE_SIZE
+
+    def __post_init__(self) -> None:
+        for name in ("max_request_bytes", "max_pixels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.queue_size < 0:
+            raise ValueError(f"queue_size must be 0 or more, got {self.queue_size}")
+
+
+def token_path() -> Path:
+    """Where the token is kept: ``<config dir>/server-token``."""
+    from ..model_index import config_dir
+
+    return config_dir() / TOKEN_FILE
+
+
+def load_or_create_token() -> str:
+    """The server token, created (``secrets.token_urlsafe(32)``, file mode 0600) if missing."""
+    path = token_path()
+    if path.is_file():
+        token = path.read_text(encoding="utf-8").strip()
+        if token:
+            return token
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    tmp = path.with_name(f".{TOKEN_FILE}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(token + "\n")
+    os.replace(tmp, path)
+    log.info("created a new server token in %s", path)
+    return token
+
+
+class Guard:
+    """ASGI middleware: token, then media type, then body size (Content-Length, then the
+    bytes as they come).
+
+    All run before the route (and before FastAPI parses a multipart form), so a request
+    without the token, or with a body over the limit, costs no parsing.
+    """
+
+    def __init__(self, app, token: str, limits: Limits, accepted_types: dict[str, tuple[str, ...]]):
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+        self.limits = limits
+        self.accepted_types = accepted_types
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or ())
+        if scope["path"] not in PUBLIC_PATHS and not secrets.compare_digest(headers.get(b"authorization", b""), self.expected):
+            reason = "wrong token" if b"authorization" in headers else "no Authorization header"
+            await _send_problem(send, 401, f"{reason}: send 'Authorization: Bearer <token>'; "
+                                "`napari-deepliif token` prints the token", {"www-authenticate": "Bearer"})
+            return
+        accepted = self.accepted_types.get(scope["path"]) if scope["method"] == "POST" else None
+        media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower().decode("latin-1")
+        if accepted and media_type not in accepted:
+            await _send_problem(send, 415, f"Content-Type {media_type or '(none)'!r} is not accepted here; "
+                                f"send {' or '.join(accepted)}")
+            return
+        limit = self.limits.max_request_bytes
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError:
+                await _send_problem(send, 400, f"Content-Length {length.decode('latin-1')!r} is not a number")
+                return
+            if declared > limit:
+                await _send_problem(send, 413, _too_large(declared, limit))
+                return
+        received = 0
+
+        async def counted_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise Problem(413, _too_large(received, limit, so_far=True))
+            return message
+
+        await self.app(scope, counted_receive, send)
+
+
+def _too_large(size: int, limit: int, so_far: bool = False) -> str:
+    what = "more than" if so_far else ""
+    return (f"the request body is {what} {size} bytes; this server takes at most {limit} bytes "
+            "(--max-request-mb): send a smaller region or restart the server with a higher limit").replace("  ", " ")
+
+
+async def _send_problem(send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+    body = json.dumps(problem_body(status, detail)).encode()
+    raw = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,40 @@
+package qupath.ext.deepliif.core;
+
+import java.util.Map;
+
+import org.locationtech.jts.geom.Coordinate;
+import org.locationtech.jts.geom.Geometry;
+
+/**
+ * One cell the server found.
+ *
+ * @param geometry       outline (a JTS Polygon or MultiPolygon) in the coordinates of the
+ *                       {@link CoordinateMapping} it was read with
+ * @param classification "Positive" or "Negative"
+ * @param measurements   the server's numeric per-cell measurements (name -> value)
+ */
+public record Cell(Geometry geometry, String classification, Map<String, Double> measurements) {
+
+    /** Class name of marker-positive cells. */
+    public static final String POSITIVE = "Positive";
+    /** Class name of marker-negative cells. */
+    public static final String NEGATIVE = "Negative";
+
+    /** @return whether the cell is marker-positive */
+    public boolean isPositive() {
+        return POSITIVE.equals(classification);
+    }
+
+    /** @return area-weighted centroid of the outline */
+    public Coordinate centroid() {
+        return geometry.getCentroid().getCoordinate();
+    }
+
+    /**
+     * @param mapping coordinate change to apply
+     * @return this cell with its outline mapped
+     */
+    public Cell mapped(CoordinateMapping mapping) {
+        return new Cell(mapping.apply(geometry), classification, measurements);
+    }
+}

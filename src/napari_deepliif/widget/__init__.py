@@ -1,0 +1,7 @@
+"""The napari dock widget (Qt); the engine never imports this package."""
+
+from __future__ import annotations
+
+from ._widget import DeepLIIFWidget
+
+__all__ = ["DeepLIIFWidget"]

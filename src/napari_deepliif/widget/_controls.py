@@ -1,0 +1,100 @@
+"""Small Qt building blocks of the dock widget: a threshold slider row and the score table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QSlider, QTableWidget, QTableWidgetItem, QWidget
+
+from . import strings
+
+
+class ThresholdSlider(QWidget):
+    """A labelled integer slider whose ends can mean "not applied" (None).
+
+    ``none_at``: ``"min"`` or ``"max"`` makes that end of the range stand for None.
+    ``changed`` is emitted with the threshold (int or None) when the user moves it.
+    """
+
+    changed = Signal(object)
+
+    def __init__(self, title: str, tooltip: str, low: int, high: int,
+                 none_at: str | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.none_at = none_at
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(low, high)
+        self.value_label = QLabel()
+        self.value_label.setMinimumWidth(48)
+        title_label = QLabel(title)
+        title_label.setMinimumWidth(110)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for w in (title_label, self.slider, self.value_label):
+            w.setToolTip(tooltip)
+            layout.addWidget(w)
+        self.slider.valueChanged.connect(self._moved)
+        self._show(self.slider.value())
+
+    def _is_none(self, position: int) -> bool:
+        return (self.none_at == "min" and position == self.slider.minimum()) or \
+            (self.none_at == "max" and position == self.slider.maximum())
+
+    def _show(self, position: int) -> None:
+        self.value_label.setText(strings.OFF if self._is_none(position) else str(position))
+
+    def _moved(self, position: int) -> None:
+        self._show(position)
+        self.changed.emit(self.value())
+
+    def value(self) -> int | None:
+        """The threshold shown (None at the "not applied" end)."""
+        position = self.slider.value()
+        return None if self._is_none(position) else position
+
+    def set_value(self, value: int | None, *, high: int | None = None) -> None:
+        """Show ``value`` (None: the "not applied" end) without emitting ``changed``;
+        ``high`` moves the top of the range first."""
+        self.slider.blockSignals(True)
+        try:
+            if high is not None:
+                self.slider.setMaximum(max(high, self.slider.minimum() + 1))
+            if value is None:
+                position = self.slider.maximum() if self.none_at == "max" else self.slider.minimum()
+            else:
+                position = min(max(int(value), self.slider.minimum()), self.slider.maximum())
+                if self.none_at == "max" and position == self.slider.maximum():
+                    self.slider.setMaximum(position + 1)
+            self.slider.setValue(position)
+            self._show(position)
+        finally:
+            self.slider.blockSignals(False)
+
+    def move_to(self, position: int) -> None:
+        """Move as a user would (emits ``changed``)."""
+        self.slider.setValue(position)
+
+
+class ScoreTable(QTableWidget):
+    """Rows of area name, total, positive, negative and % positive."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(0, len(strings.SCORE_HEADERS), parent)
+        self.setHorizontalHeaderLabels(strings.SCORE_HEADERS)
+        self.verticalHeader().setVisible(False)
+        self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+
+    def show_scores(self, rows: Sequence[tuple[str, dict]]) -> None:
+        """One row per ``(name, score)``; score has the reference's count keys."""
+        self.setRowCount(len(rows))
+        for r, (name, score) in enumerate(rows):
+            values = (name, score["num_total"], score["num_pos"], score["num_neg"], score["percent_pos"])
+            for c, value in enumerate(values):
+                self.setItem(r, c, QTableWidgetItem(str(value)))
+
+    def cell_text(self, row: int, column: int) -> str:
+        """Text shown in one cell (for tests and screen readers)."""
+        item = self.item(row, column)
+        return "" if item is None else item.text()
+

@@ -1,0 +1,373 @@
+"""The DeepLIIF dock widget: a thin Qt shell over the engine (``score``, ``rescore``, exports)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from napari.layers import Image, Labels, Shapes
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QObject, Signal
+from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                            QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from superqt.utils import qthrottled
+
+from ..constants import DEFAULT_SEG_THRESH
+from ..devices import DEVICES, PRECISIONS
+from ..errors import Cancelled, DeepLIIFError
+from ..resolution import RESOLUTIONS
+from . import layers as out
+from . import roi, strings
+from ._controls import ScoreTable, ThresholdSlider
+from ._engine_box import EngineBox
+from .workers import EngineChoice, RunSpec, roi_scores, score_area
+
+log = logging.getLogger(__name__)
+
+#: Slider input is applied at most this often (ms); the first move applies at once.
+THROTTLE_MS = 40
+#: Reference defaults of the thresholds (see ``napari_deepliif.postprocess.Settings``).
+DEFAULT_SETTINGS = {"seg_thresh": DEFAULT_SEG_THRESH, "size_thresh": "default",
+                    "size_thresh_upper": None, "marker_thresh": None}
+AREAS = (strings.AREA_WHOLE, strings.AREA_ROIS, strings.AREA_VIEW)
+
+
+class _Relay(QObject):
+    """Carries progress from the worker thread to the GUI thread (queued signal)."""
+
+    progress = Signal(int, int)
+
+
+@dataclass
+class _Run:
+    """What the widget keeps of the last run (the engine result and where it lies)."""
+
+    result: Any
+    engine: Any
+    polygons: list
+    union: np.ndarray | None
+    source: str
+    origin: tuple[int, int]
+
+
+class DeepLIIFWidget(QWidget):
+    """Score an RGB IHC image layer (whole, ROIs or field of view) with DeepLIIF or ``stain``.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+        The viewer whose layers are read and written.
+    """
+
+    def __init__(self, viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = viewer
+        self.worker: Any = None
+        self.post: Any = None
+        self.last: _Run | None = None
+        self.settings: dict[str, Any] = dict(DEFAULT_SETTINGS)
+        self._cancel = threading.Event()
+        self._relay = _Relay()
+        self._relay.progress.connect(self._on_progress)
+        self.apply_settings_throttled = qthrottled(self.apply_settings, timeout=THROTTLE_MS, leading=True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self._input_box())
+        self.engine_box = EngineBox(self)
+        layout.addWidget(self.engine_box)
+        layout.addWidget(self._options_box())
+        layout.addLayout(self._run_row())
+        layout.addWidget(self._threshold_box())
+        layout.addWidget(self._cells_box())
+        layout.addStretch(1)
+        for event in (viewer.layers.events.inserted, viewer.layers.events.removed,
+                      viewer.layers.events.reordered):
+            event.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    # ---- construction ----------------------------------------------------------------------
+    def _input_box(self) -> QGroupBox:
+        box = QGroupBox(strings.IMAGE)
+        form = QFormLayout(box)
+        self.image_combo, self.shapes_combo = QComboBox(), QComboBox()
+        self.area_combo, self.level_spin = QComboBox(), QSpinBox()
+        self.area_combo.addItems(AREAS)
+        for label, widget, tip in ((strings.IMAGE, self.image_combo, strings.IMAGE_TIP),
+                                   (strings.AREA, self.area_combo, strings.AREA_TIP),
+                                   (strings.SHAPES, self.shapes_combo, strings.SHAPES_TIP),
+                                   (strings.LEVEL, self.level_spin, strings.LEVEL_TIP)):
+            widget.setToolTip(tip)
+            form.addRow(label, widget)
+        self.image_combo.currentIndexChanged.connect(self._image_changed)
+        return box
+
+    def _options_box(self) -> QGroupBox:
+        box = QGroupBox(strings.OUTPUTS)
+        form = QFormLayout(box)
+        self.resolution_combo, self.device_combo = QComboBox(), QComboBox()
+        self.precision_combo, self.outputs_combo = QComboBox(), QComboBox()
+        self.resolution_combo.addItems(RESOLUTIONS)
+        self.resolution_combo.setCurrentText("40x")
+        self.device_combo.addItems(DEVICES)
+        self.precision_combo.addItems(PRECISIONS)
+        self.outputs_combo.addItems([strings.OUTPUTS_ALL, strings.OUTPUTS_SCORE])
+        for label, widget, tip in ((strings.RESOLUTION, self.resolution_combo, strings.RESOLUTION_TIP),
+                                   (strings.DEVICE, self.device_combo, strings.DEVICE_TIP),
+                                   (strings.PRECISION, self.precision_combo, strings.PRECISION_TIP),
+                                   (strings.OUTPUTS, self.outputs_combo, strings.OUTPUTS_TIP)):
+            widget.setToolTip(tip)
+            form.addRow(label, widget)
+        return box
+
+    def _run_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.run_button, self.cancel_button = QPushButton(strings.RUN), QPushButton(strings.CANCEL)
+        self.run_button.setToolTip(strings.RUN_TIP)
+        self.cancel_button.setToolTip(strings.CANCEL_TIP)
+        self.cancel_button.setEnabled(False)
+        self.progress_bar = QProgressBar()
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        for w in (self.run_button, self.cancel_button, self.progress_bar):
+            row.addWidget(w)
+        return row
+
+    def _threshold_box(self) -> QGroupBox:
+        box = QGroupBox(strings.DEFAULTS)
+        box.setTitle("Thresholds")
+        layout = QVBoxLayout(box)
+        self.sliders = {
+            "seg_thresh": ThresholdSlider(strings.SEG_THRESH, strings.SEG_THRESH_TIP, 0, 510),
+            "size_thresh": ThresholdSlider(strings.SIZE_THRESH, strings.SIZE_THRESH_TIP, 0, 1000),
+            "size_thresh_upper": ThresholdSlider(strings.SIZE_UPPER, strings.SIZE_UPPER_TIP, 1, 1001, none_at="max"),
+            "marker_thresh": ThresholdSlider(strings.MARKER_THRESH, strings.MARKER_THRESH_TIP, -1, 255, none_at="min"),
+        }
+        for key, slider in self.sliders.items():
+            slider.set_value(DEFAULT_SETTINGS[key] if key != "size_thresh" else 0)
+            slider.changed.connect(lambda value, key=key: self.set_threshold(key, value))
+            slider.setEnabled(False)
+            layout.addWidget(slider)
+        self.defaults_button = QPushButton(strings.DEFAULTS)
+        self.defaults_button.setToolTip(strings.DEFAULTS_TIP)
+        self.defaults_button.clicked.connect(self.reset_thresholds)
+        layout.addWidget(self.defaults_button)
+        return box
+
+    def _cells_box(self) -> QGroupBox:
+        box = QGroupBox("Score")
+        layout = QVBoxLayout(box)
+        row = QHBoxLayout()
+        self.click_combo = QComboBox()
+        self.click_combo.addItems([strings.CLICK_NOTHING, strings.CLICK_EXCLUDE, strings.CLICK_FLIP,
+                                   strings.CLICK_RESTORE])
+        self.click_combo.setToolTip(strings.CLICK_TIP)
+        row.addWidget(QLabel(strings.CLICK))
+        row.addWidget(self.click_combo)
+        layout.addLayout(row)
+        self.score_table = ScoreTable()
+        layout.addWidget(self.score_table)
+        self.export_button = QPushButton(strings.EXPORT)
+        self.export_button.setToolTip(strings.EXPORT_TIP)
+        self.export_button.clicked.connect(self._export_clicked)
+        layout.addWidget(self.export_button)
+        return box
+
+    # ---- layer choices -----------------------------------------------------------------------
+    def _refresh_layers(self, event: Any = None) -> None:
+        for combo, kind in ((self.image_combo, Image), (self.shapes_combo, Shapes)):
+            current = combo.currentData()
+            candidates = [layer for layer in self.viewer.layers if isinstance(layer, kind)
+                          and out.PLUGIN_KEY not in layer.metadata]
+            combo.blockSignals(True)
+            combo.clear()
+            for layer in candidates:
+                combo.addItem(layer.name, layer)
+            if current in candidates:
+                combo.setCurrentIndex(candidates.index(current))
+            combo.blockSignals(False)
+        self._image_changed()
+
+    def _image_changed(self, index: int = -1) -> None:
+        layer = self.image_combo.currentData()
+        if layer is None:
+            return
+        self.level_spin.setMaximum(len(layer.data) - 1 if layer.multiscale else 0)
+        mpp = roi.pixel_size_um(layer)
+        if mpp is not None:
+            from ..resolution import resolution_from_mpp
+
+            self.resolution_combo.setCurrentText(resolution_from_mpp(mpp))
+
+    # ---- running -------------------------------------------------------------------------------
+    def _spec(self) -> tuple[RunSpec, Any, int]:
+        """The run asked for by the controls (raises DeepLIIFError with the reason)."""
+        layer = self.image_combo.currentData()
+        if layer is None:
+            raise DeepLIIFError(strings.NO_IMAGE)
+        level = self.level_spin.value() if layer.multiscale else 0
+        data = layer.data[level] if layer.multiscale else layer.data
+        height, width = int(data.shape[0]), int(data.shape[1])
+        area, polygons, rect = self.area_combo.currentText(), [], None
+        if area == strings.AREA_ROIS:
+            shapes = self.shapes_combo.currentData()
+            polygons = roi.shapes_to_polygons(shapes, layer, level) if shapes is not None else []
+            if not polygons:
+                raise DeepLIIFError(strings.NO_SHAPES)
+            rect = roi.bounding_rect(polygons, width, height)
+            polygons = [roi.in_region(p, rect) for p in polygons]
+        elif area == strings.AREA_VIEW:
+            rect = roi.view_rect(self.viewer, layer, width, height, level)
+        choice = EngineChoice(self.engine_box.model(), self.device_combo.currentText(),
+                              self.precision_combo.currentText())
+        outputs = "all" if self.outputs_combo.currentText() == strings.OUTPUTS_ALL else "score"
+        spec = RunSpec(choice, data, rect, self.resolution_combo.currentText(), outputs, polygons)
+        return spec, layer, level
+
+    def run(self) -> Any:
+        """Start a run in a worker thread; returns the worker (None if the input is unusable)."""
+        try:
+            spec, layer, level = self._spec()
+        except DeepLIIFError as exc:
+            show_error(str(exc))
+            return None
+        self._cancel = threading.Event()
+        worker = create_worker(score_area, spec, self._relay.progress.emit, self._cancel,
+                               _connect={"errored": self._on_error}, _start_thread=False)
+        worker.returned.connect(lambda found: self._show(found, spec, layer, level))
+        worker.finished.connect(self._on_finished)
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress_bar.setValue(0)
+        self.worker = worker
+        worker.start()
+        return worker
+
+    def cancel(self) -> None:
+        """Ask the running engine to stop between batches (nothing is added)."""
+        self._cancel.set()
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress_bar.setMaximum(max(total, 1))
+        self.progress_bar.setValue(done)
+
+    def _on_error(self, exc: BaseException) -> None:
+        if isinstance(exc, Cancelled):
+            show_info(strings.CANCELLED)
+        elif isinstance(exc, DeepLIIFError):
+            show_error(f"DeepLIIF: {exc}")
+        else:
+            log.error("DeepLIIF run failed", exc_info=exc)
+            show_error(f"DeepLIIF run failed: {type(exc).__name__}: {exc}")
+
+    def _on_finished(self) -> None:
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        self.worker = None
+
+    def _show(self, found: tuple[Any, Any], spec: RunSpec, layer: Any, level: int) -> None:
+        engine, result = found
+        origin = (spec.rect[0], spec.rect[1]) if spec.rect else (0, 0)
+        scale, translate = out.placement(layer.scale, layer.translate, origin, roi.downsample_factors(layer, level))
+        union = roi.union_mask(spec.polygons, result.post.cells.shape) if spec.polygons else None
+        self.last = _Run(result, engine, spec.polygons, union, layer.name, origin)
+        self.settings = dict(DEFAULT_SETTINGS)
+        self.post = result.post
+        meta = {"source": layer.name, "origin_xy": list(origin), "level": level,
+                "provenance": dict(result.provenance)}
+        shown = out.show_result(self.viewer, result.images, self.post, scale=scale, translate=translate, meta=meta)
+        for role in (out.CELLS, out.OUTLINES):
+            if self._on_click not in shown[role].mouse_drag_callbacks:
+                shown[role].mouse_drag_callbacks.append(self._on_click)
+        self.engine_box.show_engine(engine)
+        for slider in self.sliders.values():
+            slider.setEnabled(True)
+        self._update_panel()
+
+    # ---- thresholds, clicks and score -------------------------------------------------------------
+    def set_threshold(self, key: str, value: int | None) -> None:
+        """Change one threshold (as a slider does) and re-score, throttled."""
+        self.settings[key] = value
+        self.apply_settings_throttled()
+
+    def reset_thresholds(self) -> None:
+        """Back to the reference defaults."""
+        self.settings = dict(DEFAULT_SETTINGS)
+        self.apply_settings()
+
+    def apply_settings(self) -> None:
+        """Re-score the cell table with the current settings and recolour the cells layers."""
+        if self.post is None:
+            return
+        relabel = self.settings["seg_thresh"] != self.post.settings.seg_thresh
+        self.post = self.post.rescore(**self.settings)
+        out.recolor(self.viewer, self.post, relabel=relabel)
+        self._update_panel()
+
+    def override_cell(self, cell_id: int, what: str | None) -> None:
+        """Override one cell (``exclude``/``include``/``positive``/``negative``; None: restore)."""
+        overrides = dict(self.post.overrides)
+        if what is None:
+            overrides.pop(int(cell_id), None)
+        else:
+            overrides[int(cell_id)] = what
+        self.post = self.post.rescore(overrides=overrides)
+        out.recolor(self.viewer, self.post)
+        self._update_panel()
+
+    def _on_click(self, layer: Labels, event: Any) -> None:
+        mode = self.click_combo.currentText()
+        if self.post is None or mode == strings.CLICK_NOTHING or event.type != "mouse_press":
+            return
+        cell_id = layer.get_value(event.position, view_direction=event.view_direction,
+                                  dims_displayed=event.dims_displayed, world=True)
+        if not cell_id:
+            return
+        if mode == strings.CLICK_EXCLUDE:
+            self.override_cell(cell_id, "exclude")
+        elif mode == strings.CLICK_FLIP:
+            self.override_cell(cell_id, "negative" if self.post.positive[cell_id - 1] else "positive")
+        else:
+            self.override_cell(cell_id, None)
+
+    def _update_panel(self) -> None:
+        scoring, table = self.post.scoring, self.post.table
+        biggest = int(table.area.max(initial=0)) + 1
+        self.sliders["seg_thresh"].set_value(scoring["seg_thresh"])
+        self.sliders["size_thresh"].set_value(scoring["size_thresh"], high=max(biggest, scoring["size_thresh"] + 1))
+        self.sliders["size_thresh_upper"].set_value(scoring["size_thresh_upper"], high=biggest + 1)
+        self.sliders["marker_thresh"].set_value(scoring["marker_thresh"])
+        self.score_table.show_scores(self.scores())
+
+    def scores(self) -> list[tuple[str, dict]]:
+        """``[(name, score)]``: the whole area (or all ROIs together), then each ROI."""
+        last = self.last
+        rows = [(strings.SCORE_ALL, self.post.score(last.union) if last.union is not None else self.post.score())]
+        rows += [(strings.SCORE_ROI.format(index=i + 1), s) for i, s in enumerate(roi_scores(self.post, last.polygons))]
+        return rows
+
+    # ---- export -------------------------------------------------------------------------------------
+    def _export_clicked(self) -> None:
+        directory = QFileDialog.getExistingDirectory(self, strings.EXPORT_DIALOG)
+        if directory:
+            self.export(Path(directory))
+
+    def export(self, directory: Path) -> None:
+        """Write score, cells, labels and modalities of the last run (exports.write_score_outputs)."""
+        if self.post is None:
+            show_error(strings.NOTHING_TO_EXPORT)
+            return
+        from ..exports import write_score_outputs
+
+        result, last = self.last.result, self.last
+        regions = dict(self.scores()[1:]) or None
+        try:
+            write_score_outputs(directory, post=self.post, image=result.image, images=result.images,
+                                provenance=result.provenance, origin=last.origin, regions=regions)
+        except (DeepLIIFError, OSError, ValueError) as exc:
+            show_error(f"DeepLIIF export failed: {exc}")
+            return
+        show_info(strings.EXPORTED.format(path=directory))

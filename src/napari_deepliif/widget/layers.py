@@ -1,0 +1,159 @@
+"""Output layers of the widget: names, placement, colours and in-place updates (no Qt).
+
+Placement: napari draws data pixel ``(row, col)`` of a layer at world ``translate + (row,
+col) * scale`` (pixel centres). A result computed on the pixel rectangle starting at ``(x0,
+y0)`` of level ``d`` (downsample factor) of a source layer is therefore drawn with ``scale =
+source.scale * d`` and ``translate = source.translate + (y0, x0) * d * source.scale``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..constants import MODALITIES, NEGATIVE_RGB, POSITIVE_RGB
+
+#: Metadata key that marks (and describes) the layers this plugin made.
+PLUGIN_KEY = "napari_deepliif"
+CELLS, OUTLINES = "cells", "outlines"
+#: Role -> layer name.
+LAYER_NAMES: dict[str, str] = {**{m: f"DeepLIIF {m}" for m in MODALITIES},
+                               CELLS: "DeepLIIF cells", OUTLINES: "DeepLIIF outlines"}
+#: Fluorescence-like modalities: colormap, shown additively so they compose into the
+#: multiplex view (Hema stays RGB brightfield).
+FLUORESCENCE: dict[str, str] = {"DAPI": "blue", "Lap2": "green", "Marker": "red"}
+#: Opacity of the filled cells layer (the outlines layer is opaque).
+CELLS_OPACITY = 0.45
+
+
+def _hex(rgb: Sequence[int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+#: Colours of counted cells (the Seg map convention), as hex strings: napari parses these
+#: far faster than arrays, which matters with thousands of cells.
+POSITIVE_HEX, NEGATIVE_HEX = _hex(POSITIVE_RGB), _hex(NEGATIVE_RGB)
+
+
+def placement(scale: Sequence[float], translate: Sequence[float], origin_xy: Sequence[int],
+              downsample: float | Sequence[float] = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Scale and translate that put an output exactly over its source pixels.
+
+    Parameters
+    ----------
+    scale, translate : sequence of float
+        The source layer's ``scale`` and ``translate``; the last two axes are (y, x).
+    origin_xy : (int, int)
+        ``(x, y)`` of the output's top-left pixel in the pixels of the level read.
+    downsample : float or (float, float)
+        Downsample factor (y, x) of the level read relative to the layer's level 0.
+
+    Returns
+    -------
+    scale, translate : ndarray, shape (2,)
+        For the output layer, (y, x).
+    """
+    d = np.broadcast_to(np.asarray(downsample, float), (2,))
+    out_scale = np.asarray(scale, float)[-2:] * d
+    origin_yx = np.asarray(origin_xy, float)[::-1]
+    return out_scale, np.asarray(translate, float)[-2:] + origin_yx * out_scale
+
+
+def cell_color_dict(ids: np.ndarray, counted: np.ndarray, positive: np.ndarray) -> dict:
+    """Label -> colour for a :class:`~napari.utils.colormaps.DirectLabelColormap`.
+
+    Counted positive cells are red, counted negative cells blue; cells not counted (gated
+    out or excluded) and the background are transparent (the ``None`` default).
+    """
+    colors: dict[Any, str] = {None: "transparent", 0: "transparent"}
+    colors.update(zip(ids[counted & positive].tolist(), [POSITIVE_HEX] * int(np.count_nonzero(counted & positive))))
+    colors.update(zip(ids[counted & ~positive].tolist(), [NEGATIVE_HEX] * int(np.count_nonzero(counted & ~positive))))
+    if len(colors) == 2:
+        # napari treats a dict with only the defaults as "no colours given" (random colours)
+        colors[int(ids.max(initial=0)) + 1] = "transparent"
+    return colors
+
+
+def cell_colormap(post: Any) -> Any:
+    """The :class:`DirectLabelColormap` of a :class:`~napari_deepliif.postprocess.PostprocessResult`."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    return DirectLabelColormap(color_dict=cell_color_dict(post.table.id, post.counted, post.positive))
+
+
+def intensity(rgb: np.ndarray) -> np.ndarray:
+    """An RGB modality (H x W x 3 uint8) as one channel: max(R, G, B) per pixel (as the
+    cell table's marker values)."""
+    return np.max(rgb, axis=2)
+
+
+def find_layer(viewer: Any, role: str) -> Any | None:
+    """The layer this plugin made for ``role`` in ``viewer``, if it is still there."""
+    for layer in viewer.layers:
+        meta = layer.metadata.get(PLUGIN_KEY) if isinstance(layer.metadata, Mapping) else None
+        if meta and meta.get("role") == role:
+            return layer
+    return None
+
+
+def _put(viewer: Any, role: str, kind: str, data: np.ndarray, placed: dict, meta: dict, style: dict) -> Any:
+    layer = find_layer(viewer, role)
+    metadata = {PLUGIN_KEY: {**meta, "role": role}}
+    if layer is None:
+        add = viewer.add_labels if kind == "labels" else viewer.add_image
+        return add(data, name=LAYER_NAMES[role], metadata=metadata, **placed, **style)
+    layer.data = data
+    layer.scale, layer.translate = placed["scale"], placed["translate"]
+    layer.metadata = metadata
+    if kind == "labels":
+        layer.colormap = style["colormap"]
+    return layer
+
+
+def show_result(viewer: Any, images: Mapping[str, np.ndarray], post: Any, *, scale: np.ndarray,
+                translate: np.ndarray, meta: dict) -> dict[str, Any]:
+    """Add or update (in place) the modality, cells and outlines layers of one run.
+
+    Modality layers of an earlier run that this run did not produce are removed (they would
+    lie over another area). Returns role -> layer.
+    """
+    placed = {"scale": scale, "translate": translate}
+    layers: dict[str, Any] = {}
+    for role in MODALITIES:
+        if role not in images:
+            old = find_layer(viewer, role)
+            if old is not None:
+                viewer.layers.remove(old)
+            continue
+        if role in FLUORESCENCE:
+            style = {"colormap": FLUORESCENCE[role], "blending": "additive", "contrast_limits": (0, 255)}
+            layers[role] = _put(viewer, role, "image", intensity(images[role]), placed, meta, style)
+        else:
+            layers[role] = _put(viewer, role, "image", images[role], placed, meta, {"rgb": True})
+    labels = post.labels()
+    colormap = cell_colormap(post)
+    layers[CELLS] = _put(viewer, CELLS, "labels", labels, placed, meta,
+                         {"colormap": colormap, "opacity": CELLS_OPACITY})
+    layers[OUTLINES] = _put(viewer, OUTLINES, "labels", labels, placed, meta,
+                            {"colormap": colormap, "opacity": 1.0})
+    layers[OUTLINES].contour = 1
+    return layers
+
+
+def recolor(viewer: Any, post: Any, *, relabel: bool = False) -> None:
+    """Recolour the cells and outlines layers for new settings (one shared colormap).
+
+    ``relabel``: the cells themselves changed (a new seg threshold), so the label image is
+    replaced too.
+    """
+    colormap = cell_colormap(post)
+    labels = post.labels() if relabel else None
+    for role in (CELLS, OUTLINES):
+        layer = find_layer(viewer, role)
+        if layer is None:
+            continue
+        if labels is not None:
+            layer.data = labels
+        layer.colormap = colormap

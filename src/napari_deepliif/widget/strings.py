@@ -1,0 +1,89 @@
+"""User-facing strings of the napari widget: labels, tooltips and messages, in one place."""
+
+from __future__ import annotations
+
+TITLE = "DeepLIIF IHC scoring"
+
+# ---- input ---------------------------------------------------------------------------------
+IMAGE = "Image"
+IMAGE_TIP = "RGB brightfield IHC image layer (8-bit) to score."
+AREA = "Area"
+AREA_WHOLE = "Whole image"
+AREA_ROIS = "ROIs of a Shapes layer"
+AREA_VIEW = "Current field of view"
+AREA_TIP = ("What to score: the whole image, the rectangles/polygons of a Shapes layer (one score "
+            "per ROI and a total over them), or the part of the image now on screen.")
+SHAPES = "ROI layer"
+SHAPES_TIP = "Shapes layer whose rectangles and polygons are the regions of interest."
+LEVEL = "Pyramid level"
+LEVEL_TIP = "For multiscale images: the level to read (0 = full resolution); only the area is read."
+
+# ---- engine --------------------------------------------------------------------------------
+ENGINE = "Engine"
+ENGINE_TIP = ("DeepLIIF model (installed models of the model index and local folders) or the "
+              "classical 'stain' engine (colour deconvolution; no weights, not DeepLIIF).")
+STAIN_ITEM = "stain (classical colour deconvolution, not DeepLIIF)"
+NOT_INSTALLED = "not installed: Download"
+DOWNLOAD = "Download"
+DOWNLOAD_TIP = "Download the selected model from the model index (hash-checked)."
+LOCAL = "Use local folder..."
+LOCAL_TIP = "Register a DeepLIIF model folder on this machine (train_opt.txt and the G*.pt nets)."
+LOCAL_DIALOG = "DeepLIIF model folder"
+ENGINE_IN_USE = "Engine in use: {engine}"
+ENGINE_NONE = "Engine in use: none yet (the model loads on the first run)"
+RESOLUTION = "Magnification"
+RESOLUTION_TIP = ("10x/20x/40x (tile size 128/256/512 px). Pre-filled from the layer's pixel size "
+                  "when it is known (scale in µm, or metadata 'mpp').")
+DEVICE = "Device"
+DEVICE_TIP = "Where the network runs: auto picks CUDA, then MPS, then the CPU."
+PRECISION = "Precision"
+PRECISION_TIP = "fp32 matches the reference; fast uses bf16/fp16 where the hardware has it."
+OUTPUTS = "Outputs"
+OUTPUTS_ALL = "All modalities and cells"
+OUTPUTS_SCORE = "Score only (Marker and cells)"
+OUTPUTS_TIP = "All modalities (Hema, DAPI, Lap2, Marker) or only what scoring needs (faster)."
+
+# ---- run -----------------------------------------------------------------------------------
+RUN = "Run"
+RUN_TIP = "Score the chosen area; the output layers are placed over it and updated on re-runs."
+CANCEL = "Cancel"
+CANCEL_TIP = "Stop after the current batch of tiles; nothing is added."
+CANCELLED = "DeepLIIF run cancelled: no layers were changed."
+NO_IMAGE = "Choose an RGB image layer first."
+NO_SHAPES = "Choose a Shapes layer with at least one rectangle or polygon ROI."
+ROI_OUTSIDE = "The area to score lies outside the image."
+DOWNLOADED = "Model {name} downloaded to {path}."
+ADDED = "Local model {name} added ({path})."
+
+# ---- sliders -------------------------------------------------------------------------------
+SEG_THRESH = "Seg threshold"
+SEG_THRESH_TIP = "A pixel is a cell pixel if R + B of the Seg map exceeds this (recomputes the cells; no network)."
+SIZE_THRESH = "Min size (px)"
+SIZE_THRESH_TIP = "Count cells with more pixels than this (default: the reference's size-distribution rule)."
+SIZE_UPPER = "Max size (px)"
+SIZE_UPPER_TIP = "Count cells with fewer pixels than this; at the right end there is no cap (the default)."
+MARKER_THRESH = "Marker threshold"
+MARKER_THRESH_TIP = ("A cell whose Marker value is above this is positive; at the left end no marker "
+                     "threshold is used (the default).")
+OFF = "off"
+DEFAULTS = "Defaults"
+DEFAULTS_TIP = "Back to the reference defaults of every threshold."
+
+# ---- cells and score -----------------------------------------------------------------------
+CLICK = "Click on a cell"
+CLICK_NOTHING = "does nothing"
+CLICK_EXCLUDE = "excludes it"
+CLICK_FLIP = "flips its class"
+CLICK_RESTORE = "restores it"
+CLICK_TIP = "What a click on a cell of the cells layer does (overrides are kept until Seg threshold changes)."
+SCORE_HEADERS = ("Area", "Total", "Positive", "Negative", "% positive")
+SCORE_ALL = "All"
+SCORE_ROI = "ROI {index}"
+
+# ---- export --------------------------------------------------------------------------------
+EXPORT = "Export..."
+EXPORT_TIP = ("Write the score (JSON, CSV), cells (GeoJSON for QuPath, CSV), the label TIFF and the "
+              "modalities, with the settings, engine and model hash.")
+EXPORT_DIALOG = "Folder for the DeepLIIF outputs"
+EXPORTED = "DeepLIIF outputs written to {path}."
+NOTHING_TO_EXPORT = "Run first: there is nothing to export yet."

@@ -1,0 +1,99 @@
+"""What the widget runs off the GUI thread: engine loading, scoring and model downloads (no Qt).
+
+Each function takes a ``progress(done, total)`` callback and a ``threading.Event`` to cancel;
+the widget runs them in a ``napari.qt.threading`` worker and relays progress to its bar.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..engine import load_engine
+from ..errors import Cancelled
+from ..model_index import fetch_model
+from ..pipeline import ScoreResult
+
+#: Engine choice of the widget for the classical engine (else a model name or folder).
+STAIN = "stain"
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """Which engine to load: ``model`` is ``STAIN`` or a model index name/folder."""
+
+    model: str
+    device: str = "auto"
+    precision: str = "fp32"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: the pixels, where they are, and the settings.
+
+    Attributes
+    ----------
+    image : array-like
+        The level read (H x W x 3 uint8; numpy, dask, zarr); only ``rect`` is read.
+    rect : (x, y, w, h) or None
+        Pixel rectangle of ``image`` to score (None: all of it).
+    polygons : list of ndarray
+        ROI polygons ``(x, y)`` relative to ``rect``'s origin (empty: no ROIs).
+    resolution : str
+        ``10x``/``20x``/``40x``.
+    outputs : str
+        ``all`` or ``score``.
+    """
+
+    engine: EngineChoice
+    image: Any
+    rect: tuple[int, int, int, int] | None
+    resolution: str
+    outputs: str = "all"
+    polygons: list = field(default_factory=list)
+
+
+def get_engine(choice: EngineChoice) -> Any:
+    """Load (or reuse: networks are cached by :mod:`napari_deepliif.models`) an engine."""
+    if choice.model == STAIN:
+        return load_engine("stain")
+    return load_engine("deepliif", choice.model, device=choice.device, precision=choice.precision)
+
+
+def score_area(spec: RunSpec, progress: Progress | None = None,
+               cancel: threading.Event | None = None) -> tuple[Any, ScoreResult]:
+    """Load the engine and score ``spec``'s area; returns ``(engine, result)``.
+
+    Raises :class:`~napari_deepliif.errors.Cancelled` when ``cancel`` is set between batches
+    and any :class:`~napari_deepliif.errors.DeepLIIFError` of the engine.
+    """
+    engine = get_engine(spec.engine)
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("run cancelled before it started")
+    result = engine.score(spec.image, region=spec.rect, resolution=spec.resolution,
+                          outputs=spec.outputs, progress=progress, cancel=cancel)
+    return engine, result
+
+
+def download(name: str, progress: Progress | None = None, cancel: threading.Event | None = None) -> Path:
+    """Fetch an indexed model; ``cancel`` stops the download (nothing is kept)."""
+
+    def report(done: int, total: int | None) -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"download of {name} cancelled")
+        if progress is not None:
+            progress(int(done), int(total or 0))
+
+    return fetch_model(name, progress=report)
+
+
+def roi_scores(post: Any, polygons: list[np.ndarray]) -> list[dict]:
+    """Score of each ROI polygon (cells counted by centroid)."""
+    return [post.score(np.asarray(poly)) for poly in polygons]

@@ -1,0 +1,16 @@
+"""npe2 writer: a labels layer (e.g. the cells layer) as a uint32 TIFF (see napari.yaml)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..exports import write_labels_tiff as _write
+
+
+def write_labels_tiff(path: str, data: Any, meta: dict) -> list[str]:
+    """Write a 2-D labels layer's data to ``path`` (zlib-compressed uint32 TIFF).
+
+    Returns the paths written (npe2 single-layer writer contract).
+    """
+    _write(path, data)
+    return [path]

@@ -1,0 +1,244 @@
+"""The napari dock widget in a real viewer (pytest-qt + Xvfb): runs, placement, sliders,
+overrides, cancel and bad input. Small images and the stain engine or the tiny fixture model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+
+from napari_deepliif.engine import StainEngine  # noqa: E402
+from napari_deepliif.model_index import CACHE_DIR_ENV, CONFIG_DIR_ENV  # noqa: E402
+from napari_deepliif.sample import load_sample  # noqa: E402
+
+RUN_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(autouse=True)
+def private_model_dirs(tmp_path, monkeypatch):
+    """Model registry and cache in a temporary folder (never the user's)."""
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path / "config"))
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def widget(make_napari_viewer):
+    from napari_deepliif.widget import DeepLIIFWidget
+
+    viewer = make_napari_viewer()
+    w = DeepLIIFWidget(viewer)
+    viewer.window.add_dock_widget(w)
+    return w
+
+
+def choose_stain(w) -> None:
+    w.engine_box.combo.setCurrentIndex(w.engine_box.combo.findData("stain"))
+
+
+def run_and_wait(w, qtbot):
+    worker = w.run()
+    assert worker is not None
+    qtbot.waitUntil(lambda: w.worker is None and w.run_button.isEnabled(), timeout=RUN_TIMEOUT_MS)
+
+
+def plugin_layers(viewer):
+    from napari_deepliif.widget.layers import PLUGIN_KEY
+
+    return {layer.name: layer for layer in viewer.layers if PLUGIN_KEY in layer.metadata}
+
+
+def test_opening_the_widget_does_not_import_torch():
+    code = ("import sys, napari; v = napari.Viewer(show=False)\n"
+            "from napari_deepliif.widget import DeepLIIFWidget\n"
+            "w = DeepLIIFWidget(v)\nprint('torch' in sys.modules)\nv.close()\n")
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_manifest_is_valid_and_names_the_widget():
+    import npe2
+
+    manifest = npe2.PluginManifest.from_file(Path(__file__).parents[1] / "napari.yaml")
+    assert manifest.name == "napari-deepliif"
+    commands = {c.id: c.python_name for c in manifest.contributions.commands}
+    assert commands["napari-deepliif.widget"] == "napari_deepliif.widget:DeepLIIFWidget"
+    assert [w.command for w in manifest.contributions.widgets] == ["napari-deepliif.widget"]
+    menus = manifest.contributions.menus
+    assert any(item.command == "napari-deepliif.widget" for item in menus["napari/layers/segment"])
+    assert manifest.contributions.sample_data[0].key == "ihc"
+    writer = manifest.contributions.writers[0]
+    assert writer.layer_types == ["labels"]
+
+
+def test_stain_run_on_the_sample_matches_the_engine(widget, qtbot):
+    viewer = widget.viewer
+    image = load_sample()
+    viewer.add_image(image, name="ihc", rgb=True)
+    choose_stain(widget)
+    assert "stain" in widget.engine_box.combo.currentText()
+    run_and_wait(widget, qtbot)
+    layers = plugin_layers(viewer)
+    assert set(layers) == {"DeepLIIF Hema", "DeepLIIF Marker", "DeepLIIF cells", "DeepLIIF outlines"}
+    cells = layers["DeepLIIF cells"]
+    assert cells.data.dtype == np.uint32 and cells.data.shape == image.shape[:2]
+    assert layers["DeepLIIF Hema"].rgb and layers["DeepLIIF Hema"].data.shape == image.shape
+    assert layers["DeepLIIF Marker"].blending == "additive"
+    assert layers["DeepLIIF outlines"].contour == 1
+    own = StainEngine().score(image, resolution="40x")
+    assert widget.scores()[0][1]["num_total"] == own.scoring["num_total"]
+    assert widget.post.scoring == own.scoring
+    np.testing.assert_array_equal(cells.data, own.post.labels())
+    assert widget.score_table.cell_text(0, 1) == str(own.scoring["num_total"])
+    assert "stain" in widget.engine_box.engine_label.text()
+    # a re-run updates the same layers in place
+    before = {name: id(layer) for name, layer in layers.items()}
+    run_and_wait(widget, qtbot)
+    assert {name: id(layer) for name, layer in plugin_layers(viewer).items()} == before
+
+
+def test_roi_run_on_a_scaled_translated_layer_is_placed_over_the_roi(widget, qtbot):
+    viewer = widget.viewer
+    image = load_sample()
+    viewer.add_image(image, name="ihc", rgb=True, scale=(0.5, 0.5), translate=(100, 50))
+    # rectangle in world coordinates covering pixels rows 40..199, cols 60..259
+    y0, x0, y1, x1 = 100 + 0.5 * 39.5, 50 + 0.5 * 59.5, 100 + 0.5 * 199.5, 50 + 0.5 * 259.5
+    shapes = viewer.add_shapes([[[y0, x0], [y0, x1], [y1, x1], [y1, x0]]], shape_type="rectangle", name="rois")
+    shapes.add_polygons([[[y0, x0], [y0, x0 + 40], [y0 + 40, x0]]])
+    choose_stain(widget)
+    widget.area_combo.setCurrentText("ROIs of a Shapes layer")
+    widget.shapes_combo.setCurrentIndex(widget.shapes_combo.findText("rois"))
+    run_and_wait(widget, qtbot)
+    cells = plugin_layers(viewer)["DeepLIIF cells"]
+    assert cells.data.shape == (160, 200)
+    np.testing.assert_allclose(cells.scale, (0.5, 0.5))
+    np.testing.assert_allclose(cells.translate, (100 + 40 * 0.5, 50 + 60 * 0.5))
+    for name, layer in plugin_layers(viewer).items():
+        np.testing.assert_allclose(layer.translate, cells.translate, err_msg=name)
+    own = StainEngine().score(image, region=(60, 40, 200, 160), resolution="40x")
+    np.testing.assert_array_equal(cells.data, own.post.labels())
+    rows = widget.scores()
+    assert [name for name, _ in rows] == ["All", "ROI 1", "ROI 2"]
+    assert rows[1][1]["num_total"] == own.post.score(np.array([[-0.5, -0.5], [199.5, -0.5], [199.5, 159.5], [-0.5, 159.5]]))["num_total"]
+    assert rows[2][1]["num_total"] <= rows[1][1]["num_total"]
+
+
+def test_sliders_rescore_and_recolour_as_the_engine(widget, qtbot):
+    from napari_deepliif.widget.layers import NEGATIVE_HEX, POSITIVE_HEX  # noqa: F401
+
+    viewer = widget.viewer
+    image = load_sample()
+    viewer.add_image(image, name="ihc", rgb=True)
+    choose_stain(widget)
+    run_and_wait(widget, qtbot)
+    cells = plugin_layers(viewer)["DeepLIIF cells"]
+    base = widget.post
+    moves = {"size_thresh": base.scoring["size_thresh"] + 60, "size_thresh_upper": 300,
+             "marker_thresh": 100, "seg_thresh": 300}
+    for key, value in moves.items():
+        before = dict(widget.post.scoring)
+        widget.sliders[key].move_to(value)
+        qtbot.waitUntil(lambda key=key, value=value: widget.post.scoring[key] == value, timeout=3000)
+        expected = base.rescore(**{k: widget.settings[k] for k in widget.settings})
+        assert widget.post.scoring == expected.scoring
+        assert widget.post.scoring != before, key
+        assert widget.score_table.cell_text(0, 1) == str(expected.scoring["num_total"])
+        np.testing.assert_array_equal(cells.data, expected.labels())
+        colours = cells.colormap.map(expected.table.id)
+        red = colours[:, 0] == 1
+        np.testing.assert_array_equal(red & (colours[:, 3] > 0), expected.counted & expected.positive)
+        np.testing.assert_array_equal(colours[:, 3] > 0, expected.counted)
+    widget.defaults_button.click()
+    assert widget.post.scoring == base.scoring
+
+
+def test_overriding_a_cell_changes_the_counts(widget, qtbot):
+    from napari.utils._proxies import ReadOnlyWrapper
+    from napari.utils.interactions import mouse_press_callbacks
+    from vispy.util.event import Event
+
+    viewer = widget.viewer
+    viewer.add_image(load_sample(), name="ihc", rgb=True)
+    choose_stain(widget)
+    run_and_wait(widget, qtbot)
+    post = widget.post
+    cell = int(np.flatnonzero(post.counted & post.positive)[0]) + 1
+    y, x = post.table.centroid_pixel[cell - 1]
+    assert post.labels()[y, x] == cell
+    cells = plugin_layers(viewer)["DeepLIIF cells"]
+    viewer.layers.selection.active = cells
+    widget.click_combo.setCurrentText("flips its class")
+    event = ReadOnlyWrapper(Event(type="mouse_press", position=(y, x), view_direction=None,
+                                  dims_displayed=[0, 1], modifiers=[]))
+    mouse_press_callbacks(cells, event)
+    assert widget.post.scoring["num_pos"] == post.scoring["num_pos"] - 1
+    assert widget.post.scoring["num_total"] == post.scoring["num_total"]
+    assert tuple(cells.colormap.map(np.array([cell]))[0, :3]) == (0, 0, 1)
+    widget.click_combo.setCurrentText("excludes it")
+    mouse_press_callbacks(cells, event)
+    assert widget.post.scoring["num_total"] == post.scoring["num_total"] - 1
+    assert cells.colormap.map(np.array([cell]))[0, 3] == 0
+    widget.click_combo.setCurrentText("restores it")
+    mouse_press_callbacks(cells, event)
+    assert widget.post.scoring == post.scoring
+
+
+def test_fixture_model_from_a_local_folder(widget, qtbot, fit_model_dir, shared_dir):
+    from conftest import read_rgb
+
+    viewer = widget.viewer
+    image = read_rgb(shared_dir / "fixtures" / "inputs" / "ihc_22_2.png")[:256, :256]
+    viewer.add_image(image, name="ki67", rgb=True)
+    widget.engine_box.add_local(fit_model_dir, name="fit-ngf8")
+    assert widget.engine_box.combo.currentData() == "fit-ngf8"
+    widget.device_combo.setCurrentText("cpu")
+    run_and_wait(widget, qtbot)
+    layers = plugin_layers(viewer)
+    assert {"DeepLIIF Hema", "DeepLIIF DAPI", "DeepLIIF Lap2", "DeepLIIF Marker", "DeepLIIF cells"} <= set(layers)
+    assert layers["DeepLIIF cells"].data.dtype == np.uint32
+    label = widget.engine_box.engine_label.text()
+    assert "fit-ngf8" in label and "deepliif" in label
+    assert widget.post.scoring["num_total"] > 0
+
+
+def test_cancel_leaves_no_layers(widget, qtbot, fit_model_dir, shared_dir):
+    from conftest import read_rgb
+
+    viewer = widget.viewer
+    image = read_rgb(shared_dir / "fixtures" / "inputs" / "ihc_22_2.png")
+    viewer.add_image(np.tile(image, (2, 2, 1)), name="big", rgb=True)
+    widget.engine_box.add_local(fit_model_dir, name="fit-ngf8")
+    widget.device_combo.setCurrentText("cpu")
+    enabled_while_running = []
+
+    def first_tile_done(done, total):
+        enabled_while_running.append((widget.run_button.isEnabled(), widget.cancel_button.isEnabled()))
+        widget.cancel_button.click()
+
+    widget._relay.progress.connect(first_tile_done)
+    run_and_wait(widget, qtbot)
+    assert enabled_while_running and enabled_while_running[0] == (False, True)
+    assert widget.run_button.isEnabled() and not widget.cancel_button.isEnabled()
+    assert plugin_layers(viewer) == {}
+    assert widget.post is None
+
+
+@pytest.mark.parametrize("bad", ["grayscale", "16-bit"])
+def test_a_bad_layer_gives_a_notification(widget, qtbot, bad):
+    from napari.utils.notifications import notification_manager
+
+    image = load_sample()
+    data = image[..., 0] if bad == "grayscale" else image.astype(np.uint16) * 257
+    widget.viewer.add_image(data, name="bad", rgb=bad != "grayscale")
+    choose_stain(widget)
+    seen = []
+    notification_manager.notification_ready.connect(seen.append)
+    run_and_wait(widget, qtbot)
+    assert plugin_layers(widget.viewer) == {}
+    assert any("DeepLIIF" in str(n.message) for n in seen), [str(n.message) for n in seen]

@@ -45,7 +45,7 @@ def _pyramid(pixels: np.ndarray, n: int) -> list[np.ndarray]:
 
 def write_ome_tiff(path: Path, pixels: np.ndarray, mpp: float, levels: int = 3) -> Path:
     """OME-TIFF with SubIFD pyramid levels (1, 2, 4, ...) and PhysicalSizeX."""
-    opts = dict(tile=TILE, photometric="rgb", compression="zlib")
+    opts = dict(tile=TILE, photometric="rgb", compression=None)
     pyramid = _pyramid(pixels, levels)
     with tifffile.TiffWriter(path, ome=True) as tif:
         tif.write(pyramid[0], subifds=levels - 1, metadata={"axes": "YXS", "PhysicalSizeX": mpp, "PhysicalSizeY": mpp}, **opts)
@@ -62,7 +62,7 @@ def write_svs(path: Path, pixels: np.ndarray, mpp: float | None, magnification: 
     if mpp:
         fields.append(f"MPP = {mpp}")
     description = "Aperio Image Library v12.0.15 \n" + "|".join(fields)
-    opts = dict(photometric="rgb", compression="zlib", metadata=None)
+    opts = dict(photometric="rgb", compression=None, metadata=None)
     with tifffile.TiffWriter(path) as tif:
         tif.write(pixels, tile=TILE, description=description, **opts)
         tif.write(pixels[::16, ::16], description="Aperio Image Library thumbnail", **opts)
@@ -75,7 +75,7 @@ def write_generic_tiff(path: Path, pixels: np.ndarray, mpp: float | None, levels
     with tifffile.TiffWriter(path) as tif:
         for i, level in enumerate(_pyramid(pixels, levels)):
             res = {} if mpp is None else {"resolution": (1e4 / (mpp * 2**i),) * 2, "resolutionunit": "CENTIMETER"}
-            tif.write(level, tile=TILE, photometric="rgb", compression="zlib", metadata=None, subfiletype=1 if i else 0, **res)
+            tif.write(level, tile=TILE, photometric="rgb", compression=None, metadata=None, subfiletype=1 if i else 0, **res)
     return path
 
 

@@ -1,0 +1,177 @@
+"""The OME-Zarr (NGFF 0.4) store a whole-slide run writes, and its resume record.
+
+Layout (``docs/whole-slides.md``)::
+
+    RESULT.ome.zarr/
+        .zattrs            {"napari_deepliif": {run settings, pixel size, ...}}
+        deepliif.json      resume record: chunks done, phases done (written atomically)
+        tissue_mask        2-D uint8 array, the tissue mask used (attrs: downsample)
+        Hema/ Marker/ Seg/ ...   one NGFF image per output: arrays 0, 1, ... of shape
+                                 (3, H/2**i, W/2**i) uint8, axes c, y, x
+        Seg/labels/cells/        NGFF label image: arrays 0, 1, ... (H/2**i, W/2**i) uint32
+
+The NGFF ``multiscales`` attributes are written here (a few lines) rather than through
+ome-zarr-py, which is not a dependency. Stores use the zarr v2 format, which NGFF 0.4
+readers (napari-ome-zarr, QuPath, Fiji/MoBIE, vizarr) open.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DeepLIIFError
+
+NGFF_VERSION = "0.4"
+#: Chunk edge of every array (pixels).
+CHUNK = 1024
+#: Pyramid levels are added until the long side is at most this (pixels).
+SMALLEST_LEVEL = 512
+#: Name of the resume record inside the store.
+RECORD = "deepliif.json"
+#: Group of the label image under ``Seg``.
+LABELS = "cells"
+
+
+def n_levels(shape: tuple[int, int]) -> int:
+    """Pyramid levels for an image of ``shape``: halve until the long side is at most 512."""
+    count, longest = 1, max(shape)
+    while longest > SMALLEST_LEVEL:
+        longest = (longest + 1) // 2
+        count += 1
+    return count
+
+
+def level_shape(shape: tuple[int, int], level: int) -> tuple[int, int]:
+    """(H, W) of pyramid ``level`` (each level halves, rounding up)."""
+    height, width = shape
+    for _ in range(level):
+        height, width = (height + 1) // 2, (width + 1) // 2
+    return height, width
+
+
+def multiscales(name: str, levels: int, mpp: float | None, channel: bool) -> dict:
+    """NGFF 0.4 ``multiscales`` attributes; scales in µm when ``mpp`` is known, else pixels."""
+    unit = {"unit": "micrometer"} if mpp else {}
+    axes = [{"name": "y", "type": "space", **unit}, {"name": "x", "type": "space", **unit}]
+    step = mpp or 1.0
+    datasets = [{"path": str(i), "coordinateTransformations": [
+        {"type": "scale", "scale": [1.0] * channel + [step * 2**i] * 2}]} for i in range(levels)]
+    return {"multiscales": [{
+        "version": NGFF_VERSION, "name": name,
+        "axes": [{"name": "c", "type": "channel"}] * channel + axes,
+        "datasets": datasets, "type": "mean" if channel else "nearest",
+    }]}
+
+
+def _omero_rgb(name: str) -> dict:
+    colours = ("FF0000", "00FF00", "0000FF")
+    return {"omero": {"name": name, "rgb": True, "channels": [
+        {"label": c, "color": colour, "active": True, "window": {"start": 0, "end": 255, "min": 0, "max": 255}}
+        for c, colour in zip("RGB", colours)]}}
+
+
+def create_store(path: Path, names: tuple[str, ...], shape: tuple[int, int], mpp: float | None,
+                 attrs: dict) -> Any:
+    """A new store with empty pyramids for ``names`` (H x W RGB each) and the run's attrs."""
+    import zarr
+
+    root = zarr.open_group(str(path), mode="w", zarr_format=2)
+    root.attrs["napari_deepliif"] = attrs
+    levels = n_levels(shape)
+    for name in names:
+        group = root.create_group(name)
+        for i in range(levels):
+            group.create_array(str(i), shape=(3, *level_shape(shape, i)), chunks=(3, CHUNK, CHUNK),
+                               dtype=np.uint8, fill_value=0)
+        group.attrs.update({**multiscales(name, levels, mpp, channel=True), **_omero_rgb(name)})
+    return root
+
+
+def create_labels(root: Any, shape: tuple[int, int], mpp: float | None) -> Any:
+    """The (empty) ``Seg/labels/cells`` label pyramid, uint32."""
+    labels = root["Seg"].require_group("labels")
+    labels.attrs["labels"] = [LABELS]
+    if LABELS in labels:
+        del labels[LABELS]
+    group = labels.create_group(LABELS)
+    levels = n_levels(shape)
+    for i in range(levels):
+        group.create_array(str(i), shape=level_shape(shape, i), chunks=(CHUNK, CHUNK), dtype=np.uint32, fill_value=0)
+    group.attrs.update({**multiscales(LABELS, levels, mpp, channel=False),
+                        "image-label": {"version": NGFF_VERSION, "source": {"image": "../../"}}})
+    return group
+
+
+def build_pyramid(group: Any) -> None:
+    """Fill levels 1.. of an NGFF group from level 0, block by block (2 x 2 mean for images,
+    the top-left pixel of each 2 x 2 block for labels)."""
+    count = len(group.attrs["multiscales"][0]["datasets"])
+    for i in range(1, count):
+        source, target = group[str(i - 1)], group[str(i)]
+        height, width = target.shape[-2:]
+        for y in range(0, height, CHUNK):
+            for x in range(0, width, CHUNK):
+                block = np.asarray(source[..., 2 * y : 2 * (y + CHUNK), 2 * x : 2 * (x + CHUNK)])
+                target[..., y : y + CHUNK, x : x + CHUNK] = _halve(block, target.dtype)
+
+
+def _halve(block: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if dtype != np.uint8:
+        return block[..., ::2, ::2]
+    h, w = block.shape[-2:]
+    padded = np.pad(block, [(0, 0)] * (block.ndim - 2) + [(0, h % 2), (0, w % 2)], mode="edge")
+    mean = padded.reshape(*padded.shape[:-2], (h + 1) // 2, 2, (w + 1) // 2, 2).mean(axis=(-3, -1))
+    return np.rint(mean).astype(np.uint8)
+
+
+class RunRecord:
+    """The resume record (``deepliif.json``): run settings, chunks done, phases done.
+
+    Every change is written at once, atomically (a temporary file renamed over the old one),
+    so an interrupted run leaves either the old or the new record.
+    """
+
+    def __init__(self, path: Path, settings: dict, done: set[int] | None = None,
+                 phases: list[str] | None = None):
+        self.path, self.settings = path, settings
+        self.done = set(done or ())
+        self.phases = list(phases or [])
+
+    @classmethod
+    def load(cls, store: Path) -> RunRecord | None:
+        """The record of ``store``, or None if it has none."""
+        path = Path(store) / RECORD
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        return cls(path, data["settings"], set(data["done"]), data["phases"])
+
+    def check(self, settings: dict) -> None:
+        """Raise if this store was written with other settings."""
+        changed = {k: (self.settings.get(k), v) for k, v in settings.items() if self.settings.get(k) != v}
+        if changed:
+            detail = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
+            raise DeepLIIFError(f"{self.path.parent} holds a run with other settings ({detail}); "
+                                "write to a new output or pass overwrite=True (--overwrite)")
+
+    def save(self) -> None:
+        """Write the record atomically."""
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"settings": self.settings, "done": sorted(self.done), "phases": self.phases}))
+        os.replace(tmp, self.path)
+
+    def mark(self, chunk: int) -> None:
+        """Record chunk ``chunk`` as written."""
+        self.done.add(int(chunk))
+        self.save()
+
+    def finish(self, phase: str) -> None:
+        """Record ``phase`` (``'inference'``, ``'pyramid'``, ``'cells'``) as done."""
+        if phase not in self.phases:
+            self.phases.append(phase)
+        self.save()

@@ -242,3 +242,50 @@ def test_a_bad_layer_gives_a_notification(widget, qtbot, bad):
     run_and_wait(widget, qtbot)
     assert plugin_layers(widget.viewer) == {}
     assert any("DeepLIIF" in str(n.message) for n in seen), [str(n.message) for n in seen]
+
+
+def test_field_of_view_run_scores_what_the_canvas_shows(widget, qtbot):
+    viewer = widget.viewer
+    image = load_sample()
+    layer = viewer.add_image(image, name="ihc", rgb=True, scale=(2, 2), translate=(10, 20))
+    viewer.camera.center = (10 + 2 * 255.5, 20 + 2 * 255.5)
+    viewer.camera.zoom = 4.0  # screen px per world unit
+    choose_stain(widget)
+    widget.area_combo.setCurrentText("Current field of view")
+    from napari_deepliif.widget import roi
+
+    x, y, w, h = roi.view_rect(viewer, layer, 512, 512)
+    hh, ww = viewer.canvas.size
+    assert abs(w - ww / 8) <= 2 and abs(h - hh / 8) <= 2 and abs(x + w / 2 - 256) <= 1.5
+    run_and_wait(widget, qtbot)
+    cells = plugin_layers(viewer)["DeepLIIF cells"]
+    assert cells.data.shape == (h, w)
+    np.testing.assert_allclose(cells.translate, (10 + 2 * y, 20 + 2 * x))
+    assert widget.post.scoring == StainEngine().score(image, region=(x, y, w, h)).scoring
+
+
+def test_pyramid_level_reads_only_the_roi_and_is_placed_at_level_scale(widget, qtbot):
+    viewer = widget.viewer
+    full = np.tile(load_sample(), (2, 2, 1))
+    levels = [full, full[::2, ::2]]
+    viewer.add_image(levels, name="pyramid", rgb=True, multiscale=True, metadata={"mpp": 0.5})
+    assert widget.resolution_combo.currentText() == "20x"  # from the metadata pixel size
+    viewer.add_shapes([[[100, 200], [100, 600], [500, 600], [500, 200]]], shape_type="rectangle", name="roi")
+    choose_stain(widget)
+    widget.area_combo.setCurrentText("ROIs of a Shapes layer")
+    widget.shapes_combo.setCurrentIndex(widget.shapes_combo.findText("roi"))
+    widget.level_spin.setValue(1)
+    run_and_wait(widget, qtbot)
+    cells = plugin_layers(viewer)["DeepLIIF cells"]
+    # world rows 100..500 = level-1 rows 50..250, cols 100..300: 201 pixels touched each way
+    assert cells.data.shape == (201, 201)
+    np.testing.assert_allclose(cells.scale, (2, 2))
+    np.testing.assert_allclose(cells.translate, (2 * 50, 2 * 100))
+    own = StainEngine().score(levels[1], region=(100, 50, 201, 201), resolution="20x")
+    np.testing.assert_array_equal(cells.data, own.post.labels())
+
+
+def test_pixel_size_in_microns_prefills_the_magnification(widget):
+    layer = widget.viewer.add_image(load_sample(), name="ihc", rgb=True, scale=(1.0, 1.0), units="µm")
+    assert widget.image_combo.currentData() is layer
+    assert widget.resolution_combo.currentText() == "10x"

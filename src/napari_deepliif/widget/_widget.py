@@ -25,6 +25,7 @@ from . import layers as out
 from . import roi, strings
 from ._controls import ScoreTable, ThresholdSlider
 from ._engine_box import EngineBox
+from ._serve_box import ServeBox
 from .workers import EngineChoice, RunSpec, roi_scores, score_area
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,8 @@ class DeepLIIFWidget(QWidget):
         layout.addLayout(self._run_row())
         layout.addWidget(self._threshold_box())
         layout.addWidget(self._cells_box())
+        self.serve_box = ServeBox(self.engine_choice)
+        layout.addWidget(self.serve_box)
         layout.addStretch(1)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed,
                       viewer.layers.events.reordered):
@@ -221,11 +224,15 @@ class DeepLIIFWidget(QWidget):
             polygons = [roi.in_region(p, rect) for p in polygons]
         elif area == strings.AREA_VIEW:
             rect = roi.view_rect(self.viewer, layer, width, height, level)
-        choice = EngineChoice(self.engine_box.model(), self.device_combo.currentText(),
-                              self.precision_combo.currentText())
+        choice = self.engine_choice()
         outputs = "all" if self.outputs_combo.currentText() == strings.OUTPUTS_ALL else "score"
         spec = RunSpec(choice, data, rect, self.resolution_combo.currentText(), outputs, polygons)
         return spec, layer, level
+
+    def engine_choice(self) -> EngineChoice:
+        """The engine the controls ask for (raises DeepLIIFError if it is not installed)."""
+        return EngineChoice(self.engine_box.model(), self.device_combo.currentText(),
+                            self.precision_combo.currentText())
 
     def run(self) -> Any:
         """Start a run in a worker thread; returns the worker (None if the input is unusable)."""

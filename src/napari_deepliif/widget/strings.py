@@ -87,3 +87,11 @@ EXPORT_TIP = ("Write the score (JSON, CSV), cells (GeoJSON for QuPath, CSV), the
 EXPORT_DIALOG = "Folder for the DeepLIIF outputs"
 EXPORTED = "DeepLIIF outputs written to {path}."
 NOTHING_TO_EXPORT = "Run first: there is nothing to export yet."
+
+# ---- server for QuPath -------------------------------------------------------------------
+SERVE = "Serve for QuPath"
+SERVE_TIP = ("Start the local engine server (127.0.0.1, token-protected) with the engine chosen "
+             "above, so the QuPath extension can score with it; press again to stop it.")
+SERVE_STARTING = "Starting the server..."
+SERVE_RUNNING = "Serving {engine} at {url} (token in {token_path})"
+SERVE_STOPPED = "Server stopped."

@@ -1,0 +1,243 @@
+"""One cell table for a whole slide, found chunk by chunk from the Seg map in the store.
+
+Merging rule: the image is cut into core squares; each core is read with a margin around it
+and its cells are found there (:func:`napari_deepliif.cells.find_cells`, the reference's
+rules). A cell is kept by the chunk whose core holds its first pixel (raster order), so
+every cell is kept exactly once and whole. A cell's table row depends only on its own pixels
+and holes, so as long as a cell fits within the margin it is found exactly as a single pass
+over the whole image finds it; ids are then given in raster order of first pixels, as a
+single pass gives them. Limit: a cell (with its holes) reaching more than ``margin`` pixels
+left, right or below its first pixel touches the window edge and may be cut; such cells are
+counted in :attr:`SlideCells.truncated` and logged. The default margin (half a tile: 256 px
+at 40x) exceeds the reference's largest counted cell (16,000 px at 40x, about 140 px across).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from ..cells import CellMap, CellTable, SegPixels, find_cells
+from ..constants import (
+    DEFAULT_LARGE_NOISE_BY_RESOLUTION,
+    DEFAULT_SEG_THRESH,
+    MARKER_RANGE_PERCENTILES,
+    MARKER_THRESH_FRACTION,
+)
+from ..postprocess import Settings, Threshold
+from ..resolution import tile_size_for
+from ..scoring import Override, check_overrides, classify, counts, default_size_threshold
+from .readers import _Planar
+
+log = logging.getLogger(__name__)
+
+#: Core edge of the cell-finding chunks (pixels).
+CELL_CHUNK = 2048
+
+Window = tuple[int, int, int, int]  #: (y0, y1, x0, x1)
+
+
+def default_margin(resolution: str) -> int:
+    """Context read around each core: half a tile (256/128/64 px at 40x/20x/10x)."""
+    return tile_size_for(resolution) // 2
+
+
+def windows(shape: tuple[int, int], core: int, margin: int) -> Iterator[tuple[Window, Window]]:
+    """(core, window) boxes in raster order; windows are cores grown by ``margin``, clipped."""
+    height, width = shape
+    for y in range(0, height, core):
+        for x in range(0, width, core):
+            inner = (y, min(y + core, height), x, min(x + core, width))
+            yield inner, (max(0, y - margin), min(height, inner[1] + margin),
+                          max(0, x - margin), min(width, inner[3] + margin))
+
+
+def marker_threshold_from_histogram(histogram: np.ndarray) -> int:
+    """:func:`scoring.default_marker_threshold` from a 256-bin histogram of marker values
+    (exactly: numpy's linear percentile of the sorted non-zero values)."""
+    values = np.asarray(histogram, dtype=np.int64).copy()
+    values[0] = 0
+    n = int(values.sum())
+    if n == 0:
+        return 0
+    cumulative = np.cumsum(values)
+
+    def percentile(q: float) -> float:
+        position = (n - 1) * (q / 100)
+        lo, frac = int(np.floor(position)), position - np.floor(position)
+        v_lo = int(np.searchsorted(cumulative, lo, side="right"))
+        v_hi = int(np.searchsorted(cumulative, min(lo + 1, n - 1), side="right"))
+        return v_lo + frac * (v_hi - v_lo)
+
+    low, high = (round(percentile(q)) for q in MARKER_RANGE_PERCENTILES)
+    return round((high - low) * MARKER_THRESH_FRACTION) + low
+
+
+@dataclass(frozen=True, eq=False)
+class SlideCells:
+    """Cells and score of a whole slide (or region), merged over chunks.
+
+    Attributes
+    ----------
+    table : CellTable
+        Coordinates in pixels of the image scored (the chosen level, or the region).
+    first_pixel : ndarray, shape (n, 2), int64
+        ``(y, x)`` of each cell's first pixel in raster order.
+    shape : (int, int)
+        (H, W) of the image scored.
+    marker_histogram : ndarray, shape (256,), int64
+        Counts of marker values (max of R, G, B) over the image; None without a Marker.
+    settings : Settings
+        Postprocessing settings as asked for.
+    truncated : int
+        Cells that reached a window edge (larger than the margin; see module docstring).
+    overrides, counted, positive, scoring
+        As :class:`napari_deepliif.postprocess.PostprocessResult`.
+    """
+
+    table: CellTable
+    first_pixel: np.ndarray
+    shape: tuple[int, int]
+    marker_histogram: np.ndarray | None
+    settings: Settings
+    truncated: int = 0
+    overrides: dict[int, Override] = field(default_factory=dict)
+    counted: np.ndarray = field(default=None, repr=False)
+    positive: np.ndarray = field(default=None, repr=False)
+    scoring: dict = field(default_factory=dict)
+
+    def rescore(self, **changes: Any) -> SlideCells:
+        """Change ``size_thresh``, ``size_thresh_upper``, ``marker_thresh`` or ``overrides``
+        (table only; a new ``seg_thresh`` needs :func:`find_slide_cells` again)."""
+        overrides = changes.pop("overrides", self.overrides)
+        if "seg_thresh" in changes and changes["seg_thresh"] != self.settings.seg_thresh:
+            raise ValueError("seg_thresh changes the cells: run find_slide_cells again")
+        return _scored(replace(self, settings=replace(self.settings, **changes)), overrides)
+
+
+def _scored(cells: SlideCells, overrides: dict | None) -> SlideCells:
+    settings = cells.settings.checked(cells.marker_histogram is not None)
+    checked = check_overrides(overrides, len(cells.table))
+    size = settings.size_thresh
+    if size == "default":
+        size = default_size_threshold(cells.table.area, settings.resolution)
+    upper = settings.size_thresh_upper
+    if upper == "default":
+        upper = DEFAULT_LARGE_NOISE_BY_RESOLUTION[settings.resolution]
+    marker = settings.marker_thresh
+    if marker == "default":
+        marker = marker_threshold_from_histogram(cells.marker_histogram)
+    thresholds = {"seg_thresh": int(settings.seg_thresh), "size_thresh": int(size or 0),
+                  "size_thresh_upper": None if upper is None else int(upper),
+                  "marker_thresh": None if marker is None else int(marker)}
+    counted, positive = classify(cells.table, thresholds["size_thresh"], thresholds["size_thresh_upper"],
+                                 thresholds["marker_thresh"], checked)
+    return replace(cells, overrides=checked, counted=counted, positive=positive,
+                   scoring={**counts(counted, positive), **thresholds})
+
+
+def window_cells(seg: Any, marker: Any | None, window: Window, seg_thresh: int) -> tuple[CellMap, SegPixels]:
+    """Cells of one window of H x W x 3 Seg (and Marker) array-likes."""
+    y0, y1, x0, x1 = window
+    pixels = SegPixels.from_images(np.asarray(seg[y0:y1, x0:x1]),
+                                   None if marker is None else np.asarray(marker[y0:y1, x0:x1]))
+    return find_cells(pixels, seg_thresh), pixels
+
+
+def _shifted_centroids(table: CellTable, rows: np.ndarray, window: Window) -> np.ndarray:
+    """Centroids moved to image coordinates exactly as one pass computes them: the integer
+    coordinate sums are shifted, then divided by the area."""
+    area = table.area[rows][:, None]
+    sums = np.rint(table.centroid[rows] * area).astype(np.int64) + np.array([window[0], window[2]]) * area
+    return sums / area
+
+
+def _edge_touching(cells: CellMap, window: Window, shape: tuple[int, int]) -> np.ndarray:
+    y0, y1, x0, x1 = window
+    bbox = cells.table.bbox
+    return (((bbox[:, 1] == 0) & (x0 > 0)) | ((bbox[:, 3] == x1 - x0) & (x1 < shape[1]))
+            | ((bbox[:, 2] == y1 - y0) & (y1 < shape[0])) | ((bbox[:, 0] == 0) & (y0 > 0)))
+
+
+def find_slide_cells(
+    seg: Any,
+    marker: Any | None = None,
+    *,
+    resolution: str,
+    seg_thresh: int = DEFAULT_SEG_THRESH,
+    size_thresh: Threshold = "default",
+    size_thresh_upper: Threshold = None,
+    marker_thresh: Threshold = None,
+    core: int = CELL_CHUNK,
+    margin: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SlideCells:
+    """Cells and score of a large Seg map read window by window (see module docstring).
+
+    Parameters
+    ----------
+    seg, marker : array-like, shape (H, W, 3), uint8
+        Seg map and Marker (numpy, zarr, ...; :func:`store_arrays` gives a store's).
+    resolution, seg_thresh, size_thresh, size_thresh_upper, marker_thresh
+        As :func:`napari_deepliif.postprocess.postprocess`.
+    core, margin : int
+        Core edge and context in pixels (margin default: :func:`default_margin`).
+    progress : callable(done, total), optional
+        Windows done and in all.
+    """
+    settings = Settings(resolution, seg_thresh, size_thresh, size_thresh_upper, marker_thresh).checked(marker is not None)
+    shape = (int(seg.shape[0]), int(seg.shape[1]))
+    margin = default_margin(settings.resolution) if margin is None else margin
+    boxes = list(windows(shape, core, margin))
+    parts: list[dict[str, np.ndarray]] = []
+    histogram = np.zeros(256, np.int64) if marker is not None else None
+    truncated = 0
+    for done, (inner, window) in enumerate(boxes):
+        cells, pixels = window_cells(seg, marker, window, settings.seg_thresh)
+        first = cells.first_pixels() + (window[0], window[2])
+        own = ((first[:, 0] >= inner[0]) & (first[:, 0] < inner[1])
+               & (first[:, 1] >= inner[2]) & (first[:, 1] < inner[3]))
+        truncated += int(np.count_nonzero(own & _edge_touching(cells, window, shape)))
+        t = cells.table
+        parts.append({"first": first[own], "area": t.area[own], "centroid": _shifted_centroids(t, own, window),
+                      "bbox": t.bbox[own] + (window[0], window[2], window[0], window[2]),
+                      "n_positive_px": t.n_positive_px[own], "n_negative_px": t.n_negative_px[own],
+                      "positive": t.positive[own], "marker": t.marker[own]})
+        if histogram is not None:
+            iy, ix = inner[0] - window[0], inner[2] - window[2]
+            core_marker = pixels.marker[iy : iy + inner[1] - inner[0], ix : ix + inner[3] - inner[2]]
+            histogram += np.bincount(core_marker.ravel(), minlength=256)
+        if progress:
+            progress(done + 1, len(boxes))
+    merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    order = np.lexsort((merged["first"][:, 1], merged["first"][:, 0]))
+    merged = {k: v[order] for k, v in merged.items()}
+    n = len(order)
+    table = CellTable(id=np.arange(1, n + 1, dtype=np.uint32), area=merged["area"], centroid=merged["centroid"],
+                      bbox=merged["bbox"], n_positive_px=merged["n_positive_px"],
+                      n_negative_px=merged["n_negative_px"], positive=merged["positive"], marker=merged["marker"])
+    if truncated:
+        log.warning("%d cells reach more than %d px (the margin) from their first pixel and may be cut "
+                    "at chunk edges; pass a larger margin", truncated, margin)
+    cells = SlideCells(table, merged["first"], shape, histogram, settings, truncated)
+    return _scored(cells, None)
+
+
+def global_ids(cells: SlideCells, first: np.ndarray) -> np.ndarray:
+    """Slide cell id of each first pixel ``(y, x)`` given (0 where no slide cell starts there)."""
+    width = cells.shape[1]
+    keys = cells.first_pixel[:, 0] * width + cells.first_pixel[:, 1]
+    wanted = first[:, 0] * width + first[:, 1]
+    index = np.clip(np.searchsorted(keys, wanted), 0, max(len(keys) - 1, 0))
+    found = (keys[index] == wanted) if len(keys) else np.zeros(len(wanted), bool)
+    return np.where(found, cells.table.id[index] if len(keys) else 0, 0).astype(np.uint32)
+
+
+def store_arrays(root: Any) -> tuple[Any, Any | None]:
+    """Seg and Marker (or None) of a result store's level 0 as H x W x 3 array-likes."""
+    marker = _Planar(root["Marker"]["0"]) if "Marker" in root else None
+    return _Planar(root["Seg"]["0"]), marker

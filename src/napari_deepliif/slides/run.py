@@ -1,0 +1,154 @@
+"""Score one whole slide end to end: stream inference, merge cells, write every output.
+
+``OUT/`` (one directory per slide) receives::
+
+    result.ome.zarr    outputs, cell labels and tissue mask (see slides.omezarr)
+    cells.csv          one row per cell (level-0 centroids), cells.parquet with pyarrow
+    cells.geojson      QuPath detections (cell outlines, level-0 pixels)
+    score.json         slide score, per-annotation scores, settings and provenance
+
+Rerunning resumes inference where it stopped; a slide whose ``score.json`` matches the
+settings is not touched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from ..constants import DEFAULT_SEG_THRESH
+from ..postprocess import Threshold
+from .cells import CELL_CHUNK, default_margin, find_slide_cells, store_arrays
+from .export import (
+    Placement,
+    read_annotations,
+    score_annotations,
+    write_cells_csv,
+    write_cells_parquet,
+    write_labels_and_outlines,
+)
+from .readers import open_slide
+from .stream import CHUNK_SIZE, infer_slide
+
+log = logging.getLogger(__name__)
+
+STORE_NAME = "result.ome.zarr"
+SCORE_NAME = "score.json"
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def finished(out: Path, request: dict) -> dict | None:
+    """The score record in ``out`` if it was made with ``request``, else None."""
+    path = Path(out) / SCORE_NAME
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text())
+    return record if record.get("request") == request else None
+
+
+def score_slide(
+    engine: Any,
+    path: str | Path,
+    out: str | Path,
+    *,
+    resolution: str | None = None,
+    mpp: float | None = None,
+    region: tuple[int, int, int, int] | None = None,
+    outputs: str = "score",
+    chunk_size: int = CHUNK_SIZE,
+    tissue: bool = True,
+    seg_thresh: int = DEFAULT_SEG_THRESH,
+    size_thresh: Threshold = "default",
+    size_thresh_upper: Threshold = None,
+    marker_thresh: Threshold = None,
+    annotations: str | Path | None = None,
+    geojson: bool = True,
+    parquet: bool = False,
+    overwrite: bool = False,
+    progress: Any = None,
+    cancel: Any = None,
+) -> dict:
+    """Score the slide at ``path`` into directory ``out``; returns the score record.
+
+    Parameters
+    ----------
+    engine : Engine or StainEngine
+    path : str or Path
+        The slide (see :func:`open_slide`).
+    out : str or Path
+        Output directory for this slide (created).
+    resolution, mpp
+        Magnification to score at; pixel size of level 0 (µm/px) when the file lacks it.
+    region : (x, y, width, height), optional
+        Rectangle in pixels of the chosen level.
+    outputs : 'score' or 'all'
+        Store only Marker and Seg, or every modality too.
+    chunk_size, tissue
+        As :func:`infer_slide`.
+    seg_thresh, size_thresh, size_thresh_upper, marker_thresh
+        Postprocessing settings.
+    annotations : path, optional
+        GeoJSON polygons (level-0 pixels, e.g. QuPath's export) to score separately.
+    geojson, parquet : bool
+        Also write ``cells.geojson`` / ``cells.parquet`` (Parquet needs pyarrow).
+    overwrite : bool
+        Redo everything.
+    progress : callable(stage, done, total), optional
+        Stage ``'inference'`` (tiles) or ``'cells'`` (windows).
+    cancel : callable or threading.Event, optional
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    thresholds = {"seg_thresh": seg_thresh, "size_thresh": size_thresh, "size_thresh_upper": size_thresh_upper,
+                  "marker_thresh": marker_thresh}
+    request = {"slide": str(Path(path).resolve()), "resolution": resolution, "mpp": mpp,
+               "region": list(region) if region else None, "outputs": outputs, "chunk_size": chunk_size,
+               "tissue": tissue, "annotations": str(annotations) if annotations else None,
+               "engine": engine.name, "model_hash": engine.model_hash, **thresholds}
+    if not overwrite and (done := finished(out, request)) is not None:
+        log.info("%s: already scored, skipped", Path(path).name)
+        return {**done, "skipped": True}
+    started = time.perf_counter()
+    store = out / STORE_NAME
+
+    def stage(name: str):
+        return (lambda done, total: progress(name, done, total)) if progress else None
+
+    with open_slide(path, mpp=mpp) as slide:
+        run = infer_slide(engine, slide, store, resolution=resolution, outputs=outputs, region=region,
+                          chunk_size=chunk_size, tissue=tissue, overwrite=overwrite,
+                          progress=stage("inference"), cancel=cancel)
+    import zarr
+
+    root = zarr.open_group(str(store), mode="r+")
+    seg, marker = store_arrays(root)
+    margin = default_margin(run.resolution)
+    cells = find_slide_cells(seg, marker, resolution=run.resolution, margin=margin, progress=stage("cells"),
+                             **thresholds)
+    place = Placement(run.settings)
+    write_labels_and_outlines(root, cells, out / "cells.geojson" if geojson else None, core=CELL_CHUNK,
+                              margin=margin)
+    write_cells_csv(out / "cells.csv", cells, place)
+    if parquet:
+        write_cells_parquet(out / "cells.parquet", cells, place)
+    settings = run.settings
+    regions = score_annotations(cells, read_annotations(Path(annotations)), place, settings["mpp"]) if annotations else {}
+    record = {
+        "slide": Path(path).name, "status": "done", "scoring": cells.scoring, "annotations": regions,
+        "cells_truncated": cells.truncated, "shape": list(run.shape),
+        "provenance": {k: settings[k] for k in ("engine", "model", "model_hash", "version", "resolution",
+                                                 "level", "factor", "downsample", "mpp")},
+        "tiles_run": run.tiles_run, "tiles_skipped": run.tiles_skipped, "chunks_resumed": run.chunks_resumed,
+        "seconds": round(time.perf_counter() - started, 2), "request": request,
+    }
+    _write_json(out / SCORE_NAME, record)
+    return record

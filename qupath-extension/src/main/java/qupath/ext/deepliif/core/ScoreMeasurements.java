@@ -1,6 +1,8 @@
 package qupath.ext.deepliif.core;
 
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -36,6 +38,10 @@ public final class ScoreMeasurements {
     public static final String SIZE_THRESH_UPPER = PREFIX + "Size threshold upper";
     /** Marker threshold, when every tile used the same. */
     public static final String MARKER_THRESH = PREFIX + "Marker threshold";
+
+    /** Every name {@link #of} may write, to clear an earlier run's values. */
+    public static final List<String> NAMES = List.of(NUM_TOTAL, NUM_POSITIVE, NUM_NEGATIVE, PERCENT_POSITIVE, ENGINE,
+            MAGNIFICATION, DOWNSAMPLE, TILES, SEG_THRESH, SIZE_THRESH, SIZE_THRESH_UPPER, MARKER_THRESH);
 
     private static final Map<String, String> THRESHOLDS = Map.of(
             "seg_thresh", SEG_THRESH, "size_thresh", SIZE_THRESH,
@@ -97,5 +103,25 @@ public final class ScoreMeasurements {
         if (!"deepliif".equals(p.get("engine")))
             sb.append(" (classical stain engine, not DeepLIIF)");
         return sb.toString();
+    }
+
+    /**
+     * A description with its {@code "DeepLIIF: "} line replaced by {@code provenance}; the user's
+     * other lines are kept.
+     *
+     * @param description the current description, may be null
+     * @param provenance  the new line (from {@link #provenanceText})
+     * @return the new description
+     */
+    public static String withProvenance(String description, String provenance) {
+        List<String> lines = new ArrayList<>();
+        if (description != null && !description.isEmpty())
+            for (String line : description.split("\\R", -1))
+                if (!line.startsWith(PREFIX))
+                    lines.add(line);
+        while (!lines.isEmpty() && lines.get(lines.size() - 1).isBlank())
+            lines.remove(lines.size() - 1);
+        lines.add(provenance);
+        return String.join("\n", lines);
     }
 }

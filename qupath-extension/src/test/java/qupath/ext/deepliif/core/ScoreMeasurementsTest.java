@@ -70,4 +70,15 @@ class ScoreMeasurementsTest {
                 ScoreSettings.encode(q));
         assertFalse(ScoreSettings.defaults(Magnification.X40).queryParameters(0, 0, null).containsKey("seg_thresh"));
     }
+
+    @Test
+    void provenanceLineReplacesOnlyTheEarlierDeepLIIFLine() {
+        assertEquals("DeepLIIF: engine stain", ScoreMeasurements.withProvenance(null, "DeepLIIF: engine stain"));
+        String first = ScoreMeasurements.withProvenance("Tumour core\nreviewed by AB\n", "DeepLIIF: engine stain");
+        assertEquals("Tumour core\nreviewed by AB\nDeepLIIF: engine stain", first);
+        assertEquals("Tumour core\nreviewed by AB\nDeepLIIF: engine deepliif",
+                ScoreMeasurements.withProvenance(first, "DeepLIIF: engine deepliif"));
+        assertTrue(ScoreMeasurements.NAMES.containsAll(ScoreMeasurements.of(result(1, 1, List.of(Map.of("seg_thresh", 1.0,
+                "size_thresh", 2.0, "size_thresh_upper", 3.0, "marker_thresh", 4.0)), "stain")).keySet()));
+    }
 }

@@ -1,0 +1,96 @@
+package qupath.ext.deepliif;
+
+import java.awt.image.BufferedImage;
+import java.util.Collection;
+import java.util.List;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import qupath.ext.deepliif.core.DeepLIIFClient;
+import qupath.ext.deepliif.core.DeepLIIFException;
+import qupath.ext.deepliif.core.Magnification;
+import qupath.ext.deepliif.core.ScoreSettings;
+import qupath.lib.images.ImageData;
+import qupath.lib.objects.PathObject;
+import qupath.lib.scripting.QP;
+
+/**
+ * Scripting API of the extension: what the workflow history's "Create script" replays, and what
+ * Groovy users call, e.g.
+ * <pre>
+ * qupath.ext.deepliif.DeepLIIFScripting.scoreAnnotations("40x", false, null, null, null, null)
+ * </pre>
+ * The server URL and token come from the extension's preferences (or the token file).
+ */
+public final class DeepLIIFScripting {
+
+    private static final Logger logger = LoggerFactory.getLogger(DeepLIIFScripting.class);
+
+    private DeepLIIFScripting() {
+    }
+
+    /**
+     * Score the current image's annotations.
+     *
+     * @param magnification   "40x", "20x" or "10x"
+     * @param selectedOnly    only the selected annotations (else all area annotations)
+     * @param segThresh       segmentation threshold, null for the server's default
+     * @param sizeThresh      smallest cell size in pixels, null for DeepLIIF's default rule
+     * @param sizeThreshUpper largest cell size in pixels, null for none
+     * @param markerThresh    marker threshold, null for none
+     * @return number of cells added
+     * @throws DeepLIIFException with the server's reason
+     */
+    public static int scoreAnnotations(String magnification, boolean selectedOnly, Integer segThresh, Integer sizeThresh,
+                                       Integer sizeThreshUpper, Integer markerThresh) throws DeepLIIFException {
+        ImageData<BufferedImage> imageData = QP.getCurrentImageData();
+        if (imageData == null)
+            throw new DeepLIIFException(0, Messages.TITLE, Messages.NO_IMAGE);
+        var settings = new ScoreSettings(Magnification.parse(magnification), segThresh, sizeThresh, sizeThreshUpper, markerThresh);
+        return scoreAnnotations(imageData, annotations(imageData, selectedOnly), DeepLIIFPreferences.client(), settings);
+    }
+
+    /**
+     * Score the current image's annotations with the preferred thresholds.
+     *
+     * @param magnification "40x", "20x" or "10x"
+     * @param selectedOnly  only the selected annotations
+     * @return number of cells added
+     * @throws DeepLIIFException with the server's reason
+     */
+    public static int scoreAnnotations(String magnification, boolean selectedOnly) throws DeepLIIFException {
+        ScoreSettings preferred = DeepLIIFPreferences.settings();
+        return scoreAnnotations(magnification, selectedOnly, preferred.segThresh(), preferred.sizeThresh(),
+                preferred.sizeThreshUpper(), preferred.markerThresh());
+    }
+
+    /**
+     * Score given annotations of an image with a given client.
+     *
+     * @param imageData   the image
+     * @param annotations area annotations of that image
+     * @param client      server client
+     * @param settings    magnification and thresholds
+     * @return number of cells added
+     * @throws DeepLIIFException with the server's reason
+     */
+    public static int scoreAnnotations(ImageData<BufferedImage> imageData, Collection<PathObject> annotations,
+                                       DeepLIIFClient client, ScoreSettings settings) throws DeepLIIFException {
+        var scorer = AnnotationScorer.connect(imageData, client, settings);
+        if (!scorer.health().isDeepLIIF())
+            logger.warn(Messages.STAIN_ENGINE);
+        var outcome = scorer.run(annotations, (a, n, t, tiles) -> logger.info(String.format(Messages.PROGRESS, a, n, t, tiles)));
+        outcome.warnings().forEach(logger::warn);
+        logger.info(String.format(Messages.DONE, outcome.scored(), outcome.cells(), outcome.positive()));
+        return outcome.cells();
+    }
+
+    /** The area annotations to score: the selected ones or all. */
+    static List<PathObject> annotations(ImageData<BufferedImage> imageData, boolean selectedOnly) {
+        var hierarchy = imageData.getHierarchy();
+        Collection<PathObject> candidates = selectedOnly ? hierarchy.getSelectionModel().getSelectedObjects()
+                : hierarchy.getAnnotationObjects();
+        return candidates.stream().filter(p -> p.isAnnotation() && p.hasROI() && p.getROI().isArea()).toList();
+    }
+}

@@ -1,0 +1,50 @@
+package qupath.ext.deepliif;
+
+/** User-facing strings of the extension, in one place. */
+final class Messages {
+
+    static final String EXTENSION_NAME = "DeepLIIF";
+    static final String EXTENSION_DESCRIPTION = "Score IHC annotations with DeepLIIF running locally "
+            + "(napari-deepliif's engine server): cells as Positive/Negative detections, score as measurements.";
+    static final String MENU = "Extensions>" + EXTENSION_NAME;
+
+    static final String SCORE_SELECTED = "Score selected annotations";
+    static final String SCORE_ALL = "Score all annotations";
+    static final String PREFERENCES = "Preferences";
+
+    static final String TITLE = "DeepLIIF";
+    static final String TITLE_ERROR = "DeepLIIF: scoring failed";
+    static final String TITLE_PREFERENCES = "DeepLIIF preferences";
+
+    static final String NO_IMAGE = "Open an image first.";
+    static final String NOT_RGB = "DeepLIIF scores brightfield IHC: the image must be 8-bit RGB.";
+    static final String NO_SELECTED = "Select one or more area annotations first (or use '" + SCORE_ALL + "').";
+    static final String NO_ANNOTATIONS = "The image has no area annotations: draw one around the tissue to score.";
+    static final String STAIN_ENGINE = "The server runs the classical 'stain' engine (colour deconvolution), "
+            + "not DeepLIIF: install a DeepLIIF model ('napari-deepliif models fetch deepliif-latest') and restart "
+            + "the server for DeepLIIF results.";
+    static final String CANCELLED = "Scoring was cancelled; annotations already finished keep their results.";
+    static final String RUNNING = "Scoring %d annotation(s) on %s...";
+    static final String PROGRESS = "Annotation %d of %d, tile %d of %d";
+    static final String DONE = "Scored %d annotation(s): %d cells, %d positive.";
+    static final String SKIPPED = "Skipped (smaller than %d px at the chosen magnification, or not an area): %d annotation(s).";
+    static final String CANCEL = "Cancel";
+
+    static final String PREF_URL = "Server URL";
+    static final String PREF_URL_HELP = "Where 'napari-deepliif serve' listens (default http://127.0.0.1:8642).";
+    static final String PREF_TOKEN = "Token";
+    static final String PREF_TOKEN_HELP = "Leave empty to read the token file %s (written by the server on its first start; "
+            + "'napari-deepliif token' prints it).";
+    static final String PREF_MAGNIFICATION = "Magnification";
+    static final String PREF_MAGNIFICATION_HELP = "Pixels are read at the downsample that matches this magnification "
+            + "(from the image's pixel size: 0.25/0.5/1.0 µm/px for 40x/20x/10x).";
+    static final String PREF_SEG = "Segmentation threshold";
+    static final String PREF_SIZE = "Size threshold (px)";
+    static final String PREF_SIZE_UPPER = "Upper size threshold (px)";
+    static final String PREF_MARKER = "Marker threshold";
+    static final String PREF_THRESHOLD_HELP = "A whole number, or empty for the server's default (DeepLIIF's rule).";
+    static final String BAD_THRESHOLD = "'%s' must be a whole number or empty, got '%s'.";
+
+    private Messages() {
+    }
+}

@@ -406,3 +406,14 @@ def test_a_taken_port_is_a_clear_error_and_stop_frees_the_port(server, config_di
         httpx.get(f"{url}/api/health")
     with running_server(config_dir, "stain") as again:  # the same config gives the same token
         assert again.token == server.token and again.port != 0 and port
+
+
+def test_the_api_summary_in_docs_is_current():
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "docs" / "gen_server_api.py"
+    spec = importlib.util.spec_from_file_location("gen_server_api", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--check"]) == 0, "run python docs/gen_server_api.py"

@@ -26,6 +26,7 @@ from .schemas import (
     CancelResponse,
     Health,
     MarkerQuery,
+    ModalitiesQuery,
     OriginQuery,
     RequestIdQuery,
     ResolutionQuery,
@@ -108,7 +109,7 @@ async def score(
     marker_thresh: MarkerQuery = None,
     origin_x: OriginQuery = 0,
     origin_y: OriginQuery = 0,
-    modalities: bool = False,
+    modalities: ModalitiesQuery = False,
     request_id: RequestIdQuery = None,
 ) -> Response:
     """Score the image in the body: a GeoJSON FeatureCollection of the counted cells (QuPath

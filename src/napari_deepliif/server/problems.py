@@ -109,6 +109,11 @@ def install_handlers(app: FastAPI) -> None:
             reasons.append(f"{where}: {error.get('msg', 'invalid')}")
         return problem_response(422, "invalid request: " + "; ".join(reasons))
 
+    async def engine_error(request: Request, exc: DeepLIIFError) -> JSONResponse:
+        problem = problem_for(exc)
+        log.info("%s %s: %s", request.method, request.url.path, problem.detail)
+        return problem_response(problem.status_code, problem.detail, problem.headers)
+
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error in %s %s", request.method, request.url.path)
         problem = problem_for(exc)
@@ -116,5 +121,5 @@ def install_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
-    app.add_exception_handler(DeepLIIFError, unexpected)
+    app.add_exception_handler(DeepLIIFError, engine_error)
     app.add_exception_handler(Exception, unexpected)

@@ -24,6 +24,7 @@ SizeThreshQuery = Annotated[WholeNumber | Literal["default"], Query(description=
 UpperQuery = Annotated[WholeNumber | Literal["default"] | None, Query(description="count cells with fewer pixels than this; 'default': 1000/4000/16000 at 10x/20x/40x; absent: no cap")]
 MarkerQuery = Annotated[Annotated[int, Field(ge=0, le=255)] | Literal["default"] | None, Query(description="a cell whose marker value (0-255) is above this is positive; 'default': 90 % of the Marker's range; absent: not applied")]
 OriginQuery = Annotated[int, Query(ge=0, le=MAX_INT, description="added to every returned coordinate (e.g. the region's top-left pixel in the slide)")]
+ModalitiesQuery = Annotated[bool, Query(description="also return the engine's images (Hema, Marker, Seg, ...) as base64 PNG")]
 RequestIdQuery = Annotated[str | None, Query(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$", description="your id for this request, to cancel it with POST /api/cancel")]
 
 # the reference platform's spellings: 'auto' and 'none'
@@ -31,7 +32,7 @@ RefSegThreshQuery = Annotated[int, Query(ge=0, le=MAX_SEG_THRESH, description="s
 RefSizeQuery = Annotated[WholeNumber | Literal["auto", "default"], Query(description="count cells with more pixels than this; 'auto' (= 'default'): the KDE rule")]
 RefUpperQuery = Annotated[WholeNumber | Literal["none", "auto", "default"], Query(description="count cells with fewer pixels than this; 'none': no cap; 'auto'/'default': 1000/4000/16000 at 10x/20x/40x")]
 RefMarkerQuery = Annotated[Annotated[int, Field(ge=0, le=255)] | Literal["none", "auto", "default"], Query(description="a cell whose marker value is above this is positive; 'auto' (= 'default'): from the Marker's range; 'none': not applied")]
-FlagQuery = Annotated[str | None, Query(max_length=16, description="a flag: present (any value but false/0/no/off) means on")]
+FlagQuery = Annotated[str | None, Query(max_length=16, description="a flag: present (with any value but false/0/no/off) means on")]
 
 
 def flag(value: str | None) -> bool:

@@ -135,9 +135,9 @@ class Guard:
 
 
 def _too_large(size: int, limit: int, so_far: bool = False) -> str:
-    what = "more than" if so_far else ""
-    return (f"the request body is {what} {size} bytes; this server takes at most {limit} bytes "
-            "(--max-request-mb): send a smaller region or restart the server with a higher limit").replace("  ", " ")
+    what = f"more than {size}" if so_far else f"{size}"
+    return (f"the request body is {what} bytes; this server takes at most {limit} bytes "
+            "(--max-request-mb): send a smaller region or restart the server with a higher limit")
 
 
 async def _send_problem(send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:

@@ -30,7 +30,7 @@ class OwnershipTest {
     private static final int WIDTH = 900;
     private static final int HEIGHT = 700;
     private static final int CELL = 10;
-    private static final int PITCH = 23;
+    private static final int PITCH = 29;
     private static final CoordinateMapping MAPPING = new CoordinateMapping(1000, 500, 2.0);
 
     /** Square cells on a grid, region-local read pixels, with alternating classes. */

@@ -41,16 +41,16 @@ class TilingTest {
         }
     }
 
-    /** Every integer and half-integer step would be slow: integers, plus each core bound and just below it. */
+    /** Probe values along one axis: every 7th pixel, the edges, and each core bound with its neighbours. */
     private static double[] probes(int length, List<Tile> tiles, boolean alongX) {
-        TreeSet<Double> values = new TreeSet<>();
-        for (int v = -1; v <= length; v++)
-            values.add(v + 0.0);
+        TreeSet<Double> values = new TreeSet<>(List.of(-1.0, -0.5, 0.0, length - 0.5, length + 0.0));
+        for (int v = 0; v < length; v += 7)
+            values.add(v + 0.5);
         for (Tile t : tiles) {
             for (double bound : alongX ? new double[] {t.coreMinX(), t.coreMaxX()} : new double[] {t.coreMinY(), t.coreMaxY()}) {
                 if (Double.isFinite(bound)) {
-                    values.add(bound);
-                    values.add(Math.nextDown(bound));
+                    for (double near : new double[] {bound - 1, Math.nextDown(bound), bound, Math.nextUp(bound), bound + 1})
+                        values.add(near);
                 }
             }
         }

@@ -3,7 +3,6 @@ score, limits, bad images, concurrency, queue, cancel, errors as problem JSON.""
 
 from __future__ import annotations
 
-import io
 import stat
 import struct
 import threading

@@ -59,7 +59,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         503: "the server is shutting down",
     }.items()
 }
-_bearer = HTTPBearer(auto_error=False, description="the token `napari-deepliif token` prints")
+#: Documents the token in the OpenAPI document; :class:`.security.Guard` enforces it, before
+#: any body is read.
+bearer = HTTPBearer(auto_error=False, description="the token `napari-deepliif token` prints")
 
 
 @dataclass
@@ -95,7 +97,7 @@ async def health(request: Request) -> dict:
 
 @router.post(
     "/score", tags=["score"], summary="Cells and IHC score of one image",
-    response_model=ScoreResponse, responses=ERRORS, dependencies=[Depends(_bearer)],
+    response_model=ScoreResponse, responses=ERRORS, dependencies=[Depends(bearer)],
     openapi_extra={"requestBody": {"required": True, "description": "one 8-bit RGB(A) PNG or TIFF image",
                                    "content": {t: {"schema": {"type": "string", "format": "binary"}}
                                                for t in MEDIA_TYPES.values()}}},
@@ -139,7 +141,7 @@ async def score(
 
 
 @router.post("/cancel", tags=["server"], summary="Cancel a queued or running request",
-             response_model=CancelResponse, responses=ERRORS, dependencies=[Depends(_bearer)])
+             response_model=CancelResponse, responses=ERRORS, dependencies=[Depends(bearer)])
 async def cancel(request: Request, request_id: RequestIdQuery = None) -> dict:
     """Cancel the request with ``request_id`` (queued or running), or without it the running
     one; the cancelled request is answered 409."""

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import Response
 
 from ..constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
-from .app import ERRORS, _bearer, state
+from .app import ERRORS, bearer, state
 from .images import decode, png_base64, read_header
 from .problems import Problem
 from .schemas import (
@@ -32,7 +32,7 @@ from .schemas import (
     reference_threshold,
 )
 
-router = APIRouter(prefix="/api", tags=["reference platform"], responses=ERRORS, dependencies=[Depends(_bearer)])
+router = APIRouter(prefix="/api", tags=["reference platform"], responses=ERRORS, dependencies=[Depends(bearer)])
 SEG_REFINED, SEG_OVERLAID = "SegRefined", "SegOverlaid"
 
 

@@ -87,7 +87,7 @@ def _human_size(size: int | None) -> str:
     raise AssertionError("unreachable")
 
 
-def _tqdm_progress() -> tuple[Callable[[int, int | None], None], Callable[[], None]]:
+def _tqdm_progress() -> tuple[model_index.ProgressCallback, Callable[[], None]]:
     """A progress callback drawing a tqdm bar on stderr, and a function closing it."""
     from tqdm import tqdm
 

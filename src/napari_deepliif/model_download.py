@@ -13,22 +13,19 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from napari_deepliif.errors import ModelError
-from napari_deepliif.model_index import (
-    EAGER_FILES,
-    OPTIONS_FILE,
-    TORCHSCRIPT_FILES,
-    ProgressCallback,
-    model_format,
-)
+from napari_deepliif.model_registry import MODEL_FORMATS, OPTIONS_FILE, model_format
 
 logger = logging.getLogger(__name__)
 
+#: ``callable(done_bytes, total_bytes)``; ``total_bytes`` is None when the server does not say.
+#: Raising from it (e.g. :class:`napari_deepliif.errors.Cancelled`) stops a download.
+ProgressCallback = Callable[[int, "int | None"], None]
 #: Bytes read per chunk (and per progress step) while downloading.
 CHUNK_SIZE = 1 << 20
 #: Seconds without data before a download fails.
@@ -121,7 +118,7 @@ def select_members(names: Iterable[str]) -> tuple[str, list[str]]:
         ),
         key=lambda p: (p.count("/"), p),
     )
-    for files in (TORCHSCRIPT_FILES, EAGER_FILES):
+    for files in MODEL_FORMATS.values():
         for prefix in prefixes:
             if all(prefix + f in listed for f in files):
                 return prefix, [prefix + OPTIONS_FILE] + [prefix + f for f in files]

@@ -10,7 +10,9 @@ Three sources of models, looked up by name:
 
 A path to an existing folder can be used wherever a name is accepted. The registry is a JSON
 file in the user config dir. Both dirs can be moved with the environment variables
-:data:`CONFIG_DIR_ENV` and :data:`CACHE_DIR_ENV`.
+:data:`CONFIG_DIR_ENV` and :data:`CACHE_DIR_ENV`. The dirs, the registry file and the model
+folder layout are kept in :mod:`napari_deepliif.model_registry` and re-exported here, so front
+ends need only this module.
 
 Every public function takes an optional ``index=`` mapping, so tests and other deployments can
 use another index (e.g. one read with :func:`index_from_json`) without touching the defaults.
@@ -18,47 +20,79 @@ use another index (e.g. one read with :func:`index_from_json`) without touching 
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
-import os
 import re
 import shutil
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from napari_deepliif.errors import ModelError
+from napari_deepliif.model_download import ProgressCallback, download_and_unpack
+from napari_deepliif.model_registry import (
+    APP_NAME,
+    CACHE_DIR_ENV,
+    CONFIG_DIR_ENV,
+    EAGER_FILES,
+    NET_IDS,
+    OPTIONS_FILE,
+    REGISTRY_FILE,
+    REGISTRY_SCHEMA,
+    TORCHSCRIPT_FILES,
+    cache_dir,
+    config_dir,
+    download_dir,
+    folder_size,
+    load_registry,
+    missing_files,
+    model_format,
+    models_dir,
+    record_download,
+    record_local,
+    registry_path,
+    save_registry,
+)
+
+__all__ = [
+    # defined here
+    "BUILTIN_INDEX",
+    "IndexEntry",
+    "ModelEntry",
+    "VerifyReport",
+    "add_model",
+    "entry_as_dict",
+    "fetch_model",
+    "get_model",
+    "index_from_json",
+    "list_models",
+    "remove_model",
+    "resolve_model",
+    "verify_model",
+    # re-exported from model_registry and model_download
+    "APP_NAME",
+    "CACHE_DIR_ENV",
+    "CONFIG_DIR_ENV",
+    "EAGER_FILES",
+    "NET_IDS",
+    "OPTIONS_FILE",
+    "REGISTRY_FILE",
+    "REGISTRY_SCHEMA",
+    "TORCHSCRIPT_FILES",
+    "ProgressCallback",
+    "cache_dir",
+    "config_dir",
+    "download_dir",
+    "model_format",
+    "models_dir",
+    "registry_path",
+]
 
 logger = logging.getLogger(__name__)
 
-#: Environment variable that moves the config dir (where ``models.json`` lives).
-CONFIG_DIR_ENV = "NAPARI_DEEPLIIF_CONFIG_DIR"
-#: Environment variable that moves the cache dir (where downloaded models are unpacked).
-CACHE_DIR_ENV = "NAPARI_DEEPLIIF_CACHE_DIR"
-#: Name used for the platformdirs user dirs.
-APP_NAME = "napari-deepliif"
-#: Name of the registry file in the config dir.
-REGISTRY_FILE = "models.json"
-REGISTRY_SCHEMA = 1
-
-# ---- model folder layout (docs/deepliif-reference.md, "Model release layout") -------------
-OPTIONS_FILE = "train_opt.txt"
-#: Network suffixes: G1..G4 translate IHC to Hema, DAPI, Lap2, Marker; G51..G55 segment.
-NET_IDS: tuple[str, ...] = ("1", "2", "3", "4", "51", "52", "53", "54", "55")
-#: TorchScript nets, preferred by the engine.
-TORCHSCRIPT_FILES: tuple[str, ...] = tuple(f"G{i}.pt" for i in NET_IDS)
-#: Eager state dicts, used only when the TorchScript nets are absent.
-EAGER_FILES: tuple[str, ...] = tuple(f"latest_net_G{i}.pth" for i in NET_IDS)
-
 #: A model name: letters, digits, ``.``, ``_`` and ``-``, starting with a letter or digit.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-#: ``callable(done_bytes, total_bytes)``; ``total_bytes`` is None when the server does not say.
-#: Raising from it (e.g. :class:`napari_deepliif.errors.Cancelled`) stops a download.
-ProgressCallback = Callable[[int, "int | None"], None]
 
 
 @dataclass(frozen=True)
@@ -185,84 +219,6 @@ class VerifyReport:
         return not self.missing and self.format is not None and self.loaded is not False
 
 
-# ---- dirs and registry -------------------------------------------------------------------
-
-
-def config_dir() -> Path:
-    """Folder of the registry file: ``$NAPARI_DEEPLIIF_CONFIG_DIR`` or the user config dir."""
-    env = os.environ.get(CONFIG_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir(APP_NAME))
-
-
-def cache_dir() -> Path:
-    """Folder of downloads: ``$NAPARI_DEEPLIIF_CACHE_DIR`` or the user cache dir."""
-    env = os.environ.get(CACHE_DIR_ENV)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir(APP_NAME))
-
-
-def registry_path() -> Path:
-    """Path of the user's registry file (it may not exist yet)."""
-    return config_dir() / REGISTRY_FILE
-
-
-def models_dir() -> Path:
-    """Folder under the cache dir that holds one unpacked folder per downloaded model."""
-    return cache_dir() / "models"
-
-
-def download_dir(name: str) -> Path:
-    """Folder a downloaded model named ``name`` is (or would be) unpacked to."""
-    return models_dir() / name
-
-
-def _empty_registry() -> dict[str, Any]:
-    return {"schema": REGISTRY_SCHEMA, "local": {}, "downloaded": {}}
-
-
-def _load_registry() -> dict[str, Any]:
-    path = registry_path()
-    if not path.exists():
-        return _empty_registry()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot read the model registry {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ModelError(f"the model registry {path} is not a JSON object")
-    registry = _empty_registry()
-    for key in ("local", "downloaded"):
-        section = data.get(key, {})
-        if not isinstance(section, dict):
-            raise ModelError(f"the model registry {path} has a bad {key!r} section")
-        registry[key] = section
-    return registry
-
-
-def _save_registry(registry: Mapping[str, Any]) -> None:
-    path = registry_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".models-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(registry, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
 
 def _normalise_sha256(value: object) -> str | None:
     if value is None or value == "":
@@ -297,53 +253,12 @@ def index_from_json(path: str | Path) -> dict[str, IndexEntry]:
     return {name: IndexEntry.from_dict(name, entry) for name, entry in data.items()}
 
 
-# ---- folder checks -----------------------------------------------------------------------
-
-
-def model_format(folder: str | Path) -> str | None:
-    """Which complete set of nets a folder holds.
-
-    Parameters
-    ----------
-    folder : str or pathlib.Path
-        A model folder.
-
-    Returns
-    -------
-    str or None
-        ``"torchscript"`` when ``train_opt.txt`` and all nine ``G*.pt`` are there, else
-        ``"eager"`` when ``train_opt.txt`` and all nine ``latest_net_G*.pth`` are there, else
-        None.
-    """
-    folder = Path(folder)
-    if not (folder / OPTIONS_FILE).is_file():
-        return None
-    if all((folder / f).is_file() for f in TORCHSCRIPT_FILES):
-        return "torchscript"
-    if all((folder / f).is_file() for f in EAGER_FILES):
-        return "eager"
-    return None
-
-
-def _missing_files(folder: Path) -> list[str]:
-    missing = [] if (folder / OPTIONS_FILE).is_file() else [OPTIONS_FILE]
-    candidates = [
-        [f for f in files if not (folder / f).is_file()]
-        for files in (TORCHSCRIPT_FILES, EAGER_FILES)
-    ]
-    return missing + min(candidates, key=len)
-
-
 def _check_name(name: str) -> None:
     if not _NAME_RE.match(name):
         raise ModelError(
             f"bad model name {name!r}: use letters, digits, '.', '_' and '-' "
             "(at most 64, starting with a letter or digit)"
         )
-
-
-def _folder_size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
 
 
 # ---- public API --------------------------------------------------------------------------
@@ -368,7 +283,7 @@ def list_models(index: Mapping[str, IndexEntry] | None = None) -> list[ModelEntr
         local folders (sorted by name).
     """
     idx = _index(index)
-    registry = _load_registry()
+    registry = load_registry()
     downloaded: dict[str, Any] = registry["downloaded"]
     entries: list[ModelEntry] = []
     names = list(idx) + sorted(n for n in downloaded if n not in idx)
@@ -407,7 +322,7 @@ def list_models(index: Mapping[str, IndexEntry] | None = None) -> list[ModelEntr
                 source=str(folder),
                 installed=installed,
                 path=folder,
-                size=_folder_size(folder) if installed else None,
+                size=folder_size(folder) if installed else None,
                 sha256=None,
                 description=str(registry["local"][name].get("description", "")),
             )
@@ -468,7 +383,7 @@ def resolve_model(
         raise ModelError(f"model folder {name_or_path} does not exist")
     text = str(name_or_path)
     idx = _index(index)
-    registry = _load_registry()
+    registry = load_registry()
     is_name = _NAME_RE.match(text) is not None
     if is_name and (text in idx or text in registry["downloaded"]):
         folder = download_dir(text)
@@ -526,7 +441,7 @@ def add_model(
     """
     _check_name(name)
     idx = _index(index)
-    registry = _load_registry()
+    registry = load_registry()
     if name in idx or name in registry["downloaded"]:
         raise ModelError(f"{name!r} is the name of a downloadable model: choose another name")
     if name in registry["local"] and not replace:
@@ -540,10 +455,9 @@ def add_model(
     if model_format(folder) is None:
         raise ModelError(
             f"{folder} is not a DeepLIIF model folder: missing "
-            + ", ".join(_missing_files(folder))
+            + ", ".join(missing_files(folder))
         )
-    registry["local"][name] = {"path": str(folder), "added": _now()}
-    _save_registry(registry)
+    record_local(registry, name, folder)
     logger.info("registered local model %r at %s", name, folder)
     return get_model(name, index)
 
@@ -560,10 +474,10 @@ def remove_model(name: str, index: Mapping[str, IndexEntry] | None = None) -> No
         When no local or downloaded model has that name.
     """
     idx = _index(index)
-    registry = _load_registry()
+    registry = load_registry()
     if name in registry["local"]:
         del registry["local"][name]
-        _save_registry(registry)
+        save_registry(registry)
         logger.info("unregistered local model %r", name)
         return
     folder = download_dir(name)
@@ -573,7 +487,7 @@ def remove_model(name: str, index: Mapping[str, IndexEntry] | None = None) -> No
             logger.info("deleted %s", folder)
         if name not in idx:
             registry["downloaded"].pop(name, None)
-            _save_registry(registry)
+            save_registry(registry)
         return
     raise ModelError(f"no local or downloaded model named {name!r}")
 
@@ -622,11 +536,9 @@ def fetch_model(
     ModelError
         Unknown name, network failure, hash mismatch, or an archive without a model.
     """
-    from napari_deepliif import model_download
-
     _check_name(name)
     idx = _index(index)
-    registry = _load_registry()
+    registry = load_registry()
     if name in registry["local"]:
         raise ModelError(f"{name!r} is a local model folder: nothing to download")
     entry = idx.get(name)
@@ -658,18 +570,8 @@ def fetch_model(
         logger.info("model %r already downloaded at %s", name, target)
         return target
 
-    result = model_download.download_and_unpack(
-        url, target, sha256=expected, progress=progress
-    )
-    registry = _load_registry()  # re-read: the download may have taken an hour
-    registry["downloaded"][name] = {
-        "url": url,
-        "sha256": result.sha256,
-        "size": result.size,
-        "format": result.format,
-        "fetched": _now(),
-    }
-    _save_registry(registry)
+    result = download_and_unpack(url, target, sha256=expected, progress=progress)
+    record_download(name, url, sha256=result.sha256, size=result.size, fmt=result.format)
     if expected is None:
         logger.warning(
             "model %r downloaded without a known hash; its SHA256 %s is recorded in %s and "
@@ -709,7 +611,7 @@ def verify_model(
     fmt = model_format(folder)
     report = VerifyReport(name=str(name_or_path), path=folder, format=fmt)
     if fmt is None:
-        report.missing = _missing_files(folder)
+        report.missing = missing_files(folder)
         report.messages.append(f"{folder}: missing " + ", ".join(report.missing))
         return report
     report.messages.append(f"{folder}: {OPTIONS_FILE} and all nine {fmt} nets present")

@@ -90,7 +90,9 @@ def test_stain_run_on_the_sample_matches_the_engine(widget, qtbot):
     assert cells.data.dtype == np.uint32 and cells.data.shape == image.shape[:2]
     assert layers["DeepLIIF Hema"].rgb and layers["DeepLIIF Hema"].data.shape == image.shape
     assert layers["DeepLIIF Marker"].blending == "additive"
-    assert layers["DeepLIIF outlines"].contour == 1
+    from napari_deepliif.widget.layers import outlines
+
+    np.testing.assert_array_equal(layers["DeepLIIF outlines"].data, outlines(cells.data))
     own = StainEngine().score(image, resolution="40x")
     assert widget.scores()[0][1]["num_total"] == own.scoring["num_total"]
     assert widget.post.scoring == own.scoring

@@ -26,6 +26,10 @@ LAYER_NAMES: dict[str, str] = {**{m: f"DeepLIIF {m}" for m in MODALITIES},
 FLUORESCENCE: dict[str, str] = {"DAPI": "blue", "Lap2": "green", "Marker": "red"}
 #: Opacity of the filled cells layer (the outlines layer is opaque).
 CELLS_OPACITY = 0.45
+#: Label images with a side above this are shown as pyramids (each level half the last,
+#: down to PYRAMID_SMALLEST px), so that recolouring maps only what the canvas shows.
+PYRAMID_ABOVE = 2048
+PYRAMID_SMALLEST = 512
 
 
 def _hex(rgb: Sequence[int]) -> str:
@@ -89,6 +93,33 @@ def intensity(rgb: np.ndarray) -> np.ndarray:
     return np.max(rgb, axis=2)
 
 
+def outlines(labels: np.ndarray) -> np.ndarray:
+    """``labels`` kept only on each cell's border pixels (a 4-neighbour has another label).
+
+    Computed once per label image, so a recolour never recomputes contours.
+    """
+    edge = np.zeros(labels.shape, bool)
+    vertical = labels[1:, :] != labels[:-1, :]
+    horizontal = labels[:, 1:] != labels[:, :-1]
+    edge[1:, :] |= vertical
+    edge[:-1, :] |= vertical
+    edge[:, 1:] |= horizontal
+    edge[:, :-1] |= horizontal
+    return np.where(edge, labels, 0).astype(labels.dtype, copy=False)
+
+
+def label_levels(labels: np.ndarray, outline: bool = False) -> np.ndarray | list[np.ndarray]:
+    """The data of a labels layer: the image itself, or for a large one a pyramid (nearest
+    subsampling by 2 per level); ``outline`` keeps border pixels only, per level."""
+    levels = [labels]
+    if max(labels.shape) > PYRAMID_ABOVE:
+        while max(levels[-1].shape) > PYRAMID_SMALLEST:
+            levels.append(np.ascontiguousarray(levels[-1][::2, ::2]))
+    if outline:
+        levels = [outlines(level) for level in levels]
+    return levels if len(levels) > 1 else levels[0]
+
+
 def find_layer(viewer: Any, role: str) -> Any | None:
     """The layer this plugin made for ``role`` in ``viewer``, if it is still there."""
     for layer in viewer.layers:
@@ -101,9 +132,13 @@ def find_layer(viewer: Any, role: str) -> Any | None:
 def _put(viewer: Any, role: str, kind: str, data: np.ndarray, placed: dict, meta: dict, style: dict) -> Any:
     layer = find_layer(viewer, role)
     metadata = {PLUGIN_KEY: {**meta, "role": role}}
+    if layer is not None and layer.multiscale != isinstance(data, list):
+        viewer.layers.remove(layer)
+        layer = None
     if layer is None:
         add = viewer.add_labels if kind == "labels" else viewer.add_image
-        return add(data, name=LAYER_NAMES[role], metadata=metadata, **placed, **style)
+        return add(data, name=LAYER_NAMES[role], metadata=metadata, multiscale=isinstance(data, list),
+                   **placed, **style)
     layer.data = data
     layer.scale, layer.translate = placed["scale"], placed["translate"]
     layer.metadata = metadata
@@ -115,6 +150,9 @@ def _put(viewer: Any, role: str, kind: str, data: np.ndarray, placed: dict, meta
 def show_result(viewer: Any, images: Mapping[str, np.ndarray], post: Any, *, scale: np.ndarray,
                 translate: np.ndarray, meta: dict) -> dict[str, Any]:
     """Add or update (in place) the modality, cells and outlines layers of one run.
+
+    The outlines layer holds each cell's border pixels (see :func:`outlines`), not napari's
+    ``contour``, which would be recomputed over the whole image on every recolour.
 
     Modality layers of an earlier run that this run did not produce are removed (they would
     lie over another area). Returns role -> layer.
@@ -134,11 +172,10 @@ def show_result(viewer: Any, images: Mapping[str, np.ndarray], post: Any, *, sca
             layers[role] = _put(viewer, role, "image", images[role], placed, meta, {"rgb": True})
     labels = post.labels()
     colormap = cell_colormap(post)
-    layers[CELLS] = _put(viewer, CELLS, "labels", labels, placed, meta,
+    layers[CELLS] = _put(viewer, CELLS, "labels", label_levels(labels), placed, meta,
                          {"colormap": colormap, "opacity": CELLS_OPACITY})
-    layers[OUTLINES] = _put(viewer, OUTLINES, "labels", labels, placed, meta,
+    layers[OUTLINES] = _put(viewer, OUTLINES, "labels", label_levels(labels, outline=True), placed, meta,
                             {"colormap": colormap, "opacity": 1.0})
-    layers[OUTLINES].contour = 1
     return layers
 
 
@@ -155,5 +192,5 @@ def recolor(viewer: Any, post: Any, *, relabel: bool = False) -> None:
         if layer is None:
             continue
         if labels is not None:
-            layer.data = labels
+            layer.data = label_levels(labels, outline=role == OUTLINES)
         layer.colormap = colormap

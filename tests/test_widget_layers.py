@@ -1,0 +1,77 @@
+"""Qt-free parts of the widget: placement maths, colours, outlines, pyramids and ROI geometry."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("napari")
+
+from napari_deepliif.constants import NEGATIVE_RGB, POSITIVE_RGB  # noqa: E402
+from napari_deepliif.errors import DeepLIIFError  # noqa: E402
+from napari_deepliif.widget import layers, roi  # noqa: E402
+
+
+def test_placement_puts_the_roi_origin_over_its_source_pixel():
+    scale, translate = layers.placement((0.5, 0.25), (100, 50), origin_xy=(60, 40))
+    np.testing.assert_allclose(scale, (0.5, 0.25))
+    np.testing.assert_allclose(translate, (100 + 40 * 0.5, 50 + 60 * 0.25))
+    scale, translate = layers.placement((1, 1, 0.5, 0.5), (7, 0, 10, 20), origin_xy=(3, 2), downsample=4)
+    np.testing.assert_allclose(scale, (2, 2))
+    np.testing.assert_allclose(translate, (10 + 2 * 2, 20 + 3 * 2))
+
+
+def test_cell_colours_follow_counted_and_class():
+    from napari.utils.colormaps import DirectLabelColormap
+
+    ids = np.arange(1, 6, dtype=np.uint32)
+    counted = np.array([True, True, False, True, False])
+    positive = np.array([True, False, True, False, False])
+    cmap = DirectLabelColormap(color_dict=layers.cell_color_dict(ids, counted, positive))
+    rgba = cmap.map(np.array([0, 1, 2, 3, 4, 5, 99]))
+    assert tuple(np.round(rgba[1, :3] * 255)) == POSITIVE_RGB
+    assert tuple(np.round(rgba[2, :3] * 255)) == NEGATIVE_RGB
+    np.testing.assert_array_equal(rgba[:, 3] > 0, [False, True, True, False, True, False, False])
+
+
+def test_no_counted_cell_still_gives_a_direct_colormap():
+    colors = layers.cell_color_dict(np.arange(1, 4), np.zeros(3, bool), np.zeros(3, bool))
+    assert len(colors) == 3 and set(colors.values()) == {"transparent"}
+
+
+def test_outlines_keep_only_border_pixels():
+    labels = np.zeros((7, 7), np.uint32)
+    labels[1:6, 1:6] = 3
+    edge = layers.outlines(labels)
+    assert edge[3, 3] == 0 and edge[1, 1] == 3 and edge[1, 3] == 3 and edge[0, 0] == 0
+    assert np.count_nonzero(edge) == 16  # the 5 x 5 square's ring
+
+
+def test_large_label_images_become_pyramids():
+    small = np.ones((100, 100), np.uint32)
+    assert layers.label_levels(small) is small
+    big = np.arange(3000 * 2100, dtype=np.uint32).reshape(3000, 2100)
+    levels = layers.label_levels(big)
+    assert [lvl.shape for lvl in levels] == [(3000, 2100), (1500, 1050), (750, 525), (375, 263)]
+    np.testing.assert_array_equal(levels[2], big[::4, ::4])
+
+
+def test_bounding_rect_covers_touched_pixels_and_clips():
+    square = np.array([[9.5, 19.5], [29.5, 19.5], [29.5, 49.5], [9.5, 49.5]])
+    assert roi.bounding_rect([square], 100, 100) == (10, 20, 20, 30)
+    assert roi.bounding_rect([square - 15], 100, 100) == (0, 5, 15, 30)
+    with pytest.raises(DeepLIIFError):
+        roi.bounding_rect([square + 500], 100, 100)
+    local = roi.in_region(square + (0, 100), (10, 20, 20, 30))
+    assert local.max(axis=0).tolist() == [19.5, 29.5]
+
+
+def test_field_of_view_is_the_canvas_over_the_zoom():
+    corners = roi.field_of_view((50, 80), zoom=2.0, canvas_hw=(600, 800))
+    np.testing.assert_allclose(corners, [[50 - 150, 80 - 200], [50 + 150, 80 + 200]])
+
+
+def test_union_mask_of_polygons():
+    a = np.array([[-0.5, -0.5], [4.5, -0.5], [4.5, 4.5], [-0.5, 4.5]])
+    mask = roi.union_mask([a, a + 5], (10, 10))
+    assert mask.sum() == 50 and mask[0, 0] and mask[9, 9] and not mask[0, 9]

@@ -23,6 +23,10 @@ from .errors import ModelError
 
 BN_EPS = 1e-5
 LEAKY_SLOPE = 0.2
+#: The innermost UNet levels whose transposed convs run as a matrix product, and the
+#: largest input edge (pixels) that path is used for (at 512 px tiles: inputs of 1, 2, 4 px).
+_MATMUL_LEVELS = 3
+_MATMUL_MAX_SIZE = 4
 
 # Keys a BatchNorm carries that inference ignores (running stats are never used).
 _IGNORED_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
@@ -263,8 +267,25 @@ class UnetGenerator(nn.Module):
         self.w = _Weights(state)
 
     def optimise_layout(self) -> None:
-        """Put every conv weight in channels-last layout (oneDNN/cuDNN's fastest)."""
+        """Put every conv weight in channels-last layout (oneDNN/cuDNN's fastest), and keep
+        the transposed convs of the innermost levels also as matrices (see :meth:`_up`)."""
         self.w.to_channels_last([k for k in self.w._names if self.w[k].ndim == 4])
+        self._up_matrices: dict[str, Tensor] = {}
+        for prefix, innermost in self.levels[-_MATMUL_LEVELS:]:
+            key = f"{prefix}.model.{3 if innermost else 5}.weight"
+            w = self.w[key]
+            self._up_matrices[key] = w.reshape(w.shape[0], -1).t().contiguous()
+
+    def _up(self, y: Tensor, key: str) -> Tensor:
+        """4x4 stride-2 transposed convolution. At the innermost levels (inputs of a few
+        pixels) it is a matrix product and a fold: the direct kernel's per-call weight
+        reordering costs ~10x the arithmetic there."""
+        matrix = getattr(self, "_up_matrices", {}).get(key)
+        if matrix is None or y.shape[-1] > _MATMUL_MAX_SIZE:
+            return F.conv_transpose2d(y, self.w[key], stride=2, padding=1)
+        n, c, h, w = y.shape
+        cols = matrix @ y.reshape(n, c, h * w)
+        return F.fold(cols, (2 * h, 2 * w), 4, stride=2, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
         w = self.w
@@ -286,6 +307,5 @@ class UnetGenerator(nn.Module):
             y = _norm_act(y, w[f"{prefix}.model.2.weight"], w[f"{prefix}.model.2.bias"], None)
             y = F.relu_(self._level(y, i + 1))
             up, norm = f"{prefix}.model.5", f"{prefix}.model.6"
-        y = F.conv_transpose2d(y, w[f"{up}.weight"], stride=2, padding=1)
-        y = _norm_act(y, w[f"{norm}.weight"], w[f"{norm}.bias"], None)
+        y = _norm_act(self._up(y, f"{up}.weight"), w[f"{norm}.weight"], w[f"{norm}.bias"], None)
         return torch.cat([skip, y], 1)

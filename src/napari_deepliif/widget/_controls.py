@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from qtpy.QtCore import Qt, Signal
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QSlider, QTableWidget, QTableWidgetItem, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QHeaderView, QLabel, QSlider, QTableWidget, QTableWidgetItem, QWidget
 
 from . import strings
 
@@ -84,6 +84,8 @@ class ScoreTable(QTableWidget):
         self.setHorizontalHeaderLabels(strings.SCORE_HEADERS)
         self.verticalHeader().setVisible(False)
         self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.setMinimumHeight(140)
 
     def show_scores(self, rows: Sequence[tuple[str, dict]]) -> None:
         """One row per ``(name, score)``; score has the reference's count keys."""

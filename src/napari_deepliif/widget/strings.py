@@ -76,7 +76,7 @@ CLICK_EXCLUDE = "excludes it"
 CLICK_FLIP = "flips its class"
 CLICK_RESTORE = "restores it"
 CLICK_TIP = "What a click on a cell of the cells layer does (overrides are kept until Seg threshold changes)."
-SCORE_HEADERS = ("Area", "Total", "Positive", "Negative", "% positive")
+SCORE_HEADERS = ("Area", "Total", "Pos.", "Neg.", "% pos.")
 SCORE_ALL = "All"
 SCORE_ROI = "ROI {index}"
 

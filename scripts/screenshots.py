@@ -1,0 +1,89 @@
+"""Screenshots of the napari widget for docs/user-guide.md, from a real napari window.
+
+Loads the bundled IHC sample, draws two ROIs, runs the classical ``stain`` engine (no weights
+needed) and saves ``docs/images/widget-*.png``: the whole window after the run, the window
+with the filled cells layer shown, and after a threshold change. Run it on a virtual display::
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" env PYTHONPATH=src python scripts/screenshots.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+log = logging.getLogger("screenshots")
+IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
+
+
+def wait(app, condition, timeout: float = 120.0) -> None:
+    """Process Qt events until ``condition()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the widget did not finish in time")
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def save(viewer, app, name: str, out: Path) -> None:
+    """Grab the whole main window (dock widget included) as a PNG, without notification toasts
+    (e.g. napari's notice about the Qt binding) that would cover the canvas."""
+    from napari._qt.dialogs.qt_notification import NapariQtNotification
+
+    for toast in viewer.window._qt_window.findChildren(NapariQtNotification):
+        toast.close()
+    for _ in range(10):
+        app.processEvents()
+    pixmap = viewer.window._qt_window.grab()
+    path = out / f"widget-{name}.png"
+    pixmap.save(str(path))
+    log.info("wrote %s", path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=IMAGES, help="folder for the PNGs")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_deepliif._sample_data import ihc_sample
+    from napari_deepliif.widget import DeepLIIFWidget
+
+    viewer = napari.Viewer(title="napari-deepliif")
+    viewer.window._qt_window.resize(1500, 950)
+    data, kwargs = ihc_sample()[0]
+    viewer.add_image(data, **kwargs)
+    viewer.add_shapes([[[40, 40], [40, 250], [250, 250], [250, 40]],
+                       [[300, 280], [300, 480], [480, 480], [480, 280]]],
+                      shape_type="rectangle", name="ROIs", edge_color="yellow", face_color="transparent",
+                      edge_width=3)
+    widget = DeepLIIFWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="DeepLIIF IHC scoring", area="right")
+    app = QApplication.instance()
+    widget.engine_box.combo.setCurrentIndex(widget.engine_box.combo.findData("stain"))
+    widget.area_combo.setCurrentText("ROIs of a Shapes layer")
+    widget.run()
+    wait(app, lambda: widget.worker is None and widget.post is not None)
+    for layer in viewer.layers:
+        if layer.name in ("DeepLIIF cells", "DeepLIIF Hema", "DeepLIIF Marker"):
+            layer.visible = False
+    viewer.layers.selection.active = viewer.layers["DeepLIIF outlines"]
+    viewer.reset_view()
+    save(viewer, app, "outlines", args.out)
+    viewer.layers["DeepLIIF cells"].visible = True
+    save(viewer, app, "cells", args.out)
+    widget.sliders["size_thresh"].move_to(widget.post.scoring["size_thresh"] + 80)
+    wait(app, lambda: widget.settings["size_thresh"] != "default")
+    save(viewer, app, "size-threshold", args.out)
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()

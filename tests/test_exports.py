@@ -37,7 +37,7 @@ from napari_deepliif.postprocess import postprocess
 OUTPUTS = "data/deepliif-2021-outputs"
 PROVENANCE = {
     "engine": "deepliif", "model": "DeepLIIF_Latest_Model", "model_hash": "sha256:" + "0" * 64,
-    "package_version": "0.1.0", "resolution": "40x", "image": "22_2_IHC.png", "region": None,
+    "version": "0.1.0", "resolution": "40x", "image": "22_2_IHC.png", "region": None,
 }
 
 

@@ -94,7 +94,7 @@ SCORE_KEYS: tuple[str, ...] = (
 )
 #: Provenance fields the front ends pass to :func:`score_record` (values may be None).
 PROVENANCE_KEYS: tuple[str, ...] = (
-    "engine", "model", "model_hash", "package_version", "resolution", "image", "region",
+    "engine", "model", "model_hash", "version", "resolution", "image", "region",
 )
 ENGINES: tuple[str, ...] = ("deepliif", "stain")
 
@@ -174,7 +174,7 @@ def score_record(
     provenance : mapping of str to JSON-able
         Where the score came from, added after the score keys in the given order. Front ends
         pass :data:`PROVENANCE_KEYS`: ``engine`` (``'deepliif'`` or ``'stain'``), ``model``
-        (name), ``model_hash``, ``package_version``, ``resolution`` (``'40x'`` ...),
+        (name), ``model_hash``, ``version`` (of this package), ``resolution`` (``'40x'`` ...),
         ``image`` (name) and ``region`` (e.g. ``[x0, y0, width, height]`` in full-image
         pixels, or None for the whole image); a value may be None where it does not apply.
     regions : mapping of str to dict, optional

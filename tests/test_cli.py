@@ -1,0 +1,107 @@
+"""The command line as a user runs it: files written, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import read_rgb
+
+from napari_deepliif.cli import main
+
+REFERENCE_KEYS = ["num_total", "num_pos", "num_neg", "percent_pos", "seg_thresh", "size_thresh", "size_thresh_upper", "marker_thresh"]
+
+
+@pytest.fixture(autouse=True)
+def private_config(tmp_path, monkeypatch):
+    """No model installed: config and cache in empty temporary folders."""
+    monkeypatch.setenv("NAPARI_DEEPLIIF_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("NAPARI_DEEPLIIF_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_infer_writes_the_five_images_at_the_input_size(shared_dir, fit_model_dir, tmp_path, capsys):
+    image = shared_dir / "fixtures" / "inputs" / "ihc_34_3_crop_300x200.png"
+    assert main(["infer", str(image), "--model", str(fit_model_dir), "--resolution", "40x", "--out", str(tmp_path / "out")]) == 0
+    folder = tmp_path / "out" / "ihc_34_3_crop_300x200"
+    assert sorted(p.name for p in folder.iterdir()) == ["DAPI.png", "Hema.png", "Lap2.png", "Marker.png", "Seg.png"]
+    for png in folder.iterdir():
+        data = read_rgb(png)
+        assert data.shape == (200, 300, 3) and data.dtype == np.uint8
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_score_sample_uses_the_stain_engine_when_no_model_is_installed(tmp_path, capsys):
+    assert main(["score", "--sample", "--out", str(tmp_path / "out")]) == 0
+    folder = tmp_path / "out" / "ihc_colon_fhl2"
+    names = {p.name for p in folder.iterdir()}
+    assert {"Hema.png", "Marker.png", "Seg.png", "SegRefined.png", "SegOverlaid.png", "score.json", "cells.geojson", "cells.csv", "labels.tif"} <= names
+    score = json.loads((folder / "score.json").read_text())
+    assert list(score)[: len(REFERENCE_KEYS)] == REFERENCE_KEYS
+    assert score["engine"] == "stain" and score["num_total"] > 20
+    features = json.loads((folder / "cells.geojson").read_text())["features"]
+    assert len(features) == score["num_total"]
+    assert sum(f["properties"]["classification"] == "Positive" for f in features) == score["num_pos"]
+    with open(folder / "cells.csv", newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == score["num_total"]
+    assert "engine stain" in capsys.readouterr().out
+
+
+def test_score_roi_with_a_model_offsets_cells_into_full_image_pixels(shared_dir, fit_model_dir, tmp_path):
+    image = shared_dir / "data" / "ihc" / "ROI_1.png"
+    args = ["score", str(image), "--model", str(fit_model_dir), "--resolution", "20x", "--roi", "400,300,256,200", "--out", str(tmp_path)]
+    assert main(args) == 0
+    folder = tmp_path / "ROI_1"
+    score = json.loads((folder / "score.json").read_text())
+    assert score["engine"] == "deepliif" and score["model"] == "deepliif-fit-ngf8" and score["model_hash"]
+    assert read_rgb(folder / "SegOverlaid.png").shape == (200, 256, 3)
+    for feature in json.loads((folder / "cells.geojson").read_text())["features"]:
+        xs, ys = np.array(feature["geometry"]["coordinates"][0]).T
+        assert 400 <= xs.min() and xs.max() <= 656 and 300 <= ys.min() and ys.max() <= 500
+
+
+def test_postprocess_reproduces_the_reference_scoring(shared_dir, tmp_path):
+    case = shared_dir / "fixtures" / "inference" / "deepliif-fit-ngf8" / "roi1_crop_700x600_t512"
+    orig = shared_dir / "fixtures" / "inputs" / "roi1_crop_700x600.png"
+    args = ["postprocess", str(orig), "--seg", str(case / "Seg.png"), "--marker", str(case / "mod4-Marker.png"), "--resolution", "40x", "--out", str(tmp_path)]
+    assert main(args) == 0
+    folder = tmp_path / "roi1_crop_700x600"
+    ours = json.loads((folder / "score.json").read_text())
+    reference = json.loads((case / "scoring.json").read_text())
+    assert {k: ours[k] for k in reference} == reference
+    np.testing.assert_array_equal(read_rgb(folder / "SegRefined.png"), read_rgb(case / "SegRefined.png"))
+    np.testing.assert_array_equal(read_rgb(folder / "SegOverlaid.png"), read_rgb(case / "SegOverlaid.png"))
+    features = json.loads((folder / "cells.geojson").read_text())["features"]
+    assert len(features) == reference["num_total"]
+
+
+def test_postprocess_threshold_options(shared_dir, tmp_path):
+    case = shared_dir / "fixtures" / "postprocess" / "deepliif2021_22_2"
+    args = ["postprocess", str(case / "orig.png"), "--seg", str(case / "seg.png"), "--marker", str(case / "marker.png"),
+            "--resolution", "40x", "--seg-thresh", "150", "--size-thresh", "30", "--marker-thresh", "default", "--out", str(tmp_path)]
+    assert main(args) == 0
+    score = json.loads((tmp_path / "orig" / "score.json").read_text())
+    assert score["seg_thresh"] == 150 and score["size_thresh"] == 30 and isinstance(score["marker_thresh"], int)
+
+
+def test_errors_are_one_line_with_a_non_zero_status(tmp_path, shared_dir, fit_model_dir):
+    result = subprocess.run([sys.executable, "-m", "napari_deepliif.cli", "score", str(tmp_path / "missing.png"), "--engine", "stain", "--out", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and "does not exist" in result.stderr
+    gray = tmp_path / "gray.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((64, 64), 128, np.uint8)).save(gray)
+    assert main(["score", str(gray), "--engine", "stain", "--out", str(tmp_path)]) == 1
+    assert main(["score", "--engine", "deepliif", "--sample", "--out", str(tmp_path)]) == 1  # nothing installed
+    assert main(["score", "--out", str(tmp_path)]) == 1  # no input at all
+    with pytest.raises(SystemExit):
+        main(["score", "--sample", "--roi", "1,2,3", "--out", str(tmp_path)])
+    seg = shared_dir / "fixtures" / "postprocess" / "gt_22_2_crop" / "seg.png"  # 375 x 301
+    orig = shared_dir / "fixtures" / "inputs" / "ihc_22_2.png"  # 512 x 512
+    assert main(["postprocess", str(orig), "--seg", str(seg), "--out", str(tmp_path)]) == 1
+    assert not (tmp_path / "ihc_22_2").exists()

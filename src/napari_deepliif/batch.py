@@ -49,6 +49,7 @@ class BatchOptions:
     batch_size: int | None = None
     resolution: str | None = None
     mpp: float | None = None
+    region: tuple[int, int, int, int] | None = None
     outputs: str = "score"
     chunk_size: int = 2048
     tissue: bool = True
@@ -78,7 +79,7 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
             found += [Path(m) for m in matches if Path(m).is_file()]
         else:
             raise InputImageError(f"{item}: no such file, folder or matching files")
-    slides = list(dict.fromkeys(p.resolve() for p in found))
+    slides = list(dict.fromkeys(p.absolute() for p in found))  # links keep their own names
     if not slides:
         raise InputImageError("no slides found in the inputs given")
     return slides
@@ -152,7 +153,7 @@ def score_one(slide: str, out: str, options: BatchOptions) -> dict:
         annotations = candidate if candidate.is_file() else None
     try:
         record = score_slide(worker_engine(options), slide_path, out_path, resolution=options.resolution,
-                             mpp=options.mpp, outputs=options.outputs, chunk_size=options.chunk_size,
+                             mpp=options.mpp, region=options.region, outputs=options.outputs, chunk_size=options.chunk_size,
                              tissue=options.tissue, annotations=annotations, geojson=options.geojson,
                              parquet=options.parquet, overwrite=options.overwrite,
                              progress=_publisher(slide_path.name), **options.thresholds)
@@ -210,8 +211,10 @@ def run_batch(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dirs = [out / name for name in output_names(slides)]
+    # each worker's torch/OpenMP gets its share of the cores, so N workers do not oversubscribe them
+    threads = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
     cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                  dashboard_address=None)
+                                                  dashboard_address=None, env={"OMP_NUM_THREADS": threads})
     rows: list[dict | None] = [None] * len(slides)
     try:
         with Client(scheduler or cluster) as client:

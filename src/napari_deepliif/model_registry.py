@@ -38,10 +38,17 @@ REGISTRY_SCHEMA = 1
 OPTIONS_FILE = "train_opt.txt"
 #: Network suffixes: G1..G4 translate IHC to Hema, DAPI, Lap2, Marker; G51..G55 segment.
 NET_IDS: tuple[str, ...] = ("1", "2", "3", "4", "51", "52", "53", "54", "55")
+
+
+def net_file_names(net: str) -> tuple[str, str]:
+    """File names that may hold net ``net`` (e.g. ``G51``): TorchScript first, then eager."""
+    return f"{net}.pt", f"latest_net_{net}.pth"
+
+
 #: TorchScript nets, preferred by the engine.
-TORCHSCRIPT_FILES: tuple[str, ...] = tuple(f"G{i}.pt" for i in NET_IDS)
+TORCHSCRIPT_FILES: tuple[str, ...] = tuple(net_file_names(f"G{i}")[0] for i in NET_IDS)
 #: Eager state dicts, used only when the TorchScript nets are absent.
-EAGER_FILES: tuple[str, ...] = tuple(f"latest_net_G{i}.pth" for i in NET_IDS)
+EAGER_FILES: tuple[str, ...] = tuple(net_file_names(f"G{i}")[1] for i in NET_IDS)
 #: The complete sets of nets a model folder can hold, most preferred first.
 MODEL_FORMATS: dict[str, tuple[str, ...]] = {
     "torchscript": TORCHSCRIPT_FILES,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ModelError
+from .model_registry import OPTIONS_FILE, net_file_names
 from .options import ModelOptions, read_model_options
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ def segmentation_nets(options: ModelOptions) -> tuple[str, ...]:
 
 def net_files(directory: Path, name: str) -> list[Path]:
     """Files that may hold net ``name``, in the order they are tried."""
-    return [p for p in (directory / f"{name}.pt", directory / f"latest_net_{name}.pth") if p.is_file()]
+    return [directory / f for f in net_file_names(name) if (directory / f).is_file()]
 
 
 def _read_state_dict(path: Path) -> dict[str, Any]:
@@ -139,7 +140,7 @@ class DeepLIIFModel:
         Cheap to compute (no full read of 1.5 GB); recorded in outputs so a result names the
         exact model files it came from.
         """
-        digest = hashlib.sha256((self.directory / "train_opt.txt").read_bytes())
+        digest = hashlib.sha256((self.directory / OPTIONS_FILE).read_bytes())
         for name in (*translation_nets(self.options), *segmentation_nets(self.options)):
             for path in net_files(self.directory, name):
                 digest.update(f"{path.name}:{path.stat().st_size}".encode())

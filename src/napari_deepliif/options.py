@@ -14,6 +14,7 @@ from typing import Any
 
 from .constants import PAPER_SEG_WEIGHTS, RELEASED_SEG_WEIGHTS
 from .errors import ModelError
+from .model_registry import OPTIONS_FILE
 
 _DEFAULT_SUFFIX = re.compile(r"\s*\[default:.*\]\s*$")
 
@@ -101,7 +102,7 @@ def read_model_options(path: str | Path) -> ModelOptions:
     """
     path = Path(path)
     if path.is_dir():
-        path = path / "train_opt.txt"
+        path = path / OPTIONS_FILE
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:

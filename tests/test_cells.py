@@ -8,6 +8,7 @@ from scipy import ndimage as ndi
 
 from napari_deepliif.cells import SegPixels, find_cells
 from napari_deepliif.errors import InputImageError
+from napari_deepliif.outlines import cell_outlines
 
 
 def _oracle(seg: np.ndarray, marker: np.ndarray | None, seg_thresh: int) -> dict[str, np.ndarray]:
@@ -136,10 +137,12 @@ def test_outline_and_first_pixel() -> None:
     seg[5:30, 10:40] = (0, 0, 255)
     cells = find_cells(SegPixels.from_images(seg), 120)
     assert list(cells.first_pixels()[0]) == [5, 10]
-    outline = cells.outline(0)
-    assert np.allclose(outline[0], outline[-1])
-    assert outline[:, 0].min() == pytest.approx(4.5) and outline[:, 0].max() == pytest.approx(29.5)
-    assert outline[:, 1].min() == pytest.approx(9.5) and outline[:, 1].max() == pytest.approx(39.5)
+    # pixel-edge (x, y) corners: columns 10..39 and rows 5..29 span [10, 40] x [5, 30]
+    [[ring]] = cell_outlines(cells, [0])
+    assert np.array_equal(ring[0], ring[-1]) and len(ring) == 5
+    assert sorted(map(tuple, ring[:-1].tolist())) == [(10, 5), (10, 30), (40, 5), (40, 30)]
+    [[moved]] = cell_outlines(cells, [0], origin=(100, 50))
+    assert np.array_equal(moved, ring + (100, 50))
     assert np.allclose(cells.table.centroid_xy[0], (24.5, 17.0))
 
 

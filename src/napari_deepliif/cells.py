@@ -23,7 +23,6 @@ from functools import cached_property
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from skimage.measure import find_contours
 
 from .constants import NOISE_SIZE, SEG_BOUNDARY_MAX_GREEN
 from .errors import InputImageError
@@ -260,27 +259,6 @@ class CellMap:
         """(n, 2) int64 ``(y, x)`` of each cell's first pixel in raster order."""
         order, bounds, start = self._runs_by_cell
         return np.stack(np.divmod(start[order[bounds[:-1]]], self.shape[1]), axis=1)
-
-    def outline(self, index: int) -> np.ndarray:
-        """Outline polygon of the cell at table row ``index`` (``table.id[index] - 1``).
-
-        Returns
-        -------
-        ndarray, shape (k, 2), float64
-            Closed ``(y, x)`` polygon (first vertex repeated last) through the midpoints
-            between the cell's edge pixels and their outside neighbours (marching squares at
-            level 0.5), in image pixel coordinates.
-        """
-        order, bounds, start = self._runs_by_cell
-        runs = order[bounds[index]:bounds[index + 1]]
-        y0, x0, y1, x1 = self.table.bbox[index]
-        mask = np.zeros((y1 - y0 + 2, x1 - x0 + 2), dtype=np.uint8)
-        width = self.shape[1]
-        for s, n in zip(start[runs], self._run_length[runs]):
-            y, x = divmod(int(s), width)
-            mask[y - y0 + 1, x - x0 + 1:x - x0 + 1 + int(n)] = 1
-        contours = find_contours(mask, 0.5)
-        return max(contours, key=len) + (y0 - 1, x0 - 1)
 
 
 def find_cells(pixels: SegPixels, seg_thresh: int) -> CellMap:

@@ -19,6 +19,7 @@ import numpy as np
 from skimage.measure import points_in_poly
 
 from ..errors import InputImageError
+from ..outlines import cell_outlines
 from ..scoring import counts, density
 from . import omezarr
 from .cells import SlideCells, global_ids, store_arrays, window_cells, windows
@@ -68,10 +69,10 @@ def write_labels_and_outlines(root: Any, cells: SlideCells, geojson: Path | None
                 continue
             first = found.first_pixels() + (window[0], window[2])
             own = (first[:, 0] >= y0) & (first[:, 0] < y1) & (first[:, 1] >= x0) & (first[:, 1] < x1) & (ids > 0)
-            for local in np.flatnonzero(own):
-                outline = found.outline(int(local))[:, ::-1] + (window[2], window[0])
+            owned = np.flatnonzero(own)
+            for local, rings in zip(owned, cell_outlines(found, owned, origin=(window[2], window[0]))):
                 row = int(ids[local]) - 1
-                feature = _feature(place.to_full(outline), bool(cells.positive[row]), bool(cells.counted[row]),
+                feature = _feature(place.to_full(rings[0]), bool(cells.positive[row]), bool(cells.counted[row]),
                                    int(ids[local]))
                 sink.write(("" if first_feature else ",\n") + json.dumps(feature))
                 first_feature = False

@@ -20,9 +20,10 @@ from napari_deepliif.slides.stream import disjoint_tiles, infer_slide
 from napari_deepliif.tiling import TileGrid
 from test_slides import slide_pixels, write_ome_tiff
 
-#: At 10x (level 1 of the 0.5 µm/px slide): a row of 3 tiles of 128 px across the glass
-#: edge (level-1 x = 700); the last one (x 732-860) lies on glass.
-REGION_10X = (560, 200, 300, 128)
+#: At 10x (level 1 of the 0.5 µm/px slide): 2 x 3 tiles of 128 px across the glass edge
+#: (level-1 x = 700), the second row and the last column moved flush to the region's edges
+#: (they overlap their neighbours); the last column (x 732-860) lies on glass.
+REGION_10X = (560, 200, 300, 200)
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +50,9 @@ def test_interrupted_then_resumed_run_equals_one_pass(slide_path: Path, fit_mode
         first = RunRecord.load(store)
         assert first.done == {0} and "inference" not in first.phases
         resumed = infer_slide(engine, slide, store, **options)
-        # the rerun computes only the rest; the tile on glass never reaches the network
-        assert (resumed.chunks_resumed, resumed.chunks_run) == (1, 2)
-        assert (resumed.tiles_run, resumed.tiles_skipped) == (1, 1)
+        # the rerun computes only the rest; the tiles on glass never reach the network
+        assert (resumed.chunks_resumed, resumed.chunks_run) == (1, 5)
+        assert (resumed.tiles_run, resumed.tiles_skipped) == (3, 2)
         whole = engine.infer(slide.array(slide.level_for("10x")), resolution="10x", outputs="score",
                              region=REGION_10X)
     for name in ("Marker", "Seg"):
@@ -59,7 +60,7 @@ def test_interrupted_then_resumed_run_equals_one_pass(slide_path: Path, fit_mode
     # rerunning a finished store does nothing
     with open_slide(slide_path) as slide:
         again = infer_slide(engine, slide, store, **options)
-    assert (again.chunks_run, again.chunks_resumed) == (0, 3)
+    assert (again.chunks_run, again.chunks_resumed) == (0, 6)
 
 
 @pytest.mark.parametrize("shape, tile", [((1536, 2048), 128), ((300, 200), 512), ((1000, 1001), 256), ((129, 5000), 128)])

@@ -12,6 +12,7 @@ import pytest
 import zarr
 
 from napari_deepliif.engine import load_engine
+from napari_deepliif.errors import InputImageError
 from napari_deepliif.postprocess import postprocess
 from napari_deepliif.scoring import default_marker_threshold
 from napari_deepliif.slides.cells import find_slide_cells, marker_threshold_from_histogram, store_arrays
@@ -46,6 +47,8 @@ def test_merged_cells_equal_one_pass(seg_marker: tuple[np.ndarray, np.ndarray]) 
     assert merged.scoring == one.scoring
     # table-only rescoring agrees too
     assert merged.rescore(size_thresh=30, marker_thresh=100).scoring == one.rescore(size_thresh=30, marker_thresh=100).scoring
+    with pytest.raises(InputImageError, match="seg_thresh"):
+        merged.rescore(seg_thresh=100)
 
 
 def test_cells_larger_than_the_margin_are_reported(seg_marker, caplog) -> None:

@@ -28,10 +28,11 @@ from ..constants import (
     MARKER_RANGE_PERCENTILES,
     MARKER_THRESH_FRACTION,
 )
+from ..errors import InputImageError
 from ..postprocess import Settings, Threshold
 from ..resolution import tile_size_for
 from ..scoring import Override, check_overrides, classify, counts, default_size_threshold
-from .readers import _Planar
+from .readers import ChannelsLast
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class SlideCells:
         (table only; a new ``seg_thresh`` needs :func:`find_slide_cells` again)."""
         overrides = changes.pop("overrides", self.overrides)
         if "seg_thresh" in changes and changes["seg_thresh"] != self.settings.seg_thresh:
-            raise ValueError("seg_thresh changes the cells: run find_slide_cells again")
+            raise InputImageError("a new seg_thresh changes the cells: run find_slide_cells again")
         return _scored(replace(self, settings=replace(self.settings, **changes)), overrides)
 
 
@@ -239,5 +240,5 @@ def global_ids(cells: SlideCells, first: np.ndarray) -> np.ndarray:
 
 def store_arrays(root: Any) -> tuple[Any, Any | None]:
     """Seg and Marker (or None) of a result store's level 0 as H x W x 3 array-likes."""
-    marker = _Planar(root["Marker"]["0"]) if "Marker" in root else None
-    return _Planar(root["Seg"]["0"]), marker
+    marker = ChannelsLast(root["Marker"]["0"]) if "Marker" in root else None
+    return ChannelsLast(root["Seg"]["0"]), marker

@@ -79,7 +79,7 @@ class LevelChoice:
     resolution: str
 
 
-class _Planar:
+class ChannelsLast:
     """A (C, H, W) array-like seen as (H, W, C)."""
 
     def __init__(self, array: Any):
@@ -234,7 +234,7 @@ def _tiff_levels(tif: Any) -> tuple[list[Any], list[Level]]:
         if squeeze:
             array = _Squeezed(array, tuple(squeeze))
         if names in ("CYX", "SYX"):
-            array = _Planar(array)
+            array = ChannelsLast(array)
         elif names != "YXS":
             raise InputImageError(f"unsupported TIFF layout (axes {level.axes}); expected an RGB image")
         arrays.append(array)

@@ -31,7 +31,7 @@ import numpy as np
 from .. import __version__
 from ..constants import EMPTY_TILE_COLOURS
 from ..engine import Engine
-from ..errors import Cancelled, DeepLIIFError
+from ..errors import Cancelled
 from ..inference import TileRunner, run_tiles
 from ..resolution import tile_size_for
 from ..tiling import ArrayRegion, Tile, TileGrid

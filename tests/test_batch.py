@@ -3,7 +3,6 @@ and the same results with 1 or 2 workers."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from distributed import LocalCluster
 
 from napari_deepliif.batch import BatchOptions, expand_inputs, output_names, run_batch
-from napari_deepliif.cli_batch import add_parser
+from napari_deepliif.cli import main
 from napari_deepliif.errors import InputImageError
 from test_slides import slide_pixels, write_ome_tiff, write_svs
 
@@ -44,11 +43,9 @@ def test_inputs_folders_globs_and_names(slides: Path) -> None:
 
 
 def test_cli_batch_two_workers_equals_one_worker_and_reruns_skip(slides: Path, tmp_path: Path, capsys) -> None:
-    parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers())
-    args = parser.parse_args(["batch", str(slides), "--out", str(tmp_path / "two"), "--workers", "2",
-                              "--engine", "stain", "--resolution", "10x", "--chunk-size", "256"])
-    assert args.func(args) == 1  # one slide failed
+    status = main(["batch", str(slides), "--out", str(tmp_path / "two"), "--workers", "2",
+                   "--engine", "stain", "--resolution", "10x", "--chunk-size", "256"])
+    assert status == 1  # one slide failed
     printed = capsys.readouterr().out
     assert "[3/3]" in printed and "c.svs: FAILED: InputImageError" in printed and "2 of 3 slides scored" in printed
     two = read_summary(tmp_path / "two")

@@ -291,3 +291,19 @@ def test_pixel_size_in_microns_prefills_the_magnification(widget):
     layer = widget.viewer.add_image(load_sample(), name="ihc", rgb=True, scale=(1.0, 1.0), units="µm")
     assert widget.image_combo.currentData() is layer
     assert widget.resolution_combo.currentText() == "10x"
+
+
+def test_napari_opens_the_widget_from_the_manifest(make_napari_viewer, npe2pm, qtbot):
+    """The npe2 path users take: the manifest registered as an installed plugin's would be
+    (in npe2's test plugin manager, so no other test sees it)."""
+    import npe2
+
+    npe2pm.register(npe2.PluginManifest.from_file(Path(__file__).parents[1] / "napari.yaml"))
+    viewer = make_napari_viewer()
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-deepliif", "DeepLIIF IHC scoring")
+    assert type(widget).__name__ == "DeepLIIFWidget"
+    viewer.open_sample("napari-deepliif", "ihc")
+    assert widget.image_combo.currentText() == "ihc_colon_fhl2"
+    choose_stain(widget)
+    run_and_wait(widget, qtbot)
+    assert widget.post is not None and "DeepLIIF cells" in plugin_layers(viewer)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import napari.viewer
 import numpy as np
 from napari.layers import Image, Labels, Shapes
 from napari.qt.threading import create_worker
@@ -65,7 +66,7 @@ class DeepLIIFWidget(QWidget):
         The viewer whose layers are read and written.
     """
 
-    def __init__(self, viewer: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = viewer
         self.worker: Any = None

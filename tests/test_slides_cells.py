@@ -89,20 +89,26 @@ def test_score_slide_writes_cells_labels_and_annotation_scores(shared_dir: Path,
     labels = root["Seg/labels/cells"]
     np.testing.assert_array_equal(labels["0"][:], one.labels())
     assert labels["1"].shape == (384, 512) and labels["0"].dtype == np.uint32
-    # cells.csv: level-0 centroids (10x scored from a 0.5 µm/px slide: downsample 2)
+    # cells.csv: level-0 centroids (10x scored from a 0.5 µm/px slide: downsample 2; a scored
+    # pixel centre c covers level-0 pixels 2c and 2c + 1, centre 2c + 0.5)
     with open(out / "cells.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(one.table)
-    assert float(rows[5]["x"]) == pytest.approx(2 * one.table.centroid_xy[5, 0])
+    assert float(rows[5]["centroid_x"]) == pytest.approx(2 * one.table.centroid_xy[5, 0] + 0.5)
+    assert float(rows[5]["bbox_y1"]) == 2 * one.table.bbox[5, 2]
+    assert rows[5]["class"] == ("Positive" if one.positive[5] else "Negative")
     features = json.loads((out / "cells.geojson").read_text())["features"]
     assert len(features) == len(one.table)
-    assert features[0]["properties"]["classification"]["name"] in ("Positive", "Negative")
+    props = features[0]["properties"]
+    assert props["objectType"] == "detection" and props["classification"] in ("Positive", "Negative")
+    assert props["measurements"]["Cell id"] == 1 and props["measurements"]["Area px"] == one.table.area[0]
     ring = np.asarray(features[0]["geometry"]["coordinates"][0])
     y0, x0, y1, x1 = one.table.bbox[0]
-    assert 2 * x0 - 2 <= ring[:, 0].min() and ring[:, 0].max() <= 2 * x1 + 2
-    # annotation score: cells whose centroid (level 1) is left of x = 512 and outside the hole
+    assert (ring[:, 0].min(), ring[:, 0].max(), ring[:, 1].min(), ring[:, 1].max()) == (2 * x0, 2 * x1, 2 * y0, 2 * y1)
+    # annotation score: cells whose centroid (scored pixel centres) is left of the edge at
+    # level-0 x = 1024 (scored centre 511.5) and outside the hole
     cx, cy = one.table.centroid_xy.T
-    inside = (cx < 512) & ~((cx > 100) & (cx < 200) & (cy > 200) & (cy < 300))
+    inside = (cx < 511.5) & ~((cx > 99.5) & (cx < 199.5) & (cy > 199.5) & (cy < 299.5))
     left = record["annotations"]["left"]
     assert left["num_total"] == int((one.counted & inside).sum())
     assert left["num_pos"] == int((one.counted & one.positive & inside).sum())

@@ -1,9 +1,13 @@
 """Slide-level outputs: the label pyramid, cells as GeoJSON/CSV/Parquet, per-annotation scores.
 
-Coordinates written to files are full-resolution (level-0) pixels, as QuPath expects: a
-point ``(x, y)`` of the image scored is ``((x + region x) * downsample, (y + region y) *
-downsample)`` (pixel centres of a downsampled level are not shifted: the same convention as
-QuPath's ``downsample`` scaling).
+Coordinates written to files are full-resolution (level-0) pixels. As in
+:mod:`napari_deepliif.exports`, centroids have pixel centres at integers and outlines and
+boxes run along pixel edges (pixel ``(row, col)`` is the square ``[col, col + 1] x [row, row +
+1]``, QuPath's convention). A scored pixel covers ``downsample`` x ``downsample`` level-0
+pixels, so an edge coordinate ``e`` of the image scored is ``(e + region origin) *
+downsample`` at level 0, and a centre coordinate ``c`` is ``(c + origin + 0.5) * downsample -
+0.5``. Annotation polygons (QuPath: level-0 edge coordinates) are mapped back the same way
+before cells are tested by centroid.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import csv
 import json
 import logging
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +24,7 @@ import numpy as np
 from skimage.measure import points_in_poly
 
 from ..errors import InputImageError
+from ..exports import CSV_COLUMNS, MEASUREMENT_NAMES, NEGATIVE_CLASS, POSITIVE_CLASS
 from ..outlines import cell_outlines
 from ..scoring import counts, density
 from . import omezarr
@@ -26,25 +32,28 @@ from .cells import SlideCells, global_ids, store_arrays, window_cells, windows
 
 log = logging.getLogger(__name__)
 
-#: QuPath classification colours (packed RGB as QuPath writes them).
-_CLASS_COLOURS = {"Positive": [200, 0, 0], "Negative": [0, 0, 200]}
 
 
 class Placement:
-    """Maps the image scored to level 0: region origin (x, y) in scored pixels and downsample."""
+    """Maps the image scored to level 0: region origin (x, y) in scored pixels and downsample
+    (see module docstring for the two coordinate conventions)."""
 
     def __init__(self, settings: dict):
         region = settings.get("region") or (0, 0)
-        self.x, self.y = float(region[0]), float(region[1])
+        self.origin = np.array([float(region[0]), float(region[1])])
         self.downsample = float(settings["downsample"])
 
-    def to_full(self, xy: np.ndarray) -> np.ndarray:
-        """(k, 2) ``(x, y)`` in scored pixels -> level-0 pixels."""
-        return (np.asarray(xy, float) + (self.x, self.y)) * self.downsample
+    def edges_to_full(self, xy: np.ndarray) -> np.ndarray:
+        """(k, 2) ``(x, y)`` edge coordinates (outlines, boxes) -> level-0 pixels."""
+        return (np.asarray(xy, float) + self.origin) * self.downsample
 
-    def from_full(self, xy: np.ndarray) -> np.ndarray:
-        """(k, 2) ``(x, y)`` in level-0 pixels -> scored pixels."""
-        return np.asarray(xy, float) / self.downsample - (self.x, self.y)
+    def centres_to_full(self, xy: np.ndarray) -> np.ndarray:
+        """(k, 2) ``(x, y)`` centre coordinates (centroids) -> level-0 pixels."""
+        return (np.asarray(xy, float) + self.origin + 0.5) * self.downsample - 0.5
+
+    def full_edges_to_centres(self, xy: np.ndarray) -> np.ndarray:
+        """(k, 2) level-0 edge coordinates (QuPath polygons) -> scored centre coordinates."""
+        return np.asarray(xy, float) / self.downsample - self.origin - 0.5
 
 
 def write_labels_and_outlines(root: Any, cells: SlideCells, geojson: Path | None, *, core: int,
@@ -72,8 +81,11 @@ def write_labels_and_outlines(root: Any, cells: SlideCells, geojson: Path | None
             owned = np.flatnonzero(own)
             for local, rings in zip(owned, cell_outlines(found, owned, origin=(window[2], window[0]))):
                 row = int(ids[local]) - 1
-                feature = _feature(place.to_full(rings[0]), bool(cells.positive[row]), bool(cells.counted[row]),
-                                   int(ids[local]))
+                t = cells.table
+                measurements = dict(zip(MEASUREMENT_NAMES, (int(t.area[row]), int(t.marker[row]), int(t.n_positive_px[row]),
+                                                            int(t.n_negative_px[row]), int(t.id[row]))))
+                feature = _feature([place.edges_to_full(r) for r in rings], bool(cells.positive[row]),
+                                   bool(cells.counted[row]), measurements)
                 sink.write(("" if first_feature else ",\n") + json.dumps(feature))
                 first_feature = False
         if sink:
@@ -86,22 +98,27 @@ def write_labels_and_outlines(root: Any, cells: SlideCells, geojson: Path | None
     omezarr.build_pyramid(labels)
 
 
-def _feature(outline: np.ndarray, positive: bool, counted: bool, cell_id: int) -> dict:
-    name = "Positive" if positive else "Negative"
-    ring = np.round(outline, 2).tolist()
-    return {"type": "Feature", "id": str(cell_id),
-            "geometry": {"type": "Polygon", "coordinates": [ring]},
-            "properties": {"objectType": "detection", "classification": {"name": name, "color": _CLASS_COLOURS[name]},
-                           "measurements": {"cell_id": cell_id, "counted": int(counted)}}}
+def _feature(rings: list[np.ndarray], positive: bool, counted: bool, row: dict) -> dict:
+    """One QuPath detection in the single-image export's form (:mod:`napari_deepliif.exports`)."""
+    return {"type": "Feature", "id": str(uuid.uuid4()),
+            "geometry": {"type": "Polygon", "coordinates": [np.round(r, 3).tolist() for r in rings]},
+            "properties": {"objectType": "detection", "classification": POSITIVE_CLASS if positive else NEGATIVE_CLASS,
+                           "measurements": {**row, "Counted": int(counted)}}}
 
 
 def cell_rows(cells: SlideCells, place: Placement) -> dict[str, np.ndarray]:
-    """Columns of the cell table: ids, level-0 centroids, areas, classes and marker values."""
+    """Columns of the cell table, named as the single-image CSV (:data:`exports.CSV_COLUMNS`)
+    plus ``counted``; centroids and boxes in level-0 pixels."""
     t = cells.table
-    full = place.to_full(t.centroid_xy)
-    return {"id": t.id, "x": full[:, 0], "y": full[:, 1], "x_scored": t.centroid_xy[:, 0], "y_scored": t.centroid_xy[:, 1],
-            "area_px": t.area, "positive": cells.positive, "counted": cells.counted, "marker": t.marker,
-            "n_positive_px": t.n_positive_px, "n_negative_px": t.n_negative_px}
+    centroid = place.centres_to_full(t.centroid_xy)
+    corner0 = place.edges_to_full(t.bbox[:, [1, 0]])
+    corner1 = place.edges_to_full(t.bbox[:, [3, 2]])
+    classes = np.where(cells.positive, POSITIVE_CLASS, NEGATIVE_CLASS)
+    columns = {"id": t.id, "centroid_x": centroid[:, 0], "centroid_y": centroid[:, 1], "area_px": t.area,
+               "bbox_x0": corner0[:, 0], "bbox_y0": corner0[:, 1], "bbox_x1": corner1[:, 0], "bbox_y1": corner1[:, 1],
+               "class": classes, "n_positive_px": t.n_positive_px, "n_negative_px": t.n_negative_px,
+               "marker": t.marker}
+    return {**{name: columns[name] for name in CSV_COLUMNS}, "counted": cells.counted}
 
 
 def write_cells_csv(path: Path, cells: SlideCells, place: Placement) -> Path:
@@ -173,11 +190,11 @@ def score_annotations(cells: SlideCells, regions: dict, place: Placement, mpp: f
         inside = np.zeros(len(cells.table), bool)
         area = 0.0
         for exterior, holes in polygons:
-            ring = place.from_full(exterior)
+            ring = place.full_edges_to_centres(exterior)
             hit = points_in_poly(centroids, ring) if len(centroids) else inside.copy()
             area += _area(ring)
             for hole in holes:
-                hole_ring = place.from_full(hole)
+                hole_ring = place.full_edges_to_centres(hole)
                 if len(centroids):
                     hit &= ~points_in_poly(centroids, hole_ring)
                 area -= _area(hole_ring)

@@ -177,3 +177,29 @@ def test_tissue_mask_finds_tissue_not_glass(tmp_path: Path, pixels: np.ndarray) 
     # in pixels of a 4x downsampled view
     assert not tissue.covers(0, 32, 400, 432, downsample=4)
     assert tissue.covers(150, 182, 75, 107, downsample=4)
+
+
+def test_metadata_parsers_units_and_bad_values() -> None:
+    from napari_deepliif.slides import metadata
+
+    ome = ('<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06"><Instrument><Objective '
+           'NominalMagnification="40"/></Instrument><Image><Pixels PhysicalSizeX="250" PhysicalSizeXUnit="nm"/>'
+           '</Image></OME>')
+    assert metadata.from_ome_xml(ome) == metadata.PixelSize(0.25, 40.0, "OME-XML")
+    assert metadata.from_ome_xml("<OME") == metadata.PixelSize()
+    aperio = "Aperio Image Library v11\n46000x32914 (256x256) JPEG/RGB Q=30|AppMag = 20|MPP = 0.4990"
+    assert metadata.from_aperio(aperio) == metadata.PixelSize(0.499, 20.0, "Aperio")
+    assert metadata.from_aperio("Aperio x|MPP = nan|AppMag = -1") == metadata.PixelSize()
+    assert metadata.PixelSize(None, 10.0).effective_mpp == pytest.approx(1.0)
+
+
+def test_tiff_resolution_in_inches(tmp_path: Path, pixels: np.ndarray) -> None:
+    path = tmp_path / "inch.tif"
+    tifffile.imwrite(path, pixels[:256, :256], photometric="rgb", metadata=None,
+                     resolution=(25400 / 0.5, 25400 / 0.5), resolutionunit="INCH")
+    with open_slide(path) as slide:
+        assert slide.mpp == pytest.approx(0.5) and slide.pixel_size.source == "TIFF resolution tags"
+    tifffile.imwrite(tmp_path / "none.tif", pixels[:256, :256], photometric="rgb", metadata=None,
+                     resolution=(300, 300), resolutionunit="NONE")
+    with open_slide(tmp_path / "none.tif") as slide:
+        assert slide.mpp is None  # resolution without a unit says nothing about size

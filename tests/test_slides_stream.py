@@ -85,6 +85,8 @@ def test_store_layout_pyramid_tissue_skip_and_reader(slide_path: Path, tmp_path:
         run = infer_slide(load_engine("stain"), slide, store, resolution="10x", chunk_size=384)
         with pytest.raises(DeepLIIFError, match="other settings"):
             infer_slide(load_engine("stain"), slide, store, resolution="20x", chunk_size=384)
+        with pytest.raises(DeepLIIFError, match="outside"):
+            infer_slide(load_engine("stain"), slide, tmp_path / "x.ome.zarr", resolution="10x", region=(900, 0, 200, 200))
     assert run.shape == (768, 1024) and run.resolution == "10x" and run.chunks_run == 6
     root = zarr.open_group(str(store), mode="r")
     assert root.attrs["napari_deepliif"]["mpp"] == pytest.approx(1.0)

@@ -30,11 +30,11 @@ import numpy as np
 
 from .. import __version__
 from ..constants import EMPTY_TILE_COLOURS
-from ..engine import Engine
+from ..engine import Engine, input_region
 from ..errors import Cancelled
 from ..inference import TileRunner, run_tiles
 from ..resolution import tile_size_for
-from ..tiling import ArrayRegion, Tile, TileGrid
+from ..tiling import Tile, TileGrid
 from . import omezarr
 from .readers import Slide
 from .tissue import TissueMask, tissue_mask
@@ -217,10 +217,7 @@ def infer_slide(
     store = Path(store)
     choice = slide.level_for(resolution)
     names = engine.resolve_outputs(outputs)
-    source = slide.array(choice)
-    if region is not None:
-        x, y, w, h = (int(v) for v in region)
-        source = ArrayRegion(source, x, y, w, h)
+    source = input_region(slide.array(choice), region)  # checks the region lies in the level
     oy, ox = (int(region[1]), int(region[0])) if region is not None else (0, 0)
     shape = (int(source.shape[0]), int(source.shape[1]))
     settings = _settings(engine, slide, choice, region, names, chunk_size, tissue is not False)

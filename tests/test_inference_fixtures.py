@@ -34,3 +34,21 @@ def test_every_case_is_covered() -> None:
     models = {c.parent.name for c in cases}
     assert models == {"deepliif-fit-ngf8", "deepliif-random-ngf4"}
     assert len(cases) == 15
+
+
+def test_results_do_not_depend_on_the_thread_count(shared_dir, fit_model_dir, ihc_small):
+    """Batch-norm statistics are taken in NCHW layout, where float32 sums are accurate
+    whatever the number of threads (dask workers run with one)."""
+    import torch
+
+    engine = Engine.load(fit_model_dir, device="cpu")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = engine.infer(ihc_small, resolution="20x")
+    finally:
+        torch.set_num_threads(threads)
+    several = engine.infer(ihc_small, resolution="20x")
+    for name in several:
+        same = (single[name] == several[name]).all(axis=2).mean()
+        assert same >= 0.9999, f"{name}: {same:.5%} identical"

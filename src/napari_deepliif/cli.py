@@ -220,7 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"napari-deepliif: cancelled: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        print("napari-deepliif: interrupted; no partial output was written", file=sys.stderr)
+        print("napari-deepliif: interrupted; files are written only when complete "
+              "(batch: finished chunks and slides are kept and resume)", file=sys.stderr)
         return EXIT_INTERRUPTED
     except DeepLIIFError as exc:
         print(f"napari-deepliif: error: {exc}", file=sys.stderr)

@@ -1,0 +1,158 @@
+"""How far ``precision='fast'`` departs from the conformant ``'fp32'`` path; writes docs/precision.md.
+
+For every reference case in ``shared/fixtures/inference/MODEL/INPUT_tTILE`` (both fixture
+models, every fixture input and tile size) the engine runs the input at both precisions. Per
+output image: max and mean absolute difference (grey levels, over all channels) and the
+percentage of identical pixels (all three channels equal). Per case: the cell counts
+(``num_total``, ``num_pos``) that :func:`napari_deepliif.postprocess.postprocess` gives for each
+precision, beside the reference's. Then one 512 x 512 tile of ``ROI_1.png`` through the
+full-size (ngf=64) random-weight model (pixels only; built once into ``benchmarks/_work``).
+The report is written to ``docs/precision.md`` and printed. Usage::
+
+    PYTHONPATH=src python benchmarks/bench_precision.py [--output docs/precision.md] [--skip-fullsize]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from bench_inference import ROI, SHARED, TILE, cpu_model, fullsize_model, read_roi
+from PIL import Image
+
+from napari_deepliif.devices import fast_dtype
+from napari_deepliif.engine import Engine
+from napari_deepliif.postprocess import postprocess
+from napari_deepliif.scoring import resolution_for_tile_size
+
+FIXTURES = SHARED / "fixtures"
+RESOLUTION_BY_TILE = {512: "40x", 256: "20x", 128: "10x"}
+DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "precision.md"
+
+INTRO = """\
+# Precision: `fp32` and `fast`
+
+`Engine.load(..., precision=...)` (CLI `--precision`) chooses the arithmetic of the networks:
+
+- **`fp32`** (the default) is the conformant path: float32 throughout, matching the reference
+  DeepLIIF outputs within the fixtures' tolerance (max abs difference <= 2 grey levels, >= 99.5%
+  identical values per image and channel). Use it for results that must agree with DeepLIIF.
+- **`fast`** runs the networks under `torch.autocast` in a reduced precision where the device
+  has fast kernels for it: **bfloat16 on CPUs with native bf16 instructions** (AVX512-BF16 or
+  AMX, as oneDNN reports them; e.g. AMD EPYC Zen 4, Intel Sapphire Rapids), **float16 on CUDA
+  and Apple MPS**. Convolutions, norm layers and activations then compute in that type (bf16
+  keeps 8 significant bits: the final tanh output alone is rounded to about half a grey level
+  near the ends of the range). On a device without such kernels `fast` falls back to fp32
+  (with a warning). Tiles keep their own norm statistics either way; only rounding changes.
+
+The tables below are written by `benchmarks/bench_precision.py` and compare `fast` with `fp32`
+on the same machine. They measure how far `fast` departs from `fp32`, not from DeepLIIF, and the
+fixture models are small stand-ins (not DeepLIIF). *identical px* = pixels whose three channels
+are all equal.
+"""
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """An image file as H x W x 3 uint8."""
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def pixel_stats(a: np.ndarray, b: np.ndarray) -> tuple[int, float, float]:
+    """(max abs difference, mean abs difference, % pixels with all channels equal)."""
+    diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
+    return int(diff.max()), float(diff.mean()), float(100 * (diff.max(axis=-1) == 0).mean())
+
+
+def cases() -> list[Path]:
+    """Every ``inference/MODEL/INPUT_tTILE`` directory of the fixtures."""
+    return sorted(p for p in (FIXTURES / "inference").glob("*/*_t*") if p.is_dir())
+
+
+def both(model: Path, image: np.ndarray, resolution: str) -> tuple[dict, dict]:
+    """All outputs of ``image`` at fp32 and at fast."""
+    return tuple(
+        Engine.load(model, device="cpu", precision=p).infer(image, resolution=resolution) for p in ("fp32", "fast")
+    )
+
+
+def counts(images: dict, tile: int) -> tuple[int, int]:
+    """(num_total, num_pos) of the outputs postprocessed at default settings."""
+    scoring = postprocess(images["Seg"], images["Marker"], resolution=resolution_for_tile_size(tile)).scoring
+    return scoring["num_total"], scoring["num_pos"]
+
+
+def fixture_tables() -> tuple[list[str], list[str]]:
+    """Markdown rows of the pixel table and of the cell count table for the fixture cases."""
+    pixels, cells = [], []
+    for case in cases():
+        stem, tile_text = case.name.rsplit("_t", 1)
+        tile = int(tile_text)
+        model = FIXTURES / "models" / case.parent.name
+        exact, fast = both(model, read_rgb(FIXTURES / "inputs" / f"{stem}.png"), RESOLUTION_BY_TILE[tile])
+        label = f"{case.parent.name} | {stem} | {tile}"
+        for name in exact:
+            worst, mean, same = pixel_stats(exact[name], fast[name])
+            pixels.append(f"| {label} | {name} | {worst} | {mean:.3f} | {same:.2f} |")
+        reference = json.loads((case / "scoring.json").read_text())
+        (t32, p32), (tf, pf) = counts(exact, tile), counts(fast, tile)
+        cells.append(f"| {label} | {t32} / {p32} | {tf} / {pf} | {tf - t32:+d} / {pf - p32:+d} | "
+                     f"{reference['num_total']} / {reference['num_pos']} |")
+        print(f"  {case.parent.name}/{case.name} done", flush=True)
+    return pixels, cells
+
+
+def fullsize_rows() -> list[str]:
+    """Markdown rows of the pixel table for one ROI_1 tile through the full-size random model."""
+    exact, fast = both(fullsize_model(), np.ascontiguousarray(read_roi()[:TILE, :TILE]), "40x")
+    rows = []
+    for name in exact:
+        worst, mean, same = pixel_stats(exact[name], fast[name])
+        rows.append(f"| {name} | {worst} | {mean:.3f} | {same:.2f} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--skip-fullsize", action="store_true", help="leave out the full-size model tile")
+    args = parser.parse_args()
+
+    import torch
+
+    dtype = fast_dtype("cpu")
+    if dtype is None:
+        print("warning: this CPU has no bf16 kernels, so 'fast' runs fp32 and every difference below is 0")
+    pixels, cells = fixture_tables()
+    parts = [
+        INTRO,
+        f"Measured on: {cpu_model()}, torch {torch.__version__}, device cpu, `fast` = {dtype or 'fp32 (fallback)'}.\n",
+        "## Fixture models: pixels, fast against fp32\n",
+        "| model | input | tile | output | max abs diff | mean abs diff | identical px % |",
+        "|---|---|---|---|---|---|---|",
+        *pixels,
+        "\n## Fixture models: cell counts after postprocessing (default settings)\n",
+        "num_total / num_pos; the reference column is DeepLIIF 1.2.7's fp32 result from the fixtures.\n",
+        "| model | input | tile | fp32 | fast | fast - fp32 | reference |",
+        "|---|---|---|---|---|---|---|",
+        *cells,
+    ]
+    if not args.skip_fullsize:
+        parts += [
+            f"\n## Full-size model (ngf=64, random weights), one {TILE} x {TILE} tile of {ROI.name}\n",
+            "Random weights: the images are not meaningful, only the rounding is.\n",
+            "| output | max abs diff | mean abs diff | identical px % |",
+            "|---|---|---|---|",
+            *fullsize_rows(),
+        ]
+    text = "\n".join(parts) + "\n"
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print(text)
+    print(f"written to {args.output}")
+
+
+if __name__ == "__main__":
+    main()

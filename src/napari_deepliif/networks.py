@@ -104,7 +104,8 @@ class _Weights(nn.Module):
         self._names: dict[str, str] = {}
         for i, (key, value) in enumerate(state.items()):
             buf = f"w{i}"
-            self.register_buffer(buf, value.detach().clone().float())
+            # no copy: the loaded state dict is dropped after the build, so sharing is safe
+            self.register_buffer(buf, value.detach().float())
             self._names[key] = buf
 
     def __getitem__(self, key: str) -> Tensor:

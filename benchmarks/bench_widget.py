@@ -75,7 +75,7 @@ def main() -> None:
         "marker_thresh": [60 + 10 * i for i in range(args.moves)],
         "seg_thresh": [100 + 15 * i for i in range(args.moves)],
     }
-    cells = next(layer for layer in viewer.layers if layer.name == "DeepLIIF cells")
+    cells = next(layer for layer in viewer.layers if layer.name == "DeepLIIF outlines")  # shown; filled cells start hidden
     for key, values in plans.items():
         times, applied = [], []
         for value in values:

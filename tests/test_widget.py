@@ -140,6 +140,8 @@ def test_sliders_rescore_and_recolour_as_the_engine(widget, qtbot):
     choose_stain(widget)
     run_and_wait(widget, qtbot)
     cells = plugin_layers(viewer)["DeepLIIF cells"]
+    outlines = plugin_layers(viewer)["DeepLIIF outlines"]
+    assert outlines.visible and not cells.visible  # filled cells are shown on demand
     base = widget.post
     moves = {"size_thresh": base.scoring["size_thresh"] + 60, "size_thresh_upper": 300,
              "marker_thresh": 100, "seg_thresh": 300}
@@ -152,10 +154,13 @@ def test_sliders_rescore_and_recolour_as_the_engine(widget, qtbot):
         assert widget.post.scoring != before, key
         assert widget.score_table.cell_text(0, 1) == str(expected.scoring["num_total"])
         np.testing.assert_array_equal(cells.data, expected.labels())
-        colours = cells.colormap.map(expected.table.id)
-        red = colours[:, 0] == 1
-        np.testing.assert_array_equal(red & (colours[:, 3] > 0), expected.counted & expected.positive)
-        np.testing.assert_array_equal(colours[:, 3] > 0, expected.counted)
+        for layer in (outlines, cells):
+            layer.visible = True  # a hidden layer is recoloured when shown
+            colours = layer.colormap.map(expected.table.id)
+            red = colours[:, 0] == 1
+            np.testing.assert_array_equal(red & (colours[:, 3] > 0), expected.counted & expected.positive)
+            np.testing.assert_array_equal(colours[:, 3] > 0, expected.counted)
+        cells.visible = False
     widget.defaults_button.click()
     assert widget.post.scoring == base.scoring
 
@@ -173,7 +178,7 @@ def test_overriding_a_cell_changes_the_counts(widget, qtbot):
     cell = int(np.flatnonzero(post.counted & post.positive)[0]) + 1
     y, x = post.table.centroid_pixel[cell - 1]
     assert post.labels()[y, x] == cell
-    cells = plugin_layers(viewer)["DeepLIIF cells"]
+    cells = plugin_layers(viewer)["DeepLIIF outlines"]  # the layer shown (borders only)
     viewer.layers.selection.active = cells
     widget.click_combo.setCurrentText("flips its class")
     event = ReadOnlyWrapper(Event(type="mouse_press", position=(y, x), view_direction=None,
@@ -181,11 +186,12 @@ def test_overriding_a_cell_changes_the_counts(widget, qtbot):
     mouse_press_callbacks(cells, event)
     assert widget.post.scoring["num_pos"] == post.scoring["num_pos"] - 1
     assert widget.post.scoring["num_total"] == post.scoring["num_total"]
-    assert tuple(cells.colormap.map(np.array([cell]))[0, :3]) == (0, 0, 1)
+    outlines = plugin_layers(viewer)["DeepLIIF outlines"]
+    assert tuple(outlines.colormap.map(np.array([cell]))[0, :3]) == (0, 0, 1)
     widget.click_combo.setCurrentText("excludes it")
     mouse_press_callbacks(cells, event)
     assert widget.post.scoring["num_total"] == post.scoring["num_total"] - 1
-    assert cells.colormap.map(np.array([cell]))[0, 3] == 0
+    assert outlines.colormap.map(np.array([cell]))[0, 3] == 0
     widget.click_combo.setCurrentText("restores it")
     mouse_press_callbacks(cells, event)
     assert widget.post.scoring == post.scoring

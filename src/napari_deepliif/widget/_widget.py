@@ -290,6 +290,7 @@ class DeepLIIFWidget(QWidget):
         for role in (out.CELLS, out.OUTLINES):
             if self._on_click not in shown[role].mouse_drag_callbacks:
                 shown[role].mouse_drag_callbacks.append(self._on_click)
+                shown[role].events.visible.connect(self._layer_shown)
         self.engine_box.show_engine(engine)
         for slider in self.sliders.values():
             slider.setEnabled(True)
@@ -326,12 +327,15 @@ class DeepLIIFWidget(QWidget):
         out.recolor(self.viewer, self.post)
         self._update_panel()
 
+    def _layer_shown(self, event: Any) -> None:
+        if self.post is not None:
+            out.refresh_if_stale(event.source, self.post)
+
     def _on_click(self, layer: Labels, event: Any) -> None:
         mode = self.click_combo.currentText()
         if self.post is None or mode == strings.CLICK_NOTHING or event.type != "mouse_press":
             return
-        cell_id = layer.get_value(event.position, view_direction=event.view_direction,
-                                  dims_displayed=event.dims_displayed, world=True)
+        cell_id = out.cell_at(self.viewer, event.position)
         if not cell_id:
             return
         if mode == strings.CLICK_EXCLUDE:

@@ -24,7 +24,7 @@ LAYER_NAMES: dict[str, str] = {**{m: f"DeepLIIF {m}" for m in MODALITIES},
 #: Fluorescence-like modalities: colormap, shown additively so they compose into the
 #: multiplex view (Hema stays RGB brightfield).
 FLUORESCENCE: dict[str, str] = {"DAPI": "blue", "Lap2": "green", "Marker": "red"}
-#: Opacity of the filled cells layer (the outlines layer is opaque).
+#: Opacity of the filled cells layer (hidden at first; the outlines layer is opaque).
 CELLS_OPACITY = 0.45
 #: Label images with a side above this are shown as pyramids (each level half the last,
 #: down to PYRAMID_SMALLEST px), so that recolouring maps only what the canvas shows.
@@ -143,7 +143,7 @@ def _put(viewer: Any, role: str, kind: str, data: np.ndarray, placed: dict, meta
     layer.scale, layer.translate = placed["scale"], placed["translate"]
     layer.metadata = metadata
     if kind == "labels":
-        layer.colormap = style["colormap"]
+        layer.colormap = style["colormap"]  # shown or not: the colours belong to these labels
     return layer
 
 
@@ -173,7 +173,7 @@ def show_result(viewer: Any, images: Mapping[str, np.ndarray], post: Any, *, sca
     labels = post.labels()
     colormap = cell_colormap(post)
     layers[CELLS] = _put(viewer, CELLS, "labels", label_levels(labels), placed, meta,
-                         {"colormap": colormap, "opacity": CELLS_OPACITY})
+                         {"colormap": colormap, "opacity": CELLS_OPACITY, "visible": False})
     layers[OUTLINES] = _put(viewer, OUTLINES, "labels", label_levels(labels, outline=True), placed, meta,
                             {"colormap": colormap, "opacity": 1.0})
     return layers
@@ -183,9 +183,10 @@ def recolor(viewer: Any, post: Any, *, relabel: bool = False) -> None:
     """Recolour the cells and outlines layers for new settings (one shared colormap).
 
     ``relabel``: the cells themselves changed (a new seg threshold), so the label image is
-    replaced too.
+    replaced too. A hidden layer is only marked stale (recoloured by :func:`refresh_if_stale`
+    when shown), so a slider move pays for the visible layers only.
     """
-    colormap = cell_colormap(post)
+    colormap = None
     labels = post.labels() if relabel else None
     for role in (CELLS, OUTLINES):
         layer = find_layer(viewer, role)
@@ -193,4 +194,28 @@ def recolor(viewer: Any, post: Any, *, relabel: bool = False) -> None:
             continue
         if labels is not None:
             layer.data = label_levels(labels, outline=role == OUTLINES)
-        layer.colormap = colormap
+        if layer.visible:
+            colormap = colormap or cell_colormap(post)
+            layer.colormap = colormap
+        layer.metadata[PLUGIN_KEY]["stale"] = not layer.visible
+
+
+def refresh_if_stale(layer: Any, post: Any) -> None:
+    """Give a cells layer that was hidden during re-scores the colours of ``post``."""
+    meta = layer.metadata.get(PLUGIN_KEY, {})
+    if layer.visible and meta.get("stale"):
+        layer.colormap = cell_colormap(post)
+        meta["stale"] = False
+
+
+def cell_at(viewer: Any, world_position: Sequence[float]) -> int:
+    """Id of the cell under a world position (0: none), read from the full-resolution label
+    image of the cells layer, so clicks work on the outlines layer and on hidden layers too."""
+    layer = find_layer(viewer, CELLS)
+    if layer is None:
+        return 0
+    labels = layer.data[0] if layer.multiscale else layer.data
+    row, col = (int(v) for v in np.round(np.asarray(layer.world_to_data(world_position))[-2:]))
+    if 0 <= row < labels.shape[0] and 0 <= col < labels.shape[1]:
+        return int(labels[row, col])
+    return 0

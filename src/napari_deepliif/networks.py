@@ -204,7 +204,7 @@ class ResnetGenerator(nn.Module):
         for kind, conv, norm in self.steps:
             if kind == "head":
                 p = self.head_kernel // 2
-                x = conv_stride1(F.pad(x, (p, p, p, p), mode=self.pad_mode), w[f"{conv}.weight"])
+                x = self._padded_conv(x, w[f"{conv}.weight"], None, p)
                 x = _norm_act(x, w[f"{norm}.weight"], w[f"{norm}.bias"], "relu")
             elif kind == "down":
                 x = F.conv2d(x, w[f"{conv}.weight"], stride=2, padding=1)
@@ -219,18 +219,21 @@ class ResnetGenerator(nn.Module):
                 k = w[f"{conv}.weight"]
                 p = k.shape[-1] // 2
                 bias = w[f"{conv}.bias"] if f"{conv}.bias" in w else None
-                x = torch.tanh(conv_stride1(F.pad(x, (p, p, p, p), mode=self.pad_mode), k, bias))
+                x = torch.tanh(self._padded_conv(x, k, bias, p))
         return x
+
+    def _padded_conv(self, x: Tensor, weight: Tensor, bias: Tensor | None, pad: int) -> Tensor:
+        """Stride-1 convolution after padding by ``pad``; zero padding is left to the
+        convolution itself, which saves copying the padded input (64 x 518 x 518 at the tail)."""
+        if self.pad_mode == "constant":
+            return conv_stride1(x, weight, bias, padding=pad)
+        return conv_stride1(F.pad(x, (pad, pad, pad, pad), mode=self.pad_mode), weight, bias)
 
     def _block(self, x: Tensor, prefix: str) -> Tensor:
         w = self.w
         y = x
         for conv, act in ((self.block_convs[0], "relu"), (self.block_convs[1], None)):
-            k = w[f"{prefix}.conv_block.{conv}.weight"]
-            if self.pad_mode == "constant":
-                y = conv_stride1(y, k, padding=1)
-            else:
-                y = conv_stride1(F.pad(y, (1, 1, 1, 1), mode=self.pad_mode), k)
+            y = self._padded_conv(y, w[f"{prefix}.conv_block.{conv}.weight"], None, 1)
             y = _norm_act(y, w[f"{prefix}.conv_block.{conv + 1}.weight"], w[f"{prefix}.conv_block.{conv + 1}.bias"], act)
         return y
 

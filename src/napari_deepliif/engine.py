@@ -32,8 +32,33 @@ SCORE_OUTPUTS = ("Marker", SEG)
 DEFAULT_MODEL = "deepliif-latest"
 
 
+class EngineBase:
+    """What every engine shares: output names and the score path."""
+
+    name: str
+    outputs: tuple[str, ...]
+
+    def resolve_outputs(self, outputs: str | Iterable[str] = "all") -> tuple[str, ...]:
+        """``all`` -> every output, ``score`` -> Marker and Seg, else the names given."""
+        if outputs == "all":
+            return self.outputs
+        if outputs == "score":
+            return SCORE_OUTPUTS
+        names = tuple(dict.fromkeys((outputs,) if isinstance(outputs, str) else outputs))
+        unknown = set(names) - set(self.outputs)
+        if unknown:
+            raise DeepLIIFError(f"unknown outputs {sorted(unknown)}; the {self.name} engine gives {', '.join(self.outputs)}")
+        return names
+
+    def score(self, image: Any, **kwargs: Any) -> "ScoreResult":
+        """Infer what scoring needs and postprocess it: see :func:`pipeline.score_image`."""
+        from .pipeline import score_image
+
+        return score_image(self, image, **kwargs)
+
+
 @dataclass
-class Engine:
+class Engine(EngineBase):
     """A loaded DeepLIIF model on a device, with the settings inference runs with.
 
     Build one with :meth:`Engine.load`; loaded networks are cached and shared.
@@ -100,15 +125,6 @@ class Engine:
         """Every output this model can give: its modalities, then Seg."""
         return (*modality_names(self.model), SEG)
 
-    def resolve_outputs(self, outputs: str | Iterable[str] = "all") -> tuple[str, ...]:
-        """``all`` -> every output, ``score`` -> Marker and Seg, else the names given."""
-        if outputs == "all":
-            return self.outputs
-        if outputs == "score":
-            return SCORE_OUTPUTS
-        names = (outputs,) if isinstance(outputs, str) else tuple(outputs)
-        return tuple(dict.fromkeys(names))
-
     def infer(
         self,
         image: Any,
@@ -159,15 +175,9 @@ class Engine:
         run_tiles(source, grid, runner, names, result, batch_size=self.batch_size, progress=progress, cancel=cancel)
         return result
 
-    def score(self, image: Any, **kwargs: Any) -> "ScoreResult":
-        """Infer what scoring needs and postprocess it: see :func:`pipeline.score_image`."""
-        from .pipeline import score_image
-
-        return score_image(self, image, **kwargs)
-
 
 @dataclass
-class StainEngine:
+class StainEngine(EngineBase):
     """The classical ``stain`` engine (colour deconvolution, no weights) behind the same
     ``infer``/``score`` interface as :class:`Engine`; see :mod:`napari_deepliif.stain`."""
 
@@ -183,18 +193,6 @@ class StainEngine:
         from .stain import STAIN_OUTPUTS
 
         return STAIN_OUTPUTS
-
-    def resolve_outputs(self, outputs: str | Iterable[str] = "all") -> tuple[str, ...]:
-        """``all`` -> Hema, Marker, Seg; ``score`` -> Marker, Seg; else the names given."""
-        if outputs == "all":
-            return self.outputs
-        if outputs == "score":
-            return SCORE_OUTPUTS
-        names = tuple(dict.fromkeys((outputs,) if isinstance(outputs, str) else outputs))
-        unknown = set(names) - set(self.outputs)
-        if unknown:
-            raise DeepLIIFError(f"unknown outputs {sorted(unknown)}; the stain engine gives {', '.join(self.outputs)}")
-        return names
 
     def infer(
         self,
@@ -218,12 +216,6 @@ class StainEngine:
         for name in names:
             result[name][:] = images[name]
         return result
-
-    def score(self, image: Any, **kwargs: Any) -> "ScoreResult":
-        """Infer what scoring needs and postprocess it: see :func:`pipeline.score_image`."""
-        from .pipeline import score_image
-
-        return score_image(self, image, **kwargs)
 
 
 ENGINES = ("auto", "deepliif", "stain")

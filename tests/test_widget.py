@@ -253,15 +253,16 @@ def test_a_bad_layer_gives_a_notification(widget, qtbot, bad):
 
 
 def test_field_of_view_run_scores_what_the_canvas_shows(widget, qtbot):
+    from napari_deepliif.widget import roi
+
     viewer = widget.viewer
     image = load_sample()
     layer = viewer.add_image(image, name="ihc", rgb=True, scale=(2, 2), translate=(10, 20))
-    viewer.camera.center = (10 + 2 * 255.5, 20 + 2 * 255.5)
-    viewer.camera.zoom = 4.0  # screen px per world unit
+    camera = roi.viewer_camera(viewer)
+    camera.center = (10 + 2 * 255.5, 20 + 2 * 255.5)
+    camera.zoom = 4.0  # screen px per world unit
     choose_stain(widget)
     widget.area_combo.setCurrentText("Current field of view")
-    from napari_deepliif.widget import roi
-
     x, y, w, h = roi.view_rect(viewer, layer, 512, 512)
     hh, ww = viewer.canvas.size
     assert abs(w - ww / 8) <= 2 and abs(h - hh / 8) <= 2 and abs(x + w / 2 - 256) <= 1.5

@@ -111,7 +111,8 @@ def field_of_view(center_yx: Sequence[float], zoom: float, canvas_hw: Sequence[i
 
 def view_rect(viewer: Any, image_layer: Any, width: int, height: int, level: int = 0) -> tuple[int, int, int, int]:
     """The pixel rectangle of ``image_layer`` (level ``level``) that the viewer now shows."""
-    (y0, x0), (y1, x1) = field_of_view(viewer.camera.center, viewer.camera.zoom, viewer.canvas.size)
+    camera = viewer_camera(viewer)
+    (y0, x0), (y1, x1) = field_of_view(camera.center, camera.zoom, viewer.canvas.size)
     corners = np.array([[y0, x0], [y0, x1], [y1, x0], [y1, x1]])
     return bounding_rect([world_to_pixels(image_layer, corners, level)], width, height)
 
@@ -131,3 +132,9 @@ def pixel_size_um(layer: Any) -> float | None:
         if isinstance(value, (int, float)) and value > 0:
             return float(value)
     return None
+
+
+def viewer_camera(viewer: Any) -> Any:
+    """The viewer's camera: ``viewer.scene.camera`` from napari 0.9, ``viewer.camera`` before."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None and hasattr(scene, "camera") else viewer.camera

@@ -229,3 +229,27 @@ def test_bad_settings_are_refused():
         stain_infer(image, "5x")
     with pytest.raises(DeepLIIFError, match="dab_threshold"):
         stain_infer(image, dab_threshold=-0.1)
+
+
+def test_given_threshold_and_boxes_match_one_pass(tiles, monkeypatch):
+    image, _, out = tiles["22_2"]
+    threshold = stain.stain_threshold(image)
+    calls: list[tuple[int, int]] = []
+    given = stain_infer(image, threshold=threshold, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 1)]  # no histogram pass
+    monkeypatch.setattr(stain, "BLOCK_SIZE", 200)
+    assert stain.stain_threshold(image) == threshold  # block histograms add up
+    blocked = stain_infer(image)
+    boxes = [(0, 150, 0, 512), (150, 512, 0, 333), (150, 512, 333, 512)]
+    parts = [stain_infer(image, threshold=threshold, box=box) for box in boxes]
+    for name in STAIN_OUTPUTS:
+        np.testing.assert_array_equal(given[name], out[name])
+        pieced = np.zeros_like(out[name])
+        for (y0, y1, x0, x1), part in zip(boxes, parts):
+            pieced[y0:y1, x0:x1] = part[name]
+        np.testing.assert_array_equal(pieced, blocked[name])
+    assert stain.stain_threshold(image, include=lambda *box: False) == StainSettings().min_nuclear_od
+    with pytest.raises(DeepLIIFError, match="box"):
+        stain_infer(image, box=(0, 0, 0, 10))
+    with pytest.raises(DeepLIIFError, match="threshold"):
+        stain_infer(image, threshold=-1.0)

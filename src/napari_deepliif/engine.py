@@ -179,9 +179,20 @@ class Engine(EngineBase):
 @dataclass
 class StainEngine(EngineBase):
     """The classical ``stain`` engine (colour deconvolution, no weights) behind the same
-    ``infer``/``score`` interface as :class:`Engine`; see :mod:`napari_deepliif.stain`."""
+    ``infer``/``score`` interface as :class:`Engine`; see :mod:`napari_deepliif.stain`.
+
+    Attributes
+    ----------
+    dab_threshold : float
+        Mean nuclear DAB OD above which a nucleus is positive.
+    threshold : float, optional
+        Fixed foreground threshold (OD) for every image inferred, e.g. one
+        :func:`~napari_deepliif.stain.stain_threshold` of a whole slide, so that its chunks
+        are segmented alike; None (default): each image's own Otsu threshold.
+    """
 
     dab_threshold: float = 0.2
+    threshold: float | None = None
 
     name = "stain"
     model_name = None
@@ -211,7 +222,8 @@ class StainEngine(EngineBase):
 
         source = input_region(image, region)
         names = self.resolve_outputs(outputs)
-        images = stain_infer(source, resolve_resolution(resolution, mpp), dab_threshold=self.dab_threshold, progress=progress, cancel=cancel)
+        images = stain_infer(source, resolve_resolution(resolution, mpp), dab_threshold=self.dab_threshold,
+                             threshold=self.threshold, progress=progress, cancel=cancel)
         result = output_arrays(names, tuple(source.shape[:2]), out)
         for name in names:
             result[name][:] = images[name]

@@ -24,9 +24,10 @@ in ``docs/stain-engine.md``):
 3. Nuclear signal = hematoxylin contrast + smoothed DAB OD above ``dab_detection_od`` (so
    DAB-positive nuclei, whose hematoxylin is masked by DAB, are found too).
    Foreground = nuclear signal above the Otsu threshold of the hematoxylin contrast over the
-   whole image (at least ``min_nuclear_od``); holes filled, objects under ``min_area_um2``
-   removed. The threshold is taken from hematoxylin alone so that strongly stained nuclei
-   do not pull it up.
+   whole image (at least ``min_nuclear_od``; :func:`stain_threshold`), or above a threshold
+   given, e.g. one computed once over a whole slide so that its chunks agree; holes filled,
+   objects under ``min_area_um2`` removed. The threshold is taken from hematoxylin alone so
+   that strongly stained nuclei do not pull it up.
 4. Touching nuclei are split by a watershed of the distance transform from its peaks that are
    at least ``peak_min_distance_um`` apart.
 5. A nucleus is positive when its mean DAB OD exceeds ``dab_threshold`` (default 0.2 OD,
@@ -142,6 +143,8 @@ def stain_infer(
     resolution: str = "40x",
     *,
     dab_threshold: float = DEFAULT_DAB_THRESHOLD,
+    threshold: float | None = None,
+    box: tuple[int, int, int, int] | None = None,
     settings: StainSettings | None = None,
     progress: ProgressCallback | None = None,
     cancel: Callable[[], bool] | Any | None = None,
@@ -156,6 +159,15 @@ def stain_infer(
         Magnification (0.25, 0.5, 1.0 µm/px); sets every size in pixels.
     dab_threshold : float
         Mean nuclear DAB OD above which a nucleus is positive.
+    threshold : float, optional
+        Foreground threshold on the nuclear signal (OD), e.g. from :func:`stain_threshold`
+        over a larger image this one is part of, so that its pieces are segmented alike.
+        Default: :func:`stain_threshold` of ``image`` itself (one extra pass over it).
+    box : (y0, y1, x0, x1), optional
+        Part of ``image`` to compute (pixels, end exclusive); the outputs have its size.
+        Blocks stay on the whole image's grid and read their margins from it, so the
+        outputs equal that part of the whole image's outputs (with the same ``threshold``),
+        whatever the boxes an image is split into. Default: the whole image.
     settings : StainSettings, optional
         Detection settings; defaults to ``StainSettings()``.
     progress : callable, optional
@@ -166,46 +178,96 @@ def stain_infer(
     Returns
     -------
     dict of str to ndarray
-        ``Hema``, ``Marker`` and ``Seg``, each uint8 of shape (H, W, 3).
+        ``Hema``, ``Marker`` and ``Seg``, each uint8 of shape (H, W, 3) (the box's with ``box``).
 
     Raises
     ------
     InputImageError
         The image is not 8-bit RGB(A), or is under 16 px on a side.
     DeepLIIFError
-        Unknown resolution or a negative ``dab_threshold``.
+        Unknown resolution, a negative ``dab_threshold`` or ``threshold``, or a ``box``
+        that is empty or leaves the image.
     Cancelled
         ``cancel`` asked to stop.
     """
     image = check_rgb(image)
     resolution = resolve_resolution(resolution)
-    if not (math.isfinite(dab_threshold) and dab_threshold >= 0):
-        raise DeepLIIFError(f"dab_threshold must be a non-negative OD, got {dab_threshold!r}")
+    for label, value in (("dab_threshold", dab_threshold), ("threshold", threshold)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise DeepLIIFError(f"{label} must be a non-negative OD, got {value!r}")
     px = _PixelSettings.from_settings(settings or StainSettings(), resolution)
     height, width = image.shape[:2]
+    y0, y1, x0, x1 = (int(v) for v in box) if box is not None else (0, height, 0, width)
+    if not (0 <= y0 < y1 <= height and 0 <= x0 < x1 <= width):
+        raise DeepLIIFError(f"box {box} (y0, y1, x0, x1) is empty or leaves the {width} x {height} image")
     blocks = list(_blocks(height, width, px.margin))
-    steps = _Steps(2 * len(blocks), progress, cancel)
+    parts = [(outer, inner, (ys, xs)) for outer, inner, (ys, xs) in blocks
+             if ys.start < y1 and ys.stop > y0 and xs.start < x1 and xs.stop > x0]
+    steps = _Steps(len(parts) + (0 if threshold is not None else len(blocks)), progress, cancel)
+    if threshold is None:
+        threshold = _threshold(image, px, blocks, steps)
+        log.debug("stain engine: hematoxylin contrast threshold %.3f OD at %s", threshold, resolution)
 
-    counts = np.zeros(_OTSU_BINS, dtype=np.int64)
-    for outer, inner, _ in blocks:
-        steps.check()
-        contrast = _hematoxylin_contrast(_stain_od(_read(image, outer)), px)[inner]
-        counts += np.histogram(np.clip(contrast, *_OTSU_RANGE), bins=_OTSU_BINS, range=_OTSU_RANGE)[0]
-        steps.done()
-    threshold = _foreground_threshold(counts, px.min_nuclear_od)
-    log.debug("stain engine: hematoxylin contrast threshold %.3f OD at %s", threshold, resolution)
-
-    out = {name: np.zeros((height, width, 3), dtype=np.uint8) for name in STAIN_OUTPUTS}
-    for outer, inner, core in blocks:
+    out = {name: np.zeros((y1 - y0, x1 - x0, 3), dtype=np.uint8) for name in STAIN_OUTPUTS}
+    for outer, _, core in parts:
         steps.check()
         ods = _stain_od(_read(image, outer))
         labels = _segment(_nuclear_signal(ods, px), threshold, px)
         positive = _positive_labels(labels, ods[..., 2], dab_threshold)
-        out["Hema"][core] = render_hema(ods[..., 0])[inner]
-        out["Marker"][core] = render_marker(ods[..., 2])[inner]
-        out["Seg"][core] = render_seg(labels, positive)[inner]
+        # the part of this block's core inside the box: in the outputs, and in the block read
+        cy0, cy1 = max(core[0].start, y0), min(core[0].stop, y1)
+        cx0, cx1 = max(core[1].start, x0), min(core[1].stop, x1)
+        dst = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
+        src = (slice(cy0 - outer[0].start, cy1 - outer[0].start), slice(cx0 - outer[1].start, cx1 - outer[1].start))
+        out["Hema"][dst] = render_hema(ods[..., 0])[src]
+        out["Marker"][dst] = render_marker(ods[..., 2])[src]
+        out["Seg"][dst] = render_seg(labels, positive)[src]
         steps.done()
     return out
+
+
+def stain_threshold(
+    image: Any,
+    resolution: str = "40x",
+    *,
+    settings: StainSettings | None = None,
+    include: Callable[[int, int, int, int], bool] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: Callable[[], bool] | Any | None = None,
+) -> float:
+    """The foreground threshold :func:`stain_infer` uses: Otsu of the hematoxylin contrast.
+
+    The image is read block by block (``BLOCK_SIZE`` px with the settings' margin), so a
+    lazy array (zarr, dask, a slide level) of any size can be given.
+
+    Parameters
+    ----------
+    image : array-like, shape (H, W, 3) or (H, W, 4)
+        8-bit RGB(A) image (rows, columns, channels).
+    resolution : {'40x', '20x', '10x'}
+        Magnification (0.25, 0.5, 1.0 µm/px).
+    settings : StainSettings, optional
+        Detection settings; defaults to ``StainSettings()``.
+    include : callable(y0, y1, x0, x1) -> bool, optional
+        Called with each block's box (pixels of ``image``, end exclusive); blocks for which
+        it returns False (e.g. no tissue) are left out of the histogram. Default: all.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each block.
+    cancel : callable or threading.Event, optional
+        Checked before each block; raises :class:`Cancelled`.
+
+    Returns
+    -------
+    float
+        Threshold in OD, never below ``settings.min_nuclear_od`` (which it is when no block
+        is included).
+    """
+    image = check_rgb(image)
+    px = _PixelSettings.from_settings(settings or StainSettings(), resolve_resolution(resolution))
+    blocks = list(_blocks(*image.shape[:2], px.margin))
+    if include is not None:
+        blocks = [b for b in blocks if include(b[2][0].start, b[2][0].stop, b[2][1].start, b[2][1].stop)]
+    return _threshold(image, px, blocks, _Steps(len(blocks), progress, cancel))
 
 
 class _Steps:
@@ -248,6 +310,18 @@ def _blocks(height: int, width: int, margin: int) -> Iterator[tuple[_Region, _Re
 
 def _read(image: Any, region: _Region) -> np.ndarray:
     return np.ascontiguousarray(image[region], dtype=np.uint8)
+
+
+def _threshold(image: Any, px: _PixelSettings, blocks: list[tuple[_Region, _Region, _Region]],
+               steps: _Steps) -> float:
+    """Otsu threshold of the hematoxylin contrast over the cores of ``blocks``."""
+    counts = np.zeros(_OTSU_BINS, dtype=np.int64)
+    for outer, inner, _ in blocks:
+        steps.check()
+        contrast = _hematoxylin_contrast(_stain_od(_read(image, outer)), px)[inner]
+        counts += np.histogram(np.clip(contrast, *_OTSU_RANGE), bins=_OTSU_BINS, range=_OTSU_RANGE)[0]
+        steps.done()
+    return _foreground_threshold(counts, px.min_nuclear_od)
 
 
 def _stain_od(rgb: np.ndarray) -> np.ndarray:

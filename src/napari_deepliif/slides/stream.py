@@ -13,16 +13,23 @@ to the store, then recorded as done. A rerun skips the chunks done. Results equa
 Tiles whose footprint has no tissue in the tissue mask are not run; they get the
 reference's constant empty-tile outputs, as blank tiles do.
 
-The classical ``stain`` engine is not tiled: its chunks are plain squares, each inferred with
-a margin of :data:`UNTILED_MARGIN`; its per-image Otsu threshold is then per chunk, so its
-results depend (slightly) on the chunk size.
+The classical ``stain`` engine is not tiled: its chunks are plain squares, each computed as
+that box of the whole image scored (``stain_infer(..., box=)``: its blocks stay on the whole
+image's block grid and read their margins from it). Its foreground threshold (an Otsu
+threshold of the hematoxylin contrast, :func:`~napari_deepliif.stain.stain_threshold`) is
+computed once, before streaming, over the whole image scored (only its blocks with tissue
+when the tissue mask is used), kept in the run record for a resumed run, and given to every
+chunk. So the stain results equal one ``StainEngine(threshold=...).infer`` of the image with
+that threshold, pixel for pixel, whatever the chunk size. A chunk smaller than the stain
+block (1024 px) recomputes the blocks it shares with its neighbours, so keep chunks a
+multiple of it (the default 2048 is).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +37,11 @@ import numpy as np
 
 from .. import __version__
 from ..constants import EMPTY_TILE_COLOURS
-from ..engine import Engine, input_region
+from ..engine import Engine, StainEngine, input_region
 from ..errors import Cancelled
 from ..inference import TileRunner, run_tiles
 from ..resolution import tile_size_for
+from ..stain import stain_infer, stain_threshold
 from ..tiling import Tile, TileGrid
 from . import omezarr
 from .readers import Slide
@@ -43,9 +51,6 @@ log = logging.getLogger(__name__)
 
 #: Default chunk edge (pixels of the image scored), rounded to whole tiles.
 CHUNK_SIZE = 2048
-#: Context around a chunk of an untiled engine (pixels): the stain engine's block margin
-#: (16 µm) at 40x.
-UNTILED_MARGIN = 64
 
 Box = tuple[int, int, int, int]  #: (y0, y1, x0, x1), end exclusive
 
@@ -207,6 +212,8 @@ def infer_slide(
         Chunk edge in pixels (whole tiles for DeepLIIF); memory grows with its square.
     tissue : bool or TissueMask
         Skip tiles outside the tissue mask (True: computed here; False: run every tile).
+        For the stain engine it also restricts the pixels its one threshold is taken from
+        (see module docstring); a ``StainEngine`` with a ``threshold`` set keeps that one.
     overwrite : bool
         Start again even if the store holds a run.
     progress : callable(done, total), optional
@@ -236,6 +243,9 @@ def infer_slide(
 
     def has_tissue(y0: int, y1: int, x0: int, x1: int) -> bool:
         return mask is None or mask.covers(y0 + oy, y1 + oy, x0 + ox, x1 + ox, choice.downsample)
+
+    if isinstance(engine, StainEngine) and engine.threshold is None and len(record.done) < len(chunks):
+        engine = replace(engine, threshold=_slide_stain_threshold(source, choice.resolution, record, has_tissue, cancel))
 
     import zarr
 
@@ -273,7 +283,7 @@ def infer_slide(
             run.tiles_run += len(keep)
             run.tiles_skipped += len(chunk.tiles) - len(keep)
         else:
-            _infer_untiled(engine, source, chunk.box, shape, names, choice.resolution, buffers,
+            _infer_untiled(engine, source, chunk.box, names, choice.resolution, buffers,
                            has_tissue(y0, y1, x0, x1), cancel)
         for name in names:
             targets[name][:, y0:y1, x0:x1] = np.moveaxis(buffers[name], -1, 0)
@@ -292,16 +302,25 @@ def infer_slide(
     return run
 
 
-def _infer_untiled(engine: Any, source: Any, box: Box, shape: tuple[int, int], names: tuple[str, ...],
+def _slide_stain_threshold(source: Any, resolution: str, record: omezarr.RunRecord,
+                           include: Callable[[int, int, int, int], bool], cancel: Any) -> float:
+    """The stain engine's threshold for the whole image scored, over its blocks with tissue;
+    computed once and kept in the run record, so a resumed run uses the same one."""
+    if "stain_threshold" not in record.settings:
+        threshold = stain_threshold(source, resolution, include=include, cancel=cancel)
+        log.info("stain engine: slide threshold %.3f OD", threshold)
+        record.settings["stain_threshold"] = threshold
+        record.save()
+    return float(record.settings["stain_threshold"])
+
+
+def _infer_untiled(engine: StainEngine, source: Any, box: Box, names: tuple[str, ...],
                    resolution: str, buffers: dict[str, np.ndarray], tissue: bool, cancel: Any) -> None:
-    y0, y1, x0, x1 = box
     if not tissue:
         for name in names:
             buffers[name][:] = EMPTY_TILE_COLOURS.get(name, (0, 0, 0))
         return
-    oy0, ox0 = max(0, y0 - UNTILED_MARGIN), max(0, x0 - UNTILED_MARGIN)
-    oy1, ox1 = min(shape[0], y1 + UNTILED_MARGIN), min(shape[1], x1 + UNTILED_MARGIN)
-    images = engine.infer(source, resolution=resolution, outputs=names, region=(ox0, oy0, ox1 - ox0, oy1 - oy0),
-                          cancel=cancel)
+    images = stain_infer(source, resolution, dab_threshold=engine.dab_threshold, threshold=engine.threshold,
+                         box=box, cancel=cancel)
     for name in names:
-        buffers[name][:] = images[name][y0 - oy0 : y1 - oy0, x0 - ox0 : x1 - ox0]
+        buffers[name][:] = images[name]

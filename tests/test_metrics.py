@@ -153,7 +153,8 @@ def test_anchor_on_the_reference_seg_refined(shared_dir):
 
 
 def test_anchor_on_our_postprocessing(shared_dir):
-    postprocess = pytest.importorskip("napari_deepliif.postprocess").postprocess
+    from napari_deepliif.postprocess import postprocess
+
     seg = _read(shared_dir / "data/deepliif-2021-outputs/22_2_Seg.png")
     truth = _read(shared_dir / "data/groundtruth/22_2.png")
     refined = postprocess(seg, resolution="40x").seg_refined()

@@ -89,7 +89,8 @@ def test_seg_reads_back_as_the_same_cells(tiles, name):
 
 
 def test_postprocessing_reads_the_same_cells_and_classes(tiles):
-    postprocess = pytest.importorskip("napari_deepliif.postprocess").postprocess
+    from napari_deepliif.postprocess import postprocess
+
     out = tiles["22_2"][2]
     positive, negative = class_masks(out["Seg"])
     _, n_pos, n_neg = instance_labels(positive, negative)

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("napari")
 
 from napari_deepliif.engine import StainEngine  # noqa: E402
 from napari_deepliif.model_index import CACHE_DIR_ENV, CONFIG_DIR_ENV  # noqa: E402

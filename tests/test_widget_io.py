@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("napari")
 
 from test_widget import choose_stain, private_model_dirs, run_and_wait, widget  # noqa: E402,F401
 

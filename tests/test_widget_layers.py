@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("napari")
 
 from napari_deepliif.constants import NEGATIVE_RGB, POSITIVE_RGB  # noqa: E402
 from napari_deepliif.errors import DeepLIIFError  # noqa: E402

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import zarr
 
 from napari_deepliif import stain
 from napari_deepliif.engine import StainEngine
@@ -15,19 +14,12 @@ from napari_deepliif.slides import open_slide
 from napari_deepliif.slides.omezarr import RunRecord
 from napari_deepliif.slides.stream import infer_slide
 from napari_deepliif.stain import STAIN_OUTPUTS, stain_threshold
-from test_slides import slide_pixels, write_ome_tiff
+from test_slides_stream import level0, slide_path  # noqa: F401 (slide_path is a fixture)
 
 #: At 20x (level 0 of the 0.5 µm/px slide), across the glass edges (x = 700 and the top rows).
 REGION_20X = (100, 0, 800, 640)
 
 
-@pytest.fixture(scope="module")
-def slide_path(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_ome_tiff(tmp_path_factory.mktemp("slide") / "s.ome.tif", slide_pixels(shared_dir), mpp=0.5)
-
-
-def level0(store: Path, name: str) -> np.ndarray:
-    return np.moveaxis(np.asarray(zarr.open_group(str(store), mode="r")[name]["0"][:]), 0, -1)
 
 
 def test_stain_results_do_not_depend_on_the_chunk_size(slide_path: Path, tmp_path: Path, monkeypatch) -> None:

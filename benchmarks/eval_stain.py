@@ -54,7 +54,8 @@ one CPU core. Engine name: `stain`.
    comes from hematoxylin alone so strongly stained nuclei do not pull it up. Holes are filled
    and objects smaller than `min_area_um2` removed.
 4. **Splitting touching nuclei**: watershed of the distance transform from its local maxima at
-   least `peak_min_distance_um` apart; pieces under `min_area_um2` are dropped.
+   least `peak_min_distance_um` apart; pieces under `min_area_um2` or over `max_area_um2` are
+   dropped (objects that large are stained tissue, e.g. glands under a cytoplasmic DAB stain).
 5. **Class**: a nucleus is positive when its mean DAB OD exceeds `dab_threshold` (default
    0.2 OD, QuPath's default *Nucleus: DAB OD mean* threshold).
 6. **Outputs** (same conventions as DeepLIIF):
@@ -74,6 +75,14 @@ one CPU core. Engine name: `stain`.
 
 Images larger than 1024 px are processed in 1024 x 1024 blocks with a `block_margin_um`
 margin; the Otsu threshold is computed once over all blocks, so blocks agree at their seams.
+`stain_threshold(image, resolution)` computes that threshold alone (block by block, on any
+array-like; `include(y0, y1, x0, x1)` can leave blocks out, e.g. glass), and
+`stain_infer(image, threshold=t)` uses a given one instead (no histogram pass):
+`stain_infer(image, threshold=stain_threshold(image))` equals `stain_infer(image)`.
+`stain_infer(image, threshold=t, box=(y0, y1, x0, x1))` computes only that box, with the blocks
+on the whole image's grid, so boxes pieced together equal the whole image's outputs; whole-slide
+streaming relies on this (`docs/whole-slides.md`). `StainEngine(threshold=t)` passes a fixed
+threshold through `infer`/`score`.
 `progress(done, total)` is called after each block step and `cancel` is checked before each.
 
 ## Parameters

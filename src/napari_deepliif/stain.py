@@ -96,6 +96,10 @@ class StainSettings:
         DAB OD above which DAB adds to the nuclear signal (OD).
     min_area_um2 : float
         Smallest nucleus kept (µm²); QuPath's default minimum nucleus area is 10 µm².
+    max_area_um2 : float
+        Largest nucleus kept (µm²). Larger objects are stained tissue, not nuclei (glands
+        under a cytoplasmic or membranous DAB stain); the ground-truth nuclei of the sample
+        tiles are at most ~100 µm².
     peak_min_distance_um : float
         Smallest distance between the centres of two touching nuclei (µm).
     block_margin_um : float
@@ -108,6 +112,7 @@ class StainSettings:
     min_nuclear_od: float = 0.05
     dab_detection_od: float = 0.5
     min_area_um2: float = 10.0
+    max_area_um2: float = 200.0
     peak_min_distance_um: float = 2.0
     block_margin_um: float = 16.0
 
@@ -119,6 +124,7 @@ class _PixelSettings:
     sigma: float
     background_radius: int
     min_area: int
+    max_area: int
     min_distance: int
     margin: int
     min_nuclear_od: float
@@ -131,6 +137,7 @@ class _PixelSettings:
             sigma=settings.smoothing_sigma_um / mpp,
             background_radius=max(1, round(settings.background_radius_um / mpp)),
             min_area=max(1, round(settings.min_area_um2 / mpp**2)),
+            max_area=round(settings.max_area_um2 / mpp**2),
             min_distance=max(1, round(settings.peak_min_distance_um / mpp)),
             margin=math.ceil(settings.block_margin_um / mpp),
             min_nuclear_od=settings.min_nuclear_od,
@@ -371,7 +378,7 @@ def _segment(signal: np.ndarray, threshold: float, px: _PixelSettings) -> np.nda
     markers, _ = ndi.label(markers, structure=np.ones((3, 3)))
     labels = watershed(-distance, markers, mask=blobs > 0).astype(np.int32)
     sizes = np.bincount(labels.ravel())
-    labels[sizes[labels] < px.min_area] = 0
+    labels[(sizes[labels] < px.min_area) | (sizes[labels] > px.max_area)] = 0
     return _one_interior_each(labels)
 
 

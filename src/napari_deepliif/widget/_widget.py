@@ -18,7 +18,7 @@ from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBo
                             QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 from superqt.utils import qthrottled
 
-from ..constants import DEFAULT_SEG_THRESH
+from ..constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
 from ..devices import DEVICES, PRECISIONS
 from ..errors import Cancelled, DeepLIIFError
 from ..resolution import RESOLUTIONS
@@ -100,12 +100,10 @@ class DeepLIIFWidget(QWidget):
         self.image_combo, self.shapes_combo = QComboBox(), QComboBox()
         self.area_combo, self.level_spin = QComboBox(), QSpinBox()
         self.area_combo.addItems(AREAS)
-        for label, widget, tip in ((strings.IMAGE, self.image_combo, strings.IMAGE_TIP),
-                                   (strings.AREA, self.area_combo, strings.AREA_TIP),
-                                   (strings.SHAPES, self.shapes_combo, strings.SHAPES_TIP),
-                                   (strings.LEVEL, self.level_spin, strings.LEVEL_TIP)):
-            widget.setToolTip(tip)
-            form.addRow(label, widget)
+        _add_rows(form, ((strings.IMAGE, self.image_combo, strings.IMAGE_TIP),
+                         (strings.AREA, self.area_combo, strings.AREA_TIP),
+                         (strings.SHAPES, self.shapes_combo, strings.SHAPES_TIP),
+                         (strings.LEVEL, self.level_spin, strings.LEVEL_TIP)))
         self.image_combo.currentIndexChanged.connect(self._image_changed)
         return box
 
@@ -115,16 +113,14 @@ class DeepLIIFWidget(QWidget):
         self.resolution_combo, self.device_combo = QComboBox(), QComboBox()
         self.precision_combo, self.outputs_combo = QComboBox(), QComboBox()
         self.resolution_combo.addItems(RESOLUTIONS)
-        self.resolution_combo.setCurrentText("40x")
+        self.resolution_combo.setCurrentText(DEFAULT_RESOLUTION)
         self.device_combo.addItems(DEVICES)
         self.precision_combo.addItems(PRECISIONS)
         self.outputs_combo.addItems([strings.OUTPUTS_ALL, strings.OUTPUTS_SCORE])
-        for label, widget, tip in ((strings.RESOLUTION, self.resolution_combo, strings.RESOLUTION_TIP),
-                                   (strings.DEVICE, self.device_combo, strings.DEVICE_TIP),
-                                   (strings.PRECISION, self.precision_combo, strings.PRECISION_TIP),
-                                   (strings.OUTPUTS, self.outputs_combo, strings.OUTPUTS_TIP)):
-            widget.setToolTip(tip)
-            form.addRow(label, widget)
+        _add_rows(form, ((strings.RESOLUTION, self.resolution_combo, strings.RESOLUTION_TIP),
+                         (strings.DEVICE, self.device_combo, strings.DEVICE_TIP),
+                         (strings.PRECISION, self.precision_combo, strings.PRECISION_TIP),
+                         (strings.OUTPUTS, self.outputs_combo, strings.OUTPUTS_TIP)))
         return box
 
     def _run_row(self) -> QHBoxLayout:
@@ -383,3 +379,10 @@ class DeepLIIFWidget(QWidget):
             show_error(f"DeepLIIF export failed: {exc}")
             return
         show_info(strings.EXPORTED.format(path=directory))
+
+
+def _add_rows(form: QFormLayout, rows: tuple) -> None:
+    """Add (label, widget, tooltip) rows to a form."""
+    for label, widget, tip in rows:
+        widget.setToolTip(tip)
+        form.addRow(label, widget)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import Response
@@ -69,9 +69,7 @@ async def infer(
     and has no effect (images are always read with Pillow, TIFFs with tifffile)."""
     server = state(request)
     data, header = await _read(img, "img", server.limits.max_pixels)
-    settings = {"seg_thresh": prob_thresh, "size_thresh": reference_threshold(size_thresh),
-                "size_thresh_upper": reference_threshold(size_thresh_upper),
-                "marker_thresh": reference_threshold(marker_thresh)}
+    settings = _settings(prob_thresh, size_thresh, size_thresh_upper, marker_thresh)
 
     def work(cancel: threading.Event) -> bytes:
         from ..exports import score_record
@@ -121,14 +119,20 @@ async def postprocess_images(
     if len(set(sizes.values())) > 1:
         raise Problem(422, "img, seg_img and marker_img must have the same size; got "
                       + ", ".join(f"{name} {w} x {h}" for name, (w, h) in sizes.items()))
-    marker = reference_threshold(marker_thresh) if marker_img is not None else None
+    # without a Marker image the marker threshold has nothing to act on
+    settings = _settings(prob_thresh, size_thresh, size_thresh_upper, marker_thresh if marker_img is not None else None)
 
     def work(cancel: threading.Event) -> bytes:
         images = {name: decode(u[0], u[1], f"form field '{name}'") for name, u in uploads.items() if u is not None}
-        post = postprocess(images["seg_img"], images.get("marker_img"), resolution=resolution, seg_thresh=prob_thresh,
-                           size_thresh=reference_threshold(size_thresh),
-                           size_thresh_upper=reference_threshold(size_thresh_upper), marker_thresh=marker)
+        post = postprocess(images["seg_img"], images.get("marker_img"), resolution=resolution, **settings)
         out = {SEG_OVERLAID: post.seg_overlaid(images["img"]), SEG_REFINED: post.seg_refined()}
         return _json({"images": {name: png_base64(a) for name, a in out.items()}, "scoring": score_record(post, {})})
 
     return Response(await server.jobs.run(work, request_id), media_type="application/json")
+
+
+def _settings(prob_thresh: int, size_thresh: Any, size_thresh_upper: Any, marker_thresh: Any) -> dict[str, Any]:
+    """The reference API's threshold parameters as ``postprocess`` keyword arguments."""
+    return {"seg_thresh": prob_thresh, "size_thresh": reference_threshold(size_thresh),
+            "size_thresh_upper": reference_threshold(size_thresh_upper),
+            "marker_thresh": reference_threshold(marker_thresh)}

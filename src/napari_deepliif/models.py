@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .cpu_memory import keep_freed_memory
 from .errors import ModelError
 from .model_registry import OPTIONS_FILE, net_file_names
 from .options import ModelOptions, read_model_options
@@ -181,6 +182,8 @@ def load_model(path: str | Path, device: str = "cpu") -> DeepLIIFModel:
             return _CACHE[key]
     options = read_model_options(directory)
     _check_options(options, directory)
+    if str(device).startswith("cpu"):
+        keep_freed_memory()
     missing = [
         n for n in (*translation_nets(options), *segmentation_nets(options)) if not net_files(directory, n)
     ]

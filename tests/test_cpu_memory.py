@@ -1,0 +1,61 @@
+"""The CPU allocator setting: large blocks come from the heap and are reused, or not at all
+when the user turns it off."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+# Allocates a 64 MB array and reports how many bytes glibc holds in mmap'ed blocks meanwhile.
+_PROBE = textwrap.dedent(
+    """
+    import ctypes, sys
+    import numpy as np
+    from napari_deepliif.cpu_memory import keep_freed_memory
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in
+                    ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                     "uordblks", "fordblks", "keepcost")]
+
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = MallInfo2
+    applied = keep_freed_memory()
+    before = libc.mallinfo2().hblkhd
+    block = np.ones(64 * 2**20, dtype=np.uint8)
+    print(applied, libc.mallinfo2().hblkhd - before)
+    """
+)
+
+
+def _probe(env_value: str | None) -> tuple[bool, int]:
+    env = dict(os.environ)
+    env.pop("NAPARI_DEEPLIIF_KEEP_FREED_MEMORY", None)
+    if env_value is not None:
+        env["NAPARI_DEEPLIIF_KEEP_FREED_MEMORY"] = env_value
+    out = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, check=True)
+    applied, mapped = out.stdout.split()
+    return applied == "True", int(mapped)
+
+
+glibc_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.confstr("CS_GNU_LIBC_VERSION") is None, reason="glibc only"
+)
+
+
+@glibc_only
+def test_large_blocks_come_from_the_heap_once_applied() -> None:
+    applied, mapped = _probe(None)
+    assert applied
+    assert mapped == 0
+
+
+@glibc_only
+def test_the_environment_variable_turns_it_off() -> None:
+    applied, mapped = _probe("0")
+    assert not applied
+    assert mapped >= 64 * 2**20

@@ -27,10 +27,24 @@ def test_cell_colours_follow_counted_and_class():
     counted = np.array([True, True, False, True, False])
     positive = np.array([True, False, True, False, False])
     cmap = DirectLabelColormap(color_dict=layers.cell_color_dict(ids, counted, positive))
-    rgba = cmap.map(np.array([0, 1, 2, 3, 4, 5, 99]))
+    rgba = cmap.map(np.array([0, 1, 2, 3, 4, 5]))
     assert tuple(np.round(rgba[1, :3] * 255)) == POSITIVE_RGB
     assert tuple(np.round(rgba[2, :3] * 255)) == NEGATIVE_RGB
-    np.testing.assert_array_equal(rgba[:, 3] > 0, [False, True, True, False, True, False, False])
+    np.testing.assert_array_equal(rgba[:, 3] > 0, [False, True, True, False, True, False])
+
+
+def test_the_largest_group_of_cells_is_left_to_the_default_colour():
+    from napari.utils.colormaps import DirectLabelColormap
+
+    ids = np.arange(1, 101, dtype=np.uint32)
+    counted = ids > 10  # 90 counted: 80 negative, 10 positive; 10 not counted
+    positive = ids > 90
+    colors = layers.cell_color_dict(ids, counted, positive)
+    assert len(colors) == 2 + 20  # None, background, the 10 positive and 10 uncounted cells
+    rgba = DirectLabelColormap(color_dict=colors).map(ids)
+    assert (rgba[10:90, 3] > 0).all() and tuple(np.round(rgba[50, :3] * 255)) == NEGATIVE_RGB
+    assert tuple(np.round(rgba[95, :3] * 255)) == POSITIVE_RGB
+    assert (rgba[:10, 3] == 0).all()
 
 
 def test_no_counted_cell_still_gives_a_direct_colormap():

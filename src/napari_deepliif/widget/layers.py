@@ -69,14 +69,19 @@ def cell_color_dict(ids: np.ndarray, counted: np.ndarray, positive: np.ndarray) 
     """Label -> colour for a :class:`~napari.utils.colormaps.DirectLabelColormap`.
 
     Counted positive cells are red, counted negative cells blue; cells not counted (gated
-    out or excluded) and the background are transparent (the ``None`` default).
+    out or excluded) and the background are transparent. The largest of these three groups
+    takes the default (``None``) colour and only the other two are listed: napari walks the
+    dict in Python on every recolour, so a shorter dict is a faster slider.
     """
-    colors: dict[Any, str] = {None: "transparent", 0: "transparent"}
-    colors.update(zip(ids[counted & positive].tolist(), [POSITIVE_HEX] * int(np.count_nonzero(counted & positive))))
-    colors.update(zip(ids[counted & ~positive].tolist(), [NEGATIVE_HEX] * int(np.count_nonzero(counted & ~positive))))
+    groups = ((counted & positive, POSITIVE_HEX), (counted & ~positive, NEGATIVE_HEX), (~counted, "transparent"))
+    largest = max(range(len(groups)), key=lambda i: int(np.count_nonzero(groups[i][0])))
+    colors: dict[Any, str] = {None: groups[largest][1], 0: "transparent"}
+    for i, (members, color) in enumerate(groups):
+        if i != largest:
+            colors.update(dict.fromkeys(ids[members].tolist(), color))
     if len(colors) == 2:
-        # napari treats a dict with only the defaults as "no colours given" (random colours)
-        colors[int(ids.max(initial=0)) + 1] = "transparent"
+        # napari treats a dict with only the None and background keys as "no colours given"
+        colors[int(ids.max(initial=0)) + 1] = groups[largest][1]
     return colors
 
 

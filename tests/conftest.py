@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# qtpy (napari) must pick the binding pytest-qt uses (qt_api in pyproject.toml), even where
+# PyQt5 is installed too
+os.environ.setdefault("QT_API", "pyqt6")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

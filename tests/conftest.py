@@ -67,3 +67,36 @@ def assert_matches_reference(ours: np.ndarray, ref: np.ndarray, what: str) -> No
         same = float((diff[..., c] == 0).mean())
         assert diff[..., c].max() <= 2, f"{what} channel {c}: max diff {diff[..., c].max()}"
         assert same >= 0.995, f"{what} channel {c}: only {same:.4%} of pixels identical"
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory: pytest.TempPathFactory):
+    """A loopback HTTP server over a folder of model zips: (base URL, folder, {zip: sha256}).
+
+    ``both.zip`` is the fixture model with TorchScript and eager nets plus release extras,
+    ``eager.zip`` the eager nets only, ``broken.zip`` lacks G55, ``notazip.zip`` is not a zip.
+    """
+    from model_server import FIXTURE_MODEL, build_model_zip, serve_folder
+
+    from napari_deepliif.model_index import EAGER_FILES, TORCHSCRIPT_FILES
+
+    root = tmp_path_factory.mktemp("www")
+    hashes = {
+        "both.zip": build_model_zip(root / "both.zip", sorted(p.name for p in FIXTURE_MODEL.iterdir())),
+        "eager.zip": build_model_zip(root / "eager.zip", sorted(["train_opt.txt", *EAGER_FILES])),
+        "broken.zip": build_model_zip(root / "broken.zip", sorted(n for n in ["train_opt.txt", *TORCHSCRIPT_FILES] if n != "G55.pt")),
+    }
+    (root / "notazip.zip").write_bytes(b"hello")
+    with serve_folder(root) as base:
+        yield base, root, hashes
+
+
+@pytest.fixture
+def user_model_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """The model registry (config) and download cache in a temporary folder, never the user's."""
+    from napari_deepliif.model_index import CACHE_DIR_ENV, CONFIG_DIR_ENV
+
+    config, cache = tmp_path / "config", tmp_path / "cache"
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(config))
+    monkeypatch.setenv(CACHE_DIR_ENV, str(cache))
+    return config, cache

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import functools
-import hashlib
-import http.server
 import json
 import shutil
-import threading
-import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from model_server import FIXTURE_MODEL as MODEL
 
 from napari_deepliif import cli_models, model_index
 from napari_deepliif.errors import Cancelled, ModelError
@@ -31,63 +26,13 @@ from napari_deepliif.model_index import (
     verify_model,
 )
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "models"
-MODEL = FIXTURE / "deepliif-random-ngf4"
-TOP = "DeepLIIF_Latest_Model"
 NEEDED_PT = sorted(["train_opt.txt", *TORCHSCRIPT_FILES])
 NEEDED_PTH = sorted(["train_opt.txt", *EAGER_FILES])
 
-def _build_zip(path: Path, files: list[str], extras: bool = True) -> str:
-    """Zip ``files`` of the fixture model under ``TOP/`` like the release; return sha256."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
-        zf.writestr(f"{TOP}/", "")
-        for name in files:
-            zf.write(MODEL / name, f"{TOP}/{name}")
-        if extras:
-            zf.writestr(f"{TOP}/README.txt", "not needed")
-            zf.writestr(f"{TOP}/test_latest/images/x.png", b"\x89PNG not needed")
-            zf.writestr(f"__MACOSX/{TOP}/._train_opt.txt", "junk")
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
-        """Keep test output clean."""
-
-
-class _Server(http.server.ThreadingHTTPServer):
-    def handle_error(self, request: object, client_address: object) -> None:
-        """A cancelled download closes the connection mid-file: expected, not an error."""
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, dict]]:
-    """A loopback HTTP server over a folder of zips: (base URL, folder, {zip: sha256})."""
-    root = tmp_path_factory.mktemp("www")
-    hashes = {
-        "both.zip": _build_zip(root / "both.zip", sorted(p.name for p in MODEL.iterdir())),
-        "eager.zip": _build_zip(root / "eager.zip", NEEDED_PTH),
-        "broken.zip": _build_zip(root / "broken.zip", [n for n in NEEDED_PT if n != "G55.pt"]),
-    }
-    (root / "notazip.zip").write_bytes(b"hello")
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    server = _Server(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", root, hashes
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
 
 @pytest.fixture(autouse=True)
-def user_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
-    config, cache = tmp_path / "config", tmp_path / "cache"
-    monkeypatch.setenv(model_index.CONFIG_DIR_ENV, str(config))
-    monkeypatch.setenv(model_index.CACHE_DIR_ENV, str(cache))
-    return config, cache
+def user_dirs(user_model_dirs: tuple[Path, Path]) -> tuple[Path, Path]:
+    return user_model_dirs
 
 
 def _leftovers() -> list[str]:
@@ -328,3 +273,30 @@ def test_cli(served: tuple[str, Path, dict], capsys: pytest.CaptureFixture[str])
     assert "models fetch deepliif-latest" in capsys.readouterr().err
     assert _cli("models", "fetch", "deepliif-latest", "--sha256", "xyz") == 1
     assert "not a SHA256" in capsys.readouterr().err
+
+
+def test_an_index_file_named_by_the_environment_extends_the_builtin_one(
+    served: tuple[str, Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, _, hashes = served
+    mirror = tmp_path / "mirror.json"
+    mirror.write_text(json.dumps({"lab-mirror": {"url": f"{base}/both.zip", "sha256": hashes["both.zip"],
+                                                 "description": "our copy of the release"}}))
+    monkeypatch.setenv(model_index.INDEX_ENV, str(mirror))
+    rows = {row.name: row for row in list_models()}
+    assert list(rows)[:2] == ["deepliif-latest", "lab-mirror"]
+    assert rows["lab-mirror"].pinned and not rows["lab-mirror"].installed
+    folder = fetch_model("lab-mirror")
+    assert resolve_model("lab-mirror") == folder
+    assert model_index.get_model("lab-mirror").installed
+
+
+def test_a_bad_index_file_is_an_error_naming_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = tmp_path / "mirror.json"
+    broken.write_text("{not json")
+    monkeypatch.setenv(model_index.INDEX_ENV, str(broken))
+    with pytest.raises(ModelError, match="NAPARI_DEEPLIIF_MODEL_INDEX"):
+        list_models()
+    monkeypatch.setenv(model_index.INDEX_ENV, str(tmp_path / "missing.json"))
+    with pytest.raises(ModelError, match="missing.json"):
+        resolve_model("deepliif-latest")

@@ -16,12 +16,15 @@ existing folder, into the folder the engine loads. Changing what is installed li
 :mod:`napari_deepliif.model_index`.
 
 Every public function takes an optional ``index=`` mapping, so tests and other deployments can
-use another index (e.g. one read with :func:`index_from_json`) without touching the defaults.
+use another index (e.g. one read with :func:`index_from_json`) without touching the defaults;
+without one, :data:`INDEX_ENV` can name a JSON index that extends the built-in one for every
+front end at once.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -30,6 +33,10 @@ from typing import Any
 
 from napari_deepliif.errors import ModelError
 from napari_deepliif.model_registry import download_dir, folder_size, load_registry, model_format
+
+#: Environment variable naming a JSON index whose entries are added to the built-in one (e.g.
+#: a lab's mirror of the weights on its own server); format of :func:`index_from_json`.
+INDEX_ENV = "NAPARI_DEEPLIIF_MODEL_INDEX"
 
 #: A model name: letters, digits, ``.``, ``_`` and ``-``, starting with a letter or digit.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -170,8 +177,17 @@ def _check_name(name: str) -> None:
 
 
 def _index(index: Mapping[str, IndexEntry] | None) -> Mapping[str, IndexEntry]:
-    """The ``index=`` argument, or :data:`BUILTIN_INDEX` when None."""
-    return BUILTIN_INDEX if index is None else index
+    """The ``index=`` argument; when None, :data:`BUILTIN_INDEX` with the entries of the JSON
+    file named by ``NAPARI_DEEPLIIF_MODEL_INDEX`` (if set) added or replacing same-named ones."""
+    if index is not None:
+        return index
+    extra = os.environ.get(INDEX_ENV, "").strip()
+    if not extra:
+        return BUILTIN_INDEX
+    try:
+        return {**BUILTIN_INDEX, **index_from_json(extra)}
+    except ModelError as exc:
+        raise ModelError(f"{exc} (named by the environment variable {INDEX_ENV}; fix or unset it)") from exc
 
 
 def list_models(index: Mapping[str, IndexEntry] | None = None) -> list[ModelEntry]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from napari_deepliif.model_catalog import (
     BUILTIN_INDEX,
+    INDEX_ENV,
     IndexEntry,
     ModelEntry,
     entry_as_dict,
@@ -65,6 +66,7 @@ from napari_deepliif.model_registry import (
 __all__ = [
     # from model_catalog
     "BUILTIN_INDEX",
+    "INDEX_ENV",
     "IndexEntry",
     "ModelEntry",
     "entry_as_dict",

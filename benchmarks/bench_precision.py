@@ -42,10 +42,16 @@ INTRO = """\
 - **`fast`** runs the networks under `torch.autocast` in a reduced precision where the device
   has fast kernels for it: **bfloat16 on CPUs with native bf16 instructions** (AVX512-BF16 or
   AMX, as oneDNN reports them; e.g. AMD EPYC Zen 4, Intel Sapphire Rapids), **float16 on CUDA
-  and Apple MPS**. Convolutions, norm layers and activations then compute in that type (bf16
-  keeps 8 significant bits: the final tanh output alone is rounded to about half a grey level
-  near the ends of the range). On a device without such kernels `fast` falls back to fp32
-  (with a warning). Tiles keep their own norm statistics either way; only rounding changes.
+  and Apple MPS**. Convolutions and activations then compute in that type (bf16 keeps 8
+  significant bits: the final tanh output alone is rounded to about half a grey level near the
+  ends of the range); norm statistics are accumulated in float32. On a device without such
+  kernels `fast` falls back to fp32 (with a warning). Tiles keep their own norm statistics
+  either way; only rounding changes.
+
+On CPUs `fast` gains little: fp32 runs the ResNets' residual convolutions with Winograd
+kernels, which are about as fast as bf16 direct convolution, so on the 2-core benchmark machine
+`fast` saved 6-13% per tile ([benchmarks.md](benchmarks.md)) for the departures below. Keep
+`fp32` on CPUs unless that margin matters; `fast` is meant for GPUs.
 
 The tables below are written by `benchmarks/bench_precision.py` and compare `fast` with `fp32`
 on the same machine. They measure how far `fast` departs from `fp32`, not from DeepLIIF, and the

@@ -51,7 +51,8 @@ INTRO = """\
 On CPUs `fast` gains little: fp32 runs the ResNets' residual convolutions with Winograd
 kernels, which are about as fast as bf16 direct convolution, so on the 2-core benchmark machine
 `fast` saved 6-13% per tile ([benchmarks.md](benchmarks.md)) for the departures below. Keep
-`fp32` on CPUs unless that margin matters; `fast` is meant for GPUs.
+`fp32` on CPUs unless that margin matters; `fast` is meant for GPUs, whose fp16 kernels are
+usually much faster than their fp32 ones (not measured here: no GPU on these machines).
 
 The tables below are written by `benchmarks/bench_precision.py` and compare `fast` with `fp32`
 on the same machine. They measure how far `fast` departs from `fp32`, not from DeepLIIF, and the

@@ -10,7 +10,8 @@ import textwrap
 
 import pytest
 
-# Allocates a 64 MB array and reports how many bytes glibc holds in mmap'ed blocks meanwhile.
+# Allocates a 96 MB array (in a new thread with "thread") and reports how many bytes glibc
+# holds in mmap'ed blocks meanwhile; a thread's own arena would have to map a block that size.
 _PROBE = textwrap.dedent(
     """
     import ctypes, sys
@@ -26,18 +27,30 @@ _PROBE = textwrap.dedent(
     libc.mallinfo2.restype = MallInfo2
     applied = keep_freed_memory()
     before = libc.mallinfo2().hblkhd
-    block = np.ones(64 * 2**20, dtype=np.uint8)
-    print(applied, libc.mallinfo2().hblkhd - before)
+    mapped = []
+
+    def allocate():
+        block = np.ones(96 * 2**20, dtype=np.uint8)
+        mapped.append(libc.mallinfo2().hblkhd - before)
+
+    if sys.argv[1] == "thread":
+        import threading
+        worker = threading.Thread(target=allocate)
+        worker.start()
+        worker.join()
+    else:
+        allocate()
+    print(applied, mapped[0])
     """
 )
 
 
-def _probe(env_value: str | None) -> tuple[bool, int]:
+def _probe(env_value: str | None, where: str = "main") -> tuple[bool, int]:
     env = dict(os.environ)
     env.pop("NAPARI_DEEPLIIF_KEEP_FREED_MEMORY", None)
     if env_value is not None:
         env["NAPARI_DEEPLIIF_KEEP_FREED_MEMORY"] = env_value
-    out = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", _PROBE, where], env=env, capture_output=True, text=True, check=True)
     applied, mapped = out.stdout.split()
     return applied == "True", int(mapped)
 
@@ -55,7 +68,14 @@ def test_large_blocks_come_from_the_heap_once_applied() -> None:
 
 
 @glibc_only
+def test_threads_started_afterwards_use_the_same_heap() -> None:
+    applied, mapped = _probe(None, "thread")
+    assert applied
+    assert mapped == 0
+
+
+@glibc_only
 def test_the_environment_variable_turns_it_off() -> None:
     applied, mapped = _probe("0")
     assert not applied
-    assert mapped >= 64 * 2**20
+    assert mapped >= 96 * 2**20

@@ -4,9 +4,12 @@ glibc hands every allocation over a few megabytes to the kernel with ``mmap`` an
 back on free, so each new 16-67 MB activation of a 512 x 512 tile is page-faulted in afresh.
 On the 2-core machines of docs/benchmarks.md that is ~1.6 us per 4 KiB page: 10% of a ResNet
 generator's time and 40% of a UNet's. Serving large blocks from the heap and not trimming it
-makes later tiles reuse the same pages, as PyTorch's GPU caching allocator does. The cost is
-that memory freed after a run stays with the process (up to the run's peak), which a long
-napari session may notice; set ``NAPARI_DEEPLIIF_KEEP_FREED_MEMORY=0`` to turn this off.
+makes later tiles reuse the same pages, as PyTorch's GPU caching allocator does. Threads
+share that one heap: a thread's own glibc arena cannot hold blocks over 64 MB and maps them
+afresh every time (the napari widget, the server and dask run tiles in worker threads), so
+call this before such threads start. The cost is that memory freed after a run stays with the
+process (up to the run's peak), which a long napari session may notice; set
+``NAPARI_DEEPLIIF_KEEP_FREED_MEMORY=0`` to turn this off.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ ENV_VAR = "NAPARI_DEEPLIIF_KEEP_FREED_MEMORY"
 # mallopt parameters from glibc's malloc.h
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
+_M_ARENA_MAX = -8
 #: Free memory at the top of the heap beyond this is still returned to the system.
 TRIM_THRESHOLD_BYTES = 1 << 30
 
@@ -53,6 +57,7 @@ def _apply() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    ok = bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+    ok = all(mallopt(param, value) for param, value in
+             ((_M_MMAP_MAX, 0), (_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES), (_M_ARENA_MAX, 1)))
     log.debug("glibc keeps freed memory for reuse: %s", ok)
     return ok

@@ -18,6 +18,7 @@ from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBo
                             QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 from superqt.utils import qthrottled
 
+from ..cpu_memory import keep_freed_memory
 from ..constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
 from ..devices import DEVICES, PRECISIONS
 from ..errors import Cancelled, DeepLIIFError
@@ -68,6 +69,7 @@ class DeepLIIFWidget(QWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        keep_freed_memory()  # runs happen in worker threads, which must start after this
         self.viewer = viewer
         self.worker: Any = None
         self.post: Any = None

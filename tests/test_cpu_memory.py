@@ -4,6 +4,7 @@ when the user turns it off."""
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 import textwrap
@@ -55,9 +56,8 @@ def _probe(env_value: str | None, where: str = "main") -> tuple[bool, int]:
     return applied == "True", int(mapped)
 
 
-glibc_only = pytest.mark.skipif(
-    not sys.platform.startswith("linux") or os.confstr("CS_GNU_LIBC_VERSION") is None, reason="glibc only"
-)
+GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+glibc_only = pytest.mark.skipif(not GLIBC, reason="glibc only")
 
 
 @glibc_only
@@ -79,3 +79,13 @@ def test_the_environment_variable_turns_it_off() -> None:
     applied, mapped = _probe("0")
     assert not applied
     assert mapped >= 96 * 2**20
+
+
+def test_worker_processes_get_one_arena_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from napari_deepliif.cpu_memory import worker_environment
+
+    monkeypatch.delenv("NAPARI_DEEPLIIF_KEEP_FREED_MEMORY", raising=False)
+    expected = {"MALLOC_ARENA_MAX": "1"} if GLIBC else {}
+    assert worker_environment() == expected
+    monkeypatch.setenv("NAPARI_DEEPLIIF_KEEP_FREED_MEMORY", "off")
+    assert worker_environment() == {}

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cpu_memory import worker_environment
 from .errors import DeepLIIFError, InputImageError
 from .slides.readers import IMAGE_SUFFIXES, TIFF_SUFFIXES
 
@@ -214,7 +215,8 @@ def run_batch(
     # each worker's torch/OpenMP gets its share of the cores, so N workers do not oversubscribe them
     threads = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
     cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                  dashboard_address=None, env={"OMP_NUM_THREADS": threads})
+                                                  dashboard_address=None,
+                                                  env={"OMP_NUM_THREADS": threads, **worker_environment()})
     rows: list[dict | None] = [None] * len(slides)
     try:
         with Client(scheduler or cluster) as client:

@@ -47,10 +47,26 @@ def keep_freed_memory() -> bool:
     return _applied
 
 
-def _apply() -> bool:
+def worker_environment() -> dict[str, str]:
+    """Environment for worker processes we start (a dask LocalCluster): one shared arena from
+    the process's start, since their task threads exist before any model loads there.
+
+    Returns
+    -------
+    dict of str to str
+        ``{"MALLOC_ARENA_MAX": "1"}``, or nothing where the setting is off or not glibc's.
+    """
+    return {"MALLOC_ARENA_MAX": "1"} if _wanted() else {}
+
+
+def _wanted() -> bool:
     if os.environ.get(ENV_VAR, "1").strip().lower() in ("0", "false", "no", "off"):
         return False
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
+def _apply() -> bool:
+    if not _wanted():
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt

@@ -13,7 +13,7 @@ This module imports torch at import time; the rest of the package imports it laz
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -42,8 +42,8 @@ def _norm_act(x: Tensor, weight: Tensor, bias: Tensor, act: str | None) -> Tenso
     statistics), apply the affine, then an activation. The result keeps ``x``'s layout.
 
     NCHW tensors go tile by tile through ``batch_norm`` in training mode, exactly the
-    operation the reference runs on its batch of one. Channels-last tensors are normalised in
-    place of layout, with statistics from a mean and a mean of squared deviations: PyTorch's
+    operation the reference runs on its batch of one. Channels-last tensors stay in that layout,
+    with statistics from a mean and a mean of squared deviations: PyTorch's
     own channels-last batch-norm statistics are ~1000x less accurate in float32 (2e-3
     against 7e-7 here at 64 x 512 x 512), enough to flip the uint8 truncation of output
     pixels, and converting to NCHW and back costs more than the normalisation.
@@ -154,12 +154,27 @@ def _require(state: Mapping[str, Tensor], key: str, ndim: int, what: str) -> Ten
     return value
 
 
+def _block_convs(state: Mapping[str, Tensor], prefix: str, what: str) -> tuple[int, int] | None:
+    """Indices of a residual block's two convs under ``prefix.conv_block.`` (each followed by
+    its norm), or None when ``prefix`` is not a residual block."""
+    pattern = re.compile(rf"{re.escape(prefix)}\.conv_block\.(\d+)\.weight$")
+    convs = sorted(int(m.group(1)) for k, v in state.items() if (m := pattern.match(k)) and v.ndim == 4)
+    if not convs:
+        return None
+    if len(convs) != 2:
+        raise ModelError(f"{what}: residual block {prefix} has {len(convs)} convolutions, expected 2")
+    for c in convs:
+        _require(state, f"{prefix}.conv_block.{c + 1}.weight", 1, what)
+    return convs[0], convs[1]
+
+
 class ResnetGenerator(nn.Module):
     """The ResNet translation generator (``netG = resnet_<n>blocks``) of G1..G4.
 
     Layout: 7x7 conv, norm, ReLU; ``d`` stride-2 3x3 downsampling convs; ``n`` residual
     blocks of two 3x3 convs; ``d`` stride-2 transposed convs; 7x7 conv with bias; tanh.
-    Zero padding (``padding: zero``) is the released model's; reflect/replicate also work.
+    Zero padding (``padding: zero``) is the released model's; reflect and replicate padding
+    (pad layers before the 7x7 and residual convs) also work, with or without dropout layers.
     """
 
     def __init__(self, state: Mapping[str, Tensor], what: str = "ResNet generator", padding: str = "zero"):
@@ -171,25 +186,22 @@ class ResnetGenerator(nn.Module):
         self.pad_mode = {"zero": "constant", "reflect": "reflect", "replicate": "replicate"}.get(padding)
         if self.pad_mode is None:
             raise ModelError(f"{what}: unknown padding '{padding}' in train_opt.txt")
-        # the residual convs sit at conv_block.0/.4 with zero padding, .1/.5 behind pad layers
-        block_convs = (0, 4) if self.pad_mode == "constant" else (1, 5)
         self.steps: list[tuple[str, str, str | None]] = []  # (kind, conv key, norm key)
-        seen_blocks = False
+        self.block_convs: tuple[int, int] | None = None
         convs = [i for i in top if f"model.{i}.weight" in state and state[f"model.{i}.weight"].ndim == 4]
         for i in top:
             prefix = f"model.{i}"
-            if f"{prefix}.conv_block.{block_convs[0]}.weight" in state:
-                seen_blocks = True
-                c1, c2 = block_convs
-                n1, n2 = c1 + 1, c2 + 1
-                for c, n in ((c1, n1), (c2, n2)):
-                    _require(state, f"{prefix}.conv_block.{c}.weight", 4, what)
-                    _require(state, f"{prefix}.conv_block.{n}.weight", 1, what)
+            found = _block_convs(state, prefix, what)
+            if found is not None:
+                # conv_block.0 and .4 with zero padding; .1 and .5 (.6 after a dropout) behind pad layers
+                if (found[0] == 0) != (self.pad_mode == "constant"):
+                    raise ModelError(f"{what}: residual block {prefix} does not match padding '{padding}'")
+                if self.block_convs not in (None, found):
+                    raise ModelError(f"{what}: residual block {prefix} differs from the first block")
+                self.block_convs = found
                 self.steps.append(("block", prefix, None))
                 continue
             if f"{prefix}.weight" not in state:
-                if any(k.startswith(prefix + ".conv_block.") for k in state):
-                    raise ModelError(f"{what}: residual block {prefix} does not match padding '{padding}'")
                 continue
             w = state[f"{prefix}.weight"]
             if w.ndim == 1:
@@ -199,19 +211,18 @@ class ResnetGenerator(nn.Module):
             elif i == convs[-1]:
                 kind = "tail"
             else:
-                kind = "up" if seen_blocks else "down"
+                kind = "up" if self.block_convs else "down"
             norm = f"model.{i + 1}" if f"model.{i + 1}.weight" in state and state[f"model.{i + 1}.weight"].ndim == 1 else None
             if kind != "tail" and norm is None:
                 raise ModelError(f"{what}: conv {prefix} has no norm layer after it")
             self.steps.append((kind, prefix, norm))
-        if not seen_blocks or self.steps[0][0] != "head" or self.steps[-1][0] != "tail":
+        if not self.block_convs or self.steps[0][0] != "head" or self.steps[-1][0] != "tail":
             raise ModelError(f"{what}: weights do not have the ResNet generator layout")
         head_w = state[f"{self.steps[0][1]}.weight"]
         self.in_channels = int(head_w.shape[1])
         self.head_kernel = int(head_w.shape[-1])
         self.ngf = int(head_w.shape[0])
         self.n_blocks = sum(1 for s in self.steps if s[0] == "block")
-        self.block_convs = block_convs
         self.w = _Weights(state)
 
     def optimise_layout(self) -> None:
@@ -225,16 +236,12 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         # Channels-last throughout, except that the residual blocks and the tail run NCHW
-        # where NNPACK takes them (see conv_stride1): two layout changes per net.
+        # where NNPACK takes them (see conv_stride1): three layout changes per net.
         w = self.w
         x = x.contiguous(memory_format=torch.channels_last)
         for kind, conv, norm in self.steps:
             if kind == "head":
-                p = self.head_kernel // 2
-                if self.pad_mode == "constant":
-                    x = F.conv2d(x, w[f"{conv}.weight"], padding=p)
-                else:
-                    x = F.conv2d(F.pad(x, (p, p, p, p), mode=self.pad_mode), w[f"{conv}.weight"])
+                x = self._padded_conv(x, w[f"{conv}.weight"], None, self.head_kernel // 2, conv=F.conv2d)
                 x = _norm_act(x, w[f"{norm}.weight"], w[f"{norm}.bias"], "relu")
             elif kind == "down":
                 x = F.conv2d(x, w[f"{conv}.weight"], stride=2, padding=1)
@@ -254,12 +261,14 @@ class ResnetGenerator(nn.Module):
                 x = torch.tanh(self._padded_conv(x, k, bias, p))
         return x
 
-    def _padded_conv(self, x: Tensor, weight: Tensor, bias: Tensor | None, pad: int) -> Tensor:
-        """Stride-1 convolution after padding by ``pad``; zero padding is left to the
-        convolution itself, which saves copying the padded input (64 x 518 x 518 at the tail)."""
+    def _padded_conv(self, x: Tensor, weight: Tensor, bias: Tensor | None, pad: int,
+                     conv: Callable[..., Tensor] = conv_stride1) -> Tensor:
+        """Stride-1 convolution (``conv``: :func:`conv_stride1`, or ``F.conv2d`` to stay
+        channels-last) after padding by ``pad``; zero padding is left to the convolution itself,
+        which saves copying the padded input (64 x 518 x 518 at the tail)."""
         if self.pad_mode == "constant":
-            return conv_stride1(x, weight, bias, padding=pad)
-        return conv_stride1(F.pad(x, (pad, pad, pad, pad), mode=self.pad_mode), weight, bias)
+            return conv(x, weight, bias, padding=pad)
+        return conv(F.pad(x, (pad, pad, pad, pad), mode=self.pad_mode), weight, bias)
 
     def _block(self, x: Tensor, prefix: str) -> Tensor:
         w = self.w

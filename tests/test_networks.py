@@ -1,0 +1,76 @@
+"""The rebuilt ResNet generator against a plain PyTorch one for the padding modes the release
+does not use (reflect, replicate), whose residual blocks hold pad and dropout layers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from napari_deepliif.errors import ModelError
+from napari_deepliif.networks import ResnetGenerator
+
+PADS = {"reflect": nn.ReflectionPad2d, "replicate": nn.ReplicationPad2d}
+
+
+def _norm(channels: int) -> nn.BatchNorm2d:
+    norm = nn.BatchNorm2d(channels)
+    nn.init.uniform_(norm.weight, 0.5, 1.5)
+    nn.init.uniform_(norm.bias, -0.5, 0.5)
+    return norm
+
+
+class _Block(nn.Module):
+    def __init__(self, dim: int, pad: type[nn.Module], dropout: bool):
+        super().__init__()
+        layers = [pad(1), nn.Conv2d(dim, dim, 3, bias=False), _norm(dim), nn.ReLU(True)]
+        layers += [nn.Dropout(0.5)] if dropout else []
+        layers += [pad(1), nn.Conv2d(dim, dim, 3, bias=False), _norm(dim)]
+        self.conv_block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+def _reference(padding: str, dropout: bool, ngf: int = 4, n_blocks: int = 2) -> nn.Module:
+    """A pix2pix-style ResNet generator written out plainly (pad layers, BatchNorm per tile)."""
+    pad = PADS[padding]
+    layers: list[nn.Module] = [pad(3), nn.Conv2d(3, ngf, 7, bias=False), _norm(ngf), nn.ReLU(True)]
+    for mult in (1, 2):
+        layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=False), _norm(ngf * mult * 2),
+                   nn.ReLU(True)]
+    layers += [_Block(ngf * 4, pad, dropout) for _ in range(n_blocks)]
+    for mult in (4, 2):
+        layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1,
+                                      bias=False), _norm(ngf * mult // 2), nn.ReLU(True)]
+    layers += [pad(3), nn.Conv2d(ngf, 3, 7), nn.Tanh()]
+    net = nn.Module()
+    net.model = nn.Sequential(*layers)
+    return net
+
+
+@pytest.mark.parametrize("padding", ["reflect", "replicate"])
+@pytest.mark.parametrize("dropout", [True, False])
+def test_padded_generators_match_plain_pytorch(padding: str, dropout: bool) -> None:
+    torch.manual_seed(0)
+    reference = _reference(padding, dropout)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        # training-mode BatchNorm on one tile at a time: the reference's per-tile statistics;
+        # dropout off, as at inference
+        reference.train()
+        for m in reference.modules():
+            if isinstance(m, nn.Dropout):
+                m.eval()
+        expected = torch.cat([reference.model(x[i : i + 1]) for i in range(2)])
+        ours = ResnetGenerator(reference.state_dict(), padding=padding)
+        ours.optimise_layout()
+        got = ours(x)
+    assert ours.n_blocks == 2
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=0)
+
+
+def test_blocks_that_do_not_match_the_padding_are_refused() -> None:
+    state = _reference("reflect", True).state_dict()
+    with pytest.raises(ModelError, match="does not match padding 'zero'"):
+        ResnetGenerator(state, padding="zero")

@@ -29,16 +29,16 @@ QuPath's GeoJSON, as read from its source (``qupath/qupath``)
 - ``properties.measurements`` is a JSON object ``{name: number}`` (read as
   ``Map<String, Double>``; the pre-0.4 ``[{"name", "value"}]`` list is still read). We write
   finite numbers only;
-- ``properties.classification`` goes to ``GsonTools.PathClassTypeAdapter.read``. In the
-  versions of ``qupath-core/src/main/java/qupath/lib/io/GsonTools.java`` available to read
-  (before PR qupath/qupath#1099, v0.4's new PathClass form), ``read`` is
-  ``new Gson().fromJson(in, PathClass.class)``: reflective reading that needs a JSON object,
-  so a plain string fails there ("Expected BEGIN_OBJECT but was STRING"). Since v0.4 QuPath
-  writes ``{"name": "Positive", "color": [r, g, b]}``; the v0.4+ reader's source was not
-  available, so whether it accepts a plain string is **not verified**. The plain string is
-  the default here, as asked (``classification="string"``); ``classification="object"``
-  writes QuPath 0.4+'s own form (with the Seg map's colours), which QuPath 0.4+ reads back
-  by construction.
+- ``properties.classification`` goes to ``GsonTools.PathClassTypeAdapter.read``. Before
+  v0.4 (PR qupath/qupath#1099) that was ``new Gson().fromJson(in, PathClass.class)``, which
+  needs a JSON object. The v0.4+ reader (``GsonTools.java`` at qupath/qupath commit
+  0a77ded, read in the indexed source) takes a JSON string as the class name
+  (``PathClass.fromString``), ``null`` as no class, and an object only when it has
+  ``"name"`` (or ``"names"``) **and** ``"color"`` (any other object is a parse error), or
+  the pre-0.4 reflective form. So the plain string written by default
+  (``classification="string"``, as asked) is read by that reader (the 0.6 source was not
+  in the index to confirm it unchanged); ``classification="object"`` writes QuPath's own
+  ``{"name": ..., "color": [r, g, b]}`` with the Seg map's colours.
 """
 
 from __future__ import annotations

@@ -36,6 +36,22 @@ router = APIRouter(prefix="/api", tags=["reference platform"], responses=ERRORS,
 SEG_REFINED, SEG_OVERLAID = "SegRefined", "SegOverlaid"
 
 
+def _thresholds(
+    prob_thresh: RefSegThreshQuery = DEFAULT_SEG_THRESH,
+    size_thresh: RefSizeQuery = "auto",
+    size_thresh_upper: RefUpperQuery = "none",
+    marker_thresh: RefMarkerQuery = "auto",
+) -> dict[str, Any]:
+    """The reference API's threshold query parameters as ``postprocess`` keyword arguments."""
+    return {"seg_thresh": prob_thresh, "size_thresh": reference_threshold(size_thresh),
+            "size_thresh_upper": reference_threshold(size_thresh_upper),
+            "marker_thresh": reference_threshold(marker_thresh)}
+
+
+#: The four threshold query parameters both endpoints take, resolved by :func:`_thresholds`.
+Thresholds = Annotated[dict[str, Any], Depends(_thresholds)]
+
+
 def _json(body: dict) -> bytes:
     return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
 
@@ -53,14 +69,11 @@ async def _read(upload: UploadFile | None, field: str, max_pixels: int):
 async def infer(
     request: Request,
     img: Annotated[UploadFile, File(description="the IHC image (PNG, TIFF or JPEG, 8-bit RGB)")],
+    settings: Thresholds,
     resolution: ResolutionQuery = DEFAULT_RESOLUTION,
     pil: FlagQuery = None,
     slim: FlagQuery = None,
     nopost: FlagQuery = None,
-    prob_thresh: RefSegThreshQuery = DEFAULT_SEG_THRESH,
-    size_thresh: RefSizeQuery = "auto",
-    size_thresh_upper: RefUpperQuery = "none",
-    marker_thresh: RefMarkerQuery = "auto",
     request_id: RequestIdQuery = None,
 ) -> Response:
     """Run the engine on ``img``. Images: the engine's (Hema, DAPI, Lap2, Marker, Seg for
@@ -69,7 +82,6 @@ async def infer(
     and has no effect (images are always read with Pillow, TIFFs with tifffile)."""
     server = state(request)
     data, header = await _read(img, "img", server.limits.max_pixels)
-    settings = _settings(prob_thresh, size_thresh, size_thresh_upper, marker_thresh)
 
     def work(cancel: threading.Event) -> bytes:
         from ..exports import score_record
@@ -97,13 +109,10 @@ async def postprocess_images(
     request: Request,
     img: Annotated[UploadFile, File(description="the image DeepLIIF was run on")],
     seg_img: Annotated[UploadFile, File(description="the Seg image DeepLIIF inferred for it")],
+    settings: Thresholds,
     marker_img: Annotated[UploadFile | None, File(description="the Marker image (needed for marker_thresh)")] = None,
     resolution: ResolutionQuery = DEFAULT_RESOLUTION,
     pil: FlagQuery = None,
-    prob_thresh: RefSegThreshQuery = DEFAULT_SEG_THRESH,
-    size_thresh: RefSizeQuery = "auto",
-    size_thresh_upper: RefUpperQuery = "none",
-    marker_thresh: RefMarkerQuery = "auto",
     request_id: RequestIdQuery = None,
 ) -> Response:
     """Find and score the cells of ``seg_img`` again with new thresholds: SegOverlaid,
@@ -119,8 +128,8 @@ async def postprocess_images(
     if len(set(sizes.values())) > 1:
         raise Problem(422, "img, seg_img and marker_img must have the same size; got "
                       + ", ".join(f"{name} {w} x {h}" for name, (w, h) in sizes.items()))
-    # without a Marker image the marker threshold has nothing to act on
-    settings = _settings(prob_thresh, size_thresh, size_thresh_upper, marker_thresh if marker_img is not None else None)
+    if marker_img is None:  # without a Marker image the marker threshold has nothing to act on
+        settings = {**settings, "marker_thresh": None}
 
     def work(cancel: threading.Event) -> bytes:
         images = {name: decode(u[0], u[1], f"form field '{name}'") for name, u in uploads.items() if u is not None}
@@ -129,10 +138,3 @@ async def postprocess_images(
         return _json({"images": {name: png_base64(a) for name, a in out.items()}, "scoring": score_record(post, {})})
 
     return Response(await server.jobs.run(work, request_id), media_type="application/json")
-
-
-def _settings(prob_thresh: int, size_thresh: Any, size_thresh_upper: Any, marker_thresh: Any) -> dict[str, Any]:
-    """The reference API's threshold parameters as ``postprocess`` keyword arguments."""
-    return {"seg_thresh": prob_thresh, "size_thresh": reference_threshold(size_thresh),
-            "size_thresh_upper": reference_threshold(size_thresh_upper),
-            "marker_thresh": reference_threshold(marker_thresh)}

@@ -33,7 +33,8 @@ DEFAULT_MODEL = "deepliif-latest"
 
 
 class EngineBase:
-    """What every engine shares: output names and the score path."""
+    """What every engine shares: output names, ``infer`` (around each engine's ``_run``) and
+    the score path."""
 
     name: str
     outputs: tuple[str, ...]
@@ -49,6 +50,58 @@ class EngineBase:
         if unknown:
             raise DeepLIIFError(f"unknown outputs {sorted(unknown)}; the {self.name} engine gives {', '.join(self.outputs)}")
         return names
+
+    def infer(
+        self,
+        image: Any,
+        *,
+        resolution: str | None = None,
+        mpp: float | None = None,
+        outputs: str | Iterable[str] = "all",
+        region: tuple[int, int, int, int] | None = None,
+        out: MutableMapping[str, Any] | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelCheck | Any | None = None,
+    ) -> MutableMapping[str, Any]:
+        """Run the engine on an RGB image (or a region of one), tile by tile.
+
+        Parameters
+        ----------
+        image : array-like
+            H x W x 3 (or x 4) uint8: numpy, zarr, dask, ... Only the tiles are read.
+        resolution : {'40x', '20x', '10x'}, optional
+            Magnification; picks the tile size (512/256/128). Default from ``mpp``, else 40x.
+        mpp : float, optional
+            Pixel size in µm/px; the nearest of 0.25/0.5/1.0 sets the resolution.
+        outputs : 'all', 'score' or names
+            ``all``: every modality and Seg; ``score``: Marker and Seg only.
+        region : (x, y, width, height), optional
+            Pixel rectangle of ``image`` to process; outputs have the region's size.
+        out : mapping, optional
+            Output name -> H x W x 3 uint8 array-like to write into (e.g. zarr arrays), so
+            memory is bounded by the batch; by default numpy arrays are returned.
+        progress : callable(done, total), optional
+            Called with tiles done and tiles in all, after each batch.
+        cancel : callable() -> bool or threading.Event, optional
+            Checked between batches; raises :class:`~napari_deepliif.errors.Cancelled`.
+            Arrays created here are then dropped; arrays passed in ``out`` keep what was
+            written so far.
+
+        Returns
+        -------
+        dict
+            Output name -> H x W x 3 uint8 array (``out`` itself when given).
+        """
+        source = input_region(image, region)
+        names = self.resolve_outputs(outputs)
+        result = output_arrays(names, (int(source.shape[0]), int(source.shape[1])), out)
+        self._run(source, resolve_resolution(resolution, mpp), names, result, progress, cancel)
+        return result
+
+    def _run(self, source: Any, resolution: str, names: tuple[str, ...], result: MutableMapping[str, Any],
+             progress: ProgressCallback | None, cancel: CancelCheck | Any | None) -> None:
+        """Compute ``names`` of ``source`` into the arrays of ``result`` (see :meth:`infer`)."""
+        raise NotImplementedError
 
     def score(self, image: Any, **kwargs: Any) -> "ScoreResult":
         """Infer what scoring needs and postprocess it: see :func:`pipeline.score_image`."""
@@ -125,55 +178,11 @@ class Engine(EngineBase):
         """Every output this model can give: its modalities, then Seg."""
         return (*modality_names(self.model), SEG)
 
-    def infer(
-        self,
-        image: Any,
-        *,
-        resolution: str | None = None,
-        mpp: float | None = None,
-        outputs: str | Iterable[str] = "all",
-        region: tuple[int, int, int, int] | None = None,
-        out: MutableMapping[str, Any] | None = None,
-        progress: ProgressCallback | None = None,
-        cancel: CancelCheck | Any | None = None,
-    ) -> MutableMapping[str, Any]:
-        """Run the model on an RGB image (or a region of one), tile by tile.
-
-        Parameters
-        ----------
-        image : array-like
-            H x W x 3 (or x 4) uint8: numpy, zarr, dask, ... Only the tiles are read.
-        resolution : {'40x', '20x', '10x'}, optional
-            Magnification; picks the tile size (512/256/128). Default from ``mpp``, else 40x.
-        mpp : float, optional
-            Pixel size in µm/px; the nearest of 0.25/0.5/1.0 sets the resolution.
-        outputs : 'all', 'score' or names
-            ``all``: every modality and Seg; ``score``: Marker and Seg only.
-        region : (x, y, width, height), optional
-            Pixel rectangle of ``image`` to process; outputs have the region's size.
-        out : mapping, optional
-            Output name -> H x W x 3 uint8 array-like to write into (e.g. zarr arrays), so
-            memory is bounded by the batch; by default numpy arrays are returned.
-        progress : callable(done, total), optional
-            Called with tiles done and tiles in all, after each batch.
-        cancel : callable() -> bool or threading.Event, optional
-            Checked between batches; raises :class:`~napari_deepliif.errors.Cancelled`.
-            Arrays created here are then dropped; arrays passed in ``out`` keep what was
-            written so far.
-
-        Returns
-        -------
-        dict
-            Output name -> H x W x 3 uint8 array (``out`` itself when given).
-        """
-        source = input_region(image, region)
-        names = self.resolve_outputs(outputs)
-        height, width = int(source.shape[0]), int(source.shape[1])
-        grid = TileGrid(height, width, tile_size_for(resolve_resolution(resolution, mpp)))
+    def _run(self, source: Any, resolution: str, names: tuple[str, ...], result: MutableMapping[str, Any],
+             progress: ProgressCallback | None, cancel: CancelCheck | Any | None) -> None:
+        grid = TileGrid(int(source.shape[0]), int(source.shape[1]), tile_size_for(resolution))
         runner = TileRunner(self.model, names, self.precision)
-        result = output_arrays(names, (height, width), out)
         run_tiles(source, grid, runner, names, result, batch_size=self.batch_size, progress=progress, cancel=cancel)
-        return result
 
 
 @dataclass
@@ -205,29 +214,14 @@ class StainEngine(EngineBase):
 
         return STAIN_OUTPUTS
 
-    def infer(
-        self,
-        image: Any,
-        *,
-        resolution: str | None = None,
-        mpp: float | None = None,
-        outputs: str | Iterable[str] = "all",
-        region: tuple[int, int, int, int] | None = None,
-        out: MutableMapping[str, Any] | None = None,
-        progress: ProgressCallback | None = None,
-        cancel: CancelCheck | Any | None = None,
-    ) -> MutableMapping[str, Any]:
-        """Same parameters and results as :meth:`Engine.infer` (outputs Hema, Marker, Seg)."""
+    def _run(self, source: Any, resolution: str, names: tuple[str, ...], result: MutableMapping[str, Any],
+             progress: ProgressCallback | None, cancel: CancelCheck | Any | None) -> None:
         from .stain import stain_infer
 
-        source = input_region(image, region)
-        names = self.resolve_outputs(outputs)
-        images = stain_infer(source, resolve_resolution(resolution, mpp), dab_threshold=self.dab_threshold,
-                             threshold=self.threshold, progress=progress, cancel=cancel)
-        result = output_arrays(names, tuple(source.shape[:2]), out)
+        images = stain_infer(source, resolution, dab_threshold=self.dab_threshold, threshold=self.threshold,
+                             progress=progress, cancel=cancel)
         for name in names:
             result[name][:] = images[name]
-        return result
 
 
 ENGINES = ("auto", "deepliif", "stain")

@@ -27,7 +27,7 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _M_ARENA_MAX = -8
 #: Free memory at the top of the heap beyond this is still returned to the system.
-TRIM_THRESHOLD_BYTES = 1 << 30
+TRIM_THRESHOLD_BYTES = 1 << 28
 
 _applied: bool | None = None
 

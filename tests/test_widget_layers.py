@@ -65,8 +65,10 @@ def test_large_label_images_become_pyramids():
     assert layers.label_levels(small) is small
     big = np.arange(3000 * 2100, dtype=np.uint32).reshape(3000, 2100)
     levels = layers.label_levels(big)
-    assert [lvl.shape for lvl in levels] == [(3000, 2100), (1500, 1050), (750, 525), (375, 263)]
-    np.testing.assert_array_equal(levels[2], big[::4, ::4])
+    # factors 1, 2, 3, 4, 6: napari shows at most 1.5x (from 2 on) the screen's pixels
+    assert [lvl.shape for lvl in levels] == [(3000, 2100), (1500, 1050), (1000, 700), (750, 525), (500, 350)]
+    np.testing.assert_array_equal(levels[2], big[::3, ::3])
+    assert layers.pyramid_factors(20000)[-3:] == [24, 32, 48] and -(-20000 // 48) <= layers.PYRAMID_SMALLEST
 
 
 def test_bounding_rect_covers_touched_pixels_and_clips():

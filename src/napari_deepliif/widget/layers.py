@@ -8,6 +8,7 @@ source.scale * d`` and ``translate = source.translate + (y0, x0) * d * source.sc
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -85,11 +86,45 @@ def cell_color_dict(ids: np.ndarray, counted: np.ndarray, positive: np.ndarray) 
     return colors
 
 
-def cell_colormap(post: Any) -> Any:
-    """The :class:`DirectLabelColormap` of a :class:`~napari_deepliif.postprocess.PostprocessResult`."""
+def color_table(colors: Mapping) -> tuple:
+    """What napari renders a direct colormap with ``colors`` through: the default colour,
+    then each distinct colour in order of first appearance (each label is drawn as its
+    colour's index in this table). Two colormaps with equal tables differ only in which
+    label has which colour."""
+    return colors[None], tuple(dict.fromkeys(c for key, c in colors.items() if key is not None))
+
+
+def cell_colormap(post: Any) -> tuple[Any, tuple]:
+    """The :class:`DirectLabelColormap` of a :class:`~napari_deepliif.postprocess.PostprocessResult`
+    and its :func:`color_table`."""
     from napari.utils.colormaps import DirectLabelColormap
 
-    return DirectLabelColormap(color_dict=cell_color_dict(post.table.id, post.counted, post.positive))
+    colors = cell_color_dict(post.table.id, post.counted, post.positive)
+    return DirectLabelColormap(color_dict=colors), color_table(colors)
+
+
+#: Labels layer -> (the colormap :func:`set_cell_colormap` gave it, that colormap's table).
+_GIVEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def set_cell_colormap(layer: Any, colormap: Any, table: tuple) -> None:
+    """Give a cells layer a new colormap.
+
+    On every colormap event napari's renderer rebuilds the layer's shader, which the OpenGL
+    driver then recompiles (~20 ms a slider move with software OpenGL), although a re-score
+    changes only which cell has which of the same few colours. So when the layer still
+    shows the colormap given here last and the new one has the same colour table, the event
+    is withheld: the setter's own refresh re-maps the shown labels through the new colormap
+    and the renderer's table stays right. Any other case (a first colormap, one set by the
+    user, a new table) goes through the ordinary event.
+    """
+    given = _GIVEN.get(layer)
+    if given is not None and given[0] is layer.colormap and given[1] == table:
+        with layer.events.colormap.blocker():
+            layer.colormap = colormap
+    else:
+        layer.colormap = colormap
+    _GIVEN[layer] = (colormap, table)
 
 
 def intensity(rgb: np.ndarray) -> np.ndarray:
@@ -113,13 +148,28 @@ def outlines(labels: np.ndarray) -> np.ndarray:
     return np.where(edge, labels, 0).astype(labels.dtype, copy=False)
 
 
+def pyramid_factors(side: int) -> list[int]:
+    """Subsampling factors of the levels of a label image whose larger side is ``side``:
+    1, 2, 3, 4, 6, 8, 12, ... until a level's side is at most PYRAMID_SMALLEST.
+
+    napari shows the coarsest level that still has more pixels than the screen, and maps
+    every shown pixel to a colour on each recolour; with factors 1.5 and 1.33 apart
+    (instead of 2) it never maps more than 2.25x the screen's pixels (1500 x 1500 shown in a
+    760 px canvas becomes 1000 x 1000).
+    """
+    factors = [1]
+    if side > PYRAMID_ABOVE:
+        while -(-side // factors[-1]) > PYRAMID_SMALLEST:
+            f = factors[-1]
+            factors.append(2 if f == 1 else f // 3 * 4 if f % 3 == 0 else f * 3 // 2)
+    return factors
+
+
 def label_levels(labels: np.ndarray, outline: bool = False) -> np.ndarray | list[np.ndarray]:
     """The data of a labels layer: the image itself, or for a large one a pyramid (nearest
-    subsampling by 2 per level); ``outline`` keeps border pixels only, per level."""
-    levels = [labels]
-    if max(labels.shape) > PYRAMID_ABOVE:
-        while max(levels[-1].shape) > PYRAMID_SMALLEST:
-            levels.append(np.ascontiguousarray(levels[-1][::2, ::2]))
+    subsampling by :func:`pyramid_factors`); ``outline`` keeps border pixels only, per level."""
+    levels = [labels if f == 1 else np.ascontiguousarray(labels[::f, ::f])
+              for f in pyramid_factors(max(labels.shape))]
     if outline:
         levels = [outlines(level) for level in levels]
     return levels if len(levels) > 1 else levels[0]
@@ -147,8 +197,6 @@ def _put(viewer: Any, role: str, kind: str, data: np.ndarray, placed: dict, meta
     layer.data = data
     layer.scale, layer.translate = placed["scale"], placed["translate"]
     layer.metadata = metadata
-    if kind == "labels":
-        layer.colormap = style["colormap"]  # shown or not: the colours belong to these labels
     return layer
 
 
@@ -178,9 +226,11 @@ def show_result(viewer: Any, images: Mapping[str, np.ndarray], post: Any, *, sca
     labels = post.labels()
     colormap = cell_colormap(post)
     layers[CELLS] = _put(viewer, CELLS, "labels", label_levels(labels), placed, meta,
-                         {"colormap": colormap, "opacity": CELLS_OPACITY, "visible": False})
+                         {"opacity": CELLS_OPACITY, "visible": False})
     layers[OUTLINES] = _put(viewer, OUTLINES, "labels", label_levels(labels, outline=True), placed, meta,
-                            {"colormap": colormap, "opacity": 1.0})
+                            {"opacity": 1.0})
+    for role in (CELLS, OUTLINES):  # shown or not: the colours belong to these labels
+        set_cell_colormap(layers[role], *colormap)
     return layers
 
 
@@ -201,7 +251,7 @@ def recolor(viewer: Any, post: Any, *, relabel: bool = False) -> None:
             layer.data = label_levels(labels, outline=role == OUTLINES)
         if layer.visible:
             colormap = colormap or cell_colormap(post)
-            layer.colormap = colormap
+            set_cell_colormap(layer, *colormap)
         layer.metadata[PLUGIN_KEY]["stale"] = not layer.visible
 
 
@@ -209,7 +259,7 @@ def refresh_if_stale(layer: Any, post: Any) -> None:
     """Give a cells layer that was hidden during re-scores the colours of ``post``."""
     meta = layer.metadata.get(PLUGIN_KEY, {})
     if layer.visible and meta.get("stale"):
-        layer.colormap = cell_colormap(post)
+        set_cell_colormap(layer, *cell_colormap(post))
         meta["stale"] = False
 
 

@@ -37,7 +37,7 @@ def test_every_case_is_covered() -> None:
 
 
 def test_results_do_not_depend_on_the_thread_count(shared_dir, fit_model_dir, ihc_small):
-    """Batch-norm statistics are taken in NCHW layout, where float32 sums are accurate
+    """Norm statistics (a mean, then a mean of squared deviations) are accurate in float32
     whatever the number of threads (dask workers run with one)."""
     import torch
 

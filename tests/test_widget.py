@@ -164,6 +164,24 @@ def test_sliders_rescore_and_recolour_as_the_engine(widget, qtbot):
     assert widget.post.scoring == base.scoring
 
 
+def test_a_move_that_changes_no_cell_keeps_the_colours(widget, qtbot):
+    viewer = widget.viewer
+    viewer.add_image(load_sample(), name="ihc", rgb=True)
+    choose_stain(widget)
+    run_and_wait(widget, qtbot)
+    outlines = plugin_layers(viewer)["DeepLIIF outlines"]
+    colormap, largest = outlines.colormap, int(widget.post.table.area.max())
+    slider = widget.sliders["size_thresh_upper"]
+    slider.move_to(largest + 1)  # above every cell: gates none out
+    qtbot.waitUntil(lambda: widget.post.scoring["size_thresh_upper"] == largest + 1, timeout=3000)
+    assert outlines.colormap is colormap
+    slider.move_to(largest - 1)  # the largest cell is gated out now
+    qtbot.waitUntil(lambda: widget.post.scoring["size_thresh_upper"] == largest - 1, timeout=3000)
+    assert outlines.colormap is not colormap
+    biggest = int(widget.post.table.id[np.argmax(widget.post.table.area)])
+    assert outlines.colormap.map(np.array([biggest]))[0, 3] == 0
+
+
 def test_overriding_a_cell_changes_the_counts(widget, qtbot):
     from napari.utils._proxies import ReadOnlyWrapper
     from napari.utils.interactions import mouse_press_callbacks

@@ -310,8 +310,10 @@ class DeepLIIFWidget(QWidget):
         if self.post is None:
             return
         relabel = self.settings["seg_thresh"] != self.post.settings.seg_thresh
-        self.post = self.post.rescore(**self.settings)
-        out.recolor(self.viewer, self.post, relabel=relabel)
+        before, self.post = self.post, self.post.rescore(**self.settings)
+        if relabel or not (np.array_equal(before.counted, self.post.counted)
+                           and np.array_equal(before.positive, self.post.positive)):
+            out.recolor(self.viewer, self.post, relabel=relabel)
         self._update_panel()
 
     def override_cell(self, cell_id: int, what: str | None) -> None:

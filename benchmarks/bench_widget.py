@@ -9,9 +9,14 @@ layers are set (before the redraw) is printed too, since under Xvfb the redraw i
 OpenGL (llvmpipe) and far slower than on a GPU. Medians are over the moves that changed some
 cell's colour; moves that changed none (only the score panel is updated) are counted apart.
 
-Run (a real window on a virtual display)::
+The napari window is set to ``--window`` (default 1920 x 1080, a common desktop; the canvas
+is what napari's docks and this widget leave of it) and the region fills the canvas, as
+after opening it: the canvas size sets both how many label pixels napari re-maps and how
+long a software-rendered frame takes.
 
-    xvfb-run -a env PYTHONPATH=src python benchmarks/bench_widget.py [--moves 10]
+Run (a real window on a virtual display at least as big as the window)::
+
+    xvfb-run -a -s "-screen 0 1920x1080x24" env PYTHONPATH=src python benchmarks/bench_widget.py [--moves 20]
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ def crossing(values: np.ndarray, moves: int, start: float, stop: float) -> list[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moves", type=int, default=10, help="moves per slider")
+    parser.add_argument("--window", default="1920x1080", help="napari window size, WIDTHxHEIGHT "
+                        "(the canvas is what the docks leave; the display must be at least this big)")
     args = parser.parse_args()
 
     import napari
@@ -69,14 +76,20 @@ def main() -> None:
     widget = DeepLIIFWidget(viewer)
     viewer.window.add_dock_widget(widget)
     app = QApplication.instance()
+    viewer.window._qt_window.resize(*(int(v) for v in args.window.split("x")))
     result = ScoreResult(image.data, {"Seg": seg, "Marker": marker}, post,
                          {"engine": "deepliif", "model": "DeepLIIF 2021 outputs", "model_hash": None,
                           "version": "", "resolution": "40x"})
     widget._show((_StubName(), result), _Spec(), image, 0)
     for _ in range(20):
         app.processEvents()
+    viewer.reset_view()  # the whole region fills the canvas, as after opening it
+    for _ in range(20):
+        app.processEvents()
+    native = viewer.window._qt_viewer.canvas.native.size()
     print(f"region {SIZE} x {SIZE}: {len(post.table)} cells, {post.scoring['num_total']} counted; "
-          f"first postprocess {first * 1e3:.0f} ms")
+          f"first postprocess {first * 1e3:.0f} ms; window {args.window}, canvas "
+          f"{native.width()} x {native.height()} px")
 
     table = post.table
     plans = {

@@ -164,6 +164,19 @@ def test_sliders_rescore_and_recolour_as_the_engine(widget, qtbot):
     assert widget.post.scoring == base.scoring
 
 
+def test_the_widget_fits_a_laptop_screen(widget, qtbot):
+    window = widget.viewer.window._qt_window
+    window.show()
+    window.resize(1280, 720)
+    qtbot.waitUntil(lambda: window.height() <= 720, timeout=3000)
+    from qtpy.QtWidgets import QScrollArea
+
+    scroll = widget.findChild(QScrollArea)
+    assert scroll.verticalScrollBar().maximum() > 0  # the controls scroll instead
+    assert scroll.width() >= scroll.widget().minimumSizeHint().width()  # never cut sideways
+    assert widget.viewer.window._qt_viewer.canvas.native.width() > 300
+
+
 def test_a_move_that_changes_no_cell_keeps_the_colours(widget, qtbot):
     viewer = widget.viewer
     viewer.add_image(load_sample(), name="ihc", rgb=True)

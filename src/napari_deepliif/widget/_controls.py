@@ -1,11 +1,13 @@
-"""Small Qt building blocks of the dock widget: a threshold slider row and the score table."""
+"""Small Qt building blocks of the dock widget: a threshold slider row, the score table and
+the scroll area the controls stand in."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from qtpy.QtCore import Qt, Signal
-from qtpy.QtWidgets import QHBoxLayout, QHeaderView, QLabel, QSlider, QTableWidget, QTableWidgetItem, QWidget
+from qtpy.QtCore import QSize, Qt, Signal
+from qtpy.QtWidgets import (QFrame, QHBoxLayout, QHeaderView, QLabel, QScrollArea, QSlider, QTableWidget,
+                            QTableWidgetItem, QWidget)
 
 from . import strings
 
@@ -100,3 +102,19 @@ class ScoreTable(QTableWidget):
         item = self.item(row, column)
         return "" if item is None else item.text()
 
+
+
+class VerticalScroll(QScrollArea):
+    """A frameless scroll area around ``content`` that scrolls only vertically: as wide as the
+    content needs (so nothing is cut at the side), as short as the dock it stands in."""
+
+    def __init__(self, content: QWidget):
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(content)
+
+    def minimumSizeHint(self) -> QSize:
+        width = self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
+        return QSize(width, super().minimumSizeHint().height())

@@ -25,7 +25,7 @@ from ..errors import Cancelled, DeepLIIFError
 from ..resolution import RESOLUTIONS
 from . import layers as out
 from . import roi, strings
-from ._controls import ScoreTable, ThresholdSlider
+from ._controls import ScoreTable, ThresholdSlider, VerticalScroll
 from ._engine_box import EngineBox
 from ._serve_box import ServeBox
 from .workers import EngineChoice, RunSpec, roi_scores, score_area
@@ -79,7 +79,7 @@ class DeepLIIFWidget(QWidget):
         self._relay = _Relay()
         self._relay.progress.connect(self._on_progress)
         self.apply_settings_throttled = qthrottled(self.apply_settings, timeout=THROTTLE_MS, leading=True)
-        layout = QVBoxLayout(self)
+        layout = QVBoxLayout(self._scrolled())
         layout.addWidget(self._input_box())
         self.engine_box = EngineBox(self)
         layout.addWidget(self.engine_box)
@@ -96,6 +96,15 @@ class DeepLIIFWidget(QWidget):
         self._refresh_layers()
 
     # ---- construction ----------------------------------------------------------------------
+    def _scrolled(self) -> QWidget:
+        """The widget that holds the controls, in a vertical scroll area filling this one: all
+        the groups stand ~900 px tall, more than a laptop screen leaves a dock."""
+        content = QWidget()
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(VerticalScroll(content))
+        return content
+
     def _input_box(self) -> QGroupBox:
         box = QGroupBox(strings.IMAGE)
         form = QFormLayout(box)

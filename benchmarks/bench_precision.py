@@ -48,11 +48,13 @@ INTRO = """\
   kernels `fast` falls back to fp32 (with a warning). Tiles keep their own norm statistics
   either way; only rounding changes.
 
-On CPUs `fast` gains little: fp32 runs the ResNets' residual convolutions with Winograd
-kernels, which are about as fast as bf16 direct convolution, so on the 2-core benchmark machine
-`fast` saved 6-13% per tile ([benchmarks.md](benchmarks.md)) for the departures below. Keep
-`fp32` on CPUs unless that margin matters; `fast` is meant for GPUs, whose fp16 kernels are
-usually much faster than their fp32 ones (not measured here: no GPU on these machines).
+On CPUs `fast` gains nothing: fp32 runs the ResNets' residual convolutions with Winograd
+kernels, which are about as fast as bf16 direct convolution, and the fp32 path's norms and
+layout changes are the tighter ones, so on the 2-core benchmark machine `fast` took 5.54 and
+5.69 s per tile against 5.46 and 5.25 s for fp32 in the same runs
+([benchmarks.md](benchmarks.md)), for the departures below. Keep `fp32` on CPUs; `fast` is
+meant for GPUs, whose fp16 kernels are usually much faster than their fp32 ones (not
+measured here: no GPU on these machines).
 
 The tables below are written by `benchmarks/bench_precision.py` and compare `fast` with `fp32`
 on the same machine. They measure how far `fast` departs from `fp32`, not from DeepLIIF, and the

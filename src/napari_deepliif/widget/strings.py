@@ -37,7 +37,8 @@ RESOLUTION_TIP = ("10x/20x/40x (tile size 128/256/512 px). Pre-filled from the l
 DEVICE = "Device"
 DEVICE_TIP = "Where the network runs: auto picks CUDA, then MPS, then the CPU."
 PRECISION = "Precision"
-PRECISION_TIP = "fp32 matches the reference; fast uses bf16/fp16 where the hardware has it."
+PRECISION_TIP = ("fp32 matches the reference; fast uses bf16/fp16 where the hardware has it "
+                 "(for GPUs: on CPUs it is no faster).")
 OUTPUTS = "Outputs"
 OUTPUTS_ALL = "All modalities and cells"
 OUTPUTS_SCORE = "Score only (Marker and cells)"

@@ -256,6 +256,9 @@ class ResnetGenerator(nn.Module):
         self.head_kernel = int(head_w.shape[-1])
         self.ngf = int(head_w.shape[0])
         self.n_blocks = sum(1 for s in self.steps if s[0] == "block")
+        # steps whose norm feeds NNPACK (the residual blocks, the tail): the last down and up steps
+        self._before_nnpack = {max((i for i, s in enumerate(self.steps) if s[0] == kind), default=-1)
+                               for kind in ("down", "up")}
         self.w = _Weights(state)
 
     def optimise_layout(self) -> None:
@@ -275,20 +278,20 @@ class ResnetGenerator(nn.Module):
         nnpack = _winograd_applies(x)
         x = x.contiguous(memory_format=torch.channels_last)
         blocks = [conv for kind, conv, _ in self.steps if kind == "block"]
-        last_up = max(i for i, (kind, _, _) in enumerate(self.steps) if kind == "up")
+        to_nchw = self._before_nnpack if nnpack else set()
         for i, (kind, conv, norm) in enumerate(self.steps):
             if kind == "head":
                 x = self._padded_conv(x, w[f"{conv}.weight"], None, self.head_kernel // 2, conv=F.conv2d)
                 x = _norm_act(x, w[f"{norm}.weight"], w[f"{norm}.bias"], "relu")
             elif kind == "down":
                 x = F.conv2d(x, w[f"{conv}.weight"], stride=2, padding=1)
-                x = _norm_act(x, w[f"{norm}.weight"], w[f"{norm}.bias"], "relu", to_nchw=nnpack)
+                x = _norm_act(x, w[f"{norm}.weight"], w[f"{norm}.bias"], "relu", to_nchw=i in to_nchw)
             elif kind == "block":
                 if conv == blocks[0]:
                     x = self._trunk(x, blocks, nnpack)
             elif kind == "up":
                 x = F.conv_transpose2d(x, w[f"{conv}.weight"], stride=2, padding=1, output_padding=1)
-                x = _norm_act(x, w[f"{norm}.weight"], w[f"{norm}.bias"], "relu", to_nchw=nnpack and i == last_up)
+                x = _norm_act(x, w[f"{norm}.weight"], w[f"{norm}.bias"], "relu", to_nchw=i in to_nchw)
             else:  # tail
                 k = w[f"{conv}.weight"]
                 p = k.shape[-1] // 2

@@ -255,7 +255,8 @@ class ResnetGenerator(nn.Module):
         self.in_channels = int(head_w.shape[1])
         self.head_kernel = int(head_w.shape[-1])
         self.ngf = int(head_w.shape[0])
-        self.n_blocks = sum(1 for s in self.steps if s[0] == "block")
+        self.blocks = [conv for kind, conv, _ in self.steps if kind == "block"]
+        self.n_blocks = len(self.blocks)
         # steps whose norm feeds NNPACK (the residual blocks, the tail): the last down and up steps
         self._before_nnpack = {max((i for i, s in enumerate(self.steps) if s[0] == kind), default=-1)
                                for kind in ("down", "up")}
@@ -277,7 +278,6 @@ class ResnetGenerator(nn.Module):
         w = self.w
         nnpack = _winograd_applies(x)
         x = x.contiguous(memory_format=torch.channels_last)
-        blocks = [conv for kind, conv, _ in self.steps if kind == "block"]
         to_nchw = self._before_nnpack if nnpack else set()
         for i, (kind, conv, norm) in enumerate(self.steps):
             if kind == "head":
@@ -287,8 +287,8 @@ class ResnetGenerator(nn.Module):
                 x = F.conv2d(x, w[f"{conv}.weight"], stride=2, padding=1)
                 x = _norm_act(x, w[f"{norm}.weight"], w[f"{norm}.bias"], "relu", to_nchw=i in to_nchw)
             elif kind == "block":
-                if conv == blocks[0]:
-                    x = self._trunk(x, blocks, nnpack)
+                if conv == self.blocks[0]:  # the trunk runs every block
+                    x = self._trunk(x, nnpack)
             elif kind == "up":
                 x = F.conv_transpose2d(x, w[f"{conv}.weight"], stride=2, padding=1, output_padding=1)
                 x = _norm_act(x, w[f"{norm}.weight"], w[f"{norm}.bias"], "relu", to_nchw=i in to_nchw)
@@ -299,17 +299,17 @@ class ResnetGenerator(nn.Module):
                 x = torch.tanh(self._padded_conv(x, k, bias, p))
         return x
 
-    def _trunk(self, x: Tensor, blocks: list[str], nnpack: bool) -> Tensor:
+    def _trunk(self, x: Tensor, nnpack: bool) -> Tensor:
         """The residual blocks; with NNPACK each tile goes through all of them on its own (no
         joining of per-tile results after every layer), into a channels-last output."""
         if not nnpack:
-            for prefix in blocks:
+            for prefix in self.blocks:
                 x = x + self._block(x, prefix)
             return x
         out = torch.empty_like(x, memory_format=torch.channels_last)
         for i in range(x.shape[0]):
             tile = x[i : i + 1]
-            for prefix in blocks:
+            for prefix in self.blocks:
                 tile = tile + self._block(tile, prefix)
             _copy_to_channels_last(out[i : i + 1], tile)
         return out

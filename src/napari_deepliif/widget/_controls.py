@@ -103,7 +103,6 @@ class ScoreTable(QTableWidget):
         return "" if item is None else item.text()
 
 
-
 class VerticalScroll(QScrollArea):
     """A frameless scroll area around ``content`` that scrolls only vertically: as wide as the
     content needs (so nothing is cut at the side), as short as the dock it stands in."""

@@ -8,6 +8,7 @@ threshold, label image) set -> Qt events processed (the canvas redrawn); the tim
 layers are set (before the redraw) is printed too, since under Xvfb the redraw is software
 OpenGL (llvmpipe) and far slower than on a GPU. Medians are over the moves that changed some
 cell's colour; moves that changed none (only the score panel is updated) are counted apart.
+Last, the floor any update pays: a redraw with nothing changed, and a slider repaint alone.
 
 The napari window is set to ``--window`` (default 1920 x 1080, a common desktop; the canvas
 is what napari's docks and this widget leave of it) and the region fills the canvas, as
@@ -125,7 +126,46 @@ def main() -> None:
         if unchanged:
             line += f"; {len(unchanged)} moves changed no cell: median {statistics.median(unchanged) * 1e3:.1f} ms"
         print(line)
+    redraw_floor(viewer, widget, app, args.moves)
     viewer.close()
+
+
+def redraw_floor(viewer, widget, app, moves: int) -> None:
+    """What a redraw costs with no layer changed (the camera nudged by 0.01%), with all
+    layers shown and with all hidden, and what repainting only a moved slider costs."""
+    from qtpy.QtWidgets import QSlider
+
+    from napari_deepliif.widget.roi import viewer_camera
+
+    camera = viewer_camera(viewer)
+
+    def timed(step) -> float:
+        times = []
+        for i in range(moves):
+            time.sleep(0.06)
+            app.processEvents()
+            t0 = time.perf_counter()
+            step(i)
+            app.processEvents()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times) * 1e3
+
+    def nudge(i: int) -> None:
+        camera.zoom = camera.zoom * (1.0001 if i % 2 else 1 / 1.0001)
+
+    shown = [layer for layer in viewer.layers if layer.visible]
+    with_layers = timed(nudge)
+    for layer in shown:
+        layer.visible = False
+    empty = timed(nudge)
+    for layer in shown:
+        layer.visible = True
+    slider = widget.sliders["size_thresh"].findChild(QSlider)
+    slider.blockSignals(True)  # the slider repaints; nothing is re-scored
+    only_slider = timed(lambda i: slider.setValue(slider.value() + (1 if i % 2 else -1)))
+    slider.blockSignals(False)
+    print(f"redraw with nothing changed: median {with_layers:.1f} ms with the {len(shown)} shown layers, "
+          f"{empty:.1f} ms with none shown; repainting only a moved slider {only_slider:.1f} ms")
 
 
 class _StubName:

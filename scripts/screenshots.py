@@ -71,9 +71,6 @@ def main() -> None:
     widget.area_combo.setCurrentText("ROIs of a Shapes layer")
     widget.run()
     wait(app, lambda: widget.worker is None and widget.post is not None)
-    for layer in viewer.layers:
-        if layer.name in ("DeepLIIF cells", "DeepLIIF Hema", "DeepLIIF Marker"):
-            layer.visible = False
     viewer.layers.selection.active = viewer.layers["DeepLIIF outlines"]
     viewer.reset_view()
     save(viewer, app, "outlines", args.out)

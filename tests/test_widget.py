@@ -98,10 +98,15 @@ def test_stain_run_on_the_sample_matches_the_engine(widget, qtbot):
     np.testing.assert_array_equal(cells.data, own.post.labels())
     assert widget.score_table.cell_text(0, 1) == str(own.scoring["num_total"])
     assert "stain" in widget.engine_box.engine_label.text()
-    # a re-run updates the same layers in place
+    # the first view is the image with its cell outlines; the modalities wait in the layer list
+    shown = {layer.name for layer in viewer.layers if layer.visible}
+    assert shown == {"ihc", "DeepLIIF outlines"}
+    # a re-run updates the same layers in place, and keeps what the user chose to show
+    layers["DeepLIIF Marker"].visible = True
     before = {name: id(layer) for name, layer in layers.items()}
     run_and_wait(widget, qtbot)
     assert {name: id(layer) for name, layer in plugin_layers(viewer).items()} == before
+    assert {layer.name for layer in viewer.layers if layer.visible} == shown | {"DeepLIIF Marker"}
 
 
 def test_roi_run_on_a_scaled_translated_layer_is_placed_over_the_roi(widget, qtbot):

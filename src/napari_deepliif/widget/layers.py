@@ -188,6 +188,7 @@ def _put(viewer: Any, role: str, kind: str, data: np.ndarray, placed: dict, meta
     layer = find_layer(viewer, role)
     metadata = {PLUGIN_KEY: {**meta, "role": role}}
     if layer is not None and layer.multiscale != isinstance(data, list):
+        style = {**style, "visible": layer.visible}  # a new layer kind, the user's choice kept
         viewer.layers.remove(layer)
         layer = None
     if layer is None:
@@ -207,6 +208,9 @@ def show_result(viewer: Any, images: Mapping[str, np.ndarray], post: Any, *, sca
     The outlines layer holds each cell's border pixels (see :func:`outlines`), not napari's
     ``contour``, which would be recomputed over the whole image on every recolour.
 
+    New modality layers start hidden: the first view is the scored image with its cell
+    outlines (the opaque Hema layer would hide the image, and the additive fluorescence layers
+    would wash it out); the user shows them from the layer list, and a re-run keeps that choice.
     Modality layers of an earlier run that this run did not produce are removed (they would
     lie over another area). Returns role -> layer.
     """
@@ -219,10 +223,11 @@ def show_result(viewer: Any, images: Mapping[str, np.ndarray], post: Any, *, sca
                 viewer.layers.remove(old)
             continue
         if role in FLUORESCENCE:
-            style = {"colormap": FLUORESCENCE[role], "blending": "additive", "contrast_limits": (0, 255)}
+            style = {"colormap": FLUORESCENCE[role], "blending": "additive", "contrast_limits": (0, 255),
+                     "visible": False}
             layers[role] = _put(viewer, role, "image", intensity(images[role]), placed, meta, style)
         else:
-            layers[role] = _put(viewer, role, "image", images[role], placed, meta, {"rgb": True})
+            layers[role] = _put(viewer, role, "image", images[role], placed, meta, {"rgb": True, "visible": False})
     labels = post.labels()
     colormap = cell_colormap(post)
     layers[CELLS] = _put(viewer, CELLS, "labels", label_levels(labels), placed, meta,

@@ -60,6 +60,10 @@ def test_matches_pixel_oracle_on_random_maps(seed: int) -> None:
         cells = find_cells(pixels, seg_thresh)
         expected = _oracle(seg, marker, seg_thresh)
         np.testing.assert_array_equal(cells.labels(), expected["labels"])
+        rows, cols = np.indices(shape)
+        at = [cells.label_at(r, c) for r, c in zip(rows.ravel(), cols.ravel())]
+        np.testing.assert_array_equal(np.reshape(at, shape), expected["labels"])  # a click's cell
+        assert cells.label_at(-1, 0) == cells.label_at(0, shape[1]) == 0
         for column in ("area", "n_positive_px", "n_negative_px", "centroid", "bbox", "marker"):
             np.testing.assert_array_equal(getattr(cells.table, column), expected[column], err_msg=column)
 

@@ -136,7 +136,7 @@ def test_roi_run_on_a_scaled_translated_layer_is_placed_over_the_roi(widget, qtb
 
 
 def test_sliders_rescore_and_recolour_as_the_engine(widget, qtbot):
-    from napari_deepliif.widget.layers import NEGATIVE_HEX, POSITIVE_HEX  # noqa: F401
+    from napari_deepliif.widget.layers import outlines as border_pixels
 
     viewer = widget.viewer
     image = load_sample()
@@ -157,9 +157,10 @@ def test_sliders_rescore_and_recolour_as_the_engine(widget, qtbot):
         assert widget.post.scoring == expected.scoring
         assert widget.post.scoring != before, key
         assert widget.score_table.cell_text(0, 1) == str(expected.scoring["num_total"])
-        np.testing.assert_array_equal(cells.data, expected.labels())
         for layer in (outlines, cells):
-            layer.visible = True  # a hidden layer is recoloured when shown
+            layer.visible = True  # a hidden layer is relabelled and recoloured when shown
+            labels = expected.labels()
+            np.testing.assert_array_equal(layer.data, labels if layer is cells else border_pixels(labels))
             colours = layer.colormap.map(expected.table.id)
             red = colours[:, 0] == 1
             np.testing.assert_array_equal(red & (colours[:, 3] > 0), expected.counted & expected.positive)

@@ -60,6 +60,16 @@ def test_outlines_keep_only_border_pixels():
     assert np.count_nonzero(edge) == 16  # the 5 x 5 square's ring
 
 
+def test_outlines_of_a_tall_image_match_the_neighbour_rule():
+    # taller than one band of rows, so borders between bands count too
+    labels = np.random.default_rng(0).integers(0, 4, (layers._OUTLINE_BAND * 3 + 5, 37)).astype(np.uint32)
+    padded = np.pad(labels, 1, mode="edge")
+    centre = padded[1:-1, 1:-1]
+    differs = ((padded[:-2, 1:-1] != centre) | (padded[2:, 1:-1] != centre)
+               | (padded[1:-1, :-2] != centre) | (padded[1:-1, 2:] != centre))
+    np.testing.assert_array_equal(layers.outlines(labels), np.where(differs, labels, 0))
+
+
 def test_large_label_images_become_pyramids():
     small = np.ones((100, 100), np.uint32)
     assert layers.label_levels(small) is small

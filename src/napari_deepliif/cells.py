@@ -247,13 +247,25 @@ class CellMap:
         """(H, W) bool: non-cell pixels 4-connected to the image border."""
         return np.repeat(self._run_background, self._run_length).reshape(self.shape)
 
+    def label_at(self, row: int, col: int) -> int:
+        """Label (:meth:`labels`) of pixel ``(row, col)``, read from the runs: 0 off the image."""
+        height, width = self.shape
+        if not (0 <= row < height and 0 <= col < width):
+            return 0
+        run = int(np.searchsorted(self._run_start, row * width + col, side="right")) - 1
+        cell = int(self._run_cell[run])
+        return int(self.table.id[cell]) if cell >= 0 else 0
+
+    @cached_property
+    def _run_start(self) -> np.ndarray:
+        return np.cumsum(self._run_length) - self._run_length
+
     @cached_property
     def _runs_by_cell(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         in_cell = np.flatnonzero(self._run_cell >= 0)
         order = in_cell[np.argsort(self._run_cell[in_cell], kind="stable")]
         bounds = np.searchsorted(self._run_cell[order], np.arange(len(self.table) + 1))
-        start = np.cumsum(self._run_length) - self._run_length
-        return order, bounds, start
+        return order, bounds, self._run_start
 
     def first_pixels(self) -> np.ndarray:
         """(n, 2) int64 ``(y, x)`` of each cell's first pixel in raster order."""

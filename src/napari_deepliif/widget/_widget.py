@@ -344,7 +344,7 @@ class DeepLIIFWidget(QWidget):
         mode = self.click_combo.currentText()
         if self.post is None or mode == strings.CLICK_NOTHING or event.type != "mouse_press":
             return
-        cell_id = out.cell_at(self.viewer, event.position)
+        cell_id = out.cell_at(self.viewer, self.post, event.position)
         if not cell_id:
             return
         if mode == strings.CLICK_EXCLUDE:

@@ -1,14 +1,17 @@
 """Slider-to-updated-layer latency of the napari widget on a 3000 x 3000 region.
 
 The region is the real DeepLIIF Seg and Marker outputs of image 22_2 (shared/data/
-deepliif-2021-outputs) tiled 6 x 6 and cut to 3000 x 3000 (thousands of cells). They are
-postprocessed once and shown by the widget as after a run; then each slider is moved N times
-and every move is timed end to end: slider value set -> rescore -> colormap (and, for the seg
-threshold, label image) set -> Qt events processed (the canvas redrawn); the time until the
-layers are set (before the redraw) is printed too, since under Xvfb the redraw is software
-OpenGL (llvmpipe) and far slower than on a GPU. Medians are over the moves that changed some
-cell's colour; moves that changed none (only the score panel is updated) are counted apart.
-Last, the floor any update pays: a redraw with nothing changed, and a slider repaint alone.
+deepliif-2021-outputs) tiled and cut to 3000 x 3000 (thousands of cells; ``--size`` for
+another side). They are postprocessed once and shown by the widget as after a run; then each
+slider is moved N times and every move is timed end to end: slider value set -> rescore ->
+colormap (and, for the seg threshold, label image) set -> Qt events processed (the canvas
+redrawn); the time until the layers are set (before the redraw) is printed too, since under
+Xvfb the redraw is software OpenGL (llvmpipe) and far slower than on a GPU. Also printed: the
+longest stretch in each move during which the GUI thread could not handle input (on areas over
+16 MP a seg threshold move finds the cells in a worker thread, so this stays short). Medians
+are over the moves that changed some cell's colour; moves that changed none (only the score
+panel is updated) are counted apart. Last, the floor any update pays: a redraw with nothing
+changed, and a slider repaint alone.
 
 The napari window is set to ``--window`` (default 1920 x 1080, a common desktop; the canvas
 is what napari's docks and this widget leave of it) and the region fills the canvas, as
@@ -17,7 +20,7 @@ long a software-rendered frame takes.
 
 Run (a real window on a virtual display at least as big as the window)::
 
-    xvfb-run -a -s "-screen 0 1920x1080x24" env PYTHONPATH=src python benchmarks/bench_widget.py [--moves 20]
+    xvfb-run -a -s "-screen 0 1920x1080x24" env PYTHONPATH=src python benchmarks/bench_widget.py [--moves 20] [--size 3000]
 """
 
 from __future__ import annotations
@@ -34,14 +37,14 @@ OUTPUTS = SHARED / "data" / "deepliif-2021-outputs"
 SIZE = 3000
 
 
-def tiled(name: str) -> np.ndarray:
-    """A 512 x 512 output tiled to SIZE x SIZE."""
+def tiled(name: str, size: int = SIZE) -> np.ndarray:
+    """A 512 x 512 output tiled to ``size`` x ``size``."""
     from PIL import Image
 
     with Image.open(OUTPUTS / f"22_2_{name}.png") as im:
         rgb = np.asarray(im.convert("RGB"))
-    reps = -(-SIZE // rgb.shape[0])
-    return np.ascontiguousarray(np.tile(rgb, (reps, reps, 1))[:SIZE, :SIZE])
+    reps = -(-size // rgb.shape[0])
+    return np.ascontiguousarray(np.tile(rgb, (reps, reps, 1))[:size, :size])
 
 
 def crossing(values: np.ndarray, moves: int, start: float, stop: float) -> list[int]:
@@ -56,6 +59,7 @@ def crossing(values: np.ndarray, moves: int, start: float, stop: float) -> list[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moves", type=int, default=10, help="moves per slider")
+    parser.add_argument("--size", type=int, default=SIZE, help="side of the region (px)")
     parser.add_argument("--window", default="1920x1080", help="napari window size, WIDTHxHEIGHT "
                         "(the canvas is what the docks leave; the display must be at least this big)")
     args = parser.parse_args()
@@ -68,12 +72,12 @@ def main() -> None:
     from napari_deepliif.widget import DeepLIIFWidget
     from napari_deepliif.widget._widget import _Run
 
-    seg, marker = tiled("Seg"), tiled("Marker")
+    seg, marker = tiled("Seg", args.size), tiled("Marker", args.size)
     start = time.perf_counter()
     post = postprocess(seg, marker, resolution="40x")
     first = time.perf_counter() - start
     viewer = napari.Viewer(show=True)
-    image = viewer.add_image(tiled("IHC"), name="ihc", rgb=True)
+    image = viewer.add_image(tiled("IHC", args.size), name="ihc", rgb=True)
     widget = DeepLIIFWidget(viewer)
     viewer.window.add_dock_widget(widget)
     app = QApplication.instance()
@@ -88,7 +92,7 @@ def main() -> None:
     for _ in range(20):
         app.processEvents()
     native = viewer.window._qt_viewer.canvas.native.size()
-    print(f"region {SIZE} x {SIZE}: {len(post.table)} cells, {post.scoring['num_total']} counted; "
+    print(f"region {args.size} x {args.size}: {len(post.table)} cells, {post.scoring['num_total']} counted; "
           f"first postprocess {first * 1e3:.0f} ms; window {args.window}, canvas "
           f"{native.width()} x {native.height()} px")
 
@@ -101,18 +105,23 @@ def main() -> None:
     }
     cells = next(layer for layer in viewer.layers if layer.name == "DeepLIIF outlines")  # shown; filled cells start hidden
     for key, values in plans.items():
-        times, applied, unchanged = [], [], []
+        times, applied, unchanged, stalls = [], [], [], []
         for value in values:
             before, colormap = widget.post, cells.colormap
             t0 = time.perf_counter()
             widget.sliders[key].move_to(value)
-            while widget.post is before and time.perf_counter() - t0 < 2:  # throttled: the first move applies at once
+            last = time.perf_counter()
+            stall = last - t0  # the longest time the GUI thread had no chance to handle input
+            while widget.post is before and time.perf_counter() - t0 < 30:  # throttled: the first move applies at once
+                time.sleep(0.0002)  # a large area's cells are found in a worker thread: leave it the CPU
                 app.processEvents()
+                stall, last = max(stall, time.perf_counter() - last), time.perf_counter()
             if widget.post is before:  # the slider was already there: nothing to time
                 continue
             t_set = time.perf_counter() - t0
             app.processEvents()
             t_end = time.perf_counter() - t0
+            stalls.append(max(stall, t_end - (last - t0)))
             if cells.colormap is colormap:  # no cell changed class or gating: panel only
                 unchanged.append(t_end)
             else:
@@ -122,7 +131,8 @@ def main() -> None:
             app.processEvents()
         ms, ms_set = [t * 1e3 for t in times], [t * 1e3 for t in applied]
         line = (f"{key:18s} end to end median {statistics.median(ms):6.1f} ms  max {max(ms):6.1f} ms;  "
-                f"rescore + layers set median {statistics.median(ms_set):6.1f} ms  (n={len(ms)})")
+                f"rescore + layers set median {statistics.median(ms_set):6.1f} ms;  GUI thread busy at a "
+                f"stretch median {statistics.median(stalls) * 1e3:6.1f} ms  (n={len(ms)})")
         if unchanged:
             line += f"; {len(unchanged)} moves changed no cell: median {statistics.median(unchanged) * 1e3:.1f} ms"
         print(line)

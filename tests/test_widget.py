@@ -166,8 +166,37 @@ def test_sliders_rescore_and_recolour_as_the_engine(widget, qtbot):
             np.testing.assert_array_equal(red & (colours[:, 3] > 0), expected.counted & expected.positive)
             np.testing.assert_array_equal(colours[:, 3] > 0, expected.counted)
         cells.visible = False
-    widget.defaults_button.click()
+    widget.defaults_button.click()  # the seg threshold goes back too: the cells are found again
+    qtbot.waitUntil(lambda: widget.relabelling is None, timeout=3000)
     assert widget.post.scoring == base.scoring
+
+
+def test_seg_threshold_moves_on_large_areas_find_the_cells_in_the_background(widget, qtbot, monkeypatch):
+    from napari_deepliif.widget import _widget
+    from napari_deepliif.widget.layers import outlines as border_pixels
+
+    monkeypatch.setattr(_widget, "RELABEL_ON_GUI_THREAD_MAX_PX", 100 * 100)  # the sample is "large"
+    viewer = widget.viewer
+    viewer.add_image(load_sample(), name="ihc", rgb=True)
+    choose_stain(widget)
+    run_and_wait(widget, qtbot)
+    base = widget.post
+    widget.set_threshold("seg_thresh", 200)
+    assert widget.relabelling is not None and not widget.score_table.isEnabled()  # the panel says: wait
+    assert widget.post is base
+    # moves made meanwhile (throttled or not) are all applied when the search ends
+    widget.settings.update(seg_thresh=260, size_thresh=base.scoring["size_thresh"] + 30)
+    widget.apply_settings()
+    qtbot.waitUntil(lambda: widget.relabelling is None and widget.post.settings.seg_thresh == 260, timeout=10000)
+    expected = base.rescore(seg_thresh=260, size_thresh=base.scoring["size_thresh"] + 30)
+    assert widget.post.scoring == expected.scoring
+    assert widget.score_table.isEnabled()
+    assert widget.score_table.cell_text(0, 1) == str(expected.scoring["num_total"])
+    assert widget.sliders["seg_thresh"].value() == 260
+    outlines = plugin_layers(viewer)["DeepLIIF outlines"]
+    np.testing.assert_array_equal(outlines.data, border_pixels(expected.labels()))
+    colours = outlines.colormap.map(expected.table.id)
+    np.testing.assert_array_equal(colours[:, 3] > 0, expected.counted)
 
 
 def test_the_widget_fits_a_laptop_screen(widget, qtbot):

@@ -28,12 +28,17 @@ from . import roi, strings
 from ._controls import ScoreTable, ThresholdSlider, VerticalScroll
 from ._engine_box import EngineBox
 from ._serve_box import ServeBox
-from .workers import EngineChoice, RunSpec, roi_scores, score_area
+from .workers import EngineChoice, RunSpec, relabel, roi_scores, score_area
 
 log = logging.getLogger(__name__)
 
 #: Slider input is applied at most this often (ms); the first move applies at once.
 THROTTLE_MS = 40
+#: Largest area (pixels) whose cells a seg threshold move finds on the GUI thread (~0.1 s
+#: here for 9 MP); larger ones are found in a worker thread so napari never freezes for
+#: seconds. Below it the worker would cost more than it saves: on 2 cores with software
+#: OpenGL, the repaints it lets through slow the search itself (78 -> 130 ms at 9 MP).
+RELABEL_ON_GUI_THREAD_MAX_PX = 16_000_000
 #: Reference defaults of the thresholds (see ``napari_deepliif.postprocess.Settings``).
 DEFAULT_SETTINGS = {"seg_thresh": DEFAULT_SEG_THRESH, "size_thresh": "default",
                     "size_thresh_upper": None, "marker_thresh": None}
@@ -73,6 +78,8 @@ class DeepLIIFWidget(QWidget):
         self.viewer = viewer
         self.worker: Any = None
         self.post: Any = None
+        self.relabelling: Any = None  # the worker finding the cells for a new seg threshold
+        self._relabel_again = False  # settings changed while it ran
         self.last: _Run | None = None
         self.settings: dict[str, Any] = dict(DEFAULT_SETTINGS)
         self._cancel = threading.Event()
@@ -315,15 +322,53 @@ class DeepLIIFWidget(QWidget):
         self.apply_settings()
 
     def apply_settings(self) -> None:
-        """Re-score the cell table with the current settings and recolour the cells layers."""
+        """Re-score the cell table with the current settings and recolour the cells layers;
+        a new seg threshold finds the cells again (see :meth:`_relabel`)."""
         if self.post is None:
             return
-        relabel = self.settings["seg_thresh"] != self.post.settings.seg_thresh
+        if self.relabelling is not None:
+            self._relabel_again = True
+            return
+        if self.settings["seg_thresh"] != self.post.settings.seg_thresh:
+            self._relabel(in_background=np.prod(self.post.cells.shape) > RELABEL_ON_GUI_THREAD_MAX_PX)
+            return
         before, self.post = self.post, self.post.rescore(**self.settings)
-        if relabel or not (np.array_equal(before.counted, self.post.counted)
-                           and np.array_equal(before.positive, self.post.positive)):
-            out.recolor(self.viewer, self.post, relabel=relabel)
+        if not (np.array_equal(before.counted, self.post.counted)
+                and np.array_equal(before.positive, self.post.positive)):
+            out.recolor(self.viewer, self.post)
         self._update_panel()
+
+    def _relabel(self, in_background: bool) -> None:
+        """Find the cells for the current settings and show them; ``in_background``: in a
+        worker thread (on a large area this takes seconds, which would freeze napari), with
+        the score table greyed out and settings changed meanwhile applied when it ends."""
+        last, task = self.last, (self.post, dict(self.settings), out.shown_cell_roles(self.viewer))
+        if not in_background:
+            self._relabelled(relabel(*task), last)
+            return
+        worker = create_worker(relabel, *task, _connect={"errored": self._on_error}, _start_thread=False)
+        worker.returned.connect(lambda found: self._relabelled(found, last))
+        worker.finished.connect(self._relabel_finished)
+        self.relabelling = worker
+        self.score_table.setEnabled(False)
+        worker.start()
+
+    def _relabelled(self, found: tuple[Any, dict], last: _Run | None) -> None:
+        if self.last is not last:  # a new run replaced these cells meanwhile
+            return
+        self.post, levels = found
+        out.recolor(self.viewer, self.post, relabel=True, levels=levels)
+        if self._relabel_again:  # the sliders stay where the user has moved them since
+            self.score_table.show_scores(self.scores())
+        else:
+            self._update_panel()
+
+    def _relabel_finished(self) -> None:
+        self.relabelling = None
+        self.score_table.setEnabled(True)
+        if self._relabel_again:
+            self._relabel_again = False
+            self.apply_settings()
 
     def override_cell(self, cell_id: int, what: str | None) -> None:
         """Override one cell (``exclude``/``include``/``positive``/``negative``; None: restore)."""
@@ -342,8 +387,9 @@ class DeepLIIFWidget(QWidget):
 
     def _on_click(self, layer: Labels, event: Any) -> None:
         mode = self.click_combo.currentText()
-        if self.post is None or mode == strings.CLICK_NOTHING or event.type != "mouse_press":
-            return
+        if (self.post is None or self.relabelling is not None or mode == strings.CLICK_NOTHING
+                or event.type != "mouse_press"):
+            return  # (while cells are being found, the ones shown are about to go)
         cell_id = out.cell_at(self.viewer, self.post, event.position)
         if not cell_id:
             return

@@ -250,11 +250,12 @@ def show_result(viewer: Any, images: Mapping[str, np.ndarray], post: Any, *, sca
     return layers
 
 
-def recolor(viewer: Any, post: Any, *, relabel: bool = False) -> None:
+def recolor(viewer: Any, post: Any, *, relabel: bool = False, levels: Mapping[str, Any] | None = None) -> None:
     """Recolour the cells and outlines layers for new settings (one shared colormap).
 
     ``relabel``: the cells themselves changed (a new seg threshold), so the label image is
-    replaced too. A hidden layer is only marked stale (brought up to date by
+    replaced too, by ``levels[role]`` where given (:func:`label_levels` of ``post``, which the
+    widget builds in the same step as ``post``). A hidden layer is only marked stale (brought up to date by
     :func:`refresh_if_stale` when shown), so a slider move pays for the visible layers only.
     """
     colormap = labels = None
@@ -267,11 +268,19 @@ def recolor(viewer: Any, post: Any, *, relabel: bool = False) -> None:
             meta["stale"] = "labels" if relabel or meta.get("stale") == "labels" else "colours"
             continue
         if relabel:
-            labels = post.labels() if labels is None else labels
-            layer.data = label_levels(labels, outline=role == OUTLINES)
+            data = (levels or {}).get(role)
+            if data is None:
+                labels = post.labels() if labels is None else labels
+                data = label_levels(labels, outline=role == OUTLINES)
+            layer.data = data
         colormap = colormap or cell_colormap(post)
         set_cell_colormap(layer, *colormap)
         meta["stale"] = False
+
+
+def shown_cell_roles(viewer: Any) -> list[str]:
+    """The roles (``CELLS``, ``OUTLINES``) of this plugin's cells layers that are shown."""
+    return [role for role in (CELLS, OUTLINES) if (layer := find_layer(viewer, role)) is not None and layer.visible]
 
 
 def refresh_if_stale(layer: Any, post: Any) -> None:

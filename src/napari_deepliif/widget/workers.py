@@ -1,4 +1,5 @@
-"""What the widget runs off the GUI thread: engine loading, scoring and model downloads (no Qt).
+"""What the widget runs off the GUI thread: engine loading, scoring, model downloads and the
+cells of a large area found again for a new seg threshold (no Qt).
 
 Each function takes a ``progress(done, total)`` callback and a ``threading.Event`` to cancel;
 the widget runs them in a ``napari.qt.threading`` worker and relays progress to its bar.
@@ -7,7 +8,7 @@ the widget runs them in a ``napari.qt.threading`` worker and relays progress to 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from ..engine import load_engine
 from ..errors import Cancelled
 from ..model_index import fetch_model
 from ..pipeline import ScoreResult
+from .layers import OUTLINES, label_levels
 
 #: Engine choice of the widget for the classical engine (else a model name or folder).
 STAIN = "stain"
@@ -92,6 +94,15 @@ def download(name: str, progress: Progress | None = None, cancel: threading.Even
             progress(int(done), int(total or 0))
 
     return fetch_model(name, progress=report)
+
+
+def relabel(post: Any, settings: Mapping[str, Any], roles: Sequence[str]) -> tuple[Any, dict[str, Any]]:
+    """The slow part of a seg threshold move: re-score ``post`` with ``settings`` (the cells
+    are found again) and build the label data of the cells layers ``roles`` (see
+    :func:`~napari_deepliif.widget.layers.label_levels`). Returns ``(result, role -> data)``."""
+    new = post.rescore(**settings)
+    labels = new.labels() if roles else None
+    return new, {role: label_levels(labels, outline=role == OUTLINES) for role in roles}
 
 
 def roi_scores(post: Any, polygons: list[np.ndarray]) -> list[dict]:

@@ -1,8 +1,8 @@
 """What the widget runs off the GUI thread: engine loading, scoring, model downloads and the
 cells of a large area found again for a new seg threshold (no Qt).
 
-Each function takes a ``progress(done, total)`` callback and a ``threading.Event`` to cancel;
-the widget runs them in a ``napari.qt.threading`` worker and relays progress to its bar.
+The run and download functions take a ``progress(done, total)`` callback and a ``threading.Event``
+to cancel; the widget runs them in a ``napari.qt.threading`` worker and relays progress to its bar.
 """
 
 from __future__ import annotations

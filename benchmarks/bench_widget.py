@@ -60,6 +60,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moves", type=int, default=10, help="moves per slider")
     parser.add_argument("--size", type=int, default=SIZE, help="side of the region (px)")
+    parser.add_argument("--worker", choices=("auto", "always", "never"), default="auto",
+                        help="where a seg threshold's cells are found: as the widget does (a worker thread "
+                        "above 16 MP), always in a worker, or never (on the GUI thread, as before 2026-12-07)")
     parser.add_argument("--window", default="1920x1080", help="napari window size, WIDTHxHEIGHT "
                         "(the canvas is what the docks leave; the display must be at least this big)")
     args = parser.parse_args()
@@ -70,7 +73,11 @@ def main() -> None:
     from napari_deepliif.pipeline import ScoreResult
     from napari_deepliif.postprocess import postprocess
     from napari_deepliif.widget import DeepLIIFWidget
+    from napari_deepliif.widget import _widget
     from napari_deepliif.widget._widget import _Run
+
+    if args.worker != "auto":
+        _widget.RELABEL_ON_GUI_THREAD_MAX_PX = 0 if args.worker == "always" else float("inf")
 
     seg, marker = tiled("Seg", args.size), tiled("Marker", args.size)
     start = time.perf_counter()

@@ -186,6 +186,11 @@ def label_levels(labels: np.ndarray, outline: bool = False) -> np.ndarray | list
     return levels if len(levels) > 1 else levels[0]
 
 
+def cells_layer_data(labels: np.ndarray, role: str) -> np.ndarray | list[np.ndarray]:
+    """The data of the ``CELLS`` or ``OUTLINES`` layer for a label image (see :func:`label_levels`)."""
+    return label_levels(labels, outline=role == OUTLINES)
+
+
 def find_layer(viewer: Any, role: str) -> Any | None:
     """The layer this plugin made for ``role`` in ``viewer``, if it is still there."""
     for layer in viewer.layers:
@@ -241,9 +246,9 @@ def show_result(viewer: Any, images: Mapping[str, np.ndarray], post: Any, *, sca
             layers[role] = _put(viewer, role, "image", images[role], placed, meta, {"rgb": True, "visible": False})
     labels = post.labels()
     colormap = cell_colormap(post)
-    layers[CELLS] = _put(viewer, CELLS, "labels", label_levels(labels), placed, meta,
+    layers[CELLS] = _put(viewer, CELLS, "labels", cells_layer_data(labels, CELLS), placed, meta,
                          {"opacity": CELLS_OPACITY, "visible": False})
-    layers[OUTLINES] = _put(viewer, OUTLINES, "labels", label_levels(labels, outline=True), placed, meta,
+    layers[OUTLINES] = _put(viewer, OUTLINES, "labels", cells_layer_data(labels, OUTLINES), placed, meta,
                             {"opacity": 1.0})
     for role in (CELLS, OUTLINES):  # shown or not: the colours belong to these labels
         set_cell_colormap(layers[role], *colormap)
@@ -254,9 +259,10 @@ def recolor(viewer: Any, post: Any, *, relabel: bool = False, levels: Mapping[st
     """Recolour the cells and outlines layers for new settings (one shared colormap).
 
     ``relabel``: the cells themselves changed (a new seg threshold), so the label image is
-    replaced too, by ``levels[role]`` where given (:func:`label_levels` of ``post``, which the
-    widget builds in the same step as ``post``). A hidden layer is only marked stale (brought up to date by
-    :func:`refresh_if_stale` when shown), so a slider move pays for the visible layers only.
+    replaced too, by ``levels[role]`` where given (:func:`cells_layer_data` of ``post``, which
+    the widget builds in the same step as ``post``). A hidden layer is only marked stale
+    (brought up to date by :func:`refresh_if_stale` when shown), so a slider move pays for the
+    visible layers only.
     """
     colormap = labels = None
     for role in (CELLS, OUTLINES):
@@ -271,7 +277,7 @@ def recolor(viewer: Any, post: Any, *, relabel: bool = False, levels: Mapping[st
             data = (levels or {}).get(role)
             if data is None:
                 labels = post.labels() if labels is None else labels
-                data = label_levels(labels, outline=role == OUTLINES)
+                data = cells_layer_data(labels, role)
             layer.data = data
         colormap = colormap or cell_colormap(post)
         set_cell_colormap(layer, *colormap)
@@ -288,7 +294,7 @@ def refresh_if_stale(layer: Any, post: Any) -> None:
     meta = layer.metadata.get(PLUGIN_KEY, {})
     if layer.visible and meta.get("stale"):
         if meta["stale"] == "labels":
-            layer.data = label_levels(post.labels(), outline=meta.get("role") == OUTLINES)
+            layer.data = cells_layer_data(post.labels(), meta["role"])
         set_cell_colormap(layer, *cell_colormap(post))
         meta["stale"] = False
 

@@ -19,7 +19,7 @@ from ..engine import load_engine
 from ..errors import Cancelled
 from ..model_index import fetch_model
 from ..pipeline import ScoreResult
-from .layers import OUTLINES, label_levels
+from .layers import cells_layer_data
 
 #: Engine choice of the widget for the classical engine (else a model name or folder).
 STAIN = "stain"
@@ -98,11 +98,11 @@ def download(name: str, progress: Progress | None = None, cancel: threading.Even
 
 def relabel(post: Any, settings: Mapping[str, Any], roles: Sequence[str]) -> tuple[Any, dict[str, Any]]:
     """The slow part of a seg threshold move: re-score ``post`` with ``settings`` (the cells
-    are found again) and build the label data of the cells layers ``roles`` (see
-    :func:`~napari_deepliif.widget.layers.label_levels`). Returns ``(result, role -> data)``."""
+    are found again) and build the data of the cells layers ``roles`` (see
+    :func:`~napari_deepliif.widget.layers.cells_layer_data`). Returns ``(result, role -> data)``."""
     new = post.rescore(**settings)
     labels = new.labels() if roles else None
-    return new, {role: label_levels(labels, outline=role == OUTLINES) for role in roles}
+    return new, {role: cells_layer_data(labels, role) for role in roles}
 
 
 def roi_scores(post: Any, polygons: list[np.ndarray]) -> list[dict]:

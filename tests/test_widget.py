@@ -379,3 +379,19 @@ def test_napari_opens_the_widget_from_the_manifest(make_napari_viewer, npe2pm, q
     choose_stain(widget)
     run_and_wait(widget, qtbot)
     assert widget.post is not None and "DeepLIIF cells" in plugin_layers(viewer)
+
+
+def test_closing_napari_while_cells_are_found_in_the_background(widget, qtbot, monkeypatch):
+    from napari_deepliif.widget import _widget
+
+    monkeypatch.setattr(_widget, "RELABEL_ON_GUI_THREAD_MAX_PX", 0)
+    viewer = widget.viewer
+    viewer.add_image(load_sample(), name="ihc", rgb=True)
+    choose_stain(widget)
+    run_and_wait(widget, qtbot)
+    widget.set_threshold("seg_thresh", 250)
+    worker = widget.relabelling
+    assert worker is not None
+    viewer.close()  # the widget goes with the window; its search's result must find nothing to touch
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=10000)
+    qtbot.wait(200)

@@ -80,7 +80,9 @@ class DeepLIIFWidget(QWidget):
         self.worker: Any = None
         self.post: Any = None
         self.relabelling: Any = None  # the worker finding the cells for a new seg threshold
+        self._relabel_for: _Run | None = None  # the run whose cells it finds again
         self._relabel_again = False  # settings changed while it ran
+        self._running: tuple = ()  # (spec, layer, level) of the run in progress
         self.last: _Run | None = None
         self.settings: dict[str, Any] = dict(DEFAULT_SETTINGS)
         self._cancel = threading.Event()
@@ -260,7 +262,9 @@ class DeepLIIFWidget(QWidget):
         self._cancel = threading.Event()
         worker = create_worker(score_area, spec, self._relay.progress.emit, self._cancel,
                                _connect={"errored": self._on_error}, _start_thread=False)
-        worker.returned.connect(lambda found: self._show(found, spec, layer, level))
+        # bound methods, not lambdas: Qt drops these connections if the widget is closed first
+        self._running = (spec, layer, level)
+        worker.returned.connect(self._run_returned)
         worker.finished.connect(self._on_finished)
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
@@ -290,6 +294,9 @@ class DeepLIIFWidget(QWidget):
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.worker = None
+
+    def _run_returned(self, found: tuple[Any, Any]) -> None:
+        self._show(found, *self._running)
 
     def _show(self, found: tuple[Any, Any], spec: RunSpec, layer: Any, level: int) -> None:
         engine, result = found
@@ -343,19 +350,20 @@ class DeepLIIFWidget(QWidget):
         """Find the cells for the current settings and show them; ``in_background``: in a
         worker thread (on a large area this takes seconds, which would freeze napari), with
         the score table greyed out and settings changed meanwhile applied when it ends."""
-        last, task = self.last, (self.post, dict(self.settings), out.shown_cell_roles(self.viewer))
+        self._relabel_for = self.last
+        task = (self.post, dict(self.settings), out.shown_cell_roles(self.viewer))
         if not in_background:
-            self._relabelled(relabel(*task), last)
+            self._relabelled(relabel(*task))
             return
         worker = create_worker(relabel, *task, _connect={"errored": self._on_error}, _start_thread=False)
-        worker.returned.connect(lambda found: self._relabelled(found, last))
+        worker.returned.connect(self._relabelled)  # bound methods: dropped if the widget is closed
         worker.finished.connect(self._relabel_finished)
         self.relabelling = worker
         self.score_table.setEnabled(False)
         worker.start()
 
-    def _relabelled(self, found: tuple[Any, dict], last: _Run | None) -> None:
-        if self.last is not last:  # a new run replaced these cells meanwhile
+    def _relabelled(self, found: tuple[Any, dict]) -> None:
+        if self.last is not self._relabel_for:  # a new run replaced these cells meanwhile
             return
         self.post, levels = found
         out.recolor(self.viewer, self.post, relabel=True, levels=levels)

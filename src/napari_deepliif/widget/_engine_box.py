@@ -64,6 +64,7 @@ class EngineBox(QGroupBox):
         self._relay.progress.connect(self._on_progress)
         self._cancel = threading.Event()
         self.worker: Any = None
+        self._downloading = ""  # the model the download in progress fetches
         self.combo.currentIndexChanged.connect(self._choice_changed)
         self.download_button.clicked.connect(self.download)
         self.local_button.clicked.connect(self._local_clicked)
@@ -114,7 +115,8 @@ class EngineBox(QGroupBox):
         self._cancel.clear()
         worker = create_worker(download, name, self._relay.progress.emit, self._cancel,
                                _connect={"errored": self._on_error}, _start_thread=False)
-        worker.returned.connect(lambda path: self._downloaded(name, path))
+        self._downloading = name
+        worker.returned.connect(self._downloaded)  # bound methods: dropped if the widget is closed
         worker.finished.connect(self._on_finished)
         self.worker = worker
         for w in (self.progress_bar, self.cancel_button):
@@ -127,9 +129,9 @@ class EngineBox(QGroupBox):
         self.progress_bar.setMaximum(total if total > 0 else 0)
         self.progress_bar.setValue(done if total > 0 else 0)
 
-    def _downloaded(self, name: str, path: Path) -> None:
-        show_info(strings.DOWNLOADED.format(name=name, path=path))
-        self.refresh(select=name)
+    def _downloaded(self, path: Path) -> None:
+        show_info(strings.DOWNLOADED.format(name=self._downloading, path=path))
+        self.refresh(select=self._downloading)
 
     def _on_error(self, exc: BaseException) -> None:
         if isinstance(exc, Cancelled):

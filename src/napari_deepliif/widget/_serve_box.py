@@ -73,9 +73,12 @@ class ServeBox(QWidget):
         self.label.setText(strings.SERVE_STARTING)
         self.worker = create_worker(start_server, choice, self.port, _start_thread=False,
                                     _connect={"errored": self._failed, "returned": self._started})
-        self.worker.finished.connect(lambda: self.button.setEnabled(True))
+        self.worker.finished.connect(self._start_finished)  # a bound method: dropped if the widget is closed
         self.worker.start()
         return self.worker
+
+    def _start_finished(self) -> None:
+        self.button.setEnabled(True)
 
     def _started(self, started: tuple[Any, Any]) -> None:
         engine, self.handle = started

@@ -260,6 +260,11 @@ def test_overriding_a_cell_changes_the_counts(widget, qtbot):
     widget.click_combo.setCurrentText("restores it")
     mouse_press_callbacks(cells, event)
     assert widget.post.scoring == post.scoring
+    # with the filled-cells layer deleted, the outlines still take clicks
+    viewer.layers.remove(plugin_layers(viewer)["DeepLIIF cells"])
+    widget.click_combo.setCurrentText("excludes it")
+    mouse_press_callbacks(cells, event)
+    assert widget.post.scoring["num_total"] == post.scoring["num_total"] - 1
 
 
 def test_fixture_model_from_a_local_folder(widget, qtbot, fit_model_dir, shared_dir):

@@ -300,10 +300,11 @@ def refresh_if_stale(layer: Any, post: Any) -> None:
 
 
 def cell_at(viewer: Any, post: Any, world_position: Sequence[float]) -> int:
-    """Id of the cell of ``post`` under a world position (0: none). The cells layer gives the
-    placement; the id comes from ``post``'s cells, so clicks work on the outlines layer and
-    on a hidden cells layer (whose labels may wait for it to be shown) too."""
+    """Id of the cell of ``post`` under a world position (0: none). The cells or outlines layer
+    gives the placement; the id comes from ``post``'s cells, so clicks work on either layer,
+    hidden or shown (a hidden layer's labels may wait for it to be shown)."""
     layer = find_layer(viewer, CELLS)
+    layer = find_layer(viewer, OUTLINES) if layer is None else layer
     if layer is None:
         return 0
     row, col = (int(v) for v in np.round(np.asarray(layer.world_to_data(world_position))[-2:]))

@@ -101,6 +101,8 @@ def test_stain_run_on_the_sample_matches_the_engine(widget, qtbot):
     # the first view is the image with its cell outlines; the modalities wait in the layer list
     shown = {layer.name for layer in viewer.layers if layer.visible}
     assert shown == {"ihc", "DeepLIIF outlines"}
+    for name in ("DeepLIIF Hema", "DeepLIIF Marker", "DeepLIIF cells"):  # thumbnails show them, not black
+        assert layers[name].thumbnail[..., :3].max() > 0, name
     # a re-run updates the same layers in place, and keeps what the user chose to show
     layers["DeepLIIF Marker"].visible = True
     before = {name: id(layer) for name, layer in layers.items()}

@@ -244,6 +244,7 @@ def show_result(viewer: Any, images: Mapping[str, np.ndarray], post: Any, *, sca
             layers[role] = _put(viewer, role, "image", intensity(images[role]), placed, meta, style)
         else:
             layers[role] = _put(viewer, role, "image", images[role], placed, meta, {"rgb": True, "visible": False})
+        _refresh_thumbnail(layers[role])
     labels = post.labels()
     colormap = cell_colormap(post)
     layers[CELLS] = _put(viewer, CELLS, "labels", cells_layer_data(labels, CELLS), placed, meta,
@@ -252,7 +253,17 @@ def show_result(viewer: Any, images: Mapping[str, np.ndarray], post: Any, *, sca
                             {"opacity": 1.0})
     for role in (CELLS, OUTLINES):  # shown or not: the colours belong to these labels
         set_cell_colormap(layers[role], *colormap)
+        _refresh_thumbnail(layers[role])
     return layers
+
+
+def _refresh_thumbnail(layer: Any) -> None:
+    """Have napari draw the layer-list thumbnail of a hidden layer: it skips hidden layers, and
+    a black square reads as an empty output (an old one as the previous run's). Shown and
+    hidden again in one step, the layer never reaches the canvas."""
+    if not layer.visible:
+        layer.visible = True
+        layer.visible = False
 
 
 def recolor(viewer: Any, post: Any, *, relabel: bool = False, levels: Mapping[str, Any] | None = None) -> None:

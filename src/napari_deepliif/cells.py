@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 from .constants import NOISE_SIZE, SEG_BOUNDARY_MAX_GREEN
 from .errors import InputImageError
@@ -187,28 +185,10 @@ def _runs(codes: np.ndarray) -> tuple[np.ndarray, ...]:
     return start, length, flat[start]
 
 
-def _touching_pairs(row: np.ndarray, x0: np.ndarray, x1: np.ndarray, width: int,
-                    reach: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (a, b) of runs with b in the row below a touching it.
-
-    Runs must be in raster order. ``reach`` 1 gives 8-connectivity, 0 gives 4-connectivity.
-    """
-    stride = width + 2  # keys of x in [-1, width] never spill into a neighbouring row
-    below = (row + 1) * stride + 1
-    first = np.searchsorted(row * stride + x1 + 1, below + x0 - reach, side="left")
-    stop = np.searchsorted(row * stride + x0 + 1, below + x1 + reach, side="right")
-    count = np.maximum(stop - first, 0)
-    a = np.repeat(np.arange(row.size), count)
-    b = np.arange(a.size) + np.repeat(first - (np.cumsum(count) - count), count)
-    return a, b
-
-
-def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Connected-component index of each of n nodes given undirected edges a-b."""
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    graph = coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(n, n)).tocsr()
-    return connected_components(graph, directed=True, connection="weak")[1]
+def _row_first_run(start: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(H + 1,) index of each row's first run (``start``: runs' flat indices in raster order);
+    the last entry is the number of runs."""
+    return np.searchsorted(start, np.arange(shape[0] + 1) * shape[1])
 
 
 @dataclass(frozen=True, eq=False)
@@ -287,70 +267,27 @@ def find_cells(pixels: SegPixels, seg_thresh: int) -> CellMap:
     -------
     CellMap
     """
+    from .run_components import component_sums, run_components  # numba: imported on first use
+
     height, width = pixels.shape
     start, length, code = _runs(pixels.pixel_codes(seg_thresh))
     row = start // width
     x0 = start - row * width
-    x1 = x0 + length - 1
-
-    # background: non-cell runs 4-connected to a run on the image border
-    non_cell = np.flatnonzero(code == NON_CELL)
-    comp = _components(non_cell.size, *_touching_pairs(row[non_cell], x0[non_cell], x1[non_cell],
-                                                       width, reach=0))
-    on_border = ((row[non_cell] == 0) | (row[non_cell] == height - 1)
-                 | (x0[non_cell] == 0) | (x1[non_cell] == width - 1))
-    reaches_border = np.zeros(comp.max() + 1 if comp.size else 0, dtype=bool)
-    reaches_border[comp[on_border]] = True
-    background = np.zeros(start.size, dtype=bool)
-    background[non_cell[reaches_border[comp]]] = True
-
-    # cells: 8-connected components of the other runs (cell runs and holes)
-    filled = np.flatnonzero(~background)
-    fr, f0, f1 = row[filled], x0[filled], x1[filled]
-    a, b = _touching_pairs(fr, f0, f1, width, reach=1)
-    side = np.flatnonzero((fr[1:] == fr[:-1]) & (f0[1:] == f1[:-1] + 1))
-    comp = _components(filled.size, np.concatenate([a, side]), np.concatenate([b, side + 1]))
-    n_comp = int(comp.max()) + 1 if comp.size else 0
-    first_run = np.full(n_comp, filled.size)
-    np.minimum.at(first_run, comp, np.arange(filled.size))
-    rank = np.empty(n_comp, dtype=np.int64)
-    rank[np.argsort(first_run)] = np.arange(n_comp)  # raster order of first pixel
-    comp = rank[comp]
-
-    flen, fcode = length[filled], code[filled]
-    area = np.bincount(comp, flen, n_comp).astype(np.int64)
+    comp, n_comp = run_components(_row_first_run(start, (height, width)), x0, x0 + length - 1,
+                                  code != NON_CELL, width)
+    marker = pixels.marker if pixels.marker is not None else np.zeros((0, 0), np.uint8)
+    area, n_pos, n_neg, bbox, row_sum, col_sum, marker = component_sums(
+        comp, n_comp, row, x0, length, code, POSITIVE_PIXEL, marker)
     keep = area > NOISE_SIZE
-    new_index = np.cumsum(keep) - 1
-    new_index[~keep] = -1
-    cell = new_index[comp]
+    new_index = np.append(np.cumsum(keep) - 1, -1)  # table index of each component; -1 at [-1]
+    new_index[:-1][~keep] = -1
     n = int(keep.sum())
-    in_cell = cell >= 0
-    cell, fr, f0, f1, flen, fcode = (v[in_cell] for v in (cell, fr, f0, f1, flen, fcode))
-
-    def total(weights: np.ndarray) -> np.ndarray:
-        return np.rint(np.bincount(cell, weights, n)).astype(np.int64)
-
-    n_pos = total(flen * (fcode == POSITIVE_PIXEL))
-    n_neg = total(flen * (fcode == NEGATIVE_PIXEL))
-    bbox = np.empty((n, 4), dtype=np.int64)
-    bbox[:, :2] = (height, width)
-    bbox[:, 2:] = 0
-    np.minimum.at(bbox[:, 0], cell, fr)
-    np.minimum.at(bbox[:, 1], cell, f0)
-    np.maximum.at(bbox[:, 2], cell, fr + 1)
-    np.maximum.at(bbox[:, 3], cell, f1 + 1)
-    area = area[keep]
-    centroid = np.stack([total(flen * fr), total(flen * (f0 + f1) // 2)], axis=1) / area[:, None]
-    marker = np.zeros(n, dtype=np.uint8)
-    if pixels.marker is not None and n:
-        run_max = np.maximum.reduceat(pixels.marker.ravel(), start)[filled[in_cell]]
-        np.maximum.at(marker, cell, run_max)
-
+    area, n_pos, n_neg, bbox, marker = area[keep], n_pos[keep], n_neg[keep], bbox[keep], marker[keep]
+    centroid = np.stack([row_sum[keep], col_sum[keep]], axis=1) / area[:, None]
     table = CellTable(
         id=np.arange(1, n + 1, dtype=np.uint32), area=area, centroid=centroid, bbox=bbox,
         n_positive_px=n_pos, n_negative_px=n_neg, positive=n_pos >= n_neg, marker=marker,
     )
-    run_cell = np.full(start.size, -1, dtype=np.int32 if n < 2**31 - 1 else np.int64)
-    run_cell[filled[in_cell]] = cell
+    run_cell = new_index[comp].astype(np.int32 if n < 2**31 - 1 else np.int64)  # background: -1
     logger.debug("seg_thresh %d: %d runs, %d cells", seg_thresh, start.size, n)
-    return CellMap(table, (height, width), int(seg_thresh), length, run_cell, background)
+    return CellMap(table, (height, width), int(seg_thresh), length, run_cell, comp < 0)

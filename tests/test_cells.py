@@ -68,6 +68,22 @@ def test_matches_pixel_oracle_on_random_maps(seed: int) -> None:
             np.testing.assert_array_equal(getattr(cells.table, column), expected[column], err_msg=column)
 
 
+def test_paints_any_window_of_any_subsampled_level() -> None:
+    rng = np.random.default_rng(7)
+    cells = find_cells(SegPixels.from_images(_random_seg(rng, (97, 131))), 150)
+    labels = cells.labels()
+    for _ in range(200):
+        step = int(rng.integers(1, 8))
+        level = labels[::step, ::step]
+        r0, c0 = (int(rng.integers(0, n)) for n in level.shape)
+        r1, c1 = int(rng.integers(r0, level.shape[0] + 1)), int(rng.integers(c0, level.shape[1] + 1))
+        window = cells.paint(cells.table.id, 0, rows=range(r0 * step, r1 * step, step)[: r1 - r0],
+                             cols=range(c0 * step, labels.shape[1], step)[: c1 - c0])
+        np.testing.assert_array_equal(window, level[r0:r1, c0:c1])
+    area_or_fill = np.append(cells.table.area, -1)[labels[5:6].astype(np.int64) - 1]  # label 0: the fill
+    np.testing.assert_array_equal(cells.paint(cells.table.area, -1, rows=range(5, 6)), area_or_fill)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_matches_pixel_oracle_on_nested_rings(seed: int) -> None:
     """Contour bands of a smooth field: nested rings, holes and islands inside holes."""

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 
+from napari_deepliif.cells import SegPixels, find_cells  # noqa: E402
 from napari_deepliif.constants import NEGATIVE_RGB, POSITIVE_RGB  # noqa: E402
 from napari_deepliif.errors import DeepLIIFError  # noqa: E402
 from napari_deepliif.widget import layers, roi  # noqa: E402
@@ -70,14 +71,32 @@ def test_outlines_of_a_tall_image_match_the_neighbour_rule():
     np.testing.assert_array_equal(layers.outlines(labels), np.where(differs, labels, 0))
 
 
-def test_large_label_images_become_pyramids():
-    small = np.ones((100, 100), np.uint32)
-    assert layers.label_levels(small) is small
-    big = np.arange(3000 * 2100, dtype=np.uint32).reshape(3000, 2100)
-    levels = layers.label_levels(big)
+def test_large_label_images_become_pyramids_painted_per_window():
+    rng = np.random.default_rng(3)
+    small = SegPixels.from_images(rng.integers(0, 256, (100, 90, 3), dtype=np.uint8))
+    cells = find_cells(small, 200)
+    np.testing.assert_array_equal(layers.cells_layer_data(cells, layers.CELLS), cells.labels())
+    np.testing.assert_array_equal(layers.cells_layer_data(cells, layers.OUTLINES), layers.outlines(cells.labels()))
+
+    seg = np.zeros((3000, 2100, 3), np.uint8)
+    seg[::7, :, 0] = 250  # horizontal stripes, cut into cells by blue columns
+    seg[:, ::13, 2] = 250
+    seg[rng.random(seg.shape[:2]) < 0.05] = (0, 0, 0)
+    cells = find_cells(SegPixels.from_images(seg), 120)
+    labels = cells.labels()
+    levels = layers.cells_layer_data(cells, layers.CELLS)
     # factors 1, 2, 3, 4, 6: napari shows at most 1.5x (from 2 on) the screen's pixels
     assert [lvl.shape for lvl in levels] == [(3000, 2100), (1500, 1050), (1000, 700), (750, 525), (500, 350)]
-    np.testing.assert_array_equal(levels[2], big[::3, ::3])
+    assert all(lvl.dtype == np.uint32 and lvl.ndim == 2 for lvl in levels)
+    np.testing.assert_array_equal(np.asarray(levels[2]), labels[::3, ::3])
+    borders = layers.cells_layer_data(cells, layers.OUTLINES)
+    for level, border, f in zip(levels, borders, layers.pyramid_factors(3000)):
+        expected, edge = labels[::f, ::f], layers.outlines(labels[::f, ::f])
+        for window in ((slice(0, 40), slice(0, 50)), (slice(37, 301), slice(5, 6)),
+                       (slice(level.shape[0] - 9, None), slice(level.shape[1] - 17, None))):
+            np.testing.assert_array_equal(level[window], expected[window])
+            np.testing.assert_array_equal(border[window], edge[window])  # a window's rim as the whole's
+        assert border[12, 34] == edge[12, 34] and border[..., 3].shape == (level.shape[0],)
     assert layers.pyramid_factors(20000)[-3:] == [24, 32, 48] and -(-20000 // 48) <= layers.PYRAMID_SMALLEST
 
 

@@ -205,8 +205,9 @@ class CellMap:
     _run_cell: np.ndarray  # (m,) table index of the run's cell, -1 for background and noise
     _run_background: np.ndarray  # (m,) run is background (non-cell, 4-connected to the border)
 
-    def paint(self, values: np.ndarray, fill: int | bool = 0) -> np.ndarray:
-        """(H, W) image of ``values[i]`` on the pixels of cell i and ``fill`` elsewhere.
+    def paint(self, values: np.ndarray, fill: int | bool = 0, *, rows: range | None = None,
+              cols: range | None = None) -> np.ndarray:
+        """Image of ``values[i]`` on the pixels of cell i and ``fill`` elsewhere.
 
         Parameters
         ----------
@@ -214,10 +215,36 @@ class CellMap:
             One value per cell of :attr:`table`.
         fill : scalar
             Value of background and noise pixels.
+        rows, cols : range, optional
+            Paint only these rows and columns (increasing ranges within the image, any
+            step): a window of the image, or of a subsampled level of it. Only the runs of
+            the rows asked for are read, so a small window of a large image costs little.
+
+        Returns
+        -------
+        ndarray
+            ``(len(rows), len(cols))``; (H, W) without ``rows`` and ``cols``.
         """
-        values = np.asarray(values)
-        per_run = np.append(values, np.array(fill, dtype=values.dtype))[self._run_cell]
-        return np.repeat(per_run, self._run_length).reshape(self.shape)
+        values = np.append(np.asarray(values), np.array(fill, dtype=np.asarray(values).dtype))
+        if rows is None and cols is None:
+            return np.repeat(values[self._run_cell], self._run_length).reshape(self.shape)
+        height, width = self.shape
+        rows = range(height) if rows is None else rows
+        cols = range(width) if cols is None else cols
+        if len(rows) == 0 or len(cols) == 0:
+            return np.zeros((len(rows), len(cols)), dtype=values.dtype)
+        # the runs of the rows asked for, row by row
+        row = np.arange(rows.start, rows.stop, rows.step)
+        first, stop = self._row_first_run[row], self._row_first_run[row + 1]
+        count = stop - first
+        run = np.arange(count.sum()) + np.repeat(first - (np.cumsum(count) - count), count)
+        # how many of the columns asked for each run covers
+        x0 = self._run_start[run] - np.repeat(row * width, count)
+        x1 = x0 + self._run_length[run] - 1
+        step, last = cols.step, len(cols) - 1
+        lo = np.clip(-((cols.start - x0) // step), 0, last + 1)  # ceil((x0 - start) / step)
+        hi = np.clip((x1 - cols.start) // step, -1, last)
+        return np.repeat(values[self._run_cell[run]], np.maximum(hi - lo + 1, 0)).reshape(len(rows), len(cols))
 
     def labels(self) -> np.ndarray:
         """(H, W) uint32 label image: ``table.id`` on each cell's pixels, 0 elsewhere."""
@@ -239,6 +266,10 @@ class CellMap:
     @cached_property
     def _run_start(self) -> np.ndarray:
         return np.cumsum(self._run_length) - self._run_length
+
+    @cached_property
+    def _row_first_run(self) -> np.ndarray:
+        return _row_first_run(self._run_start, self.shape)
 
     @cached_property
     def _runs_by_cell(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -176,19 +176,88 @@ def pyramid_factors(side: int) -> list[int]:
     return factors
 
 
-def label_levels(labels: np.ndarray, outline: bool = False) -> np.ndarray | list[np.ndarray]:
-    """The data of a labels layer: the image itself, or for a large one a pyramid (nearest
-    subsampling by :func:`pyramid_factors`); ``outline`` keeps border pixels only, per level."""
-    levels = [labels if f == 1 else np.ascontiguousarray(labels[::f, ::f])
-              for f in pyramid_factors(max(labels.shape))]
-    if outline:
-        levels = [outlines(level) for level in levels]
-    return levels if len(levels) > 1 else levels[0]
+class LabelLevel:
+    """One level of a cells layer's pyramid, painted from the cells' runs when napari reads it.
+
+    napari reads the window it shows of the level it shows (and the coarsest level whole, for
+    the thumbnail), again on every recolour; so a new seg threshold costs what the screen
+    shows, not the whole label image and its outlines at every level, and no full-size label
+    image is kept. The last window read is kept for the recolours that follow. Implements
+    napari's layer data protocol (``shape``, ``dtype``, ``ndim``, ``size``, ``__getitem__``).
+
+    Parameters
+    ----------
+    cells : CellMap
+        The cells (:attr:`PostprocessResult.cells <napari_deepliif.postprocess.PostprocessResult.cells>`).
+    step : int
+        Subsampling factor: pixel ``(i, j)`` of the level is pixel ``(i * step, j * step)``.
+    outline : bool
+        Keep each cell's border pixels only (:func:`outlines` of the level).
+    """
+
+    dtype = np.dtype(np.uint32)
+    ndim = 2
+
+    def __init__(self, cells: Any, step: int, outline: bool):
+        self.cells, self.step, self.outline = cells, step, outline
+        self.shape = tuple(-(-side // step) for side in cells.shape)
+        self.size = self.shape[0] * self.shape[1]
+        self._last: tuple[tuple[int, int, int, int], np.ndarray] | None = None
+
+    def show(self, cells: Any) -> None:
+        """Paint ``cells`` (of the same area) from now on; napari must then refresh the layer."""
+        self.cells, self._last = cells, None
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        window = _window(key, self.shape)
+        if window is None:  # not plain slices (napari uses slices): read all, index that
+            return self._read((0, self.shape[0], 0, self.shape[1]))[key]
+        return self._read(window)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        whole = self._read((0, self.shape[0], 0, self.shape[1]))
+        return whole if dtype is None else whole.astype(dtype)
+
+    def _read(self, window: tuple[int, int, int, int]) -> np.ndarray:
+        if self._last is None or self._last[0] != window:
+            self._last = window, self._paint(*window)
+        return self._last[1]
+
+    def _paint(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        margin = int(self.outline)  # outlines need each pixel's neighbours
+        m0, m1 = max(r0 - margin, 0), min(r1 + margin, self.shape[0])
+        n0, n1 = max(c0 - margin, 0), min(c1 + margin, self.shape[1])
+        s = self.step
+        labels = self.cells.paint(self.cells.table.id, 0, rows=range(m0 * s, m1 * s, s),
+                                  cols=range(n0 * s, n1 * s, s))
+        if not self.outline:
+            return labels
+        return outlines(labels)[r0 - m0 : r0 - m0 + r1 - r0, c0 - n0 : c0 - n0 + c1 - c0]
 
 
-def cells_layer_data(labels: np.ndarray, role: str) -> np.ndarray | list[np.ndarray]:
-    """The data of the ``CELLS`` or ``OUTLINES`` layer for a label image (see :func:`label_levels`)."""
-    return label_levels(labels, outline=role == OUTLINES)
+def _window(key: Any, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """``(r0, r1, c0, c1)`` of a key of step-1 slices (missing axes: whole), else None."""
+    key = key if isinstance(key, tuple) else (key,)
+    if len(key) > 2 or not all(isinstance(k, slice) for k in key):
+        return None
+    key = key + (slice(None),) * (2 - len(key))
+    bounds = [k.indices(n) for k, n in zip(key, shape)]
+    if any(step != 1 for _, _, step in bounds):
+        return None
+    (r0, r1, _), (c0, c1, _) = bounds
+    return r0, max(r1, r0), c0, max(c1, c0)
+
+
+def cells_layer_data(cells: Any, role: str) -> np.ndarray | list[LabelLevel]:
+    """The data of the ``CELLS`` or ``OUTLINES`` layer of a :class:`~napari_deepliif.cells.CellMap`:
+    the label image (``OUTLINES``: its :func:`outlines`), or for a large one a pyramid of
+    :class:`LabelLevel` (nearest subsampling by :func:`pyramid_factors`)."""
+    outline = role == OUTLINES
+    factors = pyramid_factors(max(cells.shape))
+    if len(factors) == 1:
+        labels = cells.labels()
+        return outlines(labels) if outline else labels
+    return [LabelLevel(cells, f, outline) for f in factors]
 
 
 def find_layer(viewer: Any, role: str) -> Any | None:
@@ -245,11 +314,10 @@ def show_result(viewer: Any, images: Mapping[str, np.ndarray], post: Any, *, sca
         else:
             layers[role] = _put(viewer, role, "image", images[role], placed, meta, {"rgb": True, "visible": False})
         _refresh_thumbnail(layers[role])
-    labels = post.labels()
     colormap = cell_colormap(post)
-    layers[CELLS] = _put(viewer, CELLS, "labels", cells_layer_data(labels, CELLS), placed, meta,
+    layers[CELLS] = _put(viewer, CELLS, "labels", cells_layer_data(post.cells, CELLS), placed, meta,
                          {"opacity": CELLS_OPACITY, "visible": False})
-    layers[OUTLINES] = _put(viewer, OUTLINES, "labels", cells_layer_data(labels, OUTLINES), placed, meta,
+    layers[OUTLINES] = _put(viewer, OUTLINES, "labels", cells_layer_data(post.cells, OUTLINES), placed, meta,
                             {"opacity": 1.0})
     for role in (CELLS, OUTLINES):  # shown or not: the colours belong to these labels
         set_cell_colormap(layers[role], *colormap)
@@ -275,7 +343,7 @@ def recolor(viewer: Any, post: Any, *, relabel: bool = False, levels: Mapping[st
     (brought up to date by :func:`refresh_if_stale` when shown), so a slider move pays for the
     visible layers only.
     """
-    colormap = labels = None
+    colormap = None
     for role in (CELLS, OUTLINES):
         layer = find_layer(viewer, role)
         if layer is None:
@@ -284,15 +352,37 @@ def recolor(viewer: Any, post: Any, *, relabel: bool = False, levels: Mapping[st
         if not layer.visible:
             meta["stale"] = "labels" if relabel or meta.get("stale") == "labels" else "colours"
             continue
-        if relabel:
-            data = (levels or {}).get(role)
-            if data is None:
-                labels = post.labels() if labels is None else labels
-                data = cells_layer_data(labels, role)
-            layer.data = data
         colormap = colormap or cell_colormap(post)
-        set_cell_colormap(layer, *colormap)
-        meta["stale"] = False
+        _bring_up_to_date(layer, post, colormap, relabel=relabel, data=(levels or {}).get(role))
+
+
+def _bring_up_to_date(layer: Any, post: Any, colormap: tuple[Any, tuple], *, relabel: bool,
+                      data: Any = None) -> None:
+    """Give a shown cells layer the colours (``colormap``: :func:`cell_colormap` of ``post``)
+    and, with ``relabel``, the cells of ``post`` (``data``: its :func:`cells_layer_data`, if
+    built already). The cells are changed in place, which napari does not notice, and the new
+    colours then make napari re-read and re-map what it shows, once: setting new data would
+    do that too, mapping the new cells through the old colours for nothing."""
+    if relabel:
+        _relabel_in_place(layer, post.cells, data)
+    set_cell_colormap(layer, *colormap)
+    layer.metadata[PLUGIN_KEY]["stale"] = False
+
+
+def _relabel_in_place(layer: Any, cells: Any, data: Any = None) -> None:
+    """Point a pyramid's :class:`LabelLevel` at ``cells`` (of the same area), or copy the new
+    label image into the layer's own; any other change of shape or kind sets new data."""
+    current = layer.data
+    if layer.multiscale and all(isinstance(lvl, LabelLevel) and lvl.cells.shape == cells.shape for lvl in current):
+        for level in current:
+            level.show(cells)
+        return
+    data = cells_layer_data(cells, layer.metadata[PLUGIN_KEY]["role"]) if data is None else data
+    if isinstance(data, np.ndarray) and isinstance(current, np.ndarray) and current.shape == data.shape \
+            and current.dtype == data.dtype:
+        np.copyto(current, data)
+    else:
+        layer.data = data
 
 
 def shown_cell_roles(viewer: Any) -> list[str]:
@@ -304,10 +394,7 @@ def refresh_if_stale(layer: Any, post: Any) -> None:
     """Give a cells layer that was hidden during re-scores the cells and colours of ``post``."""
     meta = layer.metadata.get(PLUGIN_KEY, {})
     if layer.visible and meta.get("stale"):
-        if meta["stale"] == "labels":
-            layer.data = cells_layer_data(post.labels(), meta["role"])
-        set_cell_colormap(layer, *cell_colormap(post))
-        meta["stale"] = False
+        _bring_up_to_date(layer, post, cell_colormap(post), relabel=meta["stale"] == "labels")
 
 
 def cell_at(viewer: Any, post: Any, world_position: Sequence[float]) -> int:

@@ -101,8 +101,7 @@ def relabel(post: Any, settings: Mapping[str, Any], roles: Sequence[str]) -> tup
     are found again) and build the data of the cells layers ``roles`` (see
     :func:`~napari_deepliif.widget.layers.cells_layer_data`). Returns ``(result, role -> data)``."""
     new = post.rescore(**settings)
-    labels = new.labels() if roles else None
-    return new, {role: cells_layer_data(labels, role) for role in roles}
+    return new, {role: cells_layer_data(new.cells, role) for role in roles}
 
 
 def roi_scores(post: Any, polygons: list[np.ndarray]) -> list[dict]:

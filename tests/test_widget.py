@@ -201,6 +201,36 @@ def test_seg_threshold_moves_on_large_areas_find_the_cells_in_the_background(wid
     np.testing.assert_array_equal(colours[:, 3] > 0, expected.counted)
 
 
+def test_a_seg_threshold_move_redraws_a_large_area_shown_as_a_pyramid(widget, qtbot, monkeypatch):
+    from napari_deepliif.widget import layers
+    from napari_deepliif.widget.layers import outlines as border_pixels
+
+    monkeypatch.setattr(layers, "PYRAMID_ABOVE", 256)  # the 512 px sample is "large"
+    monkeypatch.setattr(layers, "PYRAMID_SMALLEST", 128)
+    viewer = widget.viewer
+    viewer.add_image(load_sample(), name="ihc", rgb=True)
+    choose_stain(widget)
+    run_and_wait(widget, qtbot)
+    found = plugin_layers(viewer)
+    outlines, cells = found["DeepLIIF outlines"], found["DeepLIIF cells"]
+    assert outlines.multiscale and cells.multiscale
+    viewer.window.show()  # napari draws nothing in a hidden window
+    viewer.layers["ihc"].visible = False  # the picture is the outlines alone
+    drawn = (viewer.export_figure(flash=False)[..., :3] > 0).any(axis=2).mean()
+    assert drawn > 0.01
+    base = widget.post
+    widget.sliders["seg_thresh"].move_to(300)
+    qtbot.waitUntil(lambda: widget.post.scoring["seg_thresh"] == 300, timeout=3000)
+    expected = base.rescore(seg_thresh=300)
+    cells.visible = True  # relabelled when shown
+    for layer, paint in ((outlines, border_pixels), (cells, lambda labels: labels)):
+        for level, f in zip(layer.data, layers.pyramid_factors(512)):
+            np.testing.assert_array_equal(np.asarray(level), paint(expected.labels()[::f, ::f]))
+    cells.visible = False
+    # the stain engine's Seg is pure red or blue: above 255 no pixel is a cell, and the canvas shows it
+    assert (viewer.export_figure(flash=False)[..., :3] > 0).any(axis=2).mean() == 0
+
+
 def test_the_widget_fits_a_laptop_screen(widget, qtbot):
     window = widget.viewer.window._qt_window
     window.show()

@@ -160,7 +160,7 @@ def test_sliders_rescore_and_recolour_as_the_engine(widget, qtbot):
         assert widget.post.scoring != before, key
         assert widget.score_table.cell_text(0, 1) == str(expected.scoring["num_total"])
         for layer in (outlines, cells):
-            layer.visible = True  # a hidden layer is relabelled and recoloured when shown
+            layer.visible = True  # a hidden layer has the new cells, and its colours when shown
             labels = expected.labels()
             np.testing.assert_array_equal(layer.data, labels if layer is cells else border_pixels(labels))
             colours = layer.colormap.map(expected.table.id)
@@ -201,7 +201,9 @@ def test_seg_threshold_moves_on_large_areas_find_the_cells_in_the_background(wid
     np.testing.assert_array_equal(colours[:, 3] > 0, expected.counted)
 
 
-def test_a_seg_threshold_move_redraws_a_large_area_shown_as_a_pyramid(widget, qtbot, monkeypatch):
+def test_a_seg_threshold_move_redraws_a_large_area_shown_as_a_pyramid(widget, qtbot, monkeypatch, tmp_path):
+    import tifffile
+
     from napari_deepliif.widget import layers
     from napari_deepliif.widget.layers import outlines as border_pixels
 
@@ -222,13 +224,18 @@ def test_a_seg_threshold_move_redraws_a_large_area_shown_as_a_pyramid(widget, qt
     widget.sliders["seg_thresh"].move_to(300)
     qtbot.waitUntil(lambda: widget.post.scoring["seg_thresh"] == 300, timeout=3000)
     expected = base.rescore(seg_thresh=300)
-    cells.visible = True  # relabelled when shown
+    cells.visible = True  # recoloured when shown
     for layer, paint in ((outlines, border_pixels), (cells, lambda labels: labels)):
         for level, f in zip(layer.data, layers.pyramid_factors(512)):
             np.testing.assert_array_equal(np.asarray(level), paint(expected.labels()[::f, ::f]))
     cells.visible = False
     # the stain engine's Seg is pure red or blue: above 255 no pixel is a cell, and the canvas shows it
     assert (viewer.export_figure(flash=False)[..., :3] > 0).any(axis=2).mean() == 0
+    widget.sliders["seg_thresh"].move_to(120)  # cells again, saved at full resolution
+    qtbot.waitUntil(lambda: widget.post.scoring["seg_thresh"] == 120, timeout=3000)
+    saved = tmp_path / "cells.tif"
+    cells.save(str(saved), plugin="napari-deepliif")
+    np.testing.assert_array_equal(tifffile.imread(saved), base.labels())
 
 
 def test_the_widget_fits_a_laptop_screen(widget, qtbot):

@@ -351,7 +351,7 @@ class DeepLIIFWidget(QWidget):
         worker thread (on a large area this takes seconds, which would freeze napari), with
         the score table greyed out and settings changed meanwhile applied when it ends."""
         self._relabel_for = self.last
-        task = (self.post, dict(self.settings), out.shown_cell_roles(self.viewer))
+        task = (self.post, dict(self.settings), out.cell_roles(self.viewer))
         if not in_background:
             self._relabelled(relabel(*task))
             return

@@ -337,41 +337,38 @@ def _refresh_thumbnail(layer: Any) -> None:
 def recolor(viewer: Any, post: Any, *, relabel: bool = False, levels: Mapping[str, Any] | None = None) -> None:
     """Recolour the cells and outlines layers for new settings (one shared colormap).
 
-    ``relabel``: the cells themselves changed (a new seg threshold), so the label image is
-    replaced too, by ``levels[role]`` where given (:func:`cells_layer_data` of ``post``, which
-    the widget builds in the same step as ``post``). A hidden layer is only marked stale
-    (brought up to date by :func:`refresh_if_stale` when shown), so a slider move pays for the
-    visible layers only.
+    ``relabel``: the cells themselves changed (a new seg threshold), so every cells layer,
+    shown or hidden, gets the new cells (``levels[role]``: its :func:`cells_layer_data`, where
+    the widget built it in the same step as ``post``): a saved or exported layer must hold the
+    cells of the score. A hidden layer's colours are only marked stale (set by
+    :func:`refresh_if_stale` when it is shown), so a slider move pays for the shown layers.
     """
     colormap = None
     for role in (CELLS, OUTLINES):
         layer = find_layer(viewer, role)
         if layer is None:
             continue
-        meta = layer.metadata[PLUGIN_KEY]
+        if relabel:
+            _relabel_in_place(layer, post.cells, (levels or {}).get(role))
         if not layer.visible:
-            meta["stale"] = "labels" if relabel or meta.get("stale") == "labels" else "colours"
+            layer.metadata[PLUGIN_KEY]["stale"] = True
             continue
         colormap = colormap or cell_colormap(post)
-        _bring_up_to_date(layer, post, colormap, relabel=relabel, data=(levels or {}).get(role))
+        _set_colours(layer, colormap)
 
 
-def _bring_up_to_date(layer: Any, post: Any, colormap: tuple[Any, tuple], *, relabel: bool,
-                      data: Any = None) -> None:
-    """Give a shown cells layer the colours (``colormap``: :func:`cell_colormap` of ``post``)
-    and, with ``relabel``, the cells of ``post`` (``data``: its :func:`cells_layer_data`, if
-    built already). The cells are changed in place, which napari does not notice, and the new
-    colours then make napari re-read and re-map what it shows, once: setting new data would
-    do that too, mapping the new cells through the old colours for nothing."""
-    if relabel:
-        _relabel_in_place(layer, post.cells, data)
+def _set_colours(layer: Any, colormap: tuple[Any, tuple]) -> None:
+    """Give a cells layer a :func:`cell_colormap`; napari then re-reads and re-maps what it
+    shows, once, including cells changed in place by :func:`_relabel_in_place` (setting new
+    data instead would also map the new cells through the old colours, for nothing)."""
     set_cell_colormap(layer, *colormap)
     layer.metadata[PLUGIN_KEY]["stale"] = False
 
 
 def _relabel_in_place(layer: Any, cells: Any, data: Any = None) -> None:
     """Point a pyramid's :class:`LabelLevel` at ``cells`` (of the same area), or copy the new
-    label image into the layer's own; any other change of shape or kind sets new data."""
+    label image into the layer's own, without a refresh; any other change of shape or kind
+    sets new data. ``data``: the layer's :func:`cells_layer_data` of ``cells``, if built."""
     current = layer.data
     if layer.multiscale and all(isinstance(lvl, LabelLevel) and lvl.cells.shape == cells.shape for lvl in current):
         for level in current:
@@ -385,16 +382,15 @@ def _relabel_in_place(layer: Any, cells: Any, data: Any = None) -> None:
         layer.data = data
 
 
-def shown_cell_roles(viewer: Any) -> list[str]:
-    """The roles (``CELLS``, ``OUTLINES``) of this plugin's cells layers that are shown."""
-    return [role for role in (CELLS, OUTLINES) if (layer := find_layer(viewer, role)) is not None and layer.visible]
+def cell_roles(viewer: Any) -> list[str]:
+    """The roles (``CELLS``, ``OUTLINES``) of this plugin's cells layers in ``viewer``."""
+    return [role for role in (CELLS, OUTLINES) if find_layer(viewer, role) is not None]
 
 
 def refresh_if_stale(layer: Any, post: Any) -> None:
-    """Give a cells layer that was hidden during re-scores the cells and colours of ``post``."""
-    meta = layer.metadata.get(PLUGIN_KEY, {})
-    if layer.visible and meta.get("stale"):
-        _bring_up_to_date(layer, post, cell_colormap(post), relabel=meta["stale"] == "labels")
+    """Give a cells layer that was hidden during re-scores the colours of ``post``."""
+    if layer.visible and layer.metadata.get(PLUGIN_KEY, {}).get("stale"):
+        _set_colours(layer, cell_colormap(post))
 
 
 def cell_at(viewer: Any, post: Any, world_position: Sequence[float]) -> int:

@@ -34,11 +34,11 @@ log = logging.getLogger(__name__)
 
 #: Slider input is applied at most this often (ms); the first move applies at once.
 THROTTLE_MS = 40
-#: Largest area (pixels) whose cells a seg threshold move finds on the GUI thread (~40-50 ms
-#: for 9 MP on the machines of docs/benchmarks.md, ~230 ms for 64 MP); larger ones are found
-#: in a worker thread so napari never freezes (at 64 MP its longest stall is then ~80 ms).
-#: Below it the worker would cost more than it saves: on 2 cores with software OpenGL, the
-#: repaints it lets through slow the search itself (40 -> 74 ms at 9 MP).
+#: Largest area (pixels) whose cells a seg threshold move finds on the GUI thread (~30-55 ms
+#: for 9 MP on the machines of docs/benchmarks.md, ~230-330 ms for 64 MP); larger ones are
+#: found in a worker thread so napari never freezes (at 64 MP its longest stall is then
+#: ~80-100 ms). Below it the worker would cost more than it saves: on 2 cores with software
+#: OpenGL, the repaints it lets through slow the search itself (40-54 -> 74-83 ms at 9 MP).
 RELABEL_ON_GUI_THREAD_MAX_PX = 16_000_000
 #: Reference defaults of the thresholds (see ``napari_deepliif.postprocess.Settings``).
 DEFAULT_SETTINGS = {"seg_thresh": DEFAULT_SEG_THRESH, "size_thresh": "default",

@@ -348,7 +348,7 @@ class DeepLIIFWidget(QWidget):
 
     def _relabel(self, in_background: bool) -> None:
         """Find the cells for the current settings and show them; ``in_background``: in a
-        worker thread (on a large area this takes seconds, which would freeze napari), with
+        worker thread (on a large area this takes long enough to freeze napari), with
         the score table greyed out and settings changed meanwhile applied when it ends."""
         self._relabel_for = self.last
         task = (self.post, dict(self.settings), out.cell_roles(self.viewer))

@@ -395,8 +395,8 @@ def refresh_if_stale(layer: Any, post: Any) -> None:
 
 def cell_at(viewer: Any, post: Any, world_position: Sequence[float]) -> int:
     """Id of the cell of ``post`` under a world position (0: none). The cells or outlines layer
-    gives the placement; the id comes from ``post``'s cells, so clicks work on either layer,
-    hidden or shown (a hidden layer's labels may wait for it to be shown)."""
+    gives the placement; the id comes from ``post``'s cells (no label image is read), so
+    clicks work on either layer, hidden or shown."""
     layer = find_layer(viewer, CELLS)
     layer = find_layer(viewer, OUTLINES) if layer is None else layer
     if layer is None:

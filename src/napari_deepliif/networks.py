@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -70,16 +71,35 @@ def _channels_last(x: Tensor) -> bool:
 
 def _channel_stats_affine(x: Tensor, weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
     """Per tile and channel ``scale`` and ``shift`` (N x C, float32) that normalise ``x`` and
-    apply the norm's affine: ``y = x * scale + shift``."""
+    apply the norm's affine: ``y = x * scale + shift``. On the CPU in float32 the statistics
+    come from :mod:`napari_deepliif.norm_stats` (2-3x faster, float64 sums)."""
     n, c = x.shape[:2]
-    if _channels_last(x):
-        flat, dim = x.permute(0, 2, 3, 1).reshape(n, -1, c), 1  # a view: channels last
+    if x.device.type == "cpu" and x.dtype == torch.float32:
+        mean, var = _cpu_mean_var(x)
     else:
-        flat, dim = x.reshape(n, c, -1), 2
-    mean = flat.mean(dim, dtype=torch.float32)
-    var = (flat - mean.unsqueeze(dim)).square_().mean(dim)
+        if _channels_last(x):
+            flat, dim = x.permute(0, 2, 3, 1).reshape(n, -1, c), 1  # a view: channels last
+        else:
+            flat, dim = x.reshape(n, c, -1), 2
+        mean = flat.mean(dim, dtype=torch.float32)
+        var = (flat - mean.unsqueeze(dim)).square_().mean(dim)
     scale = weight.float() * torch.rsqrt(var + BN_EPS)
     return scale, bias.float() - mean * scale
+
+
+def _cpu_mean_var(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and variance (N x C, float32) of a float32 CPU ``x`` over each tile's H x W."""
+    from .norm_stats import planes_mean_var, rows_mean_var  # numba: loaded on first use
+
+    n, c = x.shape[:2]
+    if _channels_last(x):
+        tiles, kernel = x.permute(0, 2, 3, 1).reshape(n, -1, c), rows_mean_var
+    else:
+        tiles, kernel = x.contiguous().reshape(n, c, -1), planes_mean_var
+    stats = [kernel(tile.numpy()) for tile in tiles.detach()]
+    mean = torch.from_numpy(np.stack([m for m, _ in stats])).float()
+    var = torch.from_numpy(np.stack([v for _, v in stats])).float()
+    return mean, var
 
 
 #: Pixels per piece when a channels-last tensor is rewritten NCHW or back: PyTorch's own

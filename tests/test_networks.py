@@ -74,3 +74,25 @@ def test_blocks_that_do_not_match_the_padding_are_refused() -> None:
     state = _reference("reflect", True).state_dict()
     with pytest.raises(ModelError, match="does not match padding 'zero'"):
         ResnetGenerator(state, padding="zero")
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_norm_statistics_are_per_tile_and_exact(channels_last: bool) -> None:
+    from napari_deepliif.networks import BN_EPS, _channel_stats_affine
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 32, 40, 24, generator=gen) * torch.tensor([3.0, 0.5]).view(2, 1, 1, 1) + 7.0
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    weight, bias = torch.rand(32, generator=gen) + 0.5, torch.randn(32, generator=gen)
+    exact = x.double()
+    mean = exact.mean(dim=(2, 3))
+    var = exact.var(dim=(2, 3), unbiased=False)
+    scale = weight.double() / torch.sqrt(var + BN_EPS)
+    shift = bias.double() - mean * scale
+    # float32 on the CPU: the compiled statistics; bfloat16: PyTorch's reductions (as on a GPU)
+    for dtype, rtol, atol in ((torch.float32, 1e-6, 1e-5), (torch.bfloat16, 2e-2, 0.3)):
+        got_scale, got_shift = _channel_stats_affine(x.to(dtype), weight, bias)
+        assert got_scale.dtype == torch.float32 and got_scale.shape == (2, 32)
+        torch.testing.assert_close(got_scale.double(), scale, rtol=rtol, atol=0.0)
+        torch.testing.assert_close(got_shift.double(), shift, rtol=rtol, atol=atol)

@@ -96,7 +96,11 @@ def test_large_label_images_become_pyramids_painted_per_window():
                        (slice(level.shape[0] - 9, None), slice(level.shape[1] - 17, None))):
             np.testing.assert_array_equal(level[window], expected[window])
             np.testing.assert_array_equal(border[window], edge[window])  # a window's rim as the whole's
-        assert border[12, 34] == edge[12, 34] and border[..., 3].shape == (level.shape[0],)
+        assert border[12, 34] == edge[12, 34] and border[-1, 5] == edge[-1, 5] and border[..., 3].shape == (level.shape[0],)
+        np.testing.assert_array_equal(level[7], expected[7])
+        np.testing.assert_array_equal(level[2:9, -4], expected[2:9, -4])
+    with pytest.raises(IndexError):
+        levels[0][3000, 0]
     assert layers.pyramid_factors(20000)[-3:] == [24, 32, 48] and -(-20000 // 48) <= layers.PYRAMID_SMALLEST
 
 

@@ -209,19 +209,27 @@ class LabelLevel:
         self.cells, self._last = cells, None
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        window = _window(key, self.shape)
-        if window is None:  # not plain slices (napari uses slices): read all, index that
-            return self._read((0, self.shape[0], 0, self.shape[1]))[key]
-        return self._read(window)
+        key = key if isinstance(key, tuple) else (key,)
+        if len(key) <= 2 and all(isinstance(k, slice) or _is_whole(k) for k in key):
+            window = _window(tuple(_as_slice(k, n) for k, n in zip(key, self.shape)), self.shape)
+            if window is not None:  # whole numbers read one pixel, dropped from the result
+                pick = tuple(0 if _is_whole(k) else slice(None) for k in key)
+                return self._read(window, keep=pick == (slice(None),) * len(key))[pick]
+        return self._read((0, self.shape[0], 0, self.shape[1]))[key]  # other keys: read all
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         whole = self._read((0, self.shape[0], 0, self.shape[1]))
         return whole if dtype is None else whole.astype(dtype)
 
-    def _read(self, window: tuple[int, int, int, int]) -> np.ndarray:
-        if self._last is None or self._last[0] != window:
-            self._last = window, self._paint(*window)
-        return self._last[1]
+    def _read(self, window: tuple[int, int, int, int], keep: bool = True) -> np.ndarray:
+        """The window painted, or the last one kept; ``keep`` False: a pixel or line read that
+        must not push out the shown window."""
+        if self._last is not None and self._last[0] == window:
+            return self._last[1]
+        painted = self._paint(*window)
+        if keep:
+            self._last = window, painted
+        return painted
 
     def _paint(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         margin = int(self.outline)  # outlines need each pixel's neighbours
@@ -235,11 +243,22 @@ class LabelLevel:
         return outlines(labels)[r0 - m0 : r0 - m0 + r1 - r0, c0 - n0 : c0 - n0 + c1 - c0]
 
 
-def _window(key: Any, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
-    """``(r0, r1, c0, c1)`` of a key of step-1 slices (missing axes: whole), else None."""
-    key = key if isinstance(key, tuple) else (key,)
-    if len(key) > 2 or not all(isinstance(k, slice) for k in key):
-        return None
+def _is_whole(key: Any) -> bool:
+    return isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_))
+
+
+def _as_slice(key: Any, size: int) -> slice:
+    """A whole-number index as the one-pixel slice it reads (negative counts from the end)."""
+    if not _is_whole(key):
+        return key
+    i = int(key) + size if key < 0 else int(key)
+    if not 0 <= i < size:
+        raise IndexError(f"index {int(key)} is out of bounds for size {size}")
+    return slice(i, i + 1)
+
+
+def _window(key: tuple[slice, ...], shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """``(r0, r1, c0, c1)`` of at most two slices (missing axes: whole), None unless steps are 1."""
     key = key + (slice(None),) * (2 - len(key))
     bounds = [k.indices(n) for k, n in zip(key, shape)]
     if any(step != 1 for _, _, step in bounds):

@@ -28,7 +28,7 @@ from . import roi, strings
 from ._controls import ScoreTable, ThresholdSlider, VerticalScroll
 from ._engine_box import EngineBox
 from ._serve_box import ServeBox
-from .workers import EngineChoice, RunSpec, relabel, roi_scores, score_area
+from .workers import EngineChoice, RunSpec, roi_scores, score_area
 
 log = logging.getLogger(__name__)
 
@@ -351,22 +351,23 @@ class DeepLIIFWidget(QWidget):
         worker thread (on a large area this takes long enough to freeze napari), with
         the score table greyed out and settings changed meanwhile applied when it ends."""
         self._relabel_for = self.last
-        task = (self.post, dict(self.settings), out.cell_roles(self.viewer))
+        settings = dict(self.settings)
         if not in_background:
-            self._relabelled(relabel(*task))
+            self._relabelled(self.post.rescore(**settings))
             return
-        worker = create_worker(relabel, *task, _connect={"errored": self._on_error}, _start_thread=False)
+        worker = create_worker(self.post.rescore, _connect={"errored": self._on_error}, _start_thread=False,
+                               **settings)
         worker.returned.connect(self._relabelled)  # bound methods: dropped if the widget is closed
         worker.finished.connect(self._relabel_finished)
         self.relabelling = worker
         self.score_table.setEnabled(False)
         worker.start()
 
-    def _relabelled(self, found: tuple[Any, dict]) -> None:
+    def _relabelled(self, post: Any) -> None:
         if self.last is not self._relabel_for:  # a new run replaced these cells meanwhile
             return
-        self.post, levels = found
-        out.recolor(self.viewer, self.post, relabel=True, levels=levels)
+        self.post = post
+        out.recolor(self.viewer, self.post, relabel=True)
         if self._relabel_again:  # the sliders stay where the user has moved them since
             self.score_table.show_scores(self.scores())
         else:

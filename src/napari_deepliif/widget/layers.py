@@ -353,13 +353,12 @@ def _refresh_thumbnail(layer: Any) -> None:
         layer.visible = False
 
 
-def recolor(viewer: Any, post: Any, *, relabel: bool = False, levels: Mapping[str, Any] | None = None) -> None:
+def recolor(viewer: Any, post: Any, *, relabel: bool = False) -> None:
     """Recolour the cells and outlines layers for new settings (one shared colormap).
 
     ``relabel``: the cells themselves changed (a new seg threshold), so every cells layer,
-    shown or hidden, gets the new cells (``levels[role]``: its :func:`cells_layer_data`, where
-    the widget built it in the same step as ``post``): a saved or exported layer must hold the
-    cells of the score. A hidden layer's colours are only marked stale (set by
+    shown or hidden, gets the new cells (:func:`_relabel_in_place`): a saved or exported layer
+    must hold the cells of the score. A hidden layer's colours are only marked stale (set by
     :func:`refresh_if_stale` when it is shown), so a slider move pays for the shown layers.
     """
     colormap = None
@@ -368,7 +367,7 @@ def recolor(viewer: Any, post: Any, *, relabel: bool = False, levels: Mapping[st
         if layer is None:
             continue
         if relabel:
-            _relabel_in_place(layer, post.cells, (levels or {}).get(role))
+            _relabel_in_place(layer, post.cells)
         if not layer.visible:
             layer.metadata[PLUGIN_KEY]["stale"] = True
             continue
@@ -384,26 +383,21 @@ def _set_colours(layer: Any, colormap: tuple[Any, tuple]) -> None:
     layer.metadata[PLUGIN_KEY]["stale"] = False
 
 
-def _relabel_in_place(layer: Any, cells: Any, data: Any = None) -> None:
+def _relabel_in_place(layer: Any, cells: Any) -> None:
     """Point a pyramid's :class:`LabelLevel` at ``cells`` (of the same area), or copy the new
     label image into the layer's own, without a refresh; any other change of shape or kind
-    sets new data. ``data``: the layer's :func:`cells_layer_data` of ``cells``, if built."""
+    sets new data."""
     current = layer.data
     if layer.multiscale and all(isinstance(lvl, LabelLevel) and lvl.cells.shape == cells.shape for lvl in current):
         for level in current:
             level.show(cells)
         return
-    data = cells_layer_data(cells, layer.metadata[PLUGIN_KEY]["role"]) if data is None else data
+    data = cells_layer_data(cells, layer.metadata[PLUGIN_KEY]["role"])
     if isinstance(data, np.ndarray) and isinstance(current, np.ndarray) and current.shape == data.shape \
             and current.dtype == data.dtype:
         np.copyto(current, data)
     else:
         layer.data = data
-
-
-def cell_roles(viewer: Any) -> list[str]:
-    """The roles (``CELLS``, ``OUTLINES``) of this plugin's cells layers in ``viewer``."""
-    return [role for role in (CELLS, OUTLINES) if find_layer(viewer, role) is not None]
 
 
 def refresh_if_stale(layer: Any, post: Any) -> None:

@@ -1,5 +1,4 @@
-"""What the widget runs off the GUI thread: engine loading, scoring, model downloads and the
-cells of a large area found again for a new seg threshold (no Qt).
+"""What the widget runs off the GUI thread: engine loading, scoring and model downloads (no Qt).
 
 The run and download functions take a ``progress(done, total)`` callback and a ``threading.Event``
 to cancel; the widget runs them in a ``napari.qt.threading`` worker and relays progress to its bar.
@@ -8,7 +7,7 @@ to cancel; the widget runs them in a ``napari.qt.threading`` worker and relays p
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ from ..engine import load_engine
 from ..errors import Cancelled
 from ..model_index import fetch_model
 from ..pipeline import ScoreResult
-from .layers import cells_layer_data
 
 #: Engine choice of the widget for the classical engine (else a model name or folder).
 STAIN = "stain"
@@ -94,14 +92,6 @@ def download(name: str, progress: Progress | None = None, cancel: threading.Even
             progress(int(done), int(total or 0))
 
     return fetch_model(name, progress=report)
-
-
-def relabel(post: Any, settings: Mapping[str, Any], roles: Sequence[str]) -> tuple[Any, dict[str, Any]]:
-    """The slow part of a seg threshold move: re-score ``post`` with ``settings`` (the cells
-    are found again) and build the data of the cells layers ``roles`` (see
-    :func:`~napari_deepliif.widget.layers.cells_layer_data`). Returns ``(result, role -> data)``."""
-    new = post.rescore(**settings)
-    return new, {role: cells_layer_data(new.cells, role) for role in roles}
 
 
 def roi_scores(post: Any, polygons: list[np.ndarray]) -> list[dict]:

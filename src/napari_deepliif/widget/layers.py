@@ -219,7 +219,7 @@ class LabelLevel:
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         whole = self._read((0, self.shape[0], 0, self.shape[1]))
-        return whole if dtype is None else whole.astype(dtype)
+        return whole.astype(dtype or whole.dtype, copy=bool(copy))
 
     def _read(self, window: tuple[int, int, int, int], keep: bool = True) -> np.ndarray:
         """The window painted, or the last one kept; ``keep`` False: a pixel or line read that

@@ -225,7 +225,8 @@ class CellMap:
         ndarray
             ``(len(rows), len(cols))``; (H, W) without ``rows`` and ``cols``.
         """
-        values = np.append(np.asarray(values), np.array(fill, dtype=np.asarray(values).dtype))
+        values = np.asarray(values)
+        values = np.append(values, np.array(fill, dtype=values.dtype))  # fill at [-1]
         if rows is None and cols is None:
             return np.repeat(values[self._run_cell], self._run_length).reshape(self.shape)
         height, width = self.shape

@@ -70,13 +70,13 @@ def write_labels_and_outlines(root: Any, cells: SlideCells, geojson: Path | None
         first_feature = True
         for inner, window in windows(cells.shape, core, margin):
             found, _ = window_cells(seg, marker, window, cells.settings.seg_thresh)
-            ids = global_ids(cells, found.first_pixels() + (window[0], window[2]))
-            painted = found.paint(ids, 0)
+            first = found.first_pixels() + (window[0], window[2])
+            ids = global_ids(cells, first)
             y0, y1, x0, x1 = inner
-            labels["0"][y0:y1, x0:x1] = painted[y0 - window[0] : y1 - window[0], x0 - window[2] : x1 - window[2]]
+            labels["0"][y0:y1, x0:x1] = found.paint(ids, 0, rows=range(y0 - window[0], y1 - window[0]),
+                                                    cols=range(x0 - window[2], x1 - window[2]))
             if sink is None:
                 continue
-            first = found.first_pixels() + (window[0], window[2])
             own = (first[:, 0] >= y0) & (first[:, 0] < y1) & (first[:, 1] >= x0) & (first[:, 1] < x1) & (ids > 0)
             owned = np.flatnonzero(own)
             for local, rings in zip(owned, cell_outlines(found, owned, origin=(window[2], window[0]))):

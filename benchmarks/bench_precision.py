@@ -47,14 +47,24 @@ INTRO = """\
   ends of the range); norm statistics are accumulated in float32. On a device without such
   kernels `fast` falls back to fp32 (with a warning). Tiles keep their own norm statistics
   either way; only rounding changes.
+- On CPUs without AMX, `fast` keeps in fp32 the stride-1 convolutions that fp32 runs through
+  NNPACK's Winograd and FFT kernels (the ResNets' 3x3 residual convolutions, 88% of their
+  work, and their 7x7 tail), and its norms write float32: there bf16 direct convolution is
+  *slower* than fp32 Winograd (44 against 33 ms for one residual convolution of a 512 px tile
+  on the benchmark machine). The other convolutions, the transposed ones and the UNets run in
+  bf16, at about twice their fp32 speed. With AMX (bf16 tile instructions), everything runs
+  in bf16.
 
-On CPUs `fast` gains nothing: fp32 runs the ResNets' residual convolutions with Winograd
-kernels, which are about as fast as bf16 direct convolution, and the fp32 path's norms and
-layout changes are the tighter ones, so on the 2-core benchmark machine `fast` took 5.54 and
-5.69 s per tile against 5.46 and 5.25 s for fp32 in the same runs
-([benchmarks.md](benchmarks.md)), for the departures below. Keep `fp32` on CPUs; `fast` is
-meant for GPUs, whose fp16 kernels are usually much faster than their fp32 ones (not
-measured here: no GPU on these machines).
+On the 2-core benchmark machine (Zen 4: AVX512-BF16, no AMX) `fast` took 4.52 and 4.60 s per
+tile for all outputs against 4.75 and 6.05 s for fp32 in the same runs, and the previous
+all-bf16 `fast` 5.51 and 5.99 s in runs alternating with them (`bench_inference.py --tiles 2
+--repeat 2 --configs fast,all --skip-baseline`; see [benchmarks.md](benchmarks.md)): a modest
+gain, for the departures below. Its time on this CPU is bounded by those fp32 Winograd
+convolutions. Winograd with bf16 operands on 4x4 or 6x6 output tiles, the ones that cut the
+work 4-5x, is 9-17 times less accurate than bf16 direct convolution
+(`python benchmarks/winograd_bf16_error.py`), so `fast` does not use it. `fast` is meant for GPUs, whose fp16
+kernels are usually much faster than their fp32 ones (not measured here: no GPU on these
+machines).
 
 The tables below are written by `benchmarks/bench_precision.py` and compare `fast` with `fp32`
 on the same machine. They measure how far `fast` departs from `fp32`, not from DeepLIIF, and the

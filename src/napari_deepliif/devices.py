@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from typing import Iterator
 
@@ -49,6 +50,15 @@ def cpu_supports_bf16() -> bool:
     import torch
 
     probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(probe and probe())
+
+
+@functools.cache
+def cpu_has_amx() -> bool:
+    """True when this CPU has AMX tiles, whose bf16 convolutions outrun fp32 Winograd."""
+    import torch
+
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
     return bool(probe and probe())
 
 

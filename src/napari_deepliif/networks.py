@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .devices import cpu_has_amx
 from .errors import ModelError
 
 BN_EPS = 1e-5
@@ -49,6 +50,10 @@ def _norm_act(x: Tensor, weight: Tensor, bias: Tensor, act: str | None, *, to_nc
     pixels, and its NCHW training-mode ``batch_norm`` (what the reference runs) takes 1.7x
     as long for the same accuracy (5.1 against 3.0 ms at 256 x 128 x 128 with the ReLU).
     """
+    if x.device.type == "cpu" and x.dtype == torch.bfloat16:
+        # fast precision: statistics in float32 run 2.5x faster (norm_stats), and a float32
+        # output lets the next stride-1 conv run in NNPACK; bf16 convs cast it back themselves
+        x = x.float()
     scale, shift = _channel_stats_affine(x, weight, bias)
     if to_nchw and _channels_last(x):
         return _affine_act_to_nchw(x, scale, shift, act)
@@ -153,7 +158,7 @@ def conv_stride1(x: Tensor, weight: Tensor, bias: Tensor | None = None, padding:
     than direct convolution for these shapes; its rounding differs slightly from direct
     convolution and the fixture tolerance tests run through it (see docs/benchmarks.md).
     NNPACK's batched mode is slow, so tiles go through one at a time. Elsewhere (GPU,
-    autocast) it is an ordinary convolution.
+    reduced-precision input, see :func:`_winograd_applies`) it is an ordinary convolution.
     """
     if _winograd_applies(x) and weight.dtype == torch.float32:
         w = weight.contiguous()
@@ -164,12 +169,18 @@ def conv_stride1(x: Tensor, weight: Tensor, bias: Tensor | None = None, padding:
 
 
 def _winograd_applies(x: Tensor) -> bool:
-    """True when :func:`conv_stride1` runs ``x`` through NNPACK: CPU, float32, no autocast."""
+    """True when :func:`conv_stride1` runs ``x`` through NNPACK: a float32 ``x`` on the CPU.
+
+    ``fast`` precision keeps these convolutions in fp32 Winograd under its bf16 autocast:
+    with AVX512-BF16 alone, bf16 direct convolution is slower than NNPACK for them (44
+    against 33 ms for a 3x3 residual conv here, 59 against 33 for the 7x7 tail; see
+    docs/precision.md). Only AMX's bf16 tiles are faster, so with AMX they run bf16.
+    """
     return (
         x.device.type == "cpu"
         and x.dtype == torch.float32
-        and not torch.is_autocast_enabled("cpu")
         and winograd_available()
+        and not (torch.is_autocast_enabled("cpu") and cpu_has_amx())
     )
 
 

@@ -38,7 +38,7 @@ DEVICE = "Device"
 DEVICE_TIP = "Where the network runs: auto picks CUDA, then MPS, then the CPU."
 PRECISION = "Precision"
 PRECISION_TIP = ("fp32 matches the reference; fast uses bf16/fp16 where the hardware has it "
-                 "(for GPUs: on CPUs it is no faster).")
+                 "(for GPUs: on CPUs it gains little).")
 OUTPUTS = "Outputs"
 OUTPUTS_ALL = "All modalities and cells"
 OUTPUTS_SCORE = "Score only (Marker and cells)"

@@ -4,15 +4,21 @@ Model: the full-size (ngf=64) DeepLIIF architecture with random weights, which r
 fast as the released weights; it is built once into ``benchmarks/_work/random-ngf64`` by
 ``fullsize_model.py``. Input: a crop of the real ``shared/data/ihc/ROI_1.png`` (mirror-padded
 when larger) sized so that the 40x tile grid has exactly ``--tiles`` 512 x 512 tiles, none
-computed twice. Each configuration runs in a fresh subprocess so peak memory does not mix:
-load and one warm-up tile (untimed), then ``--repeat`` timed runs over the whole image.
+computed twice. Each configuration runs in its own process so peak memory does not mix: it
+loads and runs one warm-up tile (untimed), then the processes take turns: ``--repeat`` rounds
+in which every configuration runs the whole image once, one process at a time (the order
+reversed every other round). Taking turns keeps the configurations' figures comparable on a
+virtual machine whose speed drifts by 10-40% over minutes: a ratio is taken within each round,
+between runs a few seconds apart.
 
 Configurations (``--configs``): ``all`` engine, every output, fp32; ``score`` engine, Marker and
 Seg only, fp32; ``fast`` engine, every output, ``precision='fast'``; ``baseline``
 (``baseline.py``) every output, nine nets, one tile at a time. Printed: seconds per tile (best
 and median of the repeats), tiles/s, CPU seconds per tile (user + system, all threads: less
 disturbed than wall time on a shared machine), peak RSS of the process (``ru_maxrss``, loading
-included), RSS after loading, engine/baseline time ratios, and the targets.
+included), RSS after loading, and the targets; with the baseline, the engine/baseline time
+ratio of each round (median and range) and what the median means on a machine where the
+reference takes its measured ~12.9 s per tile, the yardstick of the targets.
 
 ``--large`` instead runs a 10000 x 10000 zarr v3 input (``ROI_1.png`` tiled, chunks 512 x 512 x 3,
 cached in ``benchmarks/_work``) with score outputs written into zarr arrays on disk through
@@ -150,8 +156,9 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure_tiles(name: str, model: Path, n_tiles: int, repeat: int) -> dict[str, Any]:
-    """Worker: load, warm up on one tile, then time ``repeat`` runs of the benchmark image."""
+def serve_tiles(name: str, model: Path, n_tiles: int) -> None:
+    """Worker: load and warm up on one tile, then time one run of the benchmark image for every
+    ``run`` line on stdin; a ``stop`` line (or the end of stdin) ends it with its peak RSS."""
     config = CONFIGS[name]
     image = bench_image(n_tiles)
     start = time.perf_counter()
@@ -171,15 +178,19 @@ def measure_tiles(name: str, model: Path, n_tiles: int, repeat: int) -> dict[str
             engine.infer(img, resolution="40x", outputs=config.outputs)
 
     run(image[:TILE, :TILE])  # builds the nets; not timed
-    load_s = time.perf_counter() - start
-    loaded_rss = current_rss_gb()
-    times, cpu = [], []
-    for _ in range(repeat):
+    emit({"load_s": time.perf_counter() - start, "loaded_rss_gb": current_rss_gb()})
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
         start, start_cpu = time.perf_counter(), cpu_seconds()
         run(image)
-        times.append(time.perf_counter() - start)
-        cpu.append(cpu_seconds() - start_cpu)
-    return {"load_s": load_s, "times": times, "cpu": cpu, "loaded_rss_gb": loaded_rss, "peak_rss_gb": peak_rss_gb()}
+        emit({"time": time.perf_counter() - start, "cpu": cpu_seconds() - start_cpu})
+    emit({"peak_rss_gb": peak_rss_gb()})
+
+
+def emit(result: dict[str, Any]) -> None:
+    """Worker: hand one result line to the driver."""
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
 def measure_large(model: Path, max_tiles: int | None) -> dict[str, Any]:
@@ -236,20 +247,83 @@ def build_large_input() -> None:
     array.attrs["complete"] = True
 
 
-def run_worker(args: list[str]) -> dict[str, Any] | None:
-    """Run this script as a worker in a fresh process; its result, or None if it failed."""
+def worker_env() -> dict[str, str]:
+    """The environment of a worker process."""
     env = dict(os.environ)
     # NNPACK (the engine's fp32 stride-1 convs) has its own thread pool; OpenMP threads that
     # spin-wait after each oneDNN/ATen op (the default ACTIVE policy) then compete with it for
-    # the cores. PASSIVE makes idle OpenMP threads sleep.
+    # the cores. PASSIVE makes idle OpenMP threads sleep (and idle workers cost no CPU).
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args], env=env,
-                          stdout=subprocess.PIPE, text=True)
+    return env
+
+
+def worker_command(args: list[str]) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), *args]
+
+
+def run_worker(args: list[str]) -> dict[str, Any] | None:
+    """Run this script as a worker in a fresh process; its result, or None if it failed."""
+    proc = subprocess.run(worker_command(args), env=worker_env(), stdout=subprocess.PIPE, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     if proc.returncode != 0 or not lines:
         print(f"  worker {' '.join(args)} failed (exit {proc.returncode})")
         return None
     return json.loads(lines[-1][len(RESULT_PREFIX):])
+
+
+class TileWorker:
+    """A configuration's worker process (:func:`serve_tiles`), driven one run at a time."""
+
+    def __init__(self, name: str, args: list[str]):
+        self.name = name
+        self.proc = subprocess.Popen(worker_command(["--worker", name, *args]), env=worker_env(),
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.result: dict[str, Any] = {**self._read(), "times": [], "cpu": []}
+
+    def _read(self) -> dict[str, Any]:
+        for line in self.proc.stdout:
+            if line.startswith(RESULT_PREFIX):
+                return json.loads(line[len(RESULT_PREFIX):])
+        raise RuntimeError(f"worker {self.name} ended (exit {self.proc.wait()})")
+
+    def run(self) -> None:
+        self.proc.stdin.write("run\n")
+        self.proc.stdin.flush()
+        r = self._read()
+        self.result["times"].append(r["time"])
+        self.result["cpu"].append(r["cpu"])
+
+    def stop(self) -> dict[str, Any]:
+        self.proc.stdin.write("stop\n")
+        self.proc.stdin.flush()
+        self.result.update(self._read())
+        self.proc.wait()
+        return self.result
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+
+
+def measure_in_turns(names: list[str], args: list[str], repeat: int) -> dict[str, dict[str, Any]] | None:
+    """Start a worker per configuration (one after another), then ``repeat`` rounds in which
+    each runs once, in turn; every worker's result, or None if one failed."""
+    workers: list[TileWorker] = []
+    try:
+        for name in names:
+            print(f"  loading {name} ...", flush=True)
+            workers.append(TileWorker(name, args))
+        for round_no in range(repeat):
+            print(f"  round {round_no + 1} of {repeat} ...", flush=True)
+            for worker in workers if round_no % 2 == 0 else reversed(workers):
+                worker.run()
+        return {w.name: w.stop() for w in workers}
+    except (RuntimeError, BrokenPipeError) as exc:
+        print(f"  {exc}")
+        return None
+    finally:
+        for worker in workers:
+            worker.kill()
 
 
 def cpu_model() -> str:
@@ -299,21 +373,30 @@ def report_tiles(results: dict[str, dict[str, Any]], n_tiles: int, fullsize: boo
               f"{r['loaded_rss_gb']:8.2f}GB {r['peak_rss_gb']:7.2f}GB  "
               f"{verdict(best[name], target)}")
     if "baseline" in best:
-        print("\nengine / baseline (best s/tile):")
-        for name, value in best.items():
-            if name != "baseline":
-                ratio = value / best["baseline"]
-                print(f"  {name:6s} {ratio:6.3f}  ({1 / ratio:.1f}x faster)")
+        print("\nengine / baseline, run by run within each round (median, range)"
+              + (f"; x {REFERENCE_S_PER_TILE} s = on a machine where the reference takes its usual time" if fullsize else "")
+              + ":")
+        base = results["baseline"]["times"]
+        for name, r in results.items():
+            if name == "baseline":
+                continue
+            ratios = [t / b for t, b in zip(r["times"], base)]
+            ratio = statistics.median(ratios)
+            line = f"  {name:6s} {ratio:6.3f} ({min(ratios):.3f}-{max(ratios):.3f}, {1 / ratio:.1f}x faster)"
+            if fullsize:
+                scaled = ratio * REFERENCE_S_PER_TILE
+                line += f"  -> {scaled:.2f} s/tile  {verdict(scaled, CONFIGS[name].target_s)}"
+            print(line)
     if fullsize:
         print(f"\nreference deepliif 1.2.7 on these machines: ~{REFERENCE_S_PER_TILE} s/tile (all outputs); "
-              "targets apply to best s/tile on a quiet machine")
+              "targets apply to s/tile on a quiet machine")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--tiles", type=int, default=6, help="512 tiles per timed run (default 6: a 896 x 1344 crop)")
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs per configuration")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds: each configuration runs the image once per round")
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, from {','.join(CONFIGS)}")
     parser.add_argument("--skip-baseline", action="store_true", help="leave the baseline out")
     parser.add_argument("--model", default="fullsize", help="fullsize, fixture or a model directory")
@@ -328,8 +411,7 @@ def main() -> int:
         print(RESULT_PREFIX + json.dumps(result))
         return 0
     if args.worker:
-        result = measure_tiles(args.worker, Path(args.model), args.tiles, args.repeat)
-        print(RESULT_PREFIX + json.dumps(result))
+        serve_tiles(args.worker, Path(args.model), args.tiles)
         return 0
 
     print_machine()
@@ -366,15 +448,12 @@ def main() -> int:
         raise AssertionError(f"{image.shape[1]} x {image.shape[0]} has {len(grid.tiles())} tiles, not {args.tiles}")
     empty = sum(is_empty_tile(grid.read(image, t)) for t in grid.tiles())
     print(f"model {model}; image {image.shape[1]} x {image.shape[0]} from {ROI.name}: {len(grid.tiles())} tiles of "
-          f"{TILE}, {empty} empty; {args.repeat} timed runs per configuration, each in a fresh process", flush=True)
-    results = {}
-    for name in names:
-        print(f"  running {name} ...", flush=True)
-        r = run_worker(["--worker", name, "--model", str(model), "--tiles", str(args.tiles), "--repeat", str(args.repeat)])
-        if r is not None:
-            results[name] = r
+          f"{TILE}, {empty} empty; {args.repeat} rounds, each configuration in its own process", flush=True)
+    results = measure_in_turns(names, ["--model", str(model), "--tiles", str(args.tiles)], args.repeat)
+    if results is None:
+        return 1
     report_tiles(results, args.tiles, fullsize=model == FULLSIZE_MODEL)
-    return 0 if len(results) == len(names) else 1
+    return 0
 
 
 if __name__ == "__main__":

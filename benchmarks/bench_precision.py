@@ -50,10 +50,11 @@ INTRO = """\
 - On CPUs without AMX, `fast` keeps in fp32 the stride-1 convolutions that fp32 runs through
   NNPACK's Winograd and FFT kernels (the ResNets' 3x3 residual convolutions, 88% of their
   work, and their 7x7 tail), and its norms write float32: there bf16 direct convolution is
-  *slower* than fp32 Winograd (44 against 33 ms for one residual convolution of a 512 px tile
-  on the benchmark machine). The other convolutions, the transposed ones and the UNets run in
-  bf16, at about twice their fp32 speed. With AMX (bf16 tile instructions), everything runs
-  in bf16.
+  slower than fp32 Winograd as well as less accurate (one residual convolution of a 512 px
+  tile: 45-85 ms in bf16 against 42-72 ms in NNPACK, the tail 61-65 against 37-42, in three
+  runs of `python benchmarks/conv_kernels.py` on the benchmark machine). The other
+  convolutions, the transposed ones and the UNets run in bf16, at about twice their fp32
+  speed. With AMX (bf16 tile instructions), everything runs in bf16.
 
 On the 2-core benchmark machine (Zen 4: AVX512-BF16, no AMX) `fast` took 4.52 and 4.60 s per
 tile for all outputs against 4.75 and 6.05 s for fp32 in the same runs, and the previous

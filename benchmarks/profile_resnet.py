@@ -11,9 +11,12 @@ example ``git show REV:src/napari_deepliif/networks.py > /tmp/networks_old.py``)
 two in alternation in this one process, which is the only fair comparison on a machine whose
 speed drifts between runs; it also says whether their outputs are identical.
 
+``--fast`` runs everything under ``fast`` precision's bf16 autocast (as the engine does on a
+CPU with bf16 kernels).
+
 Run::
 
-    PYTHONPATH=src python benchmarks/profile_resnet.py [--tiles 2] [--repeat 3] [--against FILE]
+    PYTHONPATH=src python benchmarks/profile_resnet.py [--tiles 2] [--repeat 3] [--fast] [--against FILE]
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed passes (the best is kept)")
     parser.add_argument("--against", type=Path, help="another networks.py to time side by side")
     parser.add_argument("--rounds", type=int, default=8, help="--against: alternating passes per version")
+    parser.add_argument("--fast", action="store_true", help="under fast precision's bf16 autocast")
     args = parser.parse_args()
 
     from napari_deepliif import networks
@@ -88,8 +92,9 @@ def main() -> None:
         net.optimise_layout()
     x = torch.rand(args.tiles, 3, 512, 512, generator=gen) * 2 - 1
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.tiles} tiles per pass, "
-          f"best of {args.repeat}")
-    with torch.inference_mode():
+          f"best of {args.repeat}" + (", bf16 autocast (fast)" if args.fast else ""))
+    precision = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.fast)
+    with torch.inference_mode(), precision:
         print(f"UNet-512:  {seconds_per_tile(unet, x, args.repeat):.3f} s/tile")
         print(f"ResNet-9:  {seconds_per_tile(resnet, x, args.repeat):.3f} s/tile")
         spent = collections.defaultdict(float)
@@ -128,7 +133,7 @@ def main() -> None:
         other = load_networks(args.against).ResnetGenerator(state).eval()
         other.optimise_layout()
         print(f"ResNet-9, this code against {args.against}, {args.rounds} alternating passes each:")
-        with torch.inference_mode():
+        with torch.inference_mode(), precision:
             compare({"this": resnet, "against": other}, x, args.rounds)
 
 

@@ -172,9 +172,10 @@ def _winograd_applies(x: Tensor) -> bool:
     """True when :func:`conv_stride1` runs ``x`` through NNPACK: a float32 ``x`` on the CPU.
 
     ``fast`` precision keeps these convolutions in fp32 Winograd under its bf16 autocast:
-    with AVX512-BF16 alone, bf16 direct convolution is slower than NNPACK for them (44
-    against 33 ms for a 3x3 residual conv here, 59 against 33 for the 7x7 tail; see
-    docs/precision.md). Only AMX's bf16 tiles are faster, so with AMX they run bf16.
+    with AVX512-BF16 alone, bf16 direct convolution is slower than NNPACK for them and far
+    less accurate (``benchmarks/conv_kernels.py``: a residual 3x3 conv 45-85 against 42-72
+    ms, the 7x7 tail 61-65 against 37-42 ms). AMX's bf16 tiles are much faster, so with AMX
+    they run bf16.
     """
     return (
         x.device.type == "cpu"

@@ -26,6 +26,8 @@ import torch.nn.functional as F
 
 
 class Conv(NamedTuple):
+    """One convolution of a 512 px tile."""
+
     name: str
     c_in: int
     c_out: int
@@ -34,12 +36,18 @@ class Conv(NamedTuple):
     stride: int
     transposed: bool = False
 
+    @property
+    def padding(self) -> int:
+        """The stride-2 layers pad by 1 themselves; the stride-1 inputs come padded."""
+        return 1 if self.stride == 2 else 0
+
     def gmac(self) -> float:
-        size_out = self.size_in * 2 if self.transposed else (self.size_in - self.kernel) // self.stride + 1
-        if self.stride == 2 and not self.transposed:
-            size_out = self.size_in // 2
-        taps = self.kernel**2 / (self.stride**2 if self.transposed else 1)
-        return size_out**2 * self.c_in * self.c_out * taps / 1e9
+        """Multiply-adds of direct convolution, in billions."""
+        if self.transposed:
+            pixels = self.size_in**2  # every input pixel meets every tap
+        else:
+            pixels = ((self.size_in + 2 * self.padding - self.kernel) // self.stride + 1) ** 2
+        return pixels * self.c_in * self.c_out * self.kernel**2 / 1e9
 
 
 CONVS = [
@@ -72,16 +80,15 @@ def time_conv(conv: Conv, repeat: int) -> dict[str, float]:
     x = torch.randn(1, conv.c_in, conv.size_in, conv.size_in, generator=gen)
     if conv.transposed:
         w = torch.randn(conv.c_in, conv.c_out, conv.kernel, conv.kernel, generator=gen)
-        pad = 1
 
         def direct(xx: torch.Tensor, ww: torch.Tensor) -> torch.Tensor:
-            return F.conv_transpose2d(xx, ww, stride=2, padding=pad, output_padding=1 if conv.kernel == 3 else 0)
+            # the ResNet's 3x3 ones add output_padding=1 to double the size exactly
+            return F.conv_transpose2d(xx, ww, stride=2, padding=1, output_padding=conv.kernel % 2)
     else:
         w = torch.randn(conv.c_out, conv.c_in, conv.kernel, conv.kernel, generator=gen)
-        pad = 1 if conv.stride == 2 else 0
 
         def direct(xx: torch.Tensor, ww: torch.Tensor) -> torch.Tensor:
-            return F.conv2d(xx, ww, stride=conv.stride, padding=pad)
+            return F.conv2d(xx, ww, stride=conv.stride, padding=conv.padding)
 
     cl = torch.channels_last
     x32, w32 = x.contiguous(memory_format=cl), w.contiguous(memory_format=cl)

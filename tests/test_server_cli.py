@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 #: The two sub-commands on a parser of their own (cli.py registers them the same way).
@@ -32,7 +33,8 @@ def test_token_creates_and_prints_the_token(tmp_path):
     assert again.strip() == token
 
 
-def test_serve_prints_url_and_token_path_and_stops_on_ctrl_c(tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
+def test_serve_prints_url_and_token_path_and_stops_on_ctrl_c_or_sigterm(tmp_path, stop_signal):
     server = command(tmp_path, "serve", "--engine", "stain", "--port", "0", "--queue-size", "3",
                      "--max-pixels", "1000000", "--max-request-mb", "2")
     try:
@@ -49,9 +51,11 @@ def test_serve_prints_url_and_token_path_and_stops_on_ctrl_c(tmp_path):
         health = httpx.get(f"{url}/api/health", timeout=30).json()
         assert health["engine"] == "stain"
         assert health["limits"] == {"max_request_bytes": 2 * 1024 * 1024, "max_pixels": 1_000_000, "queue_size": 3}
-        assert httpx.post(f"{url}/api/cancel", headers={"Authorization": f"Bearer {token}"}).json() == {"cancelled": False}
-        server.send_signal(signal.SIGINT)
-        assert server.wait(timeout=30) == 0
+        cancel = httpx.post(f"{url}/api/cancel", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert cancel.json() == {"cancelled": False}
+        server.send_signal(stop_signal)
+        _, err = server.communicate(timeout=30)
+        assert server.returncode == 0, err
     finally:
         if server.poll() is None:
             server.kill()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
 import socket
 import threading
 import time
@@ -126,11 +127,25 @@ class ServerHandle:
             log.warning("the server thread did not end within %.0f s", timeout)
 
     def wait(self) -> None:
-        """Block until the server stops; Ctrl-C stops it."""
+        """Block until the server stops; Ctrl-C (SIGINT) or SIGTERM stops it gracefully.
+
+        The signals set a flag instead of raising KeyboardInterrupt: a KeyboardInterrupt
+        inside ``Thread.join`` can mark the still-running server thread as stopped
+        (CPython's join releases the thread's own lock when interrupted), so ``stop``
+        would not wait for it. Called from another thread than the main one, it only waits.
+        """
+        stopping = threading.Event()
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous[signum] = signal.signal(signum, lambda *_: stopping.set())
         try:
-            while self._thread.is_alive():
-                self._thread.join(0.5)
-        except KeyboardInterrupt:
+            while self._thread.is_alive() and not stopping.is_set():
+                time.sleep(0.1)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        if stopping.is_set():
             self.stop()
 
     def __enter__(self) -> "ServerHandle":

@@ -6,9 +6,9 @@ forward pass with the engine's CPU settings, and prints seconds per tile for eac
 for the ResNet, the wall time inside each kind of call (wall-clock timers around the calls,
 so the figures add up to the whole; ``torch.profiler`` inflates the many small ones).
 
-``--against FILE`` also builds the same ResNet from another version of ``networks.py`` (for
-example ``git show REV:src/napari_deepliif/networks.py > /tmp/networks_old.py``) and times the
-two in alternation in this one process, which is the only fair comparison on a machine whose
+``--against FILE`` also builds the same ResNet and UNet from another version of ``networks.py``
+(for example ``git show REV:src/napari_deepliif/networks.py > /tmp/networks_old.py``) and times
+each pair in alternation in this one process, which is the only fair comparison on a machine whose
 speed drifts between runs; it also says whether their outputs are identical.
 
 ``--fast`` runs everything under ``fast`` precision's bf16 autocast (as the engine does on a
@@ -87,7 +87,8 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     state = resnet_state(64, gen)
     resnet = networks.ResnetGenerator(state).eval()
-    unet = networks.UnetGenerator(unet_state(64, gen)).eval()
+    unet_weights = unet_state(64, gen)
+    unet = networks.UnetGenerator(unet_weights).eval()
     for net in (resnet, unet):
         net.optimise_layout()
     x = torch.rand(args.tiles, 3, 512, 512, generator=gen) * 2 - 1
@@ -130,11 +131,13 @@ def main() -> None:
         print(f"  {label:48s} {seconds / per_tile:6.3f} s/tile")
     print(f"  {'everything else (adds, tanh, ...)':48s} {(total - sum(spent.values())) / per_tile:6.3f} s/tile")
     if args.against:
-        other = load_networks(args.against).ResnetGenerator(state).eval()
-        other.optimise_layout()
-        print(f"ResNet-9, this code against {args.against}, {args.rounds} alternating passes each:")
-        with torch.inference_mode(), precision:
-            compare({"this": resnet, "against": other}, x, args.rounds)
+        against = load_networks(args.against)
+        others = (against.ResnetGenerator(state).eval(), against.UnetGenerator(unet_weights).eval())
+        for name, net, other in (("ResNet-9", resnet, others[0]), ("UNet-512", unet, others[1])):
+            other.optimise_layout()
+            print(f"{name}, this code against {args.against}, {args.rounds} alternating passes each:")
+            with torch.inference_mode(), precision:
+                compare({"this": net, "against": other}, x, args.rounds)
 
 
 if __name__ == "__main__":

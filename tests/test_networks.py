@@ -96,3 +96,31 @@ def test_norm_statistics_are_per_tile_and_exact(channels_last: bool) -> None:
         assert got_scale.dtype == torch.float32 and got_scale.shape == (2, 32)
         torch.testing.assert_close(got_scale.double(), scale, rtol=rtol, atol=0.0)
         torch.testing.assert_close(got_shift.double(), shift, rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("act", [None, "relu", "leaky"])
+@pytest.mark.parametrize("with_residual", [True, False])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_compiled_norm_layers_equal_pytorch_arithmetic_bit_for_bit(act: str | None, with_residual: bool,
+                                                                    channels_last: bool) -> None:
+    import torch.nn.functional as F
+
+    from napari_deepliif.networks import LEAKY_SLOPE, _channel_stats_affine, _norm_act
+
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 16, 33, 20, generator=gen) * torch.tensor([2.0, 0.3]).view(2, 1, 1, 1) - 1.0
+    weight, bias = torch.rand(16, generator=gen) + 0.5, torch.randn(16, generator=gen)
+    residual = torch.randn(2, 16, 33, 20, generator=gen) if with_residual else None
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    scale, shift = _channel_stats_affine(x, weight, bias)
+    expected = torch.addcmul(shift[:, :, None, None], x, scale[:, :, None, None])
+    if act == "relu":
+        expected = F.relu(expected)
+    elif act == "leaky":
+        expected = F.leaky_relu(expected, LEAKY_SLOPE)
+    if residual is not None:
+        expected = residual + expected
+    got = _norm_act(x.clone(), weight, bias, act, residual=residual)
+    assert got.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    assert torch.equal(got, expected)

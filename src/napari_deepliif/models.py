@@ -128,6 +128,7 @@ class DeepLIIFModel:
         state = _read_state_dict(path)
         what = str(path)
         net = UnetGenerator(state, what) if name.startswith("G5") else ResnetGenerator(state, what, self.options.padding)
+        del state  # the net now holds the only references, so each weight it re-lays out is freed at once
         if net.in_channels != 3:
             raise ModelError(f"{path}: the net takes {net.in_channels} input channels, expected 3 (RGB)")
         log.info("loaded %s from %s", name, path)

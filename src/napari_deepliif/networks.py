@@ -25,10 +25,9 @@ from .errors import ModelError
 
 BN_EPS = 1e-5
 LEAKY_SLOPE = 0.2
-#: The innermost UNet levels whose transposed convs run as a matrix product, and the
-#: largest input edge (pixels) that path is used for (at 512 px tiles: inputs of 1, 2, 4 px).
+#: The innermost UNet levels whose transposed convs run as a matrix product (at 512 px
+#: tiles: inputs of 1, 2 and 4 px).
 _MATMUL_LEVELS = 3
-_MATMUL_MAX_SIZE = 4
 
 # Keys a BatchNorm carries that inference ignores (running stats are never used).
 _IGNORED_SUFFIXES = (".running_mean", ".running_var", ".num_batches_tracked")
@@ -228,11 +227,14 @@ class _Weights(nn.Module):
     def __contains__(self, key: str) -> bool:
         return key in self._names
 
+    def replace(self, key: str, value: Tensor) -> None:
+        """Hold ``value`` under ``key`` instead (the old tensor is freed unless held elsewhere)."""
+        setattr(self, self._names[key], value)
+
     def to_channels_last(self, keys: list[str]) -> None:
         """Store these 4-D weights channels-last (NHWC), the layout oneDNN and cuDNN run fastest."""
         for key in keys:
-            buf = self._names[key]
-            setattr(self, buf, getattr(self, buf).contiguous(memory_format=torch.channels_last))
+            self.replace(key, self[key].contiguous(memory_format=torch.channels_last))
 
 
 def _require(state: Mapping[str, Tensor], key: str, ndim: int, what: str) -> Tensor:
@@ -427,24 +429,25 @@ class UnetGenerator(nn.Module):
         self.w = _Weights(state)
 
     def optimise_layout(self) -> None:
-        """Put every conv weight in channels-last layout (oneDNN/cuDNN's fastest), and keep
-        the transposed convs of the innermost levels also as matrices (see :meth:`_up`)."""
-        self.w.to_channels_last([k for k in self.w._names if self.w[k].ndim == 4])
-        self._up_matrices: dict[str, Tensor] = {}
-        for prefix, innermost in self.levels[-_MATMUL_LEVELS:]:
-            key = f"{prefix}.model.{3 if innermost else 5}.weight"
+        """Put every conv weight in channels-last layout (oneDNN/cuDNN's fastest), except the
+        transposed convs of the innermost levels, which become matrices (see :meth:`_up`)."""
+        inner = {f"{prefix}.model.{3 if innermost else 5}.weight" for prefix, innermost in self.levels[-_MATMUL_LEVELS:]}
+        self.w.to_channels_last([k for k in self.w._names if self.w[k].ndim == 4 and k not in inner])
+        for key in inner:
             w = self.w[key]
-            self._up_matrices[key] = w.reshape(w.shape[0], -1).t().contiguous()
+            self.w.replace(key, w.reshape(w.shape[0], -1).t().contiguous())
 
     def _up(self, y: Tensor, key: str) -> Tensor:
         """4x4 stride-2 transposed convolution. At the innermost levels (inputs of a few
         pixels) it is a matrix product and a fold: the direct kernel's per-call weight
-        reordering costs ~10x the arithmetic there."""
-        matrix = getattr(self, "_up_matrices", {}).get(key)
-        if matrix is None or y.shape[-1] > _MATMUL_MAX_SIZE:
-            return F.conv_transpose2d(y, self.w[key], stride=2, padding=1)
+        reordering costs ~10x the arithmetic there. Their weights are kept only as matrices
+        (Cout x 16 by Cin, 80 MB a UNet-512), so larger inputs at those levels, which the
+        released models never see, take the same path."""
+        weight = self.w[key]
+        if weight.ndim == 4:
+            return F.conv_transpose2d(y, weight, stride=2, padding=1)
         n, c, h, w = y.shape
-        cols = matrix @ y.reshape(n, c, h * w)
+        cols = weight @ y.reshape(n, c, h * w)
         return F.fold(cols, (2 * h, 2 * w), 4, stride=2, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:

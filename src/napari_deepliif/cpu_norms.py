@@ -63,8 +63,9 @@ def planes_mean_var(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, var
 
 
-# No fast-math here, nor in any caller (numba's flags would reach it through inlining): the
-# float32 roundings of networks._channel_stats_affine, one by one.
+# No fast-math here, nor in any caller: a jitted function without flags of its own takes those
+# of the first caller it is compiled for. The float32 roundings of
+# networks._channel_stats_affine, one by one.
 @njit(cache=True, nogil=True)
 def _scale_shift(mean: float, var: float, weight: np.float32, bias: np.float32,
                  eps: np.float32) -> tuple[np.float32, np.float32]:

@@ -124,3 +124,6 @@ def test_compiled_norm_layers_equal_pytorch_arithmetic_bit_for_bit(act: str | No
     got = _norm_act(x.clone(), weight, bias, act, residual=residual)
     assert got.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     assert torch.equal(got, expected)
+    # the PyTorch path the GPUs take (here: any dtype but CPU float32) means the same layer
+    generic = _norm_act(x.double(), weight, bias, act, residual=None if residual is None else residual.double())
+    torch.testing.assert_close(generic, expected.double(), rtol=1e-5, atol=1e-5)

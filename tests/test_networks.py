@@ -51,7 +51,11 @@ def _reference(padding: str, dropout: bool, ngf: int = 4, n_blocks: int = 2) -> 
 
 @pytest.mark.parametrize("padding", ["reflect", "replicate"])
 @pytest.mark.parametrize("dropout", [True, False])
-def test_padded_generators_match_plain_pytorch(padding: str, dropout: bool) -> None:
+@pytest.mark.parametrize("nnpack", [True, False], ids=["nnpack", "no-nnpack"])
+def test_padded_generators_match_plain_pytorch(padding: str, dropout: bool, nnpack: bool,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    if not nnpack:  # as on a PyTorch build without NNPACK: the trunk stays channels-last
+        monkeypatch.setattr("napari_deepliif.networks._NNPACK", False)
     torch.manual_seed(0)
     reference = _reference(padding, dropout)
     x = torch.rand(2, 3, 64, 64) * 2 - 1

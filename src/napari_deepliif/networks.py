@@ -69,17 +69,14 @@ def _cpu_norm_(x: Tensor, weight: Tensor, bias: Tensor, act: str | None, residua
     the same arithmetic bit for bit, in 2-3 passes over the tile instead of 4-6)."""
     from .cpu_norms import IDENTITY, LEAKY_RELU, RELU, planes_norm_, rows_norm_  # numba: loaded on first use
 
-    n, c = x.shape[:2]
-    if _channels_last(x):
-        tiles, kernel = x.detach().permute(0, 2, 3, 1).reshape(n, -1, c), rows_norm_
-        extra = None if residual is None else residual.detach().permute(0, 2, 3, 1).reshape(n, -1, c)
-    else:
-        x = x.contiguous()
-        tiles, kernel = x.detach().reshape(n, c, -1), planes_norm_
-        extra = None if residual is None else residual.detach().contiguous().reshape(n, c, -1)
+    rows = _channels_last(x)
+    if not rows:
+        x = x.contiguous()  # written in place through the views below
+    tiles, kernel = _tile_matrices(x.detach(), rows), rows_norm_ if rows else planes_norm_
+    extra = None if residual is None else _tile_matrices(residual.detach(), rows)
     code = {None: IDENTITY, "relu": RELU, "leaky": LEAKY_RELU}[act]
     w, b = weight.detach().float().contiguous().numpy(), bias.detach().float().contiguous().numpy()
-    for i in range(n):
+    for i in range(x.shape[0]):
         kernel(tiles[i].numpy(), w, b, np.float32(BN_EPS), code, np.float32(LEAKY_SLOPE),
                None if extra is None else extra[i].numpy())
     return x
@@ -98,18 +95,23 @@ def _channels_last(x: Tensor) -> bool:
     return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
+def _tile_matrices(x: Tensor, rows: bool) -> Tensor:
+    """Each tile of ``x`` (N x C x H x W) as a matrix: with ``rows`` one row per pixel
+    (N x HW x C, a view of a channels-last ``x``), else one row per channel (N x C x HW, a
+    view of an NCHW ``x``); other layouts are copied."""
+    n, c = x.shape[:2]
+    return x.permute(0, 2, 3, 1).reshape(n, -1, c) if rows else x.reshape(n, c, -1)
+
+
 def _channel_stats_affine(x: Tensor, weight: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
     """Per tile and channel ``scale`` and ``shift`` (N x C, float32) that normalise ``x`` and
     apply the norm's affine: ``y = x * scale + shift``. On the CPU in float32 the statistics
     come from :mod:`napari_deepliif.cpu_norms` (2-3x faster, float64 sums)."""
-    n, c = x.shape[:2]
     if x.device.type == "cpu" and x.dtype == torch.float32:
         mean, var = _cpu_mean_var(x)
     else:
-        if _channels_last(x):
-            flat, dim = x.permute(0, 2, 3, 1).reshape(n, -1, c), 1  # a view: channels last
-        else:
-            flat, dim = x.reshape(n, c, -1), 2
+        rows = _channels_last(x)
+        flat, dim = _tile_matrices(x, rows), 1 if rows else 2
         mean = flat.mean(dim, dtype=torch.float32)
         var = (flat - mean.unsqueeze(dim)).square_().mean(dim)
     scale = weight.float() * torch.rsqrt(var + BN_EPS)
@@ -120,12 +122,9 @@ def _cpu_mean_var(x: Tensor) -> tuple[Tensor, Tensor]:
     """Mean and variance (N x C, float32) of a float32 CPU ``x`` over each tile's H x W."""
     from .cpu_norms import planes_mean_var, rows_mean_var  # numba: loaded on first use
 
-    n, c = x.shape[:2]
-    if _channels_last(x):
-        tiles, kernel = x.permute(0, 2, 3, 1).reshape(n, -1, c), rows_mean_var
-    else:
-        tiles, kernel = x.contiguous().reshape(n, c, -1), planes_mean_var
-    stats = [kernel(tile.numpy()) for tile in tiles.detach()]
+    rows = _channels_last(x)
+    kernel = rows_mean_var if rows else planes_mean_var
+    stats = [kernel(tile.numpy()) for tile in _tile_matrices(x.detach(), rows)]
     mean = torch.from_numpy(np.stack([m for m, _ in stats])).float()
     var = torch.from_numpy(np.stack([v for _, v in stats])).float()
     return mean, var
@@ -141,8 +140,7 @@ def _affine_act_to_nchw(x: Tensor, scale: Tensor, shift: Tensor, act: str | None
     """``act(x * scale + shift)`` of a channels-last ``x``, written NCHW piece by piece."""
     n, c, h, w = x.shape
     out = torch.empty((n, c, h, w), dtype=x.dtype, device=x.device)
-    src = x.permute(0, 2, 3, 1).reshape(n, h * w, c)
-    dst = out.view(n, c, h * w)
+    src, dst = _tile_matrices(x, rows=True), _tile_matrices(out, rows=False)
     scale, shift = scale[:, :, None], shift[:, :, None]
     for start in range(0, h * w, _LAYOUT_PIECE):
         piece = dst[:, :, start : start + _LAYOUT_PIECE]
@@ -153,10 +151,8 @@ def _affine_act_to_nchw(x: Tensor, scale: Tensor, shift: Tensor, act: str | None
 
 def _copy_to_channels_last(dst: Tensor, src: Tensor) -> None:
     """Copy NCHW ``src`` into channels-last ``dst`` (same shape) piece by piece."""
-    n, c, h, w = src.shape
-    rows = dst.permute(0, 2, 3, 1).reshape(n, h * w, c)
-    planes = src.reshape(n, c, h * w)
-    for start in range(0, h * w, _LAYOUT_PIECE):
+    rows, planes = _tile_matrices(dst, rows=True), _tile_matrices(src, rows=False)
+    for start in range(0, rows.shape[1], _LAYOUT_PIECE):
         rows[:, start : start + _LAYOUT_PIECE].copy_(planes[:, :, start : start + _LAYOUT_PIECE].transpose(1, 2))
 
 

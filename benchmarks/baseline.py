@@ -26,8 +26,14 @@ import torch
 from PIL import Image
 from torch import nn
 
-from napari_deepliif.constants import EMPTY_TILE_COLOURS, EMPTY_TILE_VARIANCE, MODALITIES, SEG, TILE_SIZE_BY_RESOLUTION
-from napari_deepliif.options import ModelOptions, read_model_options
+from napari_deepliif.constants import (
+    EMPTY_TILE_COLOURS,
+    EMPTY_TILE_VARIANCE,
+    MODALITIES,
+    SEG,
+    TILE_SIZE_BY_RESOLUTION,
+)
+from napari_deepliif.models.options import ModelOptions, read_model_options
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURE_MODEL = SHARED / "fixtures" / "models" / "deepliif-fit-ngf8"
@@ -243,7 +249,7 @@ def main() -> int:
     parser.add_argument("--resolution", default="40x", choices=sorted(TILE_SIZE_BY_RESOLUTION))
     args = parser.parse_args()
 
-    from napari_deepliif.engine import Engine
+    from napari_deepliif.engine.engines import Engine
 
     image = np.asarray(Image.open(args.image).convert("RGB"))
     tile_size = TILE_SIZE_BY_RESOLUTION[args.resolution]

@@ -170,7 +170,7 @@ def serve_tiles(name: str, model: Path, n_tiles: int) -> None:
         def run(img: np.ndarray) -> None:
             base.infer(img, TILE)
     else:
-        from napari_deepliif.engine import Engine
+        from napari_deepliif.engine.engines import Engine
 
         engine = Engine.load(model, device="cpu", precision=config.precision)
 
@@ -197,7 +197,7 @@ def measure_large(model: Path, max_tiles: int | None) -> dict[str, Any]:
     """Worker: score outputs of the large zarr input into zarr arrays on disk."""
     import zarr
 
-    from napari_deepliif.engine import Engine
+    from napari_deepliif.engine.engines import Engine
     from napari_deepliif.errors import Cancelled
 
     source = zarr.open_array(LARGE_INPUT, mode="r")
@@ -340,7 +340,7 @@ def print_machine() -> None:
     """CPU, cores, torch and the exact command line."""
     import torch
 
-    from napari_deepliif.devices import fast_dtype
+    from napari_deepliif.engine.devices import fast_dtype
 
     env = " ".join(f"{k}={os.environ[k]}" for k in ("PYTHONPATH", "OMP_WAIT_POLICY", "OMP_NUM_THREADS")
                    if k in os.environ)
@@ -440,8 +440,8 @@ def main() -> int:
         names = [n for n in names if n != "baseline"]
     model = resolve_model(args.model)
     image = bench_image(args.tiles)
-    from napari_deepliif.inference import is_empty_tile
-    from napari_deepliif.tiling import TileGrid
+    from napari_deepliif.engine.inference import is_empty_tile
+    from napari_deepliif.engine.tiling import TileGrid
 
     grid = TileGrid(image.shape[0], image.shape[1], TILE)
     if len(grid.tiles()) != args.tiles:

@@ -24,8 +24,8 @@ from PIL import Image
 from scipy import ndimage as ndi
 from skimage.measure import label, regionprops
 
-from napari_deepliif.postprocess import postprocess
-from napari_deepliif.scoring import counts, default_size_threshold
+from napari_deepliif.cells.postprocess import postprocess
+from napari_deepliif.cells.scoring import counts, default_size_threshold
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "deepliif-2021-outputs"
 #: Wall time of one reference (deepliif 1.2.7) recompute at 3000 x 3000 on these machines.

@@ -5,7 +5,7 @@ models, every fixture input and tile size) the engine runs the input at both pre
 output image: max and mean absolute difference (grey levels, over all channels) and the
 percentage of identical pixels (all three channels equal); and fp32 against the reference's
 image (max difference, identical pixels in the worst channel). Per case: the cell counts
-(``num_total``, ``num_pos``) that :func:`napari_deepliif.postprocess.postprocess` gives for each
+(``num_total``, ``num_pos``) that :func:`napari_deepliif.cells.postprocess.postprocess` gives for each
 precision, beside the reference's. Then one 512 x 512 tile of ``ROI_1.png`` through the
 full-size (ngf=64) random-weight model (pixels only; built once into ``benchmarks/_work``).
 The report is written to ``docs/precision.md`` and printed. Usage::
@@ -23,10 +23,10 @@ import numpy as np
 from bench_inference import ROI, SHARED, TILE, cpu_model, fullsize_model, read_roi
 from PIL import Image
 
-from napari_deepliif.devices import fast_dtype
-from napari_deepliif.engine import Engine
-from napari_deepliif.postprocess import postprocess
-from napari_deepliif.scoring import resolution_for_tile_size
+from napari_deepliif.cells.postprocess import postprocess
+from napari_deepliif.cells.scoring import resolution_for_tile_size
+from napari_deepliif.engine.devices import fast_dtype
+from napari_deepliif.engine.engines import Engine
 
 FIXTURES = SHARED / "fixtures"
 RESOLUTION_BY_TILE = {512: "40x", 256: "20x", 128: "10x"}

@@ -6,7 +6,7 @@ into 2048 px blocks) with a quarter of the blocks left as glass, as slides have.
 ``--slides`` copies of it (symbolic links), so that 2 workers have 2 slides to share.
 
 For each worker count (``--workers 1 2``) a fresh output directory is scored with
-:func:`napari_deepliif.batch.run_batch` (LocalCluster, 1 thread per worker). Printed per run:
+:func:`napari_deepliif.slides.batch.run_batch` (LocalCluster, 1 thread per worker). Printed per run:
 wall seconds, tiles run and skipped (glass), tiles/s, seconds per megapixel of tissue (the
 tissue mask's area at the scored level), and peak RSS of the driver plus all worker processes
 (psutil, sampled every 0.2 s) and of the largest single process.
@@ -43,7 +43,7 @@ def build_slide(path: Path, size: int) -> Path:
     import tifffile
     from PIL import Image
 
-    from napari_deepliif.tiling import mirror_index
+    from napari_deepliif.engine.tiling import mirror_index
 
     if path.is_file():
         return path
@@ -154,7 +154,7 @@ def main() -> int:
     parser.add_argument("--chunk-size", type=int, default=2048)
     args = parser.parse_args()
 
-    from napari_deepliif.batch import BatchOptions, run_batch
+    from napari_deepliif.slides.batch import BatchOptions, run_batch
 
     model = {"fixture": str(SHARED / "fixtures" / "models" / "deepliif-fit-ngf8"),
              "fullsize": str(WORK / "random-ngf64")}.get(args.model, args.model)

@@ -70,11 +70,9 @@ def main() -> None:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_deepliif.pipeline import ScoreResult
-    from napari_deepliif.postprocess import postprocess
-    from napari_deepliif.widget import DeepLIIFWidget
-    from napari_deepliif.widget import _widget
-    from napari_deepliif.widget._widget import _Run
+    from napari_deepliif.cells.postprocess import postprocess
+    from napari_deepliif.regions.score import ScoreResult
+    from napari_deepliif.widget import DeepLIIFWidget, _widget
 
     if args.worker != "auto":
         _widget.RELABEL_ON_GUI_THREAD_MAX_PX = 0 if args.worker == "always" else float("inf")

@@ -1,7 +1,7 @@
 """Evaluate the classical ``stain`` engine against the ground truth; write docs/stain-engine.md.
 
 Runs the engine at 40x on the two ground-truth tiles in ``../shared/data`` (22_2, 34_3),
-computes the DeepLIIF paper's metrics (:mod:`napari_deepliif.metrics`), adds the 2021
+computes the DeepLIIF paper's metrics (:mod:`napari_deepliif.cells.metrics`), adds the 2021
 DeepLIIF model's Seg for 22_2 for comparison, prints the table and writes it, with a
 description of the method and its parameters, to ``docs/stain-engine.md``.
 
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from napari_deepliif import stain
-from napari_deepliif.metrics import SegMetrics, evaluate_seg
+from napari_deepliif.cells.metrics import SegMetrics, evaluate_seg
+from napari_deepliif.engine import stain
 
 REPO = Path(__file__).resolve().parents[1]
 TILES = ("22_2", "34_3")
@@ -29,7 +29,7 @@ COLUMNS = ("Dice +", "Dice -", "Dice", "IoU +", "IoU -", "IoU", "PixAcc +", "Pix
 METHOD = """\
 # The `stain` engine: classical nucleus detection without weights
 
-`napari_deepliif.stain.stain_infer(image, resolution="40x", *, dab_threshold=0.2)` finds and
+`napari_deepliif.engine.stain.stain_infer(image, resolution="40x", *, dab_threshold=0.2)` finds and
 classifies nuclei in a brightfield hematoxylin-DAB image by colour deconvolution, the way
 QuPath's *Positive cell detection* does, and writes the same images as the DeepLIIF engine
 (`Hema`, `Marker`, `Seg`, uint8 H x W x 3), so the cell table, sliders, scores and exports
@@ -179,7 +179,7 @@ def main() -> None:
 
 Measured by `benchmarks/eval_stain.py` at 40x on the two ground-truth tiles of the DeepLIIF
 sample data (`shared/data/groundtruth`, 512 x 512 Ki67). Metrics are those of the DeepLIIF
-paper (`napari_deepliif.metrics`): Dice, IoU and pixel accuracy per class
+paper (`napari_deepliif.cells.metrics`): Dice, IoU and pixel accuracy per class
 (+ positive, - negative) and their mean; AJI and F1 at IoU 0.5 over instances (8-connected components of
 each class colour, matched regardless of class); cell counts and percent positive with the
 ground truth's in brackets; Δ% pos is the IHC quantification difference in percentage

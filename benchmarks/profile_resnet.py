@@ -32,7 +32,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
 from fullsize_model import resnet_state, unet_state
 
 
@@ -80,8 +79,8 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true", help="under fast precision's bf16 autocast")
     args = parser.parse_args()
 
-    from napari_deepliif import networks
-    from napari_deepliif.cpu_memory import keep_freed_memory
+    from napari_deepliif.engine import networks
+    from napari_deepliif.engine.cpu_memory import keep_freed_memory
 
     keep_freed_memory()
     gen = torch.Generator().manual_seed(0)

@@ -19,7 +19,7 @@ OUTPUT = Path(__file__).with_name("server-api.md")
 
 def openapi_document() -> dict:
     """The server's OpenAPI document (built without listening on any port)."""
-    from napari_deepliif.engine import StainEngine
+    from napari_deepliif.engine.engines import StainEngine
     from napari_deepliif.server import create_app
 
     app = create_app(StainEngine(), token="unused")

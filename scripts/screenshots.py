@@ -53,8 +53,8 @@ def main() -> None:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_deepliif._sample_data import ihc_sample
     from napari_deepliif.widget import DeepLIIFWidget
+    from napari_deepliif.widget.sample_data import ihc_sample
 
     viewer = napari.Viewer(title="napari-deepliif")
     viewer.window._qt_window.resize(1500, 950)

@@ -78,7 +78,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):
     """
     from model_server import FIXTURE_MODEL, build_model_zip, serve_folder
 
-    from napari_deepliif.model_index import EAGER_FILES, TORCHSCRIPT_FILES
+    from napari_deepliif.models.index import EAGER_FILES, TORCHSCRIPT_FILES
 
     root = tmp_path_factory.mktemp("www")
     hashes = {
@@ -94,7 +94,7 @@ def served(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture
 def user_model_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     """The model registry (config) and download cache in a temporary folder, never the user's."""
-    from napari_deepliif.model_index import CACHE_DIR_ENV, CONFIG_DIR_ENV
+    from napari_deepliif.models.index import CACHE_DIR_ENV, CONFIG_DIR_ENV
 
     config, cache = tmp_path / "config", tmp_path / "cache"
     monkeypatch.setenv(CONFIG_DIR_ENV, str(config))

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from distributed import LocalCluster
-
-from napari_deepliif.batch import BatchOptions, expand_inputs, output_names, run_batch
-from napari_deepliif.cli import main
-from napari_deepliif.errors import InputImageError
 from test_slides import slide_pixels, write_ome_tiff, write_svs
+
+from napari_deepliif.cli.main import main
+from napari_deepliif.errors import InputImageError
+from napari_deepliif.slides.batch import BatchOptions, expand_inputs, output_names, run_batch
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from napari_deepliif.cells import SegPixels, find_cells
+from napari_deepliif.cells.find import SegPixels, find_cells
+from napari_deepliif.cells.outlines import cell_outlines
 from napari_deepliif.errors import InputImageError
-from napari_deepliif.outlines import cell_outlines
 
 
 def _oracle(seg: np.ndarray, marker: np.ndarray | None, seg_thresh: int) -> dict[str, np.ndarray]:

@@ -17,7 +17,7 @@ _PROBE = textwrap.dedent(
     """
     import ctypes, sys
     import numpy as np
-    from napari_deepliif.cpu_memory import keep_freed_memory
+    from napari_deepliif.engine.cpu_memory import keep_freed_memory
 
     class MallInfo2(ctypes.Structure):
         _fields_ = [(n, ctypes.c_size_t) for n in
@@ -82,7 +82,7 @@ def test_the_environment_variable_turns_it_off() -> None:
 
 
 def test_worker_processes_get_one_arena_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    from napari_deepliif.cpu_memory import worker_environment
+    from napari_deepliif.engine.cpu_memory import worker_environment
 
     monkeypatch.delenv("NAPARI_DEEPLIIF_KEEP_FREED_MEMORY", raising=False)
     expected = {"MALLOC_ARENA_MAX": "1"} if GLIBC else {}

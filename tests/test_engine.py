@@ -10,8 +10,8 @@ import pytest
 import zarr
 
 from napari_deepliif.constants import EMPTY_TILE_COLOURS
-from napari_deepliif.devices import cpu_has_amx, fast_dtype
-from napari_deepliif.engine import Engine
+from napari_deepliif.engine.devices import cpu_has_amx, fast_dtype
+from napari_deepliif.engine.engines import Engine
 from napari_deepliif.errors import Cancelled, DeepLIIFError
 
 
@@ -36,7 +36,7 @@ def test_outputs_are_uint8_rgb_of_the_input_size(reference_run):
 
 
 def test_score_outputs_run_only_the_nets_scoring_needs(fit_model_dir, ihc_22_2, reference_run):
-    from napari_deepliif.models import DeepLIIFModel, read_model_options
+    from napari_deepliif.models.loader import DeepLIIFModel, read_model_options
 
     model = DeepLIIFModel(directory=fit_model_dir, options=read_model_options(fit_model_dir))
     result = Engine(model=model, device="cpu").infer(ihc_22_2, resolution="20x", outputs="score")

@@ -16,12 +16,13 @@ import numpy as np
 import pytest
 import shapely
 import tifffile
+from conftest import read_rgb
 from shapely.geometry import shape
 
-from conftest import read_rgb
-from napari_deepliif import exports
+from napari_deepliif.cells.postprocess import postprocess
 from napari_deepliif.errors import InputImageError
-from napari_deepliif.exports import (
+from napari_deepliif.io import exports
+from napari_deepliif.io.exports import (
     SCORE_KEYS,
     cells_geojson,
     cells_rows,
@@ -31,7 +32,6 @@ from napari_deepliif.exports import (
     write_labels_tiff,
     write_score_outputs,
 )
-from napari_deepliif.postprocess import postprocess
 
 OUTPUTS = "data/deepliif-2021-outputs"
 PROVENANCE = {

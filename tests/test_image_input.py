@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_deepliif.engine import Engine
+from napari_deepliif.engine.engines import Engine
 from napari_deepliif.errors import InputImageError
-from napari_deepliif.image_input import check_rgb, read_image
+from napari_deepliif.io.image_input import read_image
+from napari_deepliif.rgb import check_rgb
 
 
 @pytest.fixture(scope="module")

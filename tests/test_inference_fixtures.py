@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import SHARED, assert_matches_reference, read_rgb
 
-from napari_deepliif.engine import Engine
+from napari_deepliif.engine.engines import Engine
 
 FILES = {"Hema": "mod1-Hema.png", "DAPI": "mod2-DAPI.png", "Lap2": "mod3-Lap2.png", "Marker": "mod4-Marker.png", "Seg": "Seg.png"}
 RESOLUTION = {512: "40x", 256: "20x", 128: "10x"}

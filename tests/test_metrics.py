@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from napari_deepliif.metrics import (
+from napari_deepliif.cells.metrics import (
     aggregated_jaccard_index,
     class_masks,
     evaluate_seg,
@@ -153,7 +153,7 @@ def test_anchor_on_the_reference_seg_refined(shared_dir):
 
 
 def test_anchor_on_our_postprocessing(shared_dir):
-    from napari_deepliif.postprocess import postprocess
+    from napari_deepliif.cells.postprocess import postprocess
 
     seg = _read(shared_dir / "data/deepliif-2021-outputs/22_2_Seg.png")
     truth = _read(shared_dir / "data/groundtruth/22_2.png")

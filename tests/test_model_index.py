@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 from model_server import FIXTURE_MODEL as MODEL
 
-from napari_deepliif import cli_models, model_index
+from napari_deepliif.cli import models as cli_models
 from napari_deepliif.errors import Cancelled, ModelError
-from napari_deepliif.model_download import select_members
-from napari_deepliif.model_index import (
+from napari_deepliif.models import index as model_index
+from napari_deepliif.models.download import select_members
+from napari_deepliif.models.index import (
     BUILTIN_INDEX,
     EAGER_FILES,
     TORCHSCRIPT_FILES,
@@ -176,7 +177,7 @@ def test_select_members_prefers_torchscript_and_skips_junk() -> None:
 
 
 def test_progress_without_content_length() -> None:
-    from napari_deepliif.model_download import _ProgressAdapter
+    from napari_deepliif.models.download import _ProgressAdapter
 
     calls: list[tuple[int, int | None]] = []
     adapter = _ProgressAdapter(lambda d, t: calls.append((d, t)))

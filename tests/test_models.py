@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_deepliif.engine import Engine
+from napari_deepliif.engine.engines import Engine
 from napari_deepliif.errors import ModelError
-from napari_deepliif.models import load_model
-from napari_deepliif.options import parse_train_opt, read_model_options
+from napari_deepliif.models.loader import load_model
+from napari_deepliif.models.options import parse_train_opt, read_model_options
 
 
 def _copy(src: Path, dst: Path, keep: str) -> Path:

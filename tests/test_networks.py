@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
+from napari_deepliif.engine.networks import ResnetGenerator
 from napari_deepliif.errors import ModelError
-from napari_deepliif.networks import ResnetGenerator
 
 PADS = {"reflect": nn.ReflectionPad2d, "replicate": nn.ReplicationPad2d}
 
@@ -55,7 +55,7 @@ def _reference(padding: str, dropout: bool, ngf: int = 4, n_blocks: int = 2) -> 
 def test_padded_generators_match_plain_pytorch(padding: str, dropout: bool, nnpack: bool,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     if not nnpack:  # as on a PyTorch build without NNPACK: the trunk stays channels-last
-        monkeypatch.setattr("napari_deepliif.networks._NNPACK", False)
+        monkeypatch.setattr("napari_deepliif.engine.networks._NNPACK", False)
     torch.manual_seed(0)
     reference = _reference(padding, dropout)
     x = torch.rand(2, 3, 64, 64) * 2 - 1
@@ -82,7 +82,7 @@ def test_blocks_that_do_not_match_the_padding_are_refused() -> None:
 
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_norm_statistics_are_per_tile_and_exact(channels_last: bool) -> None:
-    from napari_deepliif.networks import BN_EPS, _channel_stats_affine
+    from napari_deepliif.engine.networks import BN_EPS, _channel_stats_affine
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(2, 32, 40, 24, generator=gen) * torch.tensor([3.0, 0.5]).view(2, 1, 1, 1) + 7.0
@@ -109,7 +109,7 @@ def test_compiled_norm_layers_equal_pytorch_arithmetic_bit_for_bit(act: str | No
                                                                     channels_last: bool) -> None:
     import torch.nn.functional as F
 
-    from napari_deepliif.networks import LEAKY_SLOPE, _channel_stats_affine, _norm_act
+    from napari_deepliif.engine.networks import LEAKY_SLOPE, _channel_stats_affine, _norm_act
 
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(2, 16, 33, 20, generator=gen) * torch.tensor([2.0, 0.3]).view(2, 1, 1, 1) - 1.0

@@ -11,9 +11,9 @@ import pytest
 import shapely
 from shapely.geometry import Polygon, box, shape
 
-from napari_deepliif.exports import cells_geojson
-from napari_deepliif.outlines import cell_outlines, outline_rings
-from napari_deepliif.postprocess import postprocess
+from napari_deepliif.cells.outlines import cell_outlines, outline_rings
+from napari_deepliif.cells.postprocess import postprocess
+from napari_deepliif.io.exports import cells_geojson
 
 
 def _pixel_union(mask: np.ndarray, origin=(0, 0)):

@@ -29,14 +29,14 @@ def test_wheel_ships_the_top_level_manifest_inside_the_package(wheel):
         entry_points = zf.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
         metadata = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "napari-deepliif = napari_deepliif:napari.yaml" in entry_points
-    assert "napari-deepliif = napari_deepliif.cli:main" in entry_points
+    assert "napari-deepliif = napari_deepliif.cli.main:main" in entry_points
     assert "Classifier: Framework :: napari" in metadata
     # no model weights or test data ever go into the wheel
     assert not any(n.endswith((".pt", ".pth", ".zarr")) for n in names)
 
 
 def test_bundled_sample_is_a_real_rgb_image():
-    from napari_deepliif.sample import load_sample
+    from napari_deepliif.io.sample import load_sample
 
     image = load_sample()
     assert image.shape == (512, 512, 3) and image.dtype.name == "uint8"

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import SHARED, read_rgb
 
-from napari_deepliif.postprocess import PostprocessResult, postprocess
-from napari_deepliif.scoring import resolution_for_tile_size
+from napari_deepliif.cells.postprocess import PostprocessResult, postprocess
+from napari_deepliif.cells.scoring import resolution_for_tile_size
 
 POSTPROCESS = SHARED / "fixtures" / "postprocess"
 INFERENCE = SHARED / "fixtures" / "inference"

@@ -17,7 +17,8 @@ import pytest
 from conftest import read_rgb
 from scipy.spatial import cKDTree
 
-from napari_deepliif.engine import load_engine
+from napari_deepliif.engine.engines import load_engine
+from napari_deepliif.regions.score import score_region
 from napari_deepliif.server import ServerHandle
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +73,7 @@ def test_junit_core_tests_pass_against_the_real_server(junit_run: dict) -> None:
 def expected_cells(image: np.ndarray, region: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Counted cells of ``engine.score(image, region)``: full-image polygon centroids (table
     centroid + 0.5, the GeoJSON pixel-corner convention), positive flags and areas."""
-    result = load_engine("stain").score(image, region=region)
+    result = score_region(load_engine("stain"), image, region=region)
     post = result.post
     counted = np.asarray(post.counted)
     centroids = post.table.centroid_xy[counted] + 0.5 + np.asarray(result.origin, float)

@@ -7,9 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from napari_deepliif.errors import DeepLIIFError, InputImageError
-from napari_deepliif.postprocess import postprocess
-from napari_deepliif.scoring import (
+from napari_deepliif.cells.postprocess import postprocess
+from napari_deepliif.cells.scoring import (
     _size_kde,
     counts,
     default_marker_threshold,
@@ -17,6 +16,7 @@ from napari_deepliif.scoring import (
     density,
     resolution_for_tile_size,
 )
+from napari_deepliif.errors import DeepLIIFError, InputImageError
 
 # (row, col, side, positive, marker value): square cells, in raster order of their first pixel
 CELLS = [

@@ -23,10 +23,10 @@ from test_server_support import (
     without_ids,
 )
 
-from napari_deepliif.engine import load_engine
+from napari_deepliif.engine.engines import load_engine
 from napari_deepliif.errors import InputImageError
-from napari_deepliif.exports import cells_geojson, score_record
-from napari_deepliif.image_input import check_rgb
+from napari_deepliif.io.exports import cells_geojson, score_record
+from napari_deepliif.rgb import check_rgb
 
 PNG = {"Content-Type": "image/png"}
 

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from test_server_support import assert_problem, client, decode_png, png_bytes, running_server, without_ids
 
-from napari_deepliif.engine import load_engine
-from napari_deepliif.exports import SCORE_KEYS, cells_geojson, score_record
-from napari_deepliif.postprocess import postprocess
+from napari_deepliif.cells.postprocess import Settings, postprocess
+from napari_deepliif.engine.engines import load_engine
+from napari_deepliif.io.exports import SCORE_KEYS, cells_geojson, score_record
+from napari_deepliif.regions.score import score_region
 
 DEEPLIIF_OUTPUTS = {"Hema", "DAPI", "Lap2", "Marker", "Seg"}
 
@@ -52,7 +53,7 @@ def deepliif_infer(deepliif_http, crop):
 
 @pytest.fixture(scope="module")
 def expected(fit_engine, crop):
-    return fit_engine.score(crop, outputs="all", marker_thresh="default")
+    return score_region(fit_engine, crop, outputs="all", settings=Settings(marker_thresh="default"))
 
 
 def test_infer_has_the_reference_response_shape(deepliif_infer, expected, crop):

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from conftest import read_rgb
 from scipy import ndimage as ndi
 
-from conftest import read_rgb
+from napari_deepliif.engine.tiling import mirror_index
 from napari_deepliif.errors import InputImageError
 from napari_deepliif.slides import SlideMetadataError, open_slide, tissue_mask
 from napari_deepliif.slides.readers import openslide_available
-from napari_deepliif.tiling import mirror_index
 
 SLIDE_SHAPE = (1536, 2048)
 #: Glass: x at or beyond GLASS_X, and y below GLASS_Y.

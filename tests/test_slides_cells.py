@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from test_slides import slide_pixels, write_ome_tiff
 
-from napari_deepliif.engine import load_engine
+from napari_deepliif.cells.postprocess import postprocess
+from napari_deepliif.cells.scoring import default_marker_threshold
+from napari_deepliif.engine.engines import load_engine
 from napari_deepliif.errors import InputImageError
-from napari_deepliif.postprocess import postprocess
-from napari_deepliif.scoring import default_marker_threshold
 from napari_deepliif.slides.cells import find_slide_cells, marker_threshold_from_histogram, store_arrays
 from napari_deepliif.slides.run import score_slide
-from test_slides import slide_pixels, write_ome_tiff
 
 TABLE_FIELDS = ("id", "area", "centroid", "bbox", "n_positive_px", "n_negative_px", "positive", "marker")
 

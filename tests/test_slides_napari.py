@@ -6,11 +6,11 @@ from pathlib import Path
 
 import dask.array as da
 import numpy as np
-
-from napari_deepliif.engine import load_engine
-from napari_deepliif.slides.napari_reader import get_reader
-from napari_deepliif.slides.run import STORE_NAME, score_slide
 from test_slides import slide_pixels, write_ome_tiff
+
+from napari_deepliif.engine.engines import load_engine
+from napari_deepliif.slides.run import STORE_NAME, score_slide
+from napari_deepliif.widget.slide_reader import get_reader
 
 
 def test_reader_layers_open_lazily_in_napari(make_napari_viewer, shared_dir: Path, tmp_path: Path) -> None:

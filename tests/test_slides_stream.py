@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from test_slides import slide_pixels, write_ome_tiff
 
 from napari_deepliif.constants import EMPTY_TILE_COLOURS
-from napari_deepliif.engine import load_engine
+from napari_deepliif.engine.engines import load_engine
+from napari_deepliif.engine.tiling import TileGrid, disjoint_tiles
 from napari_deepliif.errors import Cancelled, DeepLIIFError
 from napari_deepliif.slides import open_slide
-from napari_deepliif.slides.napari_reader import get_reader
 from napari_deepliif.slides.omezarr import RunRecord
-from napari_deepliif.slides.stream import disjoint_tiles, infer_slide
-from napari_deepliif.tiling import TileGrid
-from test_slides import slide_pixels, write_ome_tiff
+from napari_deepliif.slides.stream import infer_slide
+from napari_deepliif.widget.slide_reader import get_reader
 
 #: At 10x (level 1 of the 0.5 µm/px slide): 2 x 3 tiles of 128 px across the glass edge
 #: (level-1 x = 700), the second row and the last column moved flush to the region's edges

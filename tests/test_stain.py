@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 from scipy import ndimage as ndi
 
-from napari_deepliif import stain
+from napari_deepliif.cells.metrics import class_masks, evaluate_seg, instance_labels
+from napari_deepliif.engine import stain
+from napari_deepliif.engine.stain import DEFAULT_DAB_THRESHOLD, STAIN_OUTPUTS, StainSettings, stain_infer
 from napari_deepliif.errors import Cancelled, DeepLIIFError, InputImageError
-from napari_deepliif.metrics import class_masks, evaluate_seg, instance_labels
-from napari_deepliif.stain import DEFAULT_DAB_THRESHOLD, STAIN_OUTPUTS, StainSettings, stain_infer
 
 SEG_COLOURS = {(0, 0, 0), (255, 0, 0), (0, 0, 255), (0, 255, 0)}
 
@@ -89,7 +89,7 @@ def test_seg_reads_back_as_the_same_cells(tiles, name):
 
 
 def test_postprocessing_reads_the_same_cells_and_classes(tiles):
-    from napari_deepliif.postprocess import postprocess
+    from napari_deepliif.cells.postprocess import postprocess
 
     out = tiles["22_2"][2]
     positive, negative = class_masks(out["Seg"])

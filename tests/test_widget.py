@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-
-from napari_deepliif.engine import StainEngine  # noqa: E402
-from napari_deepliif.model_index import CACHE_DIR_ENV, CONFIG_DIR_ENV  # noqa: E402
-from napari_deepliif.sample import load_sample  # noqa: E402
+from napari_deepliif.engine.engines import StainEngine  # noqa: E402
+from napari_deepliif.io.sample import load_sample  # noqa: E402
+from napari_deepliif.models.index import CACHE_DIR_ENV, CONFIG_DIR_ENV  # noqa: E402
+from napari_deepliif.regions.score import score_region
 
 RUN_TIMEOUT_MS = 120_000
 
@@ -92,7 +92,7 @@ def test_stain_run_on_the_sample_matches_the_engine(widget, qtbot):
     from napari_deepliif.widget.layers import outlines
 
     np.testing.assert_array_equal(layers["DeepLIIF outlines"].data, outlines(cells.data))
-    own = StainEngine().score(image, resolution="40x")
+    own = score_region(StainEngine(), image, resolution="40x")
     assert widget.scores()[0][1]["num_total"] == own.scoring["num_total"]
     assert widget.post.scoring == own.scoring
     np.testing.assert_array_equal(cells.data, own.post.labels())
@@ -124,16 +124,20 @@ def test_roi_run_on_a_scaled_translated_layer_is_placed_over_the_roi(widget, qtb
     widget.shapes_combo.setCurrentIndex(widget.shapes_combo.findText("rois"))
     run_and_wait(widget, qtbot)
     cells = plugin_layers(viewer)["DeepLIIF cells"]
-    assert cells.data.shape == (160, 200)
+    own = score_region(StainEngine(), image, region=(60, 40, 200, 160), resolution="40x")
+    # the layers show the ROIs' bounding box with its context (a 40x tile each way, here the
+    # whole image), placed where that window lies
+    ox, oy = own.origin
+    assert cells.data.shape == own.post.cells.shape == image.shape[:2]
     np.testing.assert_allclose(cells.scale, (0.5, 0.5))
-    np.testing.assert_allclose(cells.translate, (100 + 40 * 0.5, 50 + 60 * 0.5))
+    np.testing.assert_allclose(cells.translate, (100 + oy * 0.5, 50 + ox * 0.5))
     for name, layer in plugin_layers(viewer).items():
         np.testing.assert_allclose(layer.translate, cells.translate, err_msg=name)
-    own = StainEngine().score(image, region=(60, 40, 200, 160), resolution="40x")
     np.testing.assert_array_equal(cells.data, own.post.labels())
     rows = widget.scores()
     assert [name for name, _ in rows] == ["All", "ROI 1", "ROI 2"]
-    assert rows[1][1]["num_total"] == own.post.score(np.array([[-0.5, -0.5], [199.5, -0.5], [199.5, 159.5], [-0.5, 159.5]]))["num_total"]
+    box = np.array([[59.5, 39.5], [259.5, 39.5], [259.5, 199.5], [59.5, 199.5]]) - (ox, oy)
+    assert rows[1][1]["num_total"] == own.post.score(box)["num_total"] == own.scoring["num_total"]
     assert rows[2][1]["num_total"] <= rows[1][1]["num_total"]
 
 
@@ -377,9 +381,11 @@ def test_field_of_view_run_scores_what_the_canvas_shows(widget, qtbot):
     assert abs(w - ww / 8) <= 2 and abs(h - hh / 8) <= 2 and abs(x + w / 2 - 256) <= 1.5
     run_and_wait(widget, qtbot)
     cells = plugin_layers(viewer)["DeepLIIF cells"]
-    assert cells.data.shape == (h, w)
-    np.testing.assert_allclose(cells.translate, (10 + 2 * y, 20 + 2 * x))
-    assert widget.post.scoring == StainEngine().score(image, region=(x, y, w, h)).scoring
+    own = score_region(StainEngine(), image, region=(x, y, w, h))
+    ox, oy = own.origin
+    assert cells.data.shape == own.post.cells.shape
+    np.testing.assert_allclose(cells.translate, (10 + 2 * oy, 20 + 2 * ox))
+    assert widget.post.scoring == own.scoring
 
 
 def test_pyramid_level_reads_only_the_roi_and_is_placed_at_level_scale(widget, qtbot):
@@ -393,13 +399,16 @@ def test_pyramid_level_reads_only_the_roi_and_is_placed_at_level_scale(widget, q
     widget.area_combo.setCurrentText("ROIs of a Shapes layer")
     widget.shapes_combo.setCurrentIndex(widget.shapes_combo.findText("roi"))
     widget.level_spin.setValue(1)
+    # level 1 has 1.0 µm pixels: the magnification follows the level
+    assert widget.resolution_combo.currentText() == "10x"
     run_and_wait(widget, qtbot)
     cells = plugin_layers(viewer)["DeepLIIF cells"]
-    # world rows 100..500 = level-1 rows 50..250, cols 100..300: 201 pixels touched each way
-    assert cells.data.shape == (201, 201)
+    # world rows 100..500 = level-1 rows 50..250, cols 100..300: 201 pixels touched each way,
+    # scored with a tile (128 px at 10x) of context each way
+    own = score_region(StainEngine(), levels[1], region=(100, 50, 201, 201), resolution="10x")
+    assert own.origin == (0, 0) and cells.data.shape == (50 + 201 + 128, 100 + 201 + 128)
     np.testing.assert_allclose(cells.scale, (2, 2))
-    np.testing.assert_allclose(cells.translate, (2 * 50, 2 * 100))
-    own = StainEngine().score(levels[1], region=(100, 50, 201, 201), resolution="20x")
+    np.testing.assert_allclose(cells.translate, (0, 0))
     np.testing.assert_array_equal(cells.data, own.post.labels())
 
 

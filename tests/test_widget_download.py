@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from napari_deepliif.errors import DeepLIIFError
-from napari_deepliif.model_index import INDEX_ENV, models_dir
+from napari_deepliif.models.index import INDEX_ENV, models_dir
 
 TIMEOUT_MS = 120_000
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-
-from napari_deepliif.cells import SegPixels, find_cells  # noqa: E402
+from napari_deepliif.cells.find import SegPixels, find_cells  # noqa: E402
 from napari_deepliif.constants import NEGATIVE_RGB, POSITIVE_RGB  # noqa: E402
 from napari_deepliif.errors import DeepLIIFError  # noqa: E402
 from napari_deepliif.widget import layers, roi  # noqa: E402

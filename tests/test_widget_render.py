@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_deepliif.postprocess import postprocess
+from napari_deepliif.cells.postprocess import postprocess
 from napari_deepliif.widget import layers, roi
 
 CELL, PITCH = 60, 100  # 60 px square cells on a 100 px grid

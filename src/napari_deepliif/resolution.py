@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from .constants import DEFAULT_RESOLUTION, MICRONS_PER_PIXEL_BY_RESOLUTION, TILE_SIZE_BY_RESOLUTION
-from .errors import DeepLIIFError
+from napari_deepliif.constants import (
+    DEFAULT_RESOLUTION,
+    MICRONS_PER_PIXEL_BY_RESOLUTION,
+    TILE_SIZE_BY_RESOLUTION,
+)
+from napari_deepliif.errors import DeepLIIFError
 
 RESOLUTIONS = tuple(TILE_SIZE_BY_RESOLUTION)
 

@@ -6,8 +6,8 @@ the API is described in ``docs/server.md`` and at ``/openapi.json``.
 
 from __future__ import annotations
 
-from .app import create_app
-from .handle import DEFAULT_HOST, DEFAULT_PORT, ServerHandle
-from .security import Limits, load_or_create_token, token_path
+from napari_deepliif.server.app import create_app
+from napari_deepliif.server.handle import DEFAULT_HOST, DEFAULT_PORT, ServerHandle
+from napari_deepliif.server.security import Limits, load_or_create_token, token_path
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Limits", "ServerHandle", "create_app", "load_or_create_token", "token_path"]

@@ -1,7 +1,7 @@
 """The FastAPI application: health, score, cancel, and the reference platform's endpoints.
 
 Routes only translate HTTP into engine calls: they check the request, queue the work (see
-:mod:`.jobs`) and turn the engine's result into JSON with :mod:`napari_deepliif.exports`.
+:mod:`.jobs`) and turn the engine's result into JSON with :mod:`napari_deepliif.io.exports`.
 """
 
 from __future__ import annotations
@@ -9,20 +9,20 @@ from __future__ import annotations
 import json
 import threading
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
-from fastapi.security import HTTPBearer
 
-from .. import __version__
-from ..constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
-from .images import MEDIA_TYPES, decode, png_base64, read_header
-from .jobs import JobQueue
-from .problems import PROBLEM_MEDIA_TYPE, ProblemDetails, install_handlers
-from .schemas import (
+from napari_deepliif import __version__
+from napari_deepliif.cells.postprocess import Settings
+from napari_deepliif.constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
+from napari_deepliif.regions.score import score_region
+from napari_deepliif.server.images import MEDIA_TYPES, decode, png_base64, read_header
+from napari_deepliif.server.jobs import JobQueue
+from napari_deepliif.server.problems import PROBLEM_MEDIA_TYPE, install_handlers
+from napari_deepliif.server.schemas import (
     CancelResponse,
     Health,
     MarkerQuery,
@@ -35,53 +35,16 @@ from .schemas import (
     SizeThreshQuery,
     UpperQuery,
 )
-from .security import Guard, Limits
+from napari_deepliif.server.security import Guard, Limits
+from napari_deepliif.server.state import ERRORS, ServerState, bearer, state
 
 #: Media types each POST endpoint takes (anything else: 415, before the body is read).
 ACCEPTED_TYPES: dict[str, tuple[str, ...]] = {
     "/api/score": tuple(MEDIA_TYPES.values()),
     "/api/infer": ("multipart/form-data",),
     "/api/postprocess": ("multipart/form-data",),
+    "/api/regions/score": ("application/json",),
 }
-
-#: Error responses of every authenticated endpoint, for the OpenAPI document.
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ProblemDetails, "description": text}
-    for status, text in {
-        400: "malformed request",
-        401: "missing or wrong token",
-        409: "cancelled (POST /api/cancel), or a request_id already in use",
-        413: "request body larger than the server's limit",
-        415: "wrong Content-Type",
-        422: "bad image or parameters (unreadable or truncated image, grayscale, 16-bit, too many pixels)",
-        429: "queue full: retry after the Retry-After header's seconds",
-        500: "internal error, with a traceback summary",
-        503: "the server is shutting down",
-    }.items()
-}
-#: Documents the token in the OpenAPI document; :class:`.security.Guard` enforces it, before
-#: any body is read.
-bearer = HTTPBearer(auto_error=False, description="the token `napari-deepliif token` prints")
-
-
-@dataclass
-class ServerState:
-    """What the routes share: the engine, its job queue and the limits."""
-
-    engine: Any
-    limits: Limits
-    jobs: JobQueue
-
-    @property
-    def device(self) -> str:
-        """The engine's device (the stain engine runs on the CPU)."""
-        return str(getattr(self.engine, "device", "cpu"))
-
-
-def state(request: Request) -> ServerState:
-    """The server state of the application that received ``request``."""
-    return request.app.state.deepliif
-
 
 router = APIRouter(prefix="/api")
 
@@ -125,11 +88,11 @@ async def score(
                 "size_thresh_upper": size_thresh_upper, "marker_thresh": marker_thresh}
 
     def work(cancel: threading.Event) -> bytes:
-        from ..exports import cells_geojson, score_record
+        from napari_deepliif.io.exports import cells_geojson, score_record
 
         image = decode(data, header, "request body")
-        result = server.engine.score(image, resolution=resolution, outputs="all" if modalities else "score",
-                                     cancel=cancel, **settings)
+        result = score_region(server.engine, image, resolution=resolution, settings=Settings(**settings),
+                              outputs="all" if modalities else "score", cancel=cancel)
         body = cells_geojson(result.post, origin=(origin_x, origin_y))
         body["score"] = score_record(result.post, {})
         body["provenance"] = dict(result.provenance)
@@ -171,13 +134,14 @@ def create_app(engine: Any, *, token: str, limits: Limits | None = None) -> Fast
     Parameters
     ----------
     engine : Engine or StainEngine
-        From :func:`napari_deepliif.engine.load_engine`; used by one request at a time.
+        From :func:`napari_deepliif.engine.engines.load_engine`; used by one request at a time.
     token : str
         The bearer token every request but health must send.
     limits : Limits, optional
         Request size, pixel and queue limits (defaults: :class:`Limits`).
     """
-    from .reference_api import router as reference_router
+    from napari_deepliif.server.reference_api import router as reference_router
+    from napari_deepliif.server.regions import router as regions_router
 
     limits = limits or Limits()
     jobs = JobQueue(limits.queue_size)
@@ -194,6 +158,7 @@ def create_app(engine: Any, *, token: str, limits: Limits | None = None) -> Fast
     app.state.deepliif = ServerState(engine, limits, jobs)
     app.include_router(router)
     app.include_router(reference_router)
+    app.include_router(regions_router)
     install_handlers(app)
     app.add_middleware(Guard, token=token, limits=limits, accepted_types=ACCEPTED_TYPES)
 

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import DeepLIIFError
-from .security import Limits, load_or_create_token, token_path
+from napari_deepliif.errors import DeepLIIFError
+from napari_deepliif.server.security import Limits, load_or_create_token, token_path
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class ServerHandle:
         ----------
         engine : {'auto', 'deepliif', 'stain'} or Engine or StainEngine
             An engine name (loaded here with ``model``, ``device``, ``precision``,
-            ``batch_size``; see :func:`napari_deepliif.engine.load_engine`) or a loaded engine.
+            ``batch_size``; see :func:`napari_deepliif.engine.engines.load_engine`) or a loaded engine.
         host : str
             Address to listen on; the default, 127.0.0.1, accepts only this machine.
         port : int
@@ -91,10 +91,10 @@ class ServerHandle:
         """
         import uvicorn
 
-        from .app import create_app
+        from napari_deepliif.server.app import create_app
 
         if isinstance(engine, str):
-            from ..engine import load_engine
+            from napari_deepliif.engine.engines import load_engine
 
             engine = load_engine(engine, model, device=device, precision=precision, batch_size=batch_size)
         if not _is_loopback(host):

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..image_input import check_rgb
-from .problems import Problem
+from napari_deepliif.rgb import check_rgb
+from napari_deepliif.server.problems import Problem
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import Cancelled
-from .problems import Problem
+from napari_deepliif.errors import Cancelled
+from napari_deepliif.server.problems import Problem
 
 log = logging.getLogger(__name__)
 

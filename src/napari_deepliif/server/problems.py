@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from ..errors import Cancelled, DeepLIIFError, InputImageError
+from napari_deepliif.errors import Cancelled, DeepLIIFError, InputImageError
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +54,22 @@ class Problem(HTTPException):
     unchanged (a size limit hit while a multipart form is read stays a 413).
     """
 
-    def __init__(self, status: int, detail: str, headers: Mapping[str, str] | None = None):
+    def __init__(self, status: int, detail: str, headers: Mapping[str, str] | None = None, *,
+                 problem_type: str = "about:blank"):
         super().__init__(status_code=status, detail=detail, headers=dict(headers or {}))
+        self.problem_type = problem_type
 
 
-def problem_body(status: int, detail: str) -> dict:
+def problem_body(status: int, detail: str, problem_type: str = "about:blank") -> dict:
     """The problem JSON object for ``status``."""
-    return ProblemDetails(title=TITLES.get(status, "Error"), status=status, detail=detail).model_dump()
+    return ProblemDetails(type=problem_type, title=TITLES.get(status, "Error"), status=status,
+                          detail=detail).model_dump()
 
 
-def problem_response(status: int, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+def problem_response(status: int, detail: str, headers: Mapping[str, str] | None = None,
+                     problem_type: str = "about:blank") -> JSONResponse:
     """A problem JSON response."""
-    return JSONResponse(problem_body(status, detail), status_code=status, headers=dict(headers or {}),
+    return JSONResponse(problem_body(status, detail, problem_type), status_code=status, headers=dict(headers or {}),
                         media_type=PROBLEM_MEDIA_TYPE)
 
 
@@ -112,12 +116,12 @@ def install_handlers(app: FastAPI) -> None:
     async def engine_error(request: Request, exc: DeepLIIFError) -> JSONResponse:
         problem = problem_for(exc)
         log.info("%s %s: %s", request.method, request.url.path, problem.detail)
-        return problem_response(problem.status_code, problem.detail, problem.headers)
+        return problem_response(problem.status_code, problem.detail, problem.headers, problem.problem_type)
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error in %s %s", request.method, request.url.path)
         problem = problem_for(exc)
-        return problem_response(problem.status_code, problem.detail, problem.headers)
+        return problem_response(problem.status_code, problem.detail, problem.headers, problem.problem_type)
 
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_request)

@@ -15,22 +15,24 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import Response
 
-from ..constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
-from .app import ERRORS, bearer, state
-from .images import decode, png_base64, read_header
-from .problems import Problem
-from .schemas import (
+from napari_deepliif.cells.postprocess import Settings
+from napari_deepliif.constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
+from napari_deepliif.regions.score import score_region
+from napari_deepliif.server.images import decode, png_base64, read_header
+from napari_deepliif.server.problems import Problem
+from napari_deepliif.server.schemas import (
     FlagQuery,
+    ReferenceResponse,
     RefMarkerQuery,
     RefSegThreshQuery,
     RefSizeQuery,
     RefUpperQuery,
-    ReferenceResponse,
     RequestIdQuery,
     ResolutionQuery,
     flag,
     reference_threshold,
 )
+from napari_deepliif.server.state import ERRORS, bearer, state
 
 router = APIRouter(prefix="/api", tags=["reference platform"], responses=ERRORS, dependencies=[Depends(bearer)])
 SEG_REFINED, SEG_OVERLAID = "SegRefined", "SegOverlaid"
@@ -84,14 +86,14 @@ async def infer(
     data, header = await _read(img, "img", server.limits.max_pixels)
 
     def work(cancel: threading.Event) -> bytes:
-        from ..exports import score_record
+        from napari_deepliif.io.exports import score_record
 
         image = decode(data, header, "form field 'img'")
         if flag(nopost):
             images = server.engine.infer(image, resolution=resolution, outputs="all", cancel=cancel)
             return _json({"images": {name: png_base64(a) for name, a in images.items()}})
-        result = server.engine.score(image, resolution=resolution, outputs="score" if flag(slim) else "all",
-                                     cancel=cancel, **settings)
+        result = score_region(server.engine, image, resolution=resolution, settings=Settings(**settings),
+                              outputs="score" if flag(slim) else "all", cancel=cancel)
         if flag(slim):
             images = {SEG_REFINED: result.post.seg_refined()}
         else:
@@ -117,8 +119,8 @@ async def postprocess_images(
 ) -> Response:
     """Find and score the cells of ``seg_img`` again with new thresholds: SegOverlaid,
     SegRefined and scoring. Without ``marker_img``, ``marker_thresh`` has no effect."""
-    from ..exports import score_record
-    from ..postprocess import postprocess
+    from napari_deepliif.cells.postprocess import postprocess
+    from napari_deepliif.io.exports import score_record
 
     server = state(request)
     limit = server.limits.max_pixels

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..cells import MAX_SEG_THRESH
-from ..resolution import RESOLUTIONS
+from napari_deepliif.cells.find import MAX_SEG_THRESH
+from napari_deepliif.resolution import RESOLUTIONS
 
 #: Largest threshold or coordinate a query parameter takes (keeps numbers in int32 range).
 MAX_INT = 2**31 - 1

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from .problems import PROBLEM_MEDIA_TYPE, Problem, problem_body
+from napari_deepliif.server.problems import PROBLEM_MEDIA_TYPE, Problem, problem_body
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class Limits:
 
 def token_path() -> Path:
     """Where the token is kept: ``<config dir>/server-token``."""
-    from ..model_index import config_dir
+    from napari_deepliif.models.index import config_dir
 
     return config_dir() / TOKEN_FILE
 

@@ -1,7 +1,7 @@
 """One cell table for a whole slide, found chunk by chunk from the Seg map in the store.
 
 Merging rule: the image is cut into core squares; each core is read with a margin around it
-and its cells are found there (:func:`napari_deepliif.cells.find_cells`, the reference's
+and its cells are found there (:func:`napari_deepliif.cells.find.find_cells`, the reference's
 rules). A cell is kept by the chunk whose core holds its first pixel (raster order), so
 every cell is kept exactly once and whole. A cell's table row depends only on its own pixels
 and holes, so as long as a cell fits within the margin it is found exactly as a single pass
@@ -21,18 +21,18 @@ from typing import Any
 
 import numpy as np
 
-from ..cells import CellMap, CellTable, SegPixels, find_cells
-from ..constants import (
+from napari_deepliif.cells.find import CellMap, CellTable, SegPixels, find_cells
+from napari_deepliif.cells.postprocess import Settings, Threshold
+from napari_deepliif.cells.scoring import Override, check_overrides, classify, counts, default_size_threshold
+from napari_deepliif.constants import (
     DEFAULT_LARGE_NOISE_BY_RESOLUTION,
     DEFAULT_SEG_THRESH,
     MARKER_RANGE_PERCENTILES,
     MARKER_THRESH_FRACTION,
 )
-from ..errors import InputImageError
-from ..postprocess import Settings, Threshold
-from ..resolution import tile_size_for
-from ..scoring import Override, check_overrides, classify, counts, default_size_threshold
-from .readers import ChannelsLast
+from napari_deepliif.errors import InputImageError
+from napari_deepliif.resolution import tile_size_for
+from napari_deepliif.slides.readers import ChannelsLast
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class SlideCells:
     truncated : int
         Cells that reached a window edge (larger than the margin; see module docstring).
     overrides, counted, positive, scoring
-        As :class:`napari_deepliif.postprocess.PostprocessResult`.
+        As :class:`napari_deepliif.cells.postprocess.PostprocessResult`.
     """
 
     table: CellTable
@@ -184,7 +184,7 @@ def find_slide_cells(
     seg, marker : array-like, shape (H, W, 3), uint8
         Seg map and Marker (numpy, zarr, ...; :func:`store_arrays` gives a store's).
     resolution, seg_thresh, size_thresh, size_thresh_upper, marker_thresh
-        As :func:`napari_deepliif.postprocess.postprocess`.
+        As :func:`napari_deepliif.cells.postprocess.postprocess`.
     core, margin : int
         Core edge and context in pixels (margin default: :func:`default_margin`).
     progress : callable(done, total), optional

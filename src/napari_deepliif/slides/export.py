@@ -1,7 +1,7 @@
 """Slide-level outputs: the label pyramid, cells as GeoJSON/CSV/Parquet, per-annotation scores.
 
 Coordinates written to files are full-resolution (level-0) pixels. As in
-:mod:`napari_deepliif.exports`, centroids have pixel centres at integers and outlines and
+:mod:`napari_deepliif.io.exports`, centroids have pixel centres at integers and outlines and
 boxes run along pixel edges (pixel ``(row, col)`` is the square ``[col, col + 1] x [row, row +
 1]``, QuPath's convention). A scored pixel covers ``downsample`` x ``downsample`` level-0
 pixels, so an edge coordinate ``e`` of the image scored is ``(e + region origin) *
@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 from skimage.measure import points_in_poly
 
-from ..errors import InputImageError
-from ..exports import CSV_COLUMNS, MEASUREMENT_NAMES, NEGATIVE_CLASS, POSITIVE_CLASS
-from ..outlines import cell_outlines
-from ..scoring import counts, density
-from . import omezarr
-from .cells import SlideCells, global_ids, store_arrays, window_cells, windows
+from napari_deepliif.cells.outlines import cell_outlines
+from napari_deepliif.cells.scoring import counts, density
+from napari_deepliif.errors import InputImageError
+from napari_deepliif.io.exports import CSV_COLUMNS, MEASUREMENT_NAMES, NEGATIVE_CLASS, POSITIVE_CLASS
+from napari_deepliif.slides import omezarr
+from napari_deepliif.slides.cells import SlideCells, global_ids, store_arrays, window_cells, windows
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def write_labels_and_outlines(root: Any, cells: SlideCells, geojson: Path | None
 
 
 def _feature(rings: list[np.ndarray], positive: bool, counted: bool, row: dict) -> dict:
-    """One QuPath detection in the single-image export's form (:mod:`napari_deepliif.exports`)."""
+    """One QuPath detection in the single-image export's form (:mod:`napari_deepliif.io.exports`)."""
     return {"type": "Feature", "id": str(uuid.uuid4()),
             "geometry": {"type": "Polygon", "coordinates": [np.round(r, 3).tolist() for r in rings]},
             "properties": {"objectType": "detection", "classification": POSITIVE_CLASS if positive else NEGATIVE_CLASS,

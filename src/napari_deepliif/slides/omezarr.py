@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DeepLIIFError
+from napari_deepliif.errors import DeepLIIFError
 
 NGFF_VERSION = "0.4"
 #: Chunk edge of every array (pixels).

@@ -25,11 +25,11 @@ from typing import Any
 
 import numpy as np
 
-from ..constants import MICRONS_PER_PIXEL_BY_RESOLUTION
-from ..errors import DeepLIIFError, InputImageError
-from ..resolution import resolution_from_mpp, resolve_resolution
-from . import metadata
-from .metadata import PixelSize
+from napari_deepliif.constants import MICRONS_PER_PIXEL_BY_RESOLUTION
+from napari_deepliif.errors import DeepLIIFError, InputImageError
+from napari_deepliif.resolution import resolution_from_mpp, resolve_resolution
+from napari_deepliif.slides import metadata
+from napari_deepliif.slides.metadata import PixelSize
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,8 @@ def _open_openslide(path: Path, mpp: float | None) -> Slide:
 
 
 def _open_image(path: Path, mpp: float | None) -> Slide:
-    from ..image_input import check_rgb, read_image
+    from napari_deepliif.io.image_input import read_image
+    from napari_deepliif.rgb import check_rgb
 
     rgb = np.asarray(check_rgb(read_image(path))[:, :])
     return Slide(path, "image", [rgb], [Level(rgb.shape[:2], 1.0)], _override(PixelSize(), mpp))

@@ -20,10 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..constants import DEFAULT_SEG_THRESH
-from ..postprocess import Threshold
-from .cells import CELL_CHUNK, default_margin, find_slide_cells, store_arrays
-from .export import (
+from napari_deepliif.cells.postprocess import Threshold
+from napari_deepliif.constants import DEFAULT_SEG_THRESH
+from napari_deepliif.regions.infer import CHUNK_SIZE
+from napari_deepliif.slides.cells import CELL_CHUNK, default_margin, find_slide_cells, store_arrays
+from napari_deepliif.slides.export import (
     Placement,
     read_annotations,
     score_annotations,
@@ -31,8 +32,8 @@ from .export import (
     write_cells_parquet,
     write_labels_and_outlines,
 )
-from .readers import open_slide
-from .stream import CHUNK_SIZE, infer_slide
+from napari_deepliif.slides.readers import open_slide
+from napari_deepliif.slides.stream import infer_slide
 
 log = logging.getLogger(__name__)
 

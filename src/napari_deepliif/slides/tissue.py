@@ -22,7 +22,7 @@ from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 from skimage.morphology import disk
 
-from .readers import Downsampled, Slide
+from napari_deepliif.slides.readers import Downsampled, Slide
 
 log = logging.getLogger(__name__)
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ._widget import DeepLIIFWidget
+from napari_deepliif.widget._widget import DeepLIIFWidget
 
 __all__ = ["DeepLIIFWidget"]

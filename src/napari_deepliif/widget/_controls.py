@@ -6,10 +6,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from qtpy.QtCore import QSize, Qt, Signal
-from qtpy.QtWidgets import (QFrame, QHBoxLayout, QHeaderView, QLabel, QScrollArea, QSlider, QTableWidget,
-                            QTableWidgetItem, QWidget)
+from qtpy.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QScrollArea,
+    QSlider,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
+)
 
-from . import strings
+from napari_deepliif.widget import strings
 
 
 class ThresholdSlider(QWidget):

@@ -9,13 +9,22 @@ from typing import Any
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, Qt, Signal
-from qtpy.QtWidgets import (QComboBox, QFileDialog, QGroupBox, QHBoxLayout, QLabel, QProgressBar,
-                            QPushButton, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
-from ..errors import Cancelled, DeepLIIFError
-from ..model_index import add_model, list_models
-from . import strings
-from .workers import STAIN, download
+from napari_deepliif.errors import Cancelled, DeepLIIFError
+from napari_deepliif.models.index import add_model, list_models
+from napari_deepliif.widget import strings
+from napari_deepliif.widget.workers import STAIN, download
 
 #: Item data role holding whether a model is installed.
 INSTALLED_ROLE = Qt.ItemDataRole.UserRole + 1

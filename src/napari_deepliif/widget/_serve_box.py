@@ -10,15 +10,15 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
-from . import strings
-from ._engine_box import describe
-from .workers import EngineChoice, get_engine
+from napari_deepliif.widget import strings
+from napari_deepliif.widget._engine_box import describe
+from napari_deepliif.widget.workers import EngineChoice, get_engine
 
 
 def start_server(choice: EngineChoice, port: int | None) -> tuple[Any, Any]:
     """Load the engine and start :class:`napari_deepliif.server.ServerHandle` on 127.0.0.1
     (``port`` None: the server's default port); returns ``(engine, handle)``."""
-    from ..server import DEFAULT_PORT, ServerHandle
+    from napari_deepliif.server import DEFAULT_PORT, ServerHandle
 
     engine = get_engine(choice)
     return engine, ServerHandle.start(engine, port=DEFAULT_PORT if port is None else port)
@@ -61,7 +61,7 @@ class ServeBox(QWidget):
 
     def start(self) -> Any:
         """Start the server in a worker (loading a model takes a while); returns the worker."""
-        from ..errors import DeepLIIFError
+        from napari_deepliif.errors import DeepLIIFError
 
         try:
             choice = self.engine_choice()

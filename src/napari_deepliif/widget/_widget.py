@@ -14,21 +14,32 @@ from napari.layers import Image, Labels, Shapes
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QObject, Signal
-from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-                            QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 from superqt.utils import qthrottled
 
-from ..cpu_memory import keep_freed_memory
-from ..constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
-from ..devices import DEVICES, PRECISIONS
-from ..errors import Cancelled, DeepLIIFError
-from ..resolution import RESOLUTIONS
-from . import layers as out
-from . import roi, strings
-from ._controls import ScoreTable, ThresholdSlider, VerticalScroll
-from ._engine_box import EngineBox
-from ._serve_box import ServeBox
-from .workers import EngineChoice, RunSpec, roi_scores, score_area
+from napari_deepliif.constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
+from napari_deepliif.engine.cpu_memory import keep_freed_memory
+from napari_deepliif.engine.devices import DEVICES, PRECISIONS
+from napari_deepliif.errors import Cancelled, DeepLIIFError
+from napari_deepliif.resolution import RESOLUTIONS
+from napari_deepliif.widget import layers as out
+from napari_deepliif.widget import roi, strings
+from napari_deepliif.widget._controls import ScoreTable, ThresholdSlider, VerticalScroll
+from napari_deepliif.widget._engine_box import EngineBox
+from napari_deepliif.widget._serve_box import ServeBox
+from napari_deepliif.widget.workers import EngineChoice, RunSpec, roi_scores, score_area
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +51,7 @@ THROTTLE_MS = 40
 #: ~80-100 ms). Below it the worker would cost more than it saves: on 2 cores with software
 #: OpenGL, the repaints it lets through slow the search itself (40-54 -> 74-83 ms at 9 MP).
 RELABEL_ON_GUI_THREAD_MAX_PX = 16_000_000
-#: Reference defaults of the thresholds (see ``napari_deepliif.postprocess.Settings``).
+#: Reference defaults of the thresholds (see ``napari_deepliif.cells.postprocess.Settings``).
 DEFAULT_SETTINGS = {"seg_thresh": DEFAULT_SEG_THRESH, "size_thresh": "default",
                     "size_thresh_upper": None, "marker_thresh": None}
 AREAS = (strings.AREA_WHOLE, strings.AREA_ROIS, strings.AREA_VIEW)
@@ -126,6 +137,7 @@ class DeepLIIFWidget(QWidget):
                          (strings.SHAPES, self.shapes_combo, strings.SHAPES_TIP),
                          (strings.LEVEL, self.level_spin, strings.LEVEL_TIP)))
         self.image_combo.currentIndexChanged.connect(self._image_changed)
+        self.level_spin.valueChanged.connect(self._level_changed)
         return box
 
     def _options_box(self) -> QGroupBox:
@@ -217,11 +229,17 @@ class DeepLIIFWidget(QWidget):
         if layer is None:
             return
         self.level_spin.setMaximum(len(layer.data) - 1 if layer.multiscale else 0)
-        mpp = roi.pixel_size_um(layer)
-        if mpp is not None:
-            from ..resolution import resolution_from_mpp
+        self._level_changed()
 
-            self.resolution_combo.setCurrentText(resolution_from_mpp(mpp))
+    def _level_changed(self, _value: int = 0) -> None:
+        """The magnification follows the pyramid level chosen, when the pixel size is known."""
+        layer = self.image_combo.currentData()
+        mpp = roi.pixel_size_um(layer) if layer is not None else None
+        if mpp is not None:
+            from napari_deepliif.resolution import resolution_from_mpp
+
+            level = self.level_spin.value() if layer.multiscale else 0
+            self.resolution_combo.setCurrentText(resolution_from_mpp(mpp * roi.downsample_factors(layer, level)[-1]))
 
     # ---- running -------------------------------------------------------------------------------
     def _spec(self) -> tuple[RunSpec, Any, int]:
@@ -300,10 +318,13 @@ class DeepLIIFWidget(QWidget):
 
     def _show(self, found: tuple[Any, Any], spec: RunSpec, layer: Any, level: int) -> None:
         engine, result = found
-        origin = (spec.rect[0], spec.rect[1]) if spec.rect else (0, 0)
+        # the layers show the window scored (the area and its context), ROIs move with it
+        origin = result.origin
         scale, translate = out.placement(layer.scale, layer.translate, origin, roi.downsample_factors(layer, level))
-        union = roi.union_mask(spec.polygons, result.post.cells.shape) if spec.polygons else None
-        self.last = _Run(result, engine, spec.polygons, union, layer.name, origin)
+        rect_origin = np.array(spec.rect[:2] if spec.rect else (0, 0), float)
+        polygons = [np.asarray(p, float) + rect_origin - np.array(origin, float) for p in spec.polygons]
+        union = roi.union_mask(polygons, result.post.cells.shape) if polygons else None
+        self.last = _Run(result, engine, polygons, union, layer.name, origin)
         self.settings = dict(DEFAULT_SETTINGS)
         self.post = result.post
         meta = {"source": layer.name, "origin_xy": list(origin), "level": level,
@@ -437,7 +458,7 @@ class DeepLIIFWidget(QWidget):
         if self.post is None:
             show_error(strings.NOTHING_TO_EXPORT)
             return
-        from ..exports import write_score_outputs
+        from napari_deepliif.io.exports import write_score_outputs
 
         result, last = self.last.result, self.last
         regions = dict(self.scores()[1:]) or None

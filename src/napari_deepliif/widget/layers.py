@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..constants import MODALITIES, NEGATIVE_RGB, POSITIVE_RGB
+from napari_deepliif.constants import MODALITIES, NEGATIVE_RGB, POSITIVE_RGB
 
 #: Metadata key that marks (and describes) the layers this plugin made.
 PLUGIN_KEY = "napari_deepliif"
@@ -97,7 +97,7 @@ def color_table(colors: Mapping) -> tuple:
 
 
 def cell_colormap(post: Any) -> tuple[Any, tuple]:
-    """The :class:`DirectLabelColormap` of a :class:`~napari_deepliif.postprocess.PostprocessResult`
+    """The :class:`DirectLabelColormap` of a :class:`~napari_deepliif.cells.postprocess.PostprocessResult`
     and its :func:`color_table`."""
     from napari.utils.colormaps import DirectLabelColormap
 
@@ -188,7 +188,7 @@ class LabelLevel:
     Parameters
     ----------
     cells : CellMap
-        The cells (:attr:`PostprocessResult.cells <napari_deepliif.postprocess.PostprocessResult.cells>`).
+        The cells (:attr:`PostprocessResult.cells <napari_deepliif.cells.postprocess.PostprocessResult.cells>`).
     step : int
         Subsampling factor: pixel ``(i, j)`` of the level is pixel ``(i * step, j * step)``.
     outline : bool
@@ -268,7 +268,7 @@ def _window(key: tuple[slice, ...], shape: tuple[int, int]) -> tuple[int, int, i
 
 
 def cells_layer_data(cells: Any, role: str) -> np.ndarray | list[LabelLevel]:
-    """The data of the ``CELLS`` or ``OUTLINES`` layer of a :class:`~napari_deepliif.cells.CellMap`:
+    """The data of the ``CELLS`` or ``OUTLINES`` layer of a :class:`~napari_deepliif.cells.find.CellMap`:
     the label image (``OUTLINES``: its :func:`outlines`), or for a large one a pyramid of
     :class:`LabelLevel` (nearest subsampling by :func:`pyramid_factors`)."""
     outline = role == OUTLINES

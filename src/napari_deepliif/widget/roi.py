@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DeepLIIFError
-from . import strings
+from napari_deepliif.errors import DeepLIIFError
+from napari_deepliif.widget import strings
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import load_engine
-from ..errors import Cancelled
-from ..model_index import fetch_model
-from ..pipeline import ScoreResult
+from napari_deepliif.engine.engines import load_engine
+from napari_deepliif.errors import Cancelled
+from napari_deepliif.models.index import fetch_model
+from napari_deepliif.regions.score import ScoreResult, score_region
 
 #: Engine choice of the widget for the classical engine (else a model name or folder).
 STAIN = "stain"
@@ -61,7 +61,7 @@ class RunSpec:
 
 
 def get_engine(choice: EngineChoice) -> Any:
-    """Load (or reuse: networks are cached by :mod:`napari_deepliif.models`) an engine."""
+    """Load (or reuse: networks are cached by :mod:`napari_deepliif.models.loader`) an engine."""
     if choice.model == STAIN:
         return load_engine("stain")
     return load_engine("deepliif", choice.model, device=choice.device, precision=choice.precision)
@@ -77,7 +77,7 @@ def score_area(spec: RunSpec, progress: Progress | None = None,
     engine = get_engine(spec.engine)
     if cancel is not None and cancel.is_set():
         raise Cancelled("run cancelled before it started")
-    result = engine.score(spec.image, region=spec.rect, resolution=spec.resolution,
+    result = score_region(engine, spec.image, region=spec.rect, resolution=spec.resolution,
                           outputs=spec.outputs, progress=progress, cancel=cancel)
     return engine, result
 

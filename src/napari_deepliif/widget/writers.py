@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..exports import write_labels_tiff as _write
+from napari_deepliif.io.exports import write_labels_tiff as _write
 
 
 def write_labels_tiff(path: str, data: Any, meta: dict) -> list[str]:

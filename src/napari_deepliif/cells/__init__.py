@@ -1,0 +1,1 @@
+"""Cells room: Seg maps -> cell table -> classification and scores, outlines and metrics."""

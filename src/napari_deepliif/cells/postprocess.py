@@ -1,0 +1,358 @@
+"""The one postprocessing entry point: Seg map (+ Marker) -> cells -> IHC score.
+
+Every front end (widget, server, CLI) calls :func:`postprocess` once per Seg map and then
+:meth:`PostprocessResult.rescore` when a setting changes: size and marker thresholds and
+per-cell overrides only touch the cell table; a new ``seg_thresh`` finds the cells again from
+the prepared Seg map (never the network). Example::
+
+    result = postprocess(seg, marker, resolution="40x")
+    result.scoring                     # the reference's compute_final_results keys
+    result = result.rescore(size_thresh=40, overrides={12: "exclude"})
+    refined, table = result.seg_refined(), result.table
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Literal
+
+import numpy as np
+
+from napari_deepliif.cells import rendering
+from napari_deepliif.cells.find import MAX_SEG_THRESH, CellMap, CellTable, SegPixels, find_cells
+from napari_deepliif.cells.scoring import (
+    Override,
+    check_overrides,
+    classify,
+    counts,
+    default_marker_threshold,
+    default_size_threshold,
+    density,
+    intensity_classes,
+    region_cells,
+)
+from napari_deepliif.constants import (
+    DEFAULT_LARGE_NOISE_BY_RESOLUTION,
+    DEFAULT_RESOLUTION,
+    DEFAULT_SEG_THRESH,
+)
+from napari_deepliif.errors import InputImageError
+from napari_deepliif.resolution import resolve_resolution
+
+logger = logging.getLogger(__name__)
+
+#: A threshold: a number, ``'default'`` (the reference's default rule) or None (not applied).
+Threshold = int | Literal["default"] | None
+#: Cells found at this many ``seg_thresh`` values are kept, so going back is instant.
+_CELL_CACHE_SIZE = 4
+
+
+class _Keep(enum.Enum):
+    KEEP = enum.auto()
+
+
+#: "Leave this setting as it is" in :meth:`PostprocessResult.rescore`.
+KEEP = _Keep.KEEP
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Postprocessing settings as asked for (``'default'`` kept as such).
+
+    Attributes
+    ----------
+    resolution : {'10x', '20x', '40x'}
+        Magnification; picks the size-threshold clamps and the ``'default'`` upper cap.
+    seg_thresh : int
+        A pixel is a cell pixel if ``R + B > seg_thresh`` (and ``G <= 80``); 0 to 510.
+    size_thresh : int, 'default' or None
+        Count cells with more pixels than this (None: 0; 'default': KDE rule).
+    size_thresh_upper : int, 'default' or None
+        Count cells with fewer pixels than this (None: no cap; 'default': 1000/4000/16000 px at
+        10x/20x/40x).
+    marker_thresh : int, 'default' or None
+        A cell whose marker value (0-255) is above this is positive (needs a Marker;
+        'default': 90 % of the Marker's 0.1-99.9 percentile range).
+    """
+
+    resolution: str = DEFAULT_RESOLUTION
+    seg_thresh: int = DEFAULT_SEG_THRESH
+    size_thresh: Threshold = "default"
+    size_thresh_upper: Threshold = None
+    marker_thresh: Threshold = None
+
+    def checked(self, has_marker: bool) -> Settings:
+        """These settings validated (resolution normalised); raises :class:`InputImageError`."""
+        _check_whole("seg_thresh", self.seg_thresh, 0, MAX_SEG_THRESH, optional=False)
+        _check_whole("size_thresh", self.size_thresh, 0)
+        _check_whole("size_thresh_upper", self.size_thresh_upper, 1)
+        _check_whole("marker_thresh", self.marker_thresh, 0, 255)
+        if self.marker_thresh is not None and not has_marker:
+            raise InputImageError("marker_thresh needs a Marker image; pass marker= or leave it None")
+        return replace(self, resolution=resolve_resolution(self.resolution))
+
+
+def _check_whole(name: str, value: object, low: int, high: int | None = None, *,
+                 optional: bool = True) -> None:
+    """Raise unless ``value`` is a whole number in [low, high] (or, if optional, 'default'/None)."""
+    if optional and (value is None or (isinstance(value, str) and value == "default")):
+        return
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < low or (high is not None and value > high):
+        span = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        also = ", 'default' or None" if optional else ""
+        raise InputImageError(f"{name} must be a whole number {span}{also}, got {value!r}")
+
+
+class _Source:
+    """A prepared Seg map with what is cached across re-scores (cells, default thresholds)."""
+
+    def __init__(self, pixels: SegPixels, region: tuple[int, int, int, int] | None = None):
+        self.pixels = pixels
+        self.region = region
+        self._cells: dict[int, CellMap] = {}
+        self._default_size: dict[tuple[int, str], int] = {}
+        self._default_marker: int | None = None
+
+    def cells(self, seg_thresh: int) -> CellMap:
+        cells = self._cells.get(seg_thresh)
+        if cells is None:
+            cells = find_cells(self.pixels, seg_thresh)
+            while len(self._cells) >= _CELL_CACHE_SIZE:
+                dropped = next(iter(self._cells))
+                self._cells.pop(dropped, None)
+                self._default_size = {k: v for k, v in self._default_size.items() if k[0] != dropped}
+            self._cells[seg_thresh] = cells
+        return cells
+
+    def default_size_thresh(self, cells: CellMap, resolution: str) -> int:
+        key = (cells.seg_thresh, resolution)
+        if key not in self._default_size:
+            self._default_size[key] = default_size_threshold(cells.table.area[self.members(cells.table)], resolution)
+        return self._default_size[key]
+
+    def default_marker_thresh(self) -> int:
+        if self._default_marker is None:
+            marker = self.pixels.marker
+            if self.region is not None:
+                x, y, w, h = self.region
+                marker = marker[y : y + h, x : x + w]
+            self._default_marker = default_marker_threshold(marker)
+        return self._default_marker
+
+    def members(self, table: CellTable) -> np.ndarray:
+        """Which cells belong to the region scored: centroid inside it (all without one)."""
+        if self.region is None:
+            return np.ones(len(table), bool)
+        x, y, w, h = self.region
+        cx, cy = table.centroid_xy[:, 0], table.centroid_xy[:, 1]
+        return (cx >= x - 0.5) & (cx < x + w - 0.5) & (cy >= y - 0.5) & (cy < y + h - 0.5)
+
+
+@dataclass(frozen=True, eq=False)
+class PostprocessResult:
+    """Cells and score of one Seg map at one set of settings.
+
+    Attributes
+    ----------
+    cells : CellMap
+        The cell table (``cells.table``) and the run image behind the label image.
+    settings : Settings
+        As asked for.
+    overrides : dict of int to Override
+        Per-cell overrides in force, keyed by cell id (see :func:`scoring.classify`).
+    counted, positive : ndarray, shape (n,), bool
+        Which cells count (gating and overrides) and their final class.
+    scoring : dict
+        The reference's ``compute_final_results`` scoring: ``num_total``, ``num_pos``,
+        ``num_neg``, ``percent_pos``, ``seg_thresh``, ``size_thresh``, ``size_thresh_upper``,
+        ``marker_thresh`` (thresholds as numbers; ``marker_thresh`` None without a Marker).
+    """
+
+    cells: CellMap
+    settings: Settings
+    overrides: dict[int, Override]
+    counted: np.ndarray
+    positive: np.ndarray
+    scoring: dict
+    _source: _Source = field(repr=False)
+
+    @property
+    def table(self) -> CellTable:
+        """The cell table (one row per cell above the noise size, before gating)."""
+        return self.cells.table
+
+    def labels(self) -> np.ndarray:
+        """(H, W) uint32 label image: ``table.id`` on each cell's pixels, 0 elsewhere."""
+        return self.cells.labels()
+
+    @property
+    def members(self) -> np.ndarray:
+        """(n,) bool: the cells of the region scored (all cells without a region)."""
+        return self._source.members(self.table)
+
+    def rescore(
+        self,
+        *,
+        seg_thresh: int | _Keep = KEEP,
+        size_thresh: Threshold | _Keep = KEEP,
+        size_thresh_upper: Threshold | _Keep = KEEP,
+        marker_thresh: Threshold | _Keep = KEEP,
+        overrides: Mapping[int, Override] | None | _Keep = KEEP,
+    ) -> PostprocessResult:
+        """The result with some settings changed; the others are kept.
+
+        Size and marker thresholds and overrides only re-read the cell table; a new
+        ``seg_thresh`` finds the cells again from the Seg map, and then drops the overrides
+        unless new ones are given (cell ids change with the cells).
+        """
+        changes = {k: v for k, v in dict(seg_thresh=seg_thresh, size_thresh=size_thresh,
+                                         size_thresh_upper=size_thresh_upper,
+                                         marker_thresh=marker_thresh).items() if v is not KEEP}
+        settings = replace(self.settings, **changes)
+        if overrides is KEEP:
+            overrides = self.overrides if settings.seg_thresh == self.settings.seg_thresh else None
+            if overrides is None and self.overrides:
+                logger.info("seg_thresh changed: %d cell overrides dropped", len(self.overrides))
+        return _score(self._source, settings, overrides)
+
+    def score(
+        self,
+        region: np.ndarray | None = None,
+        *,
+        intensity_thresholds: tuple[int, int] | None = None,
+        microns_per_pixel: float | None = None,
+    ) -> dict:
+        """Score of the whole image or one region, with optional extras.
+
+        Parameters
+        ----------
+        region : ndarray, optional
+            (k, 2) polygon of ``(x, y)`` vertices or (H, W) bool mask; cells count by
+            centroid (see :func:`scoring.region_cells`). A region without cells scores 0
+            everywhere (``percent_pos`` 0).
+        intensity_thresholds : (int, int), optional
+            Marker values above which a positive cell is 2+ and 3+: adds ``num_1plus``,
+            ``num_2plus``, ``num_3plus`` and ``h_score`` (needs a Marker).
+        microns_per_pixel : float, optional
+            Pixel size in µm/px: adds ``area_mm2`` and ``pos_per_mm2``.
+
+        Returns
+        -------
+        dict
+            The keys of :attr:`scoring`, then the extras asked for.
+        """
+        counted, area = self.counted, float(np.prod(self.cells.shape))
+        if region is not None:
+            inside, area = region_cells(self.table, region, self.cells.shape)
+            counted = counted & inside
+        result = {**self.scoring, **counts(counted, self.positive)}
+        if intensity_thresholds is not None:
+            if self._source.pixels.marker is None:
+                raise InputImageError("intensity classes need a Marker image")
+            result.update(intensity_classes(self.table, counted, self.positive, intensity_thresholds))
+        if microns_per_pixel is not None:
+            result.update(density(result["num_pos"], area, microns_per_pixel))
+        return result
+
+    def score_regions(
+        self,
+        regions: Mapping[str, np.ndarray],
+        *,
+        intensity_thresholds: tuple[int, int] | None = None,
+        microns_per_pixel: float | None = None,
+    ) -> dict[str, dict]:
+        """:meth:`score` of each named region (polygon or mask), with the same extras."""
+        return {name: self.score(region, intensity_thresholds=intensity_thresholds,
+                                 microns_per_pixel=microns_per_pixel)
+                for name, region in regions.items()}
+
+    @cached_property
+    def _classes_and_borders(self) -> tuple[np.ndarray, np.ndarray]:
+        return rendering.cell_classes_and_borders(self.cells, self.counted, self.positive)
+
+    def seg_refined(self) -> np.ndarray:
+        """The reference's SegRefined (H x W x 3 uint8) for these settings."""
+        return rendering.seg_refined(*self._classes_and_borders)
+
+    def seg_overlaid(self, image: np.ndarray) -> np.ndarray:
+        """The reference's SegOverlaid: ``image`` (H x W x 3 uint8) with cell borders drawn."""
+        return rendering.seg_overlaid(image, self._classes_and_borders[1])
+
+
+def _score(source: _Source, settings: Settings, overrides: Mapping[int, Override] | None) -> PostprocessResult:
+    settings = settings.checked(source.pixels.marker is not None)
+    cells = source.cells(int(settings.seg_thresh))
+    checked = check_overrides(overrides, len(cells.table))
+    size = settings.size_thresh
+    if size == "default":
+        size = source.default_size_thresh(cells, settings.resolution)
+    upper = settings.size_thresh_upper
+    if upper == "default":
+        upper = DEFAULT_LARGE_NOISE_BY_RESOLUTION[settings.resolution]
+    marker = settings.marker_thresh
+    if marker == "default":
+        marker = source.default_marker_thresh()
+    thresholds = {
+        "seg_thresh": int(settings.seg_thresh),
+        "size_thresh": int(size or 0),
+        "size_thresh_upper": None if upper is None else int(upper),
+        "marker_thresh": None if marker is None else int(marker),
+    }
+    counted, positive = classify(cells.table, thresholds["size_thresh"], thresholds["size_thresh_upper"],
+                                 thresholds["marker_thresh"], checked)
+    counted = counted & source.members(cells.table)
+    scoring = {**counts(counted, positive), **thresholds}
+    return PostprocessResult(cells, settings, checked, counted, positive, scoring, source)
+
+
+def postprocess(
+    seg: np.ndarray,
+    marker: np.ndarray | None = None,
+    *,
+    resolution: str = DEFAULT_RESOLUTION,
+    seg_thresh: int = DEFAULT_SEG_THRESH,
+    size_thresh: Threshold = "default",
+    size_thresh_upper: Threshold = None,
+    marker_thresh: Threshold = None,
+    overrides: Mapping[int, Override] | None = None,
+    region: tuple[int, int, int, int] | None = None,
+) -> PostprocessResult:
+    """Cells and IHC score of a DeepLIIF Seg map, as the reference's ``compute_final_results``.
+
+    Parameters
+    ----------
+    seg : array-like, shape (H, W, 3), uint8
+        Seg map: red positive, blue negative, green boundary (alpha ignored).
+    marker : array-like, shape (H, W, 3) or (H, W), uint8, optional
+        Marker image of the same size; gives each cell its marker value.
+    resolution : {'40x', '20x', '10x'}
+        Magnification of the image (see :func:`scoring.resolution_for_tile_size`).
+    seg_thresh, size_thresh, size_thresh_upper, marker_thresh
+        See :class:`Settings`.
+    overrides : dict of int to {'exclude', 'include', 'positive', 'negative'}, optional
+        Per-cell decisions keyed by cell id (``table.id``).
+    region : (x, y, width, height), optional
+        The part of the map scored, in its pixels (the rest is context, so that cells
+        crossing the region's edge are found whole): only cells whose centroid lies in it
+        count, and the default size and marker thresholds are computed from those cells and
+        pixels alone. Default: the whole map.
+
+    Returns
+    -------
+    PostprocessResult
+
+    Raises
+    ------
+    InputImageError
+        For images of the wrong type, shape or dtype, and for invalid settings.
+    DeepLIIFError
+        For an unknown resolution.
+    """
+    settings = Settings(resolution, seg_thresh, size_thresh, size_thresh_upper, marker_thresh)
+    pixels = SegPixels.from_images(seg, marker)
+    return _score(_Source(pixels, region), settings, overrides)

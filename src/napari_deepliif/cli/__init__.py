@@ -1,0 +1,1 @@
+"""Command line room: ``napari-deepliif`` and its sub-commands, thin shells over the core."""

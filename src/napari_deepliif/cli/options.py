@@ -1,0 +1,88 @@
+"""Options, progress and one-line summaries shared by the sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from napari_deepliif.constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
+from napari_deepliif.engine.devices import DEVICES, PRECISIONS
+from napari_deepliif.resolution import RESOLUTIONS
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def add_resolution_options(parser: argparse.ArgumentParser) -> None:
+    """--resolution and --mpp."""
+    parser.add_argument("--resolution", choices=RESOLUTIONS, default=None, help=f"magnification of the image (default: from --mpp, else {DEFAULT_RESOLUTION})")
+    parser.add_argument("--mpp", type=float, default=None, help="pixel size in µm/px; the nearest of 0.25/0.5/1.0 picks the resolution")
+
+
+def add_engine_options(parser: argparse.ArgumentParser, model_default: str | None = "deepliif-latest") -> None:
+    """Options shared by every command that runs the model."""
+    parser.add_argument("--model", default=model_default, help="model name from `napari-deepliif models list`, or a model directory (default: %(default)s)")
+    add_resolution_options(parser)
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="where to run (default: %(default)s = cuda, else mps, else cpu)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="fp32 matches the reference; fast uses bf16/fp16 (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=None, help="tiles per batch (default: 1 on CPU, 8 on CUDA, 4 on MPS)")
+
+
+def progress_bar(description: str):
+    """A tqdm bar as an engine progress callback (tiles done, tiles in all)."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=description, unit="tile", disable=None, leave=False)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+def threshold(text: str) -> int | str:
+    """A threshold option: a whole number or ``default`` (the reference's default rule)."""
+    if text == "default":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number or 'default', got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"thresholds are not negative, got {value}")
+    return value
+
+
+def roi(text: str) -> tuple[int, int, int, int]:
+    """``X,Y,W,H`` in full-image pixels."""
+    try:
+        x, y, w, h = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y,W,H (four whole numbers), got {text!r}") from None
+    return x, y, w, h
+
+
+def add_threshold_options(parser: argparse.ArgumentParser) -> None:
+    """The postprocessing settings, with the reference's defaults."""
+    parser.add_argument("--seg-thresh", type=int, default=DEFAULT_SEG_THRESH, metavar="N", help="a pixel is a cell pixel if R + B > N (default: %(default)s)")
+    parser.add_argument("--size-thresh", type=threshold, default="default", metavar="N|default", help="count cells larger than N pixels (default: the reference's KDE rule)")
+    parser.add_argument("--size-thresh-upper", type=threshold, default=None, metavar="N|default", help="count cells smaller than N pixels (default: no cap)")
+    parser.add_argument("--marker-thresh", type=threshold, default=None, metavar="N|default", help="a cell whose marker value exceeds N is positive (default: not applied)")
+
+
+def thresholds(args: argparse.Namespace) -> dict:
+    """The threshold options as keyword arguments of ``postprocess``."""
+    return {"seg_thresh": args.seg_thresh, "size_thresh": args.size_thresh,
+            "size_thresh_upper": args.size_thresh_upper, "marker_thresh": args.marker_thresh}
+
+
+def summary(name: str, scoring: dict, provenance: dict, directory: Path) -> str:
+    """One line per scored image."""
+    model = f", model {provenance['model']}" if provenance.get("model") else ""
+    return (f"{name}: {scoring['num_total']} cells, {scoring['num_pos']} positive "
+            f"({scoring['percent_pos']}%) [engine {provenance['engine']}{model}, "
+            f"{provenance['resolution']}] -> {directory}")

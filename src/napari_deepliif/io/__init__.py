@@ -1,0 +1,1 @@
+"""Files room: reading images, writing images, the one score format and the cell exports."""

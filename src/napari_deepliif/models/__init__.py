@@ -1,0 +1,1 @@
+"""Models room: the model index, downloads, local folders, release-layout loading."""

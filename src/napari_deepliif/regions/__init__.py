@@ -1,0 +1,1 @@
+"""Region core: any region of any source scored by one path (plan, statistics, chunks, cells)."""

@@ -1,0 +1,171 @@
+"""Score a region of an image: the one path behind ``score``, the widget and the server.
+
+The region is scored on the *whole image's* plan (:func:`~napari_deepliif.regions.infer.infer_chunks`:
+the engine's own tile grid of the image, its whole-image statistics), so a region gives the
+cells the whole image gives there, wherever the region starts. Only the chunks' tiles that
+reach the region grown by a context margin are computed; cells are found in that window, so
+a cell crossing the region's edge is found whole; a cell counts when its centroid lies in
+the region, and the default thresholds are taken from the region's cells (see
+:func:`napari_deepliif.cells.postprocess.postprocess`). A cell still touching the window's
+edge is larger than the margin: the window is then grown and scored again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from napari_deepliif import __version__
+from napari_deepliif.cells.postprocess import PostprocessResult, Settings, postprocess
+from napari_deepliif.errors import DeepLIIFError
+from napari_deepliif.progress import CancelCheck, ProgressCallback
+from napari_deepliif.regions.infer import CHUNK_SIZE, Include, infer_chunks
+from napari_deepliif.resolution import resolve_resolution, tile_size_for
+from napari_deepliif.rgb import check_rgb
+
+Box = tuple[int, int, int, int]  #: (y0, y1, x0, x1), end exclusive
+
+
+@dataclass(frozen=True, eq=False)
+class ScoreResult:
+    """What scoring a region of an image produced.
+
+    Attributes
+    ----------
+    image : ndarray
+        The RGB pixels of the window scored (H x W x 3 uint8: the region and its context).
+    images : dict of str to ndarray
+        The engine's outputs over the window (``Marker`` and ``Seg`` at least).
+    post : PostprocessResult
+        Cells of the window; only those in the region count. :meth:`rescore` changes
+        settings without rerunning the engine.
+    provenance : dict
+        ``engine``, ``model``, ``model_hash``, ``version``, ``resolution`` and the engine's
+        whole-image ``statistics``.
+    origin : (int, int)
+        ``(x, y)`` of the window's top-left pixel in the image.
+    region : (int, int, int, int)
+        ``(x, y, width, height)`` of the region scored, in image pixels.
+    """
+
+    image: np.ndarray
+    images: dict[str, np.ndarray]
+    post: PostprocessResult
+    provenance: dict[str, Any] = field(default_factory=dict)
+    origin: tuple[int, int] = (0, 0)
+    region: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    @property
+    def scoring(self) -> dict:
+        """The reference's score keys for the current settings."""
+        return self.post.scoring
+
+    def rescore(self, **changes: Any) -> ScoreResult:
+        """Change postprocessing settings (see :meth:`PostprocessResult.rescore`)."""
+        return replace(self, post=self.post.rescore(**changes))
+
+
+def score_region(
+    engine: Any,
+    image: Any,
+    *,
+    region: tuple[int, int, int, int] | None = None,
+    resolution: str | None = None,
+    mpp: float | None = None,
+    settings: Settings | None = None,
+    outputs: str = "score",
+    include: Include | None = None,
+    statistics: dict | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | Any | None = None,
+) -> ScoreResult:
+    """Score ``region`` of ``image`` (see module docstring).
+
+    Parameters
+    ----------
+    engine : EngineBase
+        From :func:`napari_deepliif.engine.load_engine`.
+    image : array-like, shape (H, W, 3), uint8
+        The whole image or pyramid level (numpy, zarr, dask, a slide level); only the
+        region's window is read, and the whole image once for the stain engine's statistics
+        unless ``statistics`` is given.
+    region : (x, y, width, height), optional
+        The rectangle scored, in pixels of ``image``; default all of it.
+    resolution, mpp
+        Magnification of ``image``, or its pixel size (µm/px) to pick it; default 40x.
+    settings : Settings, optional
+        Thresholds (its ``resolution`` is replaced by the one scored); default the package's.
+    outputs : 'score' or 'all'
+        ``score`` infers only Marker and Seg; ``all`` every modality too.
+    include : callable(y0, y1, x0, x1) -> bool, optional
+        Parts of ``image`` worth computing (a tissue mask); the rest is left empty.
+    statistics : dict, optional
+        The engine's whole-image statistics (e.g. cached by a server for a slide).
+    chunk_size : int
+        Chunk edge of the plan (pixels).
+    progress, cancel
+        See :mod:`napari_deepliif.progress`; progress counts tiles of the window.
+    """
+    source = check_rgb(image)
+    res = resolve_resolution(resolution, mpp)
+    height, width = int(source.shape[0]), int(source.shape[1])
+    x, y, w, h = (0, 0, width, height) if region is None else (int(v) for v in region)
+    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
+        raise DeepLIIFError(f"region {region} (x, y, width, height) is empty or lies outside the {width} x {height} image")
+    names = engine.resolve_outputs(outputs)
+    settings = replace(settings or Settings(), resolution=res)
+    if statistics is None:
+        statistics = engine.statistics(source, res, include=include, cancel=cancel)
+    margin = tile_size_for(res)
+    while True:
+        window = (max(0, y - margin), min(height, y + h + margin), max(0, x - margin), min(width, x + w + margin))
+        images = _infer_window(engine, source, res, names, window, include, statistics, chunk_size, progress, cancel)
+        wy0, wy1, wx0, wx1 = window
+        post = postprocess(images["Seg"], images.get("Marker"), resolution=res, seg_thresh=settings.seg_thresh,
+                           size_thresh=settings.size_thresh, size_thresh_upper=settings.size_thresh_upper,
+                           marker_thresh=settings.marker_thresh, region=(x - wx0, y - wy0, w, h))
+        if not _cut_at_window_edge(post, window, (height, width)) or window == (0, height, 0, width):
+            break
+        margin *= 2
+    provenance = {"engine": engine.name, "model": engine.model_name, "model_hash": engine.model_hash,
+                  "version": __version__, "resolution": res, "statistics": statistics}
+    pixels = np.asarray(source[wy0:wy1, wx0:wx1])[..., :3]
+    return ScoreResult(pixels, images, post, provenance, (wx0, wy0), (x, y, w, h))
+
+
+def _infer_window(engine: Any, source: Any, resolution: str, names: tuple[str, ...], window: Box,
+                  include: Include | None, statistics: dict, chunk_size: int, progress: ProgressCallback | None,
+                  cancel: CancelCheck | Any | None) -> dict[str, np.ndarray]:
+    """The engine's outputs over ``window`` of ``source``, computed on the whole image's plan."""
+    wy0, wy1, wx0, wx1 = window
+    images = {name: np.zeros((wy1 - wy0, wx1 - wx0, 3), np.uint8) for name in names}
+
+    def wanted(y0: int, y1: int, x0: int, x1: int) -> bool:
+        overlaps = y0 < wy1 and y1 > wy0 and x0 < wx1 and x1 > wx0
+        return overlaps and (include is None or include(y0, y1, x0, x1))
+
+    def write(name: str, box: Box, array: np.ndarray) -> None:
+        y0, y1, x0, x1 = box
+        cy0, cy1, cx0, cx1 = max(y0, wy0), min(y1, wy1), max(x0, wx0), min(x1, wx1)
+        if cy0 < cy1 and cx0 < cx1:
+            images[name][cy0 - wy0 : cy1 - wy0, cx0 - wx0 : cx1 - wx0] = array[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+
+    whole = window == (0, int(source.shape[0]), 0, int(source.shape[1]))
+    infer_chunks(engine, source, resolution, names, write, chunk_size=chunk_size,
+                 include=include if whole else wanted, statistics=statistics, progress=progress, cancel=cancel)
+    return images
+
+
+def _cut_at_window_edge(post: PostprocessResult, window: Box, shape: tuple[int, int]) -> bool:
+    """Whether a cell of the region touches a window edge that is not the image's edge."""
+    wy0, wy1, wx0, wx1 = window
+    table = post.table
+    members = post.members
+    if not members.any():
+        return False
+    bbox = table.bbox[members]  # (min_row, min_col, max_row, max_col), max exclusive
+    return bool((((bbox[:, 0] == 0) & (wy0 > 0)) | ((bbox[:, 1] == 0) & (wx0 > 0))
+                 | ((bbox[:, 2] == wy1 - wy0) & (wy1 < shape[0])) | ((bbox[:, 3] == wx1 - wx0) & (wx1 < shape[1]))).any())

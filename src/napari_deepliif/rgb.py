@@ -1,0 +1,70 @@
+"""The one rule for RGB input: every engine, region and front end checks pixels with it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from napari_deepliif.errors import InputImageError
+
+#: Smallest accepted edge, in pixels. Smaller images are mirrored many times over to fill a
+#: tile, which gives meaningless cells.
+MIN_EDGE = 16
+
+
+def check_rgb(image: Any, what: str = "image") -> Any:
+    """Check that ``image`` is an H x W x 3 (or x 4, alpha ignored) uint8 array-like.
+
+    Returns the array-like itself (RGB) or a lazy view without the alpha channel; nothing is
+    read. Works for numpy, zarr, dask and other objects with ``shape``, ``dtype`` and slicing.
+
+    Raises
+    ------
+    InputImageError
+        Grayscale, wrong channel count, 16-bit or float data, or an image under 16 px.
+    """
+    shape = tuple(getattr(image, "shape", ()))
+    dtype = np.dtype(getattr(image, "dtype", np.uint8)) if hasattr(image, "dtype") else None
+    if dtype is None or len(shape) not in (2, 3):
+        raise InputImageError(f"{what} must be an H x W x 3 RGB array; got {type(image).__name__} of shape {shape}")
+    if len(shape) == 2 or shape[2] == 1:
+        raise InputImageError(
+            f"{what} is grayscale ({shape}); DeepLIIF needs a colour (RGB) brightfield IHC image"
+        )
+    if shape[2] not in (3, 4):
+        raise InputImageError(
+            f"{what} has {shape[2]} channels; expected RGB (3) or RGBA (4). "
+            "For multichannel fluorescence data DeepLIIF does not apply"
+        )
+    if dtype != np.uint8:
+        if dtype.kind in "ui":
+            hint = "convert it to 8-bit (for 16-bit: divide by 257) before scoring"
+        elif dtype.kind == "f":
+            hint = "scale it to 0..255 and convert to uint8 (values are read as 8-bit RGB)"
+        else:
+            hint = "convert it to 8-bit RGB"
+        raise InputImageError(f"{what} has dtype {dtype}; DeepLIIF takes 8-bit RGB: {hint}")
+    if min(shape[:2]) < MIN_EDGE:
+        raise InputImageError(
+            f"{what} is {shape[1]} x {shape[0]} px; at least {MIN_EDGE} px per side is needed"
+        )
+    if shape[2] == 4:
+        return _DropAlpha(image)
+    return image
+
+
+class _DropAlpha:
+    """Lazy RGB view of an RGBA array-like (alpha is ignored, as PIL's convert('RGB') does)."""
+
+    def __init__(self, array: Any):
+        self.array = array
+        self.shape = (*tuple(array.shape[:2]), 3)
+        self.dtype = np.dtype(np.uint8)
+        self.ndim = 3
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.asarray(self.array[key])[..., :3]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self[:, :] if dtype is None else self[:, :].astype(dtype)

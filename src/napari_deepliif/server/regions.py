@@ -1,0 +1,128 @@
+"""``POST /api/regions/score``: score a region of an image file this machine can open.
+
+QuPath (or any client on the same machine) names the file, the region in full-resolution
+pixels and an optional ROI; the server reads the pixels with its own slide readers and scores
+them with the region core, on the level's own tile grid and with the whole level's
+statistics and tissue mask, so the cells equal what ``score`` and ``batch`` give for the same
+pixels. The answer is the cells (full-resolution pixels) and the score record.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from skimage.measure import points_in_poly
+
+from napari_deepliif.cells.find import MAX_SEG_THRESH
+from napari_deepliif.cells.postprocess import Settings
+from napari_deepliif.constants import DEFAULT_SEG_THRESH
+from napari_deepliif.errors import DeepLIIFError
+from napari_deepliif.io.geojson import cells_geojson
+from napari_deepliif.regions.score import score_region
+from napari_deepliif.server.problems import Problem
+from napari_deepliif.server.state import ERRORS, bearer, state
+from napari_deepliif.slides.readers import open_slide
+from napari_deepliif.slides.tissue import tissue_mask
+
+router = APIRouter(prefix="/api")
+
+#: ``type`` of the problem answered when the server cannot open the file named.
+NOT_READABLE = "https://napari-deepliif.invalid/problems/image-not-readable"
+
+WholeNumber = Annotated[int, Field(ge=0)]
+
+
+class RegionRequest(BaseModel):
+    """A region of an image file to score (coordinates in full-resolution pixels)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(description="absolute path of the image file (the server reads it)")
+    region: list[WholeNumber] | None = Field(None, min_length=4, max_length=4,
+                                             description="[x, y, width, height]; absent: the whole image")
+    roi: dict[str, Any] | None = Field(None, description="GeoJSON Polygon or MultiPolygon: only cells whose centroid lies in it count")
+    resolution: Literal["40x", "20x", "10x"] | None = Field(None, description="absent: from the file's pixel size")
+    mpp: float | None = Field(None, gt=0, description="full-resolution pixel size (µm/px) when the file lacks it")
+    seg_thresh: Annotated[int, Field(ge=0, le=MAX_SEG_THRESH)] = DEFAULT_SEG_THRESH
+    size_thresh: WholeNumber | Literal["default"] = "default"
+    size_thresh_upper: Annotated[int, Field(ge=1)] | Literal["default"] | None = None
+    marker_thresh: Annotated[int, Field(ge=0, le=255)] | Literal["default"] | None = None
+    request_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
+
+
+@router.post("/regions/score", tags=["score"], summary="Cells and IHC score of a region of an image file",
+             responses=ERRORS, dependencies=[Depends(bearer)])
+async def score_file_region(request: Request, body: RegionRequest) -> Response:
+    """Score ``region`` of the file ``image`` (see the module docstring); 422 with the problem
+    type ``.../image-not-readable`` when the file cannot be opened here (upload it to
+    ``/api/score`` instead)."""
+    server = state(request)
+
+    def work(cancel: threading.Event) -> bytes:
+        return json.dumps(_score(server, body, cancel), separators=(",", ":"), allow_nan=False).encode()
+
+    return Response(await server.jobs.run(work, body.request_id), media_type="application/json")
+
+
+def _score(server: Any, body: RegionRequest, cancel: threading.Event) -> dict:
+    path = Path(body.image)
+    try:
+        slide = open_slide(path, mpp=body.mpp)
+    except DeepLIIFError as exc:
+        raise Problem(422, f"cannot open {path} here: {exc}", problem_type=NOT_READABLE) from exc
+    with slide:
+        choice = slide.level_for(body.resolution)
+        level = slide.array(choice)
+        d = choice.downsample
+        height, width = int(level.shape[0]), int(level.shape[1])
+        x, y, w, h = body.region or (0, 0, int(slide.shape[1]), int(slide.shape[0]))
+        # the level pixels that cover the region
+        x0, y0 = min(int(x // d), width - 1), min(int(y // d), height - 1)
+        x1, y1 = min(width, max(x0 + 1, math.ceil((x + w) / d))), min(height, max(y0 + 1, math.ceil((y + h) / d)))
+        mask = tissue_mask(slide)
+
+        def include(ty0: int, ty1: int, tx0: int, tx1: int) -> bool:
+            return mask.covers(ty0, ty1, tx0, tx1, d)
+
+        settings = Settings(seg_thresh=body.seg_thresh, size_thresh=body.size_thresh,
+                            size_thresh_upper=body.size_thresh_upper, marker_thresh=body.marker_thresh)
+        result = score_region(server.engine, level, region=(x0, y0, x1 - x0, y1 - y0), resolution=choice.resolution,
+                              settings=settings, include=include, cancel=cancel)
+    post = result.post
+    if body.roi is not None:
+        inside = _in_roi(post.table.centroid_xy, body.roi, result.origin, d)
+        post = post.rescore(overrides={int(i): "exclude" for i in post.table.id[~inside]})
+    answer = cells_geojson(post, origin=result.origin, downsample=d, classification="object")
+    answer["score"] = {
+        "scoring": dict(post.scoring),
+        "provenance": {k: result.provenance[k] for k in ("engine", "model", "model_hash", "version")},
+        "placement": {"image": str(path), "level": choice.level, "downsample": d, "mpp": choice.mpp,
+                      "resolution": choice.resolution, "origin": [x, y], "shape": [y1 - y0, x1 - x0]},
+    }
+    return answer
+
+
+def _in_roi(centroids: np.ndarray, roi: dict, origin: tuple[int, int], downsample: float) -> np.ndarray:
+    """Which cells (centroids in window pixel centres) lie in a level-0 GeoJSON polygon."""
+    kind, coordinates = roi.get("type"), roi.get("coordinates")
+    polygons = [coordinates] if kind == "Polygon" else coordinates if kind == "MultiPolygon" else None
+    if not polygons:
+        raise Problem(422, f"roi must be a GeoJSON Polygon or MultiPolygon, got {kind!r}")
+    # centre of window pixel (c, r) -> level-0 pixel-edge coordinates
+    points = (np.asarray(centroids, float) + np.asarray(origin, float) + 0.5) * downsample
+    inside = np.zeros(len(points), bool)
+    for polygon in polygons:
+        hit = points_in_poly(points, np.asarray(polygon[0], float)) if len(points) else inside.copy()
+        for hole in polygon[1:]:
+            if len(points):
+                hit &= ~points_in_poly(points, np.asarray(hole, float))
+        inside |= hit
+    return inside

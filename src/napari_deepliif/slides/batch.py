@@ -1,0 +1,237 @@
+"""Score many slides on a dask.distributed cluster: one slide per task, one engine per worker.
+
+A LocalCluster (processes, N workers, 1 thread each) is started unless a scheduler address
+is given. Each worker process loads the engine once (cached in a worker-global) and uses the
+device it was started with (give each worker of a GPU cluster its own GPU, e.g. with
+``CUDA_VISIBLE_DEVICES``). A slide is scored by :func:`slides.run.score_slide` into
+``OUT/<slide name>/``; a failure is reported in its summary row and the batch goes on;
+finished slides are skipped on a rerun and interrupted ones resume. Results do not depend
+on the number of workers: each slide is scored whole by one worker, the same way.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from napari_deepliif.engine.cpu_memory import worker_environment
+from napari_deepliif.errors import DeepLIIFError, InputImageError
+from napari_deepliif.slides.readers import IMAGE_SUFFIXES, TIFF_SUFFIXES
+
+log = logging.getLogger(__name__)
+
+#: Suffixes picked from a folder (OpenSlide formats included; they need the extra).
+SLIDE_SUFFIXES = (*TIFF_SUFFIXES, *IMAGE_SUFFIXES, ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".czi")
+#: Topic of the progress events workers send to the client.
+PROGRESS_TOPIC = "napari-deepliif-progress"
+#: Seconds between two progress events of one slide.
+PROGRESS_INTERVAL = 1.0
+SUMMARY_NAME = "summary.csv"
+SUMMARY_COLUMNS = ("slide", "status", "num_total", "num_pos", "num_neg", "percent_pos", "seg_thresh", "size_thresh",
+                   "size_thresh_upper", "marker_thresh", "engine", "model", "resolution", "mpp", "tiles_run",
+                   "tiles_skipped", "cells_truncated", "seconds", "skipped", "out", "error")
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How every slide of a batch is scored (engine settings and :func:`score_slide` options)."""
+
+    engine: str = "auto"
+    model: str | None = None
+    device: str = "auto"
+    precision: str = "fp32"
+    batch_size: int | None = None
+    resolution: str | None = None
+    mpp: float | None = None
+    region: tuple[int, int, int, int] | None = None
+    outputs: str = "score"
+    chunk_size: int = 2048
+    tissue: bool = True
+    thresholds: dict = field(default_factory=dict)
+    annotations: str | None = None
+    geojson: bool = True
+    parquet: bool = False
+    overwrite: bool = False
+
+
+def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Slides named by ``inputs``: files, folders (their slide files, sorted) and glob patterns.
+
+    Raises
+    ------
+    InputImageError
+        For an input that names nothing, or when no slide is found.
+    """
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(SLIDE_SUFFIXES))
+        elif path.is_file():
+            found.append(path)
+        elif matches := sorted(glob.glob(str(item))):
+            found += [Path(m) for m in matches if Path(m).is_file()]
+        else:
+            raise InputImageError(f"{item}: no such file, folder or matching files")
+    slides = list(dict.fromkeys(p.absolute() for p in found))  # links keep their own names
+    if not slides:
+        raise InputImageError("no slides found in the inputs given")
+    return slides
+
+
+def output_names(slides: list[Path]) -> list[str]:
+    """A directory name per slide: its name without suffixes, numbered where two collide."""
+    stems = [p.name.split(".")[0] or p.name for p in slides]
+    seen: dict[str, int] = {}
+    names = []
+    for stem in stems:
+        seen[stem] = seen.get(stem, 0) + 1
+        names.append(stem if stems.count(stem) == 1 else f"{stem}-{seen[stem]}")
+    return names
+
+
+_ENGINES: dict[tuple, Any] = {}
+
+
+def worker_engine(options: BatchOptions) -> Any:
+    """The engine for ``options``, loaded once per process and kept."""
+    from napari_deepliif.engine.engines import load_engine
+
+    key = (options.engine, options.model, options.device, options.precision, options.batch_size)
+    if key not in _ENGINES:
+        _ENGINES[key] = load_engine(options.engine, options.model, device=options.device,
+                                    precision=options.precision, batch_size=options.batch_size)
+    return _ENGINES[key]
+
+
+def _publisher(slide: str) -> Callable[[str, int, int], None]:
+    """Progress callback sending throttled events to the client (when run on a worker)."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except ValueError:  # not on a worker
+        worker = None
+    last = [0.0]
+
+    def publish(stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if worker is None or (now - last[0] < PROGRESS_INTERVAL and done < total):
+            return
+        last[0] = now
+        worker.log_event(PROGRESS_TOPIC, {"slide": slide, "stage": stage, "done": done, "total": total})
+
+    return publish
+
+
+def summary_row(slide: Path, out: Path, record: dict) -> dict:
+    """A summary CSV row from a slide's score record."""
+    provenance = record.get("provenance", {})
+    return {**dict.fromkeys(SUMMARY_COLUMNS), "slide": slide.name, "status": record.get("status"),
+            **record.get("scoring", {}),
+            "engine": provenance.get("engine"), "model": provenance.get("model"),
+            "resolution": provenance.get("resolution"), "mpp": provenance.get("mpp"),
+            "tiles_run": record.get("tiles_run"), "tiles_skipped": record.get("tiles_skipped"),
+            "cells_truncated": record.get("cells_truncated"), "seconds": record.get("seconds"),
+            "skipped": bool(record.get("skipped")), "out": str(out), "error": record.get("error")}
+
+
+def score_one(slide: str, out: str, options: BatchOptions) -> dict:
+    """Score one slide (a cluster task); never raises: a failure is a row with status 'failed'."""
+    from napari_deepliif.slides.run import score_slide
+
+    slide_path, out_path = Path(slide), Path(out)
+    annotations = None
+    if options.annotations:
+        candidate = Path(options.annotations) / f"{out_path.name}.geojson"
+        annotations = candidate if candidate.is_file() else None
+    try:
+        record = score_slide(worker_engine(options), slide_path, out_path, resolution=options.resolution,
+                             mpp=options.mpp, region=options.region, outputs=options.outputs, chunk_size=options.chunk_size,
+                             tissue=options.tissue, annotations=annotations, geojson=options.geojson,
+                             parquet=options.parquet, overwrite=options.overwrite,
+                             progress=_publisher(slide_path.name), **options.thresholds)
+    except DeepLIIFError as exc:  # a bad slide (unreadable, no pixel size...): reported, the batch goes on
+        log.error("%s failed: %s", slide_path.name, exc)
+        record = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+    except Exception as exc:  # an unexpected failure of one slide must not stop the batch either
+        log.exception("%s failed", slide_path.name)
+        record = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+    return summary_row(slide_path, out_path, record)
+
+
+def write_summary(path: Path, rows: list[dict]) -> Path:
+    """The summary table (one row per slide, :data:`SUMMARY_COLUMNS`), written atomically."""
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, SUMMARY_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+    return path
+
+
+def run_batch(
+    inputs: Iterable[str | Path],
+    out: str | Path,
+    options: BatchOptions = BatchOptions(),
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    on_progress: Callable[[dict], None] | None = None,
+    on_result: Callable[[int, int, dict], None] | None = None,
+) -> list[dict]:
+    """Score every slide of ``inputs`` into ``out``; returns the summary rows (input order)
+    and writes ``out/summary.csv``.
+
+    Parameters
+    ----------
+    inputs : paths, folders or glob patterns
+    out : str or Path
+        Output directory: ``out/<slide name>/`` per slide and ``out/summary.csv``.
+    options : BatchOptions
+    workers : int
+        Worker processes of the LocalCluster started when no ``scheduler`` is given.
+    scheduler : str, optional
+        Address of a running dask scheduler (``tcp://host:8786``) to use instead.
+    on_progress : callable(event), optional
+        Per-slide progress events ``{"slide", "stage", "done", "total"}`` from the workers.
+    on_result : callable(done, total, row), optional
+        Called as each slide finishes.
+    """
+    from distributed import Client, LocalCluster, as_completed
+
+    slides = expand_inputs(inputs)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    dirs = [out / name for name in output_names(slides)]
+    # each worker's torch/OpenMP gets its share of the cores, so N workers do not oversubscribe them
+    threads = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
+    cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                  dashboard_address=None,
+                                                  env={"OMP_NUM_THREADS": threads, **worker_environment()})
+    rows: list[dict | None] = [None] * len(slides)
+    try:
+        with Client(scheduler or cluster) as client:
+            if on_progress:
+                client.subscribe_topic(PROGRESS_TOPIC, lambda event: on_progress(event[1]))
+            futures = {client.submit(score_one, str(s), str(d), options, pure=False, key=f"slide-{i}-{d.name}"): i
+                       for i, (s, d) in enumerate(zip(slides, dirs))}
+            for done, future in enumerate(as_completed(futures), 1):
+                i = futures[future]
+                rows[i] = future.result()
+                if on_result:
+                    on_result(done, len(slides), rows[i])
+                write_summary(out / SUMMARY_NAME, [r for r in rows if r is not None])
+    finally:
+        if cluster is not None:
+            cluster.close()
+    log.info("batch: %d slides, options %s", len(slides), asdict(options))
+    return [r for r in rows if r is not None]

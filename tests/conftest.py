@@ -15,6 +15,22 @@ os.environ.setdefault("QT_API", "pyqt6")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """Tests never write the user's cache dir (e.g. the model hash cache): a session folder
+    unless NAPARI_DEEPLIIF_CACHE_DIR is set already (tests may still move it per test)."""
+    from napari_deepliif.model_registry import CACHE_DIR_ENV
+
+    if os.environ.get(CACHE_DIR_ENV):
+        yield
+        return
+    os.environ[CACHE_DIR_ENV] = str(tmp_path_factory.mktemp("user-cache"))
+    try:
+        yield
+    finally:
+        os.environ.pop(CACHE_DIR_ENV, None)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     """The read-only ``shared/`` folder beside the repository (real images, fixtures).

@@ -83,10 +83,12 @@ def test_same_files_elsewhere_give_the_same_hash(model_copy: Path, tmp_path: Pat
     assert model_hash(other) != model_hash(model_copy)
 
 
-def test_file_hashes_are_cached_by_size_and_mtime(model_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_hashes_are_cached_by_size_and_mtime(model_copy: Path, user_model_dirs, monkeypatch: pytest.MonkeyPatch) -> None:
     from napari_deepliif import model_hash as mh
 
     first = model_hash(model_copy)
+    # the cache lives in the cache dir, moved like the others by NAPARI_DEEPLIIF_CACHE_DIR
+    assert hash_cache_path().parent == user_model_dirs[1]
     cache = json.loads(hash_cache_path().read_text())
     assert str((model_copy / "G51.pt").resolve()) in cache
     # a new process (empty memory) takes every file hash from the JSON cache: nothing is read

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +16,99 @@ import pytest
 os.environ.setdefault("QT_API", "pyqt6")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+# ---- tests that need a display or a JDK: skipped with what to install, failed under CI -------
+
+#: Fixtures that open a Qt application (pytest-qt, napari): a test using any needs a display.
+DISPLAY_FIXTURES = frozenset({"qapp", "qtbot", "make_napari_viewer", "make_napari_viewer_proxy"})
+#: Tests that start Qt in a subprocess, so no fixture tells (better: ``@pytest.mark.needs_display``
+#: in the test module itself, which is another engineer's file today).
+DISPLAY_TESTS = frozenset({"test_widget.py::test_opening_the_widget_does_not_import_torch"})
+#: Fixtures that compile and run the QuPath extension's Java core (tests/test_qupath_core.py).
+JDK_FIXTURES = frozenset({"junit_run"})
+#: The jars qupath-extension/ci/test-core.sh compiles and runs against (Debian's packages).
+JAVA_JARS = ("gson.jar", "jts-core.jar", "junit-jupiter-api.jar", "junit-jupiter-params.jar", "opentest4j.jar",
+             "apiguardian-api.jar", "junit-platform-console-standalone.jar")
+DISPLAY_HELP = ("install Xvfb with Mesa OpenGL (Debian/Ubuntu: apt-get install xvfb libgl1-mesa-dri "
+                "libglx-mesa0 libegl1 xauth libxkbcommon-x11-0 libxcb-cursor0; .ci/run lists all) and "
+                "pytest-xvfb starts it, or run the tests in a desktop session")
+JDK_HELP = ("install a JDK 17+ and Debian's jars (apt-get install openjdk-17-jdk-headless junit5 "
+            "libgoogle-gson-java libjts-java), or point JAVA_LIB at a folder holding them")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "needs_display: the test opens Qt/napari windows (also found from "
+                            "its fixtures: " + ", ".join(sorted(DISPLAY_FIXTURES)) + ")")
+    config.addinivalue_line("markers", "needs_jdk: the test compiles and runs Java with JUnit 5")
+
+
+def running_in_ci() -> bool:
+    """Whether the environment variable CI is set (CI=true, as .ci/run and CI services set it)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def missing_display() -> str | None:
+    """Why no display is available for Qt, or None. Read at test setup, after pytest-xvfb has
+    started Xvfb (it sets DISPLAY) where Xvfb is installed."""
+    if not sys.platform.startswith("linux") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    xvfb = "Xvfb is not installed" if shutil.which("Xvfb") is None else "Xvfb was not started (--no-xvfb?)"
+    return f"needs a display for napari/Qt, and there is none (DISPLAY is not set, {xvfb}): {DISPLAY_HELP}"
+
+
+@functools.lru_cache(maxsize=None)
+def missing_jdk(path: str | None, java_lib: str | None) -> str | None:
+    """Why the Java core cannot be compiled and tested here, or None (arguments: PATH and
+    JAVA_LIB, so a changed environment is checked again)."""
+    tools = [t for t in ("javac", "java") if shutil.which(t, path=path) is None]
+    lib = Path(java_lib or "/usr/share/java")
+    jars = [j for j in JAVA_JARS if not (lib / j).is_file()]
+    if not tools and not jars:
+        return None
+    what = ([f"{', '.join(tools)} not found on PATH"] if tools else []) + (
+        [f"{', '.join(jars)} not in {lib}"] if jars else [])
+    return f"needs a JDK and JUnit 5 jars for the QuPath extension's core ({'; '.join(what)}): {JDK_HELP}"
+
+
+def missing_requirements(item: pytest.Item) -> list[str]:
+    """What ``item`` needs and this machine lacks, as sentences that say what to install."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    reasons = []
+    by_name = item.nodeid.split("/")[-1] in DISPLAY_TESTS
+    if item.get_closest_marker("needs_display") or fixtures & DISPLAY_FIXTURES or by_name:
+        reasons.append(missing_display())
+    if item.get_closest_marker("needs_jdk") or fixtures & JDK_FIXTURES:
+        reasons.append(missing_jdk(os.environ.get("PATH"), os.environ.get("JAVA_LIB")))
+    return [r for r in reasons if r]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a test whose display or JDK is missing, before its fixtures start Qt (a QApplication
+    without a display aborts the whole run); with CI set, fail it with the same reason."""
+    reasons = missing_requirements(item)
+    if not reasons:
+        return
+    reason = "; ".join(reasons)
+    if running_in_ci():
+        pytest.fail(f"{reason} [CI is set, so this is a failure, not a skip]", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """Tests never write the user's cache dir (e.g. the model hash cache): a session folder
+    unless NAPARI_DEEPLIIF_CACHE_DIR is set already (tests may still move it per test)."""
+    from napari_deepliif.model_registry import CACHE_DIR_ENV
+
+    if os.environ.get(CACHE_DIR_ENV):
+        yield
+        return
+    os.environ[CACHE_DIR_ENV] = str(tmp_path_factory.mktemp("user-cache"))
+    try:
+        yield
+    finally:
+        os.environ.pop(CACHE_DIR_ENV, None)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ image's cells in that region.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 import httpx

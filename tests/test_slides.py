@@ -203,3 +203,103 @@ def test_tiff_resolution_in_inches(tmp_path: Path, pixels: np.ndarray) -> None:
                      resolution=(300, 300), resolutionunit="NONE")
     with open_slide(tmp_path / "none.tif") as slide:
         assert slide.mpp is None  # resolution without a unit says nothing about size
+
+
+# ---- batch output integrity: what a resumed run finds damaged is named and recomputed --------
+
+#: A region of the 0.5 µm/px slide scored at 20x (level 0): 1100 x 1400 px, 2 x 2 storage
+#: chunks of 1024 px, across the glass edge; chunks of 2 x 2 tiles of 256 px.
+REGION_20X = (600, 300, 1400, 1100)
+
+
+@pytest.fixture(scope="module")
+def scored(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory, fit_model_dir: Path):
+    """A slide scored once into a folder kept as the pristine copy: (slide, out, record)."""
+    from napari_deepliif.engine import load_engine
+    from napari_deepliif.slides.run import score_slide
+
+    root = tmp_path_factory.mktemp("scored")
+    slide = write_ome_tiff(root / "s.ome.tif", slide_pixels(shared_dir), mpp=0.5, levels=1)
+    out = root / "out"
+    engine = load_engine("deepliif", fit_model_dir, device="cpu")
+    record = score_slide(engine, slide, out, resolution="20x", region=REGION_20X, chunk_size=448, geojson=False)
+    assert record["scoring"]["num_total"] > 50
+    return slide, out, record
+
+
+def _rescore(scored, tmp_path: Path, damage, fit_model_dir: Path):
+    """Copy the scored folder, drop score.json (as if stopped while finding cells), apply
+    ``damage(store)``, score again: (new record, store, first record)."""
+    import shutil
+
+    from napari_deepliif.engine import load_engine
+    from napari_deepliif.slides.run import score_slide
+
+    slide, out, first = scored
+    copy = shutil.copytree(out, tmp_path / "out")
+    (copy / "score.json").unlink()
+    store = copy / "result.ome.zarr"
+    damage(store)
+    engine = load_engine("deepliif", fit_model_dir, device="cpu")
+    record = score_slide(engine, slide, copy, resolution="20x", region=REGION_20X, chunk_size=448, geojson=False)
+    return record, store, first
+
+
+def _boxes_and_done(store: Path) -> tuple[dict, set[int]]:
+    from napari_deepliif.slides.omezarr import RunRecord
+
+    record = RunRecord.load(store)
+    return record.boxes(), record.done
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "deleted"])
+def test_damaged_seg_chunk_is_named_and_only_its_chunks_recomputed(scored, tmp_path: Path, fit_model_dir: Path,
+                                                                   caplog, damage: str) -> None:
+    import logging
+
+    import zarr
+
+    seg_file = "Seg/0/0.1.0"
+
+    def hurt(store: Path) -> None:
+        path = store / seg_file
+        if damage == "corrupt":
+            path.write_bytes(b"\x02\x01" + bytes(path.stat().st_size - 2))
+        else:
+            path.unlink()
+
+    with caplog.at_level(logging.WARNING):
+        record, store, first = _rescore(scored, tmp_path, hurt, fit_model_dir)
+    # the user is told which file, and the scores are those of the undamaged run
+    assert str(store / seg_file) in caplog.text
+    assert record["scoring"] == first["scoring"]
+    # just the chunks whose box reaches into storage chunk (1, 0) (y from 1024, x below 1024) ran again
+    boxes, done = _boxes_and_done(store)
+    assert done == set(boxes)
+    touching = sum(y1 > 1024 and x0 < 1024 for _, y1, x0, _ in boxes.values())
+    assert 0 < touching < len(boxes)
+    assert record["chunks_resumed"] == len(boxes) - touching
+    pristine = zarr.open_group(str(scored[1] / "result.ome.zarr"), mode="r")
+    again = zarr.open_group(str(store), mode="r")
+    for name in ("Seg", "Marker"):
+        np.testing.assert_array_equal(again[name]["0"][:], pristine[name]["0"][:], err_msg=name)
+        np.testing.assert_array_equal(again[name]["1"][:], pristine[name]["1"][:], err_msg=f"{name} pyramid")
+
+
+def test_truncated_score_json_is_scored_again(scored, tmp_path: Path, fit_model_dir: Path, caplog) -> None:
+    import logging
+    import shutil
+
+    from napari_deepliif.engine import load_engine
+    from napari_deepliif.slides.run import score_slide
+
+    slide, out, first = scored
+    copy = shutil.copytree(out, tmp_path / "out")
+    text = (copy / "score.json").read_text()
+    (copy / "score.json").write_text(text[: len(text) // 2])
+    engine = load_engine("deepliif", fit_model_dir, device="cpu")
+    with caplog.at_level(logging.WARNING):
+        record = score_slide(engine, slide, copy, resolution="20x", region=REGION_20X, chunk_size=448, geojson=False)
+    assert str(copy / "score.json") in caplog.text
+    assert "skipped" not in record and record["scoring"] == first["scoring"]
+    assert record["tiles_run"] == 0  # every chunk was verified and resumed

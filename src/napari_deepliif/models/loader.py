@@ -8,7 +8,6 @@ needs are read. Errors name the file and the problem.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import warnings
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from napari_deepliif.engine.cpu_memory import keep_freed_memory
 from napari_deepliif.errors import ModelError
 from napari_deepliif.models.options import ModelOptions, read_model_options
-from napari_deepliif.models.registry import OPTIONS_FILE, net_file_names
+from napari_deepliif.models.registry import NET_IDS, OPTIONS_FILE, net_file_names
 
 if TYPE_CHECKING:
     import torch
@@ -97,6 +96,7 @@ class DeepLIIFModel:
     device: str = "cpu"
     _nets: dict[str, "torch.nn.Module"] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _signature: tuple = field(default=(), repr=False)
 
     @property
     def name(self) -> str:
@@ -137,16 +137,32 @@ class DeepLIIFModel:
         return net
 
     def fingerprint(self) -> str:
-        """A short sha256 over ``train_opt.txt`` and the net files' names and sizes.
+        """A short sha256 over ``train_opt.txt`` and the bytes of each net's file, by content.
 
-        Cheap to compute (no full read of 1.5 GB); recorded in outputs so a result names the
-        exact model files it came from.
+        Each net's file name and the sha256 of its bytes are hashed in net order, so weights
+        changed in place or two nets swapped change it (see :mod:`napari_deepliif.models.hash`).
+        File hashes are cached against each file's size and mtime, so only the first call on
+        new or changed files reads them. Recorded in outputs so a result names the exact
+        weights it came from.
         """
-        digest = hashlib.sha256((self.directory / OPTIONS_FILE).read_bytes())
-        for name in (*translation_nets(self.options), *segmentation_nets(self.options)):
-            for path in net_files(self.directory, name):
-                digest.update(f"{path.name}:{path.stat().st_size}".encode())
-        return digest.hexdigest()[:16]
+        from napari_deepliif.models.hash import content_hash
+
+        nets = [(name, files[0]) for name in (*translation_nets(self.options), *segmentation_nets(self.options))
+                if (files := net_files(self.directory, name))]
+        return content_hash(self.directory / OPTIONS_FILE, nets)
+
+
+def _signature(directory: Path) -> tuple:
+    """Name, size and mtime of the options and net files: a cached model is stale when it changes."""
+    names = [OPTIONS_FILE, *(f for i in NET_IDS for f in net_file_names(f"G{i}"))]
+    signature = []
+    for name in names:
+        try:
+            st = (directory / name).stat()
+        except FileNotFoundError:
+            continue
+        signature.append((name, st.st_size, st.st_mtime_ns))
+    return tuple(signature)
 
 
 _CACHE: "OrderedDict[tuple[str, str], DeepLIIFModel]" = OrderedDict()
@@ -177,10 +193,14 @@ def load_model(path: str | Path, device: str = "cpu") -> DeepLIIFModel:
     if not any(directory.iterdir()):
         raise ModelError(f"model directory {directory} is empty")
     key = (str(directory.resolve()), str(device))
+    signature = _signature(directory)
     with _CACHE_LOCK:
         if key in _CACHE:
-            _CACHE.move_to_end(key)
-            return _CACHE[key]
+            if _CACHE[key]._signature == signature:
+                _CACHE.move_to_end(key)
+                return _CACHE[key]
+            log.info("%s: model files changed since they were loaded; loading them again", directory)
+            del _CACHE[key]
     options = read_model_options(directory)
     _check_options(options, directory)
     if str(device).startswith("cpu"):
@@ -192,7 +212,7 @@ def load_model(path: str | Path, device: str = "cpu") -> DeepLIIFModel:
         raise ModelError(
             f"{directory} lacks nets {', '.join(missing)} (need G<n>.pt or latest_net_G<n>.pth for each)"
         )
-    model = DeepLIIFModel(directory=directory, options=options, device=str(device))
+    model = DeepLIIFModel(directory=directory, options=options, device=str(device), _signature=signature)
     with _CACHE_LOCK:
         _CACHE[key] = model
         while len(_CACHE) > _CACHE_SIZE:

@@ -55,7 +55,7 @@ def infer_chunks(
     include: Include | None = None,
     statistics: dict | None = None,
     done: Collection[int] = (),
-    on_chunk: Callable[[int], None] | None = None,
+    on_chunk: Callable[[int, tuple[int, int, int, int]], None] | None = None,
     on_statistics: Callable[[dict], None] | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | Any | None = None,
@@ -84,7 +84,7 @@ def infer_chunks(
         here when None.
     done : collection of int
         Chunk indexes already written (skipped).
-    on_chunk : callable(index), optional
+    on_chunk : callable(index, (y0, y1, x0, x1)), optional
         Called after a chunk is written (e.g. to record it for a resume).
     on_statistics : callable(dict), optional
         Called with the statistics when they were computed here, before any chunk runs.
@@ -129,7 +129,7 @@ def infer_chunks(
         for name in names:
             write(name, chunk.box, buffers[name])
         if on_chunk:
-            on_chunk(chunk.index)
+            on_chunk(chunk.index, chunk.box)
         run.chunks_run += 1
         run.tiles_run += ran
         run.tiles_skipped += skipped

@@ -17,7 +17,9 @@ readers (napari-ome-zarr, QuPath, Fiji/MoBIE, vizarr) open.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from napari_deepliif.errors import DeepLIIFError
+
+log = logging.getLogger(__name__)
 
 NGFF_VERSION = "0.4"
 #: Chunk edge of every array (pixels).
@@ -129,45 +133,82 @@ def _halve(block: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.rint(mean).astype(np.uint8)
 
 
+Box = tuple[int, int, int, int]  #: (y0, y1, x0, x1), end exclusive
+
+
+def _pieces(box: Box) -> list[tuple[tuple[int, int], slice, slice]]:
+    """``box`` cut along the storage chunk grid: (chunk row, chunk column), rows, columns."""
+    y0, y1, x0, x1 = box
+    return [((cy, cx), slice(max(y0, cy * CHUNK), min(y1, (cy + 1) * CHUNK)),
+             slice(max(x0, cx * CHUNK), min(x1, (cx + 1) * CHUNK)))
+            for cy in range(y0 // CHUNK, (y1 - 1) // CHUNK + 1) for cx in range(x0 // CHUNK, (x1 - 1) // CHUNK + 1)]
+
+
+def _checksum(block: Any) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(block).tobytes(), digest_size=8).hexdigest()
+
+
 class RunRecord:
-    """The resume record (``deepliif.json``): run settings, chunks done, phases done.
+    """The resume record (``deepliif.json``): run settings, chunks done with a checksum of what
+    each holds, phases done.
 
     Every change is written at once, atomically (a temporary file renamed over the old one),
-    so an interrupted run leaves either the old or the new record.
+    so an interrupted run leaves either the old or the new record. For every chunk done it
+    keeps, per output, a checksum of the chunk's level-0 pixels in each storage chunk (file)
+    it touches; :meth:`check` verifies them on resume (see :meth:`verify`).
     """
 
     def __init__(self, path: Path, settings: dict, done: set[int] | None = None,
-                 phases: list[str] | None = None):
+                 phases: list[str] | None = None, checksums: dict[str, dict[str, list[str]]] | None = None,
+                 boxes: dict[str, list[int]] | None = None):
         self.path, self.settings = path, settings
         self.done = set(done or ())
         self.phases = list(phases or [])
+        self.checksums = dict(checksums or {})
+        self._boxes = {int(k): tuple(int(v) for v in box) for k, box in (boxes or {}).items()}
 
     @classmethod
     def load(cls, store: Path) -> RunRecord | None:
-        """The record of ``store``, or None if it has none."""
+        """The record of ``store``, or None if it has none or it cannot be read (then the run
+        starts again, with a warning naming the file)."""
         path = Path(store) / RECORD
         if not path.is_file():
             return None
-        data = json.loads(path.read_text())
-        return cls(path, data["settings"], set(data["done"]), data["phases"])
+        try:
+            data = json.loads(path.read_text())
+            return cls(path, data["settings"], set(data["done"]), data["phases"], data.get("checksums"),
+                       data.get("boxes"))
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("%s is damaged (%s: %s): the slide's inference starts again", path, type(exc).__name__, exc)
+            return None
 
     def check(self, settings: dict) -> None:
-        """Raise if this store was written with other settings."""
+        """Raise if this store was written with other settings; else :meth:`verify` it."""
         changed = {k: (self.settings.get(k), v) for k, v in settings.items() if self.settings.get(k) != v}
         if changed:
             detail = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in changed.items())
             raise DeepLIIFError(f"{self.path.parent} holds a run with other settings ({detail}); "
                                 "write to a new output or pass overwrite=True (--overwrite)")
+        self.verify()
 
     def save(self) -> None:
         """Write the record atomically."""
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"settings": self.settings, "done": sorted(self.done), "phases": self.phases}))
+        tmp.write_text(json.dumps({"settings": self.settings, "done": sorted(self.done), "phases": self.phases,
+                                   "checksums": self.checksums,
+                                   "boxes": {str(k): list(v) for k, v in self._boxes.items()}}))
         os.replace(tmp, self.path)
 
-    def mark(self, chunk: int) -> None:
-        """Record chunk ``chunk`` as written."""
-        self.done.add(int(chunk))
+    def mark(self, chunk: int, box: Box) -> None:
+        """Record chunk ``chunk`` as written to ``box`` (y0, y1, x0, x1 of level 0), with the
+        checksums of what the store now holds there."""
+        chunk = int(chunk)
+        root = self._root()
+        self._boxes[chunk] = tuple(int(v) for v in box)
+        self.checksums[str(chunk)] = {
+            name: [_checksum(root[name]["0"][:, ys, xs]) for _, ys, xs in _pieces(box)]
+            for name in self.settings["outputs"]}
+        self.done.add(chunk)
         self.save()
 
     def finish(self, phase: str) -> None:
@@ -175,3 +216,65 @@ class RunRecord:
         if phase not in self.phases:
             self.phases.append(phase)
         self.save()
+
+    def boxes(self) -> dict[int, Box]:
+        """Each chunk done's box (y0, y1, x0, x1) in the level-0 arrays."""
+        return dict(self._boxes)
+
+    def _root(self) -> Any:
+        import zarr
+
+        return zarr.open_group(str(self.path.parent), mode="r")
+
+    def _file(self, name: str, key: tuple[int, int]) -> Path:
+        return self.path.parent / name / "0" / ".".join(map(str, (0, *key)))
+
+    def verify(self) -> set[int]:
+        """Check every chunk done against its checksums; redo the damaged ones.
+
+        A storage chunk (file) of a level-0 output that cannot be read, is missing or holds
+        other pixels than were written is named in a warning and deleted, and every chunk done
+        that touches it is marked not done (with the pyramid), so the run recomputes just
+        those. Chunks recorded without checksums (older records) are trusted.
+
+        Returns
+        -------
+        set of int
+            The chunks marked not done.
+        """
+        if not self.done:
+            return set()
+        root, boxes = self._root(), self.boxes()
+        damaged: dict[tuple[str, tuple[int, int]], str] = {}
+        for chunk in sorted(self.done):
+            sums = self.checksums.get(str(chunk))
+            if sums is None or chunk not in boxes:
+                continue
+            for name in self.settings["outputs"]:
+                array = root[name]["0"]
+                for (key, ys, xs), expected in zip(_pieces(boxes[chunk]), sums.get(name, [])):
+                    if (name, key) in damaged:
+                        continue
+                    try:
+                        ok = _checksum(array[:, ys, xs]) == expected
+                    except Exception as exc:  # codecs raise RuntimeError, ValueError, ... on damaged bytes
+                        damaged[(name, key)] = f"cannot be read ({type(exc).__name__}: {exc})"
+                        continue
+                    if not ok:
+                        missing = not self._file(name, key).exists()
+                        damaged[(name, key)] = "is missing" if missing else "does not hold what was written"
+        if not damaged:
+            return set()
+        redo = set()
+        for (name, key), why in damaged.items():
+            path = self._file(name, key)
+            touching = {c for c in self.done if c in boxes and any(k == key for k, _, _ in _pieces(boxes[c]))}
+            log.warning("%s %s: recomputing the %d chunk(s) that wrote it", path, why, len(touching))
+            path.unlink(missing_ok=True)
+            redo |= touching
+        self.done -= redo
+        for chunk in redo:
+            self.checksums.pop(str(chunk), None)
+        self.phases = [p for p in self.phases if p not in ("inference", "pyramid")]
+        self.save()
+        return redo

@@ -27,6 +27,7 @@ import numpy as np
 
 from napari_deepliif.constants import MICRONS_PER_PIXEL_BY_RESOLUTION
 from napari_deepliif.errors import DeepLIIFError, InputImageError
+from napari_deepliif.io.image_input import check_tiff_tiles, tiff_colour
 from napari_deepliif.resolution import resolution_from_mpp, resolve_resolution
 from napari_deepliif.slides import metadata
 from napari_deepliif.slides.metadata import PixelSize
@@ -222,12 +223,15 @@ class Slide:
         return f"Slide({self.path.name!r}, {self.backend}, levels [{shapes}], mpp {self.mpp})"
 
 
-def _tiff_levels(tif: Any) -> tuple[list[Any], list[Level]]:
+def _tiff_levels(tif: Any, path: Path) -> tuple[list[Any], list[Level]]:
     import zarr
 
     series = tif.series[0]
     arrays, levels = [], []
     for index, level in enumerate(series.levels):
+        where = f"{path} (level {index})" if len(series.levels) > 1 else str(path)
+        check_tiff_tiles(level.pages, where)
+        convert = tiff_colour(level.keyframe, where)
         array = zarr.open_array(tif.aszarr(series=0, level=index), mode="r")
         squeeze = [i for i, (ax, n) in enumerate(zip(level.axes, level.shape)) if n == 1 and ax not in "YXS"]
         names = "".join(ax for i, ax in enumerate(level.axes) if i not in squeeze)
@@ -235,13 +239,28 @@ def _tiff_levels(tif: Any) -> tuple[list[Any], list[Level]]:
             array = _Squeezed(array, tuple(squeeze))
         if names in ("CYX", "SYX"):
             array = ChannelsLast(array)
-        elif names != "YXS":
+        elif names != "YXS" and not (names == "YX" and convert is not None):
             raise InputImageError(f"unsupported TIFF layout (axes {level.axes}); expected an RGB image")
+        if convert is not None:
+            array = ToRGB(array, convert)
         arrays.append(array)
     width = arrays[0].shape[1]
     for array in arrays:
         levels.append(Level((int(array.shape[0]), int(array.shape[1])), width / array.shape[1]))
     return arrays, levels
+
+
+class ToRGB:
+    """An H x W (palette) or H x W x S (CMYK) array-like seen as H x W x 3 uint8 RGB, converted
+    block by block as it is read (see :func:`napari_deepliif.image_input.tiff_colour`)."""
+
+    def __init__(self, array: Any, convert: Any):
+        self.array, self.convert = array, convert
+        self.shape = (*tuple(array.shape[:2]), 3)
+        self.dtype = np.dtype(np.uint8)
+
+    def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
+        return self.convert(np.asarray(self.array[key]))
 
 
 class _Squeezed:
@@ -264,7 +283,7 @@ def _open_tiff(path: Path, mpp: float | None) -> Slide:
 
     tif = tifffile.TiffFile(path)
     try:
-        arrays, levels = _tiff_levels(tif)
+        arrays, levels = _tiff_levels(tif, path)
         pixel_size = metadata.from_tiff(tif)
     except Exception:
         tif.close()

@@ -48,12 +48,17 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def finished(out: Path, request: dict) -> dict | None:
-    """The score record in ``out`` if it was made with ``request``, else None."""
+    """The score record in ``out`` if it was made with ``request``, else None (also when it
+    cannot be read, e.g. truncated: then the slide is scored again, with a warning)."""
     path = Path(out) / SCORE_NAME
     if not path.is_file():
         return None
-    record = json.loads(path.read_text())
-    return record if record.get("request") == request else None
+    try:
+        record = json.loads(path.read_text())
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        log.warning("%s cannot be read (%s): the slide is scored again", path, exc)
+        return None
+    return record if isinstance(record, dict) and record.get("request") == request else None
 
 
 def score_slide(

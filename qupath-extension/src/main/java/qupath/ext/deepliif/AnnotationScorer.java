@@ -194,7 +194,7 @@ final class AnnotationScorer {
             List<PathObject> previous = annotation.getChildObjects().stream().filter(PathObject::isDetection).toList();
             annotation.removeChildObjects(previous);
             annotation.addChildObjects(detections);
-            Map<String, Double> measurements = annotation.getMeasurements();
+            Map<String, Number> measurements = annotation.getMeasurements();
             ScoreMeasurements.NAMES.forEach(measurements::remove);
             measurements.putAll(ScoreMeasurements.of(result));
             if (annotation instanceof PathAnnotationObject a)

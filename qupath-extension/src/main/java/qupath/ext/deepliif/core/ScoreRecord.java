@@ -63,17 +63,18 @@ public record ScoreRecord(Scoring scoring, Map<String, String> provenance, Place
     }
 
     /**
-     * Where the scored pixels lie: read at {@code downsample} from pyramid level {@code level},
-     * starting at {@code origin} (pixels at that downsample), {@code width x height} pixels.
+     * Where the scored pixels lie, as the server reports it: {@code width x height} pixels read
+     * at {@code downsample} from pyramid level {@code level}. The extension only reports these
+     * (as measurements) and checks the downsample of an upload; it computes nothing from them.
      *
      * @param level      pyramid level read (0 for an upload)
      * @param downsample level-0 pixels per scored pixel
-     * @param mpp        µm per scored pixel, NaN when unknown
+     * @param mpp        µm per pixel as the server reports it, NaN when unknown
      * @param resolution magnification scored at ("40x", "20x", "10x")
-     * @param originX    left edge in scored pixels
-     * @param originY    top edge in scored pixels
-     * @param width      width in scored pixels
-     * @param height     height in scored pixels
+     * @param originX    the region's left edge as the server reports it ({@code origin[0]})
+     * @param originY    the region's top edge as the server reports it ({@code origin[1]})
+     * @param width      width in scored pixels ({@code shape[1]})
+     * @param height     height in scored pixels ({@code shape[0]})
      */
     public record Placement(int level, double downsample, double mpp, String resolution, double originX, double originY,
                             int width, int height) {

@@ -148,6 +148,8 @@ final class AnnotationScorer {
             }
             if (result.uploaded())
                 warnings.add(String.format(Messages.UPLOADED, result.uploadReason()));
+            if (result.scaleWarning() != null)
+                warnings.add(result.scaleWarning());
             apply(annotation, result);
             scored++;
             cells += result.numTotal();

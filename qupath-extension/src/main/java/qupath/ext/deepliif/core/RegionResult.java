@@ -9,8 +9,10 @@ import java.util.List;
  * @param score        the score record; its counts are those of {@code cells}
  * @param uploadReason null when the server read the image file itself; else why the extension
  *                     uploaded the pixels instead (e.g. the server's reason it could not open the file)
+ * @param scaleWarning what the user should know about the magnification of uploaded pixels
+ *                     (see {@link ScalePlan#warning()}), null when there is nothing to say
  */
-public record RegionResult(List<Cell> cells, ScoreRecord score, String uploadReason) {
+public record RegionResult(List<Cell> cells, ScoreRecord score, String uploadReason, String scaleWarning) {
 
     /** @return whether the pixels were uploaded rather than read by the server */
     public boolean uploaded() {

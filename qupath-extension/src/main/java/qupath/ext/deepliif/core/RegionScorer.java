@@ -150,7 +150,7 @@ public final class RegionScorer {
      */
     public RegionResult serverRead(ScoreRegion region) throws DeepLIIFException {
         ScoreResponse response = send(id -> client.scoreRegion(region.requestBody(settings, id)));
-        return new RegionResult(response.cells(), response.score(), null);
+        return new RegionResult(response.cells(), response.score(), null, null);
     }
 
     /**
@@ -187,11 +187,11 @@ public final class RegionScorer {
         if (Math.abs(response.score().placement().downsample() - d) > 1e-6 * d)
             throw new DeepLIIFException(0, "Unexpected answer", "The server scored the upload at downsample "
                     + response.score().placement().downsample() + ", not " + d + ": update napari-deepliif.");
-        return inside(response, region, reason);
+        return inside(response, region, reason, upload.scale().warning());
     }
 
     /** The response's cells whose centroid lies in the region's outline, recounted when some are dropped. */
-    static RegionResult inside(ScoreResponse response, ScoreRegion region, String reason) {
+    static RegionResult inside(ScoreResponse response, ScoreRegion region, String reason, String scaleWarning) {
         Geometry outline = region.roi() != null ? GeoJsonGeometry.polygonal(region.roi())
                 : FACTORY.toGeometry(new Envelope(region.x(), region.x() + region.width(), region.y(),
                 region.y() + region.height()));
@@ -205,7 +205,7 @@ public final class RegionScorer {
             }
         ScoreRecord score = kept.size() == response.cells().size() ? response.score()
                 : response.score().withCounts(positive, kept.size());
-        return new RegionResult(List.copyOf(kept), score, reason);
+        return new RegionResult(List.copyOf(kept), score, reason, scaleWarning);
     }
 
     private void checkSize(long pixels, int width, int height, String reason) throws DeepLIIFException {

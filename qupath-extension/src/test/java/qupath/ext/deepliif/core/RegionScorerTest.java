@@ -58,6 +58,7 @@ class RegionScorerTest {
             RegionResult result = scorer(server, settings).score(region, reader);
             assertFalse(result.uploaded());
             assertNull(result.uploadReason());
+            assertNull(result.scaleWarning());
             assertEquals(2, result.cells().size(), "the server decides which cells count: nothing is dropped here");
             assertEquals(1, result.numPositive());
             assertTrue(reader.reads.isEmpty(), "no pixels are read when the server reads the file");
@@ -123,6 +124,7 @@ class RegionScorerTest {
             assertEquals(List.of("/api/score"), server.paths());
             assertTrue(result.uploaded());
             assertTrue(server.received().get(0).query().startsWith("resolution=40x&"), "uncalibrated: assumed 40x");
+            assertTrue(result.scaleWarning().contains("no pixel size"), result.scaleWarning());
         }
     }
 

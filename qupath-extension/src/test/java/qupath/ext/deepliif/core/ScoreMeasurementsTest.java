@@ -15,7 +15,7 @@ class ScoreMeasurementsTest {
                 Answers.cell(30, 0, 4, false));
         body.getAsJsonObject("score").getAsJsonObject("provenance").addProperty("engine", engine);
         ScoreResponse response = ScoreResponse.fromJson(body);
-        return new RegionResult(response.cells(), response.score(), uploadReason);
+        return new RegionResult(response.cells(), response.score(), uploadReason, null);
     }
 
     @Test

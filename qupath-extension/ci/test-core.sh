@@ -8,8 +8,8 @@
 # Environment:
 #   DEEPLIIF_URL, DEEPLIIF_TOKEN  a running napari-deepliif server; without DEEPLIIF_URL the
 #                                 tests tagged "server" are excluded (and the script says so)
-#   DEEPLIIF_SAMPLE               real IHC image for the round-trip test
-#   DEEPLIIF_RESULT               where the round-trip test writes its cells as JSON
+#   DEEPLIIF_SAMPLE               real IHC image file (one the server can open) for the region tests
+#   DEEPLIIF_RESULT               folder the round-trip test writes server.json and upload.json to
 #   JAVA_LIB                      folder of the jars (default /usr/share/java)
 # Exit status: 0 when everything compiled and every test passed.
 set -euo pipefail

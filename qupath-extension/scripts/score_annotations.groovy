@@ -5,25 +5,27 @@
  * Needs: the DeepLIIF extension jar installed in QuPath 0.6, and the server running
  * ('napari-deepliif serve'). Run it from Automate > Script editor, or with 'Run for project'.
  *
+ * Each annotation is one request: the server reads the annotation's region from the image file
+ * itself (when it cannot open the file, the annotation's pixels are read once and uploaded).
  * Each scored annotation gets its cells as Positive/Negative detections (its earlier DeepLIIF
- * detections are replaced) and "DeepLIIF: ..." measurements; the engine used is written into
- * the annotation's description.
+ * detections are replaced) and "DeepLIIF: ..." measurements from the server's score record; the
+ * engine used is written into the annotation's description.
  */
 import qupath.ext.deepliif.DeepLIIFScripting
 import qupath.ext.deepliif.core.DeepLIIFClient
-import qupath.ext.deepliif.core.Magnification
 import qupath.ext.deepliif.core.ScoreSettings
 import qupath.ext.deepliif.core.ServerConfig
+import qupath.ext.deepliif.core.Threshold
 
 // ---- settings -------------------------------------------------------------------------------
 def serverUrl = 'http://127.0.0.1:8642'
 String token = null               // null: read the server's token file ('napari-deepliif token' prints it)
-def magnification = '40x'         // '40x', '20x' or '10x' (pixels are read at the matching downsample)
+def magnification = '40x'         // '40x', '20x', '10x', or 'auto': the server picks it from the pixel size
 def selectedOnly = false          // true: only the selected annotations
 Integer segThresh = null          // null: the server's default
-Integer sizeThresh = null         // null: DeepLIIF's default rule
-Integer sizeThreshUpper = null    // null: no upper size limit
-Integer markerThresh = null       // null: no marker threshold
+def sizeThresh = 'default'        // a number of pixels, or 'default': DeepLIIF's rule over the whole annotation
+def sizeThreshUpper = null        // a number of pixels, 'default' (DeepLIIF's rule), or null: no upper size limit
+def markerThresh = null           // a number (0-255), 'default' (DeepLIIF's rule), or null: no marker threshold
 // ----------------------------------------------------------------------------------------------
 
 def imageData = getCurrentImageData()
@@ -40,6 +42,8 @@ if (annotations.isEmpty()) {
 
 println "Token file: ${ServerConfig.tokenFile()}"
 def client = new DeepLIIFClient(URI.create(serverUrl), ServerConfig.resolveToken(token))
-def settings = new ScoreSettings(Magnification.parse(magnification), segThresh, sizeThresh, sizeThreshUpper, markerThresh)
+def settings = new ScoreSettings(ScoreSettings.magnification(magnification), segThresh,
+        Threshold.parse(sizeThresh, Threshold.DEFAULT), Threshold.parse(sizeThreshUpper, Threshold.NONE),
+        Threshold.parse(markerThresh, Threshold.NONE))
 int cells = DeepLIIFScripting.scoreAnnotations(imageData, annotations, client, settings)
 println "DeepLIIF: ${cells} cells in ${annotations.size()} annotation(s)"

@@ -1,7 +1,10 @@
 package qupath.ext.deepliif;
 
 import java.awt.image.BufferedImage;
+import java.net.URI;
+import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -13,32 +16,30 @@ import org.slf4j.LoggerFactory;
 
 import qupath.ext.deepliif.core.CancelledException;
 import qupath.ext.deepliif.core.Cell;
-import qupath.ext.deepliif.core.CoordinateMapping;
 import qupath.ext.deepliif.core.DeepLIIFClient;
 import qupath.ext.deepliif.core.DeepLIIFException;
 import qupath.ext.deepliif.core.RegionResult;
 import qupath.ext.deepliif.core.RegionScorer;
-import qupath.ext.deepliif.core.ScalePlan;
 import qupath.ext.deepliif.core.ScoreMeasurements;
+import qupath.ext.deepliif.core.ScoreRegion;
 import qupath.ext.deepliif.core.ScoreSettings;
 import qupath.ext.deepliif.core.ServerHealth;
-import qupath.ext.deepliif.core.Tiling;
 import qupath.lib.images.ImageData;
 import qupath.lib.images.servers.ImageServer;
+import qupath.lib.images.servers.ImageServerBuilder;
 import qupath.lib.objects.PathAnnotationObject;
 import qupath.lib.objects.PathObject;
 import qupath.lib.objects.PathObjects;
 import qupath.lib.objects.classes.PathClass;
-import qupath.lib.regions.ImageRegion;
 import qupath.lib.regions.RegionRequest;
 import qupath.lib.roi.GeometryTools;
 import qupath.lib.roi.interfaces.ROI;
 
 /**
- * Scores annotations of one image through the server (the QuPath side of
- * {@link RegionScorer}): reads each annotation's bounds at the planned downsample, and replaces
- * the annotation's DeepLIIF detections and measurements with the new ones. No JavaFX: used by
- * the menu commands (on a background thread) and by scripts.
+ * Scores annotations of one image through the server, one request per annotation (the QuPath
+ * side of {@link RegionScorer}): sends the image file, the annotation's bounds and outline, and
+ * replaces the annotation's detections and DeepLIIF measurements with the answer. No JavaFX:
+ * used by the menu commands (on a background thread) and by scripts.
  */
 final class AnnotationScorer {
 
@@ -47,17 +48,17 @@ final class AnnotationScorer {
     /** Progress over all annotations. */
     @FunctionalInterface
     interface Progress {
-        void update(int annotation, int annotations, int tile, int tiles);
+        void update(int annotation, int annotations);
     }
 
     /**
      * What a run did.
      *
      * @param scored    annotations scored
-     * @param skipped   annotations skipped (not an area, or too small)
+     * @param skipped   annotations skipped (outside the image, or refused by the server: see warnings)
      * @param cells     cells added
      * @param positive  positive cells added
-     * @param warnings  distinct warnings (uncalibrated image, ...)
+     * @param warnings  distinct warnings (uploaded pixels, skipped annotations, ...)
      */
     record Outcome(int scored, int skipped, int cells, int positive, List<String> warnings) {
     }
@@ -66,17 +67,15 @@ final class AnnotationScorer {
     private final DeepLIIFClient client;
     private final ScoreSettings settings;
     private final ServerHealth health;
-    private final int tileSize;
     private volatile RegionScorer current;
     private volatile boolean cancelled;
 
     private AnnotationScorer(ImageData<BufferedImage> imageData, DeepLIIFClient client, ScoreSettings settings,
-                             ServerHealth health, int tileSize) {
+                             ServerHealth health) {
         this.imageData = imageData;
         this.client = client;
         this.settings = settings;
         this.health = health;
-        this.tileSize = tileSize;
     }
 
     /**
@@ -92,7 +91,7 @@ final class AnnotationScorer {
         if (!health.isOk())
             throw new DeepLIIFException(0, Messages.TITLE, "The DeepLIIF server at " + client.getBaseUrl()
                     + " reports status '" + health.status() + "'.");
-        return new AnnotationScorer(imageData, client, settings, health, Tiling.tileSizeFor(health.limits(), Tiling.DEFAULT_OVERLAP));
+        return new AnnotationScorer(imageData, client, settings, health);
     }
 
     /** @return what the server reported */
@@ -100,7 +99,7 @@ final class AnnotationScorer {
         return health;
     }
 
-    /** Stop after the tile in flight (also cancelled on the server). Any thread. */
+    /** Stop after the annotation in flight, whose request is cancelled on the server. Any thread. */
     void cancel() throws DeepLIIFException {
         cancelled = true;
         RegionScorer scorer = current;
@@ -110,27 +109,47 @@ final class AnnotationScorer {
 
     /**
      * Score annotations one by one; each finished annotation keeps its result even if a later
-     * one fails or the run is cancelled.
+     * one fails or the run is cancelled. An annotation the server refuses (422, e.g. too small)
+     * is skipped with the server's reason as a warning.
      */
     Outcome run(Collection<PathObject> annotations, Progress progress) throws DeepLIIFException {
         ImageServer<BufferedImage> server = imageData.getServer();
         var calibration = server.getPixelCalibration();
         double mpp = calibration.hasPixelSizeMicrons() ? calibration.getAveragedPixelSizeMicrons() : Double.NaN;
-        ScalePlan plan = ScalePlan.plan(settings.magnification(), mpp);
+        String file = localFile(server);
         Set<String> warnings = new LinkedHashSet<>();
-        if (plan.warning() != null)
-            warnings.add(plan.warning());
         List<PathObject> todo = new ArrayList<>(annotations);
         int scored = 0, skipped = 0, cells = 0, positive = 0;
         for (int i = 0; i < todo.size(); i++) {
             if (cancelled)
                 throw new CancelledException(Messages.CANCELLED);
+            if (progress != null)
+                progress.update(i + 1, todo.size());
             PathObject annotation = todo.get(i);
-            RegionResult result = scoreOne(server, annotation, plan, i, todo.size(), progress);
-            if (result == null) {
+            ROI roi = annotation.getROI();
+            ScoreRegion region = roi == null || !roi.isArea() ? null
+                    : ScoreRegion.of(roi.getZ() == 0 && roi.getT() == 0 ? file : null, roi.getGeometry(),
+                    server.getWidth(), server.getHeight(), mpp);
+            if (region == null) {
                 skipped++;
                 continue;
             }
+            RegionResult result;
+            try {
+                result = score(server, region, roi);
+            } catch (CancelledException e) {
+                throw e;
+            } catch (DeepLIIFException e) {
+                if (e.getStatus() != 422)
+                    throw e;
+                warnings.add(String.format(Messages.REFUSED, e.getMessage()));
+                skipped++;
+                continue;
+            }
+            if (result.uploaded())
+                warnings.add(String.format(Messages.UPLOADED, result.uploadReason()));
+            if (result.scaleWarning() != null)
+                warnings.add(result.scaleWarning());
             apply(annotation, result);
             scored++;
             cells += result.numTotal();
@@ -139,50 +158,45 @@ final class AnnotationScorer {
         return new Outcome(scored, skipped, cells, positive, List.copyOf(warnings));
     }
 
-    /** Score one annotation; null when it is not an area or too small to score. */
-    private RegionResult scoreOne(ImageServer<BufferedImage> server, PathObject annotation, ScalePlan plan,
-                                  int index, int count, Progress progress) throws DeepLIIFException {
-        ROI roi = annotation.getROI();
-        if (roi == null || !roi.isArea())
-            return null;
-        double d = plan.downsample();
-        int x0 = Math.max(0, (int) Math.floor(roi.getBoundsX()));
-        int y0 = Math.max(0, (int) Math.floor(roi.getBoundsY()));
-        int x1 = Math.min(server.getWidth(), (int) Math.ceil(roi.getBoundsX() + roi.getBoundsWidth()));
-        int y1 = Math.min(server.getHeight(), (int) Math.ceil(roi.getBoundsY() + roi.getBoundsHeight()));
-        int width = (int) Math.floor((x1 - x0) / d);
-        int height = (int) Math.floor((y1 - y0) / d);
-        if (width < Tiling.MIN_IMAGE_SIZE || height < Tiling.MIN_IMAGE_SIZE)
-            return null;
+    private RegionResult score(ImageServer<BufferedImage> server, ScoreRegion region, ROI roi) throws DeepLIIFException {
         String path = server.getPath();
-        int z = roi.getZ();
-        int t = roi.getT();
-        RegionScorer.TileReader reader = (x, y, w, h) -> {
-            int fx = x0 + (int) Math.round(x * d);
-            int fy = y0 + (int) Math.round(y * d);
-            int fw = Math.min((int) Math.round(w * d), server.getWidth() - fx);
-            int fh = Math.min((int) Math.round(h * d), server.getHeight() - fy);
-            return server.readRegion(RegionRequest.createInstance(path, d, ImageRegion.createInstance(fx, fy, fw, fh, z, t)));
-        };
-        RegionScorer scorer = new RegionScorer(client, settings, tileSize, Tiling.DEFAULT_OVERLAP);
+        RegionScorer.PixelReader reader = (x, y, w, h, downsample) -> server.readRegion(
+                RegionRequest.createInstance(path, downsample, x, y, w, h, roi.getZ(), roi.getT()));
+        RegionScorer scorer = new RegionScorer(client, settings, health.limits());
         current = scorer;
         try {
             if (cancelled)
                 scorer.cancel();
-            return scorer.score(reader, width, height, plan, new CoordinateMapping(x0, y0, d), roi.getGeometry(),
-                    (done, total) -> {
-                        if (progress != null)
-                            progress.update(index + 1, count, done, total);
-                    });
+            return scorer.score(region, reader);
         } finally {
             current = null;
         }
     }
 
+    /**
+     * The file the server can read the same pixels from: the one local file of a plain image
+     * server (no transforms, no series other than the first), else null (the pixels are uploaded).
+     */
+    static String localFile(ImageServer<BufferedImage> server) {
+        if (!(server.getBuilder() instanceof ImageServerBuilder.DefaultImageServerBuilder<BufferedImage> builder))
+            return null;
+        URI uri = builder.getURI();
+        if (uri == null || !"file".equalsIgnoreCase(uri.getScheme()) || uri.getQuery() != null || uri.getFragment() != null)
+            return null;
+        String[] args = builder.getArgs();
+        if (args != null) {
+            List<String> list = Arrays.asList(args);
+            int series = list.indexOf("--series");
+            if (list.contains("--name") || (series >= 0 && (series + 1 >= list.size() || !"0".equals(list.get(series + 1)))))
+                return null;
+        }
+        return Path.of(uri).toAbsolutePath().toString();
+    }
+
     /** Replace the annotation's detections and DeepLIIF measurements with the new result. */
     private void apply(PathObject annotation, RegionResult result) {
         var plane = annotation.getROI().getImagePlane();
-        List<PathObject> detections = new ArrayList<>(result.numTotal());
+        List<PathObject> detections = new ArrayList<>(result.cells().size());
         for (Cell cell : result.cells()) {
             PathObject detection = PathObjects.createDetectionObject(GeometryTools.geometryToROI(cell.geometry(), plane),
                     pathClass(cell));
@@ -194,14 +208,15 @@ final class AnnotationScorer {
             List<PathObject> previous = annotation.getChildObjects().stream().filter(PathObject::isDetection).toList();
             annotation.removeChildObjects(previous);
             annotation.addChildObjects(detections);
-            Map<String, Double> measurements = annotation.getMeasurements();
-            ScoreMeasurements.NAMES.forEach(measurements::remove);
+            Map<String, Number> measurements = annotation.getMeasurements();
+            measurements.keySet().removeIf(ScoreMeasurements::isOwn);
             measurements.putAll(ScoreMeasurements.of(result));
             if (annotation instanceof PathAnnotationObject a)
                 a.setDescription(ScoreMeasurements.withProvenance(a.getDescription(), ScoreMeasurements.provenanceText(result)));
         }
         hierarchy.fireHierarchyChangedEvent(this, annotation);
-        logger.info("DeepLIIF: {} cells ({} positive) in {}", result.numTotal(), result.numPositive(), annotation);
+        logger.info("DeepLIIF: {} cells ({} positive) in {}{}", result.numTotal(), result.numPositive(), annotation,
+                result.uploaded() ? " (pixels uploaded: " + result.uploadReason() + ")" : "");
     }
 
     /** QuPath's standard Positive/Negative classes, so its "Num Positive" and "Positive %" columns appear. */

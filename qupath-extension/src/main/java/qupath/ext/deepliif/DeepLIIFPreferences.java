@@ -9,6 +9,7 @@ import qupath.ext.deepliif.core.DeepLIIFException;
 import qupath.ext.deepliif.core.Magnification;
 import qupath.ext.deepliif.core.ScoreSettings;
 import qupath.ext.deepliif.core.ServerConfig;
+import qupath.ext.deepliif.core.Threshold;
 import qupath.fx.dialogs.Dialogs;
 import qupath.lib.gui.prefs.PathPrefs;
 import qupath.lib.gui.tools.GuiTools;
@@ -16,7 +17,9 @@ import qupath.lib.plugins.parameters.ParameterList;
 
 /**
  * The extension's persistent preferences (QuPath's {@link PathPrefs}), and their dialog.
- * Thresholds are kept as text: empty means "the server's default".
+ * Thresholds are kept as text: a whole number, "default" (the server applies DeepLIIF's rule)
+ * or "none"; empty means "default" for the size threshold and the segmentation threshold, and
+ * "none" for the upper size and marker thresholds.
  */
 final class DeepLIIFPreferences {
 
@@ -38,31 +41,32 @@ final class DeepLIIFPreferences {
 
     /** @return the preferred magnification and thresholds */
     static ScoreSettings settings() throws DeepLIIFException {
-        return new ScoreSettings(Magnification.parse(MAGNIFICATION.get()),
-                threshold(Messages.PREF_SEG, SEG_THRESH.get()), threshold(Messages.PREF_SIZE, SIZE_THRESH.get()),
-                threshold(Messages.PREF_SIZE_UPPER, SIZE_THRESH_UPPER.get()), threshold(Messages.PREF_MARKER, MARKER_THRESH.get()));
+        return new ScoreSettings(ScoreSettings.magnification(MAGNIFICATION.get()),
+                segThreshold(SEG_THRESH.get()), threshold(Messages.PREF_SIZE, SIZE_THRESH.get(), Threshold.DEFAULT),
+                threshold(Messages.PREF_SIZE_UPPER, SIZE_THRESH_UPPER.get(), Threshold.NONE),
+                threshold(Messages.PREF_MARKER, MARKER_THRESH.get(), Threshold.NONE));
     }
 
     /** Show the preferences dialog (JavaFX thread) and store what the user accepts. */
     static void showDialog() {
-        List<String> magnifications = List.of(Magnification.X40.label(), Magnification.X20.label(), Magnification.X10.label());
-        String thresholdHelp = Messages.PREF_THRESHOLD_HELP;
+        List<String> magnifications = List.of(ScoreSettings.AUTO, Magnification.X40.label(), Magnification.X20.label(),
+                Magnification.X10.label());
         var params = new ParameterList()
                 .addStringParameter("url", Messages.PREF_URL, URL.get(), Messages.PREF_URL_HELP)
                 .addStringParameter("token", Messages.PREF_TOKEN, TOKEN.get(), String.format(Messages.PREF_TOKEN_HELP, ServerConfig.tokenFile()))
                 .addChoiceParameter("magnification", Messages.PREF_MAGNIFICATION, MAGNIFICATION.get(), magnifications, Messages.PREF_MAGNIFICATION_HELP)
-                .addStringParameter("seg", Messages.PREF_SEG, SEG_THRESH.get(), thresholdHelp)
-                .addStringParameter("size", Messages.PREF_SIZE, SIZE_THRESH.get(), thresholdHelp)
-                .addStringParameter("sizeUpper", Messages.PREF_SIZE_UPPER, SIZE_THRESH_UPPER.get(), thresholdHelp)
-                .addStringParameter("marker", Messages.PREF_MARKER, MARKER_THRESH.get(), thresholdHelp);
+                .addStringParameter("seg", Messages.PREF_SEG, SEG_THRESH.get(), Messages.PREF_SEG_HELP)
+                .addStringParameter("size", Messages.PREF_SIZE, SIZE_THRESH.get(), Messages.PREF_SIZE_HELP)
+                .addStringParameter("sizeUpper", Messages.PREF_SIZE_UPPER, SIZE_THRESH_UPPER.get(), Messages.PREF_OPTIONAL_HELP)
+                .addStringParameter("marker", Messages.PREF_MARKER, MARKER_THRESH.get(), Messages.PREF_OPTIONAL_HELP);
         if (!GuiTools.showParameterDialog(Messages.TITLE_PREFERENCES, params))
             return;
         try {
             URI.create(params.getStringParameterValue("url").strip());
-            threshold(Messages.PREF_SEG, params.getStringParameterValue("seg"));
-            threshold(Messages.PREF_SIZE, params.getStringParameterValue("size"));
-            threshold(Messages.PREF_SIZE_UPPER, params.getStringParameterValue("sizeUpper"));
-            threshold(Messages.PREF_MARKER, params.getStringParameterValue("marker"));
+            segThreshold(params.getStringParameterValue("seg"));
+            threshold(Messages.PREF_SIZE, params.getStringParameterValue("size"), Threshold.DEFAULT);
+            threshold(Messages.PREF_SIZE_UPPER, params.getStringParameterValue("sizeUpper"), Threshold.NONE);
+            threshold(Messages.PREF_MARKER, params.getStringParameterValue("marker"), Threshold.NONE);
         } catch (IllegalArgumentException | DeepLIIFException e) {
             Dialogs.showErrorMessage(Messages.TITLE_PREFERENCES, e.getMessage());
             return;
@@ -76,14 +80,27 @@ final class DeepLIIFPreferences {
         MARKER_THRESH.set(params.getStringParameterValue("marker").strip());
     }
 
-    /** Empty -> null (server default); otherwise a whole number. */
-    static Integer threshold(String name, String text) throws DeepLIIFException {
+    /** Empty -> null (the server's default); otherwise a whole number. */
+    static Integer segThreshold(String text) throws DeepLIIFException {
         if (text == null || text.isBlank())
             return null;
         try {
             return Integer.valueOf(text.strip());
         } catch (NumberFormatException e) {
-            throw new DeepLIIFException(0, Messages.TITLE_PREFERENCES, String.format(Messages.BAD_THRESHOLD, name, text), e);
+            throw new DeepLIIFException(0, Messages.TITLE_PREFERENCES,
+                    String.format(Messages.BAD_THRESHOLD, Messages.PREF_SEG, Messages.PREF_SEG_HELP), e);
+        }
+    }
+
+    /** A whole number, "default" or "none"; empty -> {@code whenEmpty}. */
+    static Threshold threshold(String name, String text, Threshold whenEmpty) throws DeepLIIFException {
+        try {
+            Threshold threshold = Threshold.parse(text, whenEmpty);
+            if (whenEmpty == Threshold.DEFAULT && !threshold.isApplied())
+                throw new IllegalArgumentException(Messages.PREF_SIZE_HELP);
+            return threshold;
+        } catch (IllegalArgumentException e) {
+            throw new DeepLIIFException(0, Messages.TITLE_PREFERENCES, String.format(Messages.BAD_THRESHOLD, name, e.getMessage()), e);
         }
     }
 }

@@ -9,8 +9,8 @@ import org.slf4j.LoggerFactory;
 
 import qupath.ext.deepliif.core.DeepLIIFClient;
 import qupath.ext.deepliif.core.DeepLIIFException;
-import qupath.ext.deepliif.core.Magnification;
 import qupath.ext.deepliif.core.ScoreSettings;
+import qupath.ext.deepliif.core.Threshold;
 import qupath.lib.images.ImageData;
 import qupath.lib.objects.PathObject;
 import qupath.lib.scripting.QP;
@@ -19,8 +19,10 @@ import qupath.lib.scripting.QP;
  * Scripting API of the extension: what the workflow history's "Create script" replays, and what
  * Groovy users call, e.g.
  * <pre>
- * qupath.ext.deepliif.DeepLIIFScripting.scoreAnnotations("40x", false, null, null, null, null)
+ * qupath.ext.deepliif.DeepLIIFScripting.scoreAnnotations("40x", false, null, "default", null, null)
  * </pre>
+ * Each annotation is one request: the server reads the annotation's region from the image file
+ * (or, when it cannot open the file, the extension uploads the pixels once).
  * The server URL and token come from the extension's preferences (or the token file).
  */
 public final class DeepLIIFScripting {
@@ -33,28 +35,32 @@ public final class DeepLIIFScripting {
     /**
      * Score the current image's annotations.
      *
-     * @param magnification   "40x", "20x" or "10x"
+     * @param magnification   "40x", "20x", "10x", or "auto" (or null): the server picks it from
+     *                        the image's pixel size
      * @param selectedOnly    only the selected annotations (else all area annotations)
      * @param segThresh       segmentation threshold, null for the server's default
-     * @param sizeThresh      smallest cell size in pixels, null for DeepLIIF's default rule
-     * @param sizeThreshUpper largest cell size in pixels, null for none
-     * @param markerThresh    marker threshold, null for none
+     * @param sizeThresh      smallest cell size in pixels, "default" (or null) for DeepLIIF's rule
+     * @param sizeThreshUpper largest cell size in pixels, "default" for DeepLIIF's rule, null for none
+     * @param markerThresh    marker threshold, "default" for DeepLIIF's rule, null for none
      * @return number of cells added
      * @throws DeepLIIFException with the server's reason
+     * @throws IllegalArgumentException for a magnification or threshold it cannot read
      */
-    public static int scoreAnnotations(String magnification, boolean selectedOnly, Integer segThresh, Integer sizeThresh,
-                                       Integer sizeThreshUpper, Integer markerThresh) throws DeepLIIFException {
+    public static int scoreAnnotations(String magnification, boolean selectedOnly, Integer segThresh, Object sizeThresh,
+                                       Object sizeThreshUpper, Object markerThresh) throws DeepLIIFException {
         ImageData<BufferedImage> imageData = QP.getCurrentImageData();
         if (imageData == null)
             throw new DeepLIIFException(0, Messages.TITLE, Messages.NO_IMAGE);
-        var settings = new ScoreSettings(Magnification.parse(magnification), segThresh, sizeThresh, sizeThreshUpper, markerThresh);
+        var settings = new ScoreSettings(ScoreSettings.magnification(magnification), segThresh,
+                Threshold.parse(sizeThresh, Threshold.DEFAULT), Threshold.parse(sizeThreshUpper, Threshold.NONE),
+                Threshold.parse(markerThresh, Threshold.NONE));
         return scoreAnnotations(imageData, annotations(imageData, selectedOnly), DeepLIIFPreferences.client(), settings);
     }
 
     /**
      * Score the current image's annotations with the preferred thresholds.
      *
-     * @param magnification "40x", "20x" or "10x"
+     * @param magnification "40x", "20x", "10x" or "auto"
      * @param selectedOnly  only the selected annotations
      * @return number of cells added
      * @throws DeepLIIFException with the server's reason
@@ -80,7 +86,7 @@ public final class DeepLIIFScripting {
         var scorer = AnnotationScorer.connect(imageData, client, settings);
         if (!scorer.health().isDeepLIIF())
             logger.warn(Messages.STAIN_ENGINE);
-        var outcome = scorer.run(annotations, (a, n, t, tiles) -> logger.info(String.format(Messages.PROGRESS, a, n, t, tiles)));
+        var outcome = scorer.run(annotations, (a, n) -> logger.info(String.format(Messages.PROGRESS, a, n)));
         outcome.warnings().forEach(logger::warn);
         logger.info(String.format(Messages.DONE, outcome.scored(), outcome.cells(), outcome.positive()));
         return outcome.cells();

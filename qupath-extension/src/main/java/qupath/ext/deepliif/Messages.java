@@ -25,9 +25,12 @@ final class Messages {
             + "the server for DeepLIIF results.";
     static final String CANCELLED = "Scoring was cancelled; annotations already finished keep their results.";
     static final String RUNNING = "Scoring %d annotation(s) on %s...";
-    static final String PROGRESS = "Annotation %d of %d, tile %d of %d";
+    static final String PROGRESS = "Annotation %d of %d";
     static final String DONE = "Scored %d annotation(s): %d cells, %d positive.";
-    static final String SKIPPED = "Skipped (smaller than %d px at the chosen magnification, or not an area): %d annotation(s).";
+    static final String SKIPPED = "Skipped %d annotation(s) (outside the image, or refused by the server).";
+    static final String REFUSED = "An annotation was skipped: %s";
+    static final String UPLOADED = "The server did not read the image file (%s): the annotation's pixels were read once "
+            + "and uploaded instead.";
     static final String CANCEL = "Cancel";
 
     static final String PREF_URL = "Server URL";
@@ -36,14 +39,18 @@ final class Messages {
     static final String PREF_TOKEN_HELP = "Leave empty to read the token file %s (written by the server on its first start; "
             + "'napari-deepliif token' prints it).";
     static final String PREF_MAGNIFICATION = "Magnification";
-    static final String PREF_MAGNIFICATION_HELP = "Pixels are read at the downsample that matches this magnification "
-            + "(from the image's pixel size: 0.25/0.5/1.0 µm/px for 40x/20x/10x).";
+    static final String PREF_MAGNIFICATION_HELP = "The magnification to score at; 'auto': the server picks it from the "
+            + "image's pixel size. The server reads the pixels at the matching pyramid level and downsample.";
     static final String PREF_SEG = "Segmentation threshold";
     static final String PREF_SIZE = "Size threshold (px)";
     static final String PREF_SIZE_UPPER = "Upper size threshold (px)";
     static final String PREF_MARKER = "Marker threshold";
-    static final String PREF_THRESHOLD_HELP = "A whole number, or empty for the server's default (DeepLIIF's rule).";
-    static final String BAD_THRESHOLD = "'%s' must be a whole number or empty, got '%s'.";
+    static final String PREF_SEG_HELP = "A whole number, or empty for the server's default.";
+    static final String PREF_SIZE_HELP = "A whole number of pixels, or 'default' (or empty) for DeepLIIF's rule, "
+            + "computed by the server over the whole annotation.";
+    static final String PREF_OPTIONAL_HELP = "A whole number, 'default' for DeepLIIF's rule (computed by the server over "
+            + "the whole annotation), or 'none' (or empty) to not apply it.";
+    static final String BAD_THRESHOLD = "'%s': %s";
 
     private Messages() {
     }

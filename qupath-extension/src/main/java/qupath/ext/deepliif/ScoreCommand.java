@@ -16,7 +16,6 @@ import qupath.ext.deepliif.core.DeepLIIFClient;
 import qupath.ext.deepliif.core.DeepLIIFException;
 import qupath.ext.deepliif.core.ScoreSettings;
 import qupath.ext.deepliif.core.ScriptCall;
-import qupath.ext.deepliif.core.Tiling;
 import qupath.fx.dialogs.Dialogs;
 import qupath.lib.gui.QuPathGUI;
 import qupath.lib.images.ImageData;
@@ -86,14 +85,14 @@ final class ScoreCommand {
                 throw new CancelledException(Messages.CANCELLED);
             if (!scorer.get().health().isDeepLIIF())
                 Platform.runLater(() -> Dialogs.showWarningNotification(Messages.TITLE, Messages.STAIN_ENGINE));
-            var outcome = scorer.get().run(annotations, (a, n, t, tiles) -> window.update(
-                    String.format(Messages.PROGRESS, a, n, t, tiles), ((a - 1) + t / (double) tiles) / n));
+            var outcome = scorer.get().run(annotations, (a, n) -> window.update(
+                    String.format(Messages.PROGRESS, a, n), (a - 1) / (double) n));
             imageData.getHistoryWorkflow().addStep(new DefaultScriptableWorkflowStep(
                     selectedOnly ? "DeepLIIF: " + Messages.SCORE_SELECTED : "DeepLIIF: " + Messages.SCORE_ALL,
                     ScriptCall.parameters(settings, selectedOnly), ScriptCall.scoreAnnotations(settings, selectedOnly)));
             StringBuilder message = new StringBuilder(String.format(Messages.DONE, outcome.scored(), outcome.cells(), outcome.positive()));
             if (outcome.skipped() > 0)
-                message.append('\n').append(String.format(Messages.SKIPPED, Tiling.MIN_IMAGE_SIZE, outcome.skipped()));
+                message.append('\n').append(String.format(Messages.SKIPPED, outcome.skipped()));
             outcome.warnings().forEach(w -> message.append('\n').append(w));
             Platform.runLater(() -> Dialogs.showInfoNotification(Messages.TITLE, message.toString()));
         } catch (CancelledException e) {

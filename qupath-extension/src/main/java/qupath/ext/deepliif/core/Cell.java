@@ -8,8 +8,7 @@ import org.locationtech.jts.geom.Geometry;
 /**
  * One cell the server found.
  *
- * @param geometry       outline (a JTS Polygon or MultiPolygon) in the coordinates of the
- *                       {@link CoordinateMapping} it was read with
+ * @param geometry       outline (a JTS Polygon or MultiPolygon) in level-0 image pixels
  * @param classification "Positive" or "Negative"
  * @param measurements   the server's numeric per-cell measurements (name -> value)
  */
@@ -28,13 +27,5 @@ public record Cell(Geometry geometry, String classification, Map<String, Double>
     /** @return area-weighted centroid of the outline */
     public Coordinate centroid() {
         return geometry.getCentroid().getCoordinate();
-    }
-
-    /**
-     * @param mapping coordinate change to apply
-     * @return this cell with its outline mapped
-     */
-    public Cell mapped(CoordinateMapping mapping) {
-        return new Cell(mapping.apply(geometry), classification, measurements);
     }
 }

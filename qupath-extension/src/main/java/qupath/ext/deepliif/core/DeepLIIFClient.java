@@ -7,6 +7,7 @@ import java.net.http.HttpClient;
 import java.net.http.HttpConnectTimeoutException;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Map;
 
@@ -67,23 +68,40 @@ public final class DeepLIIFClient {
     }
 
     /**
-     * {@code POST /api/score}: score one image.
+     * {@code POST /api/regions/score}: the server reads a region of an image file itself and
+     * scores it.
+     *
+     * @param body the JSON body (see {@link ScoreRegion#requestBody})
+     * @return the counted cells (level-0 pixels) and the score record
+     * @throws DeepLIIFException with the server's reason on any error; 422 with a problem type
+     *                           ending in {@code /image-not-readable} when the server cannot
+     *                           open the file, 404 from a server without the route
+     */
+    public ScoreResponse scoreRegion(JsonObject body) throws DeepLIIFException {
+        HttpRequest request = authorized(endpoint("/api/regions/score", null))
+                .timeout(SCORE_TIMEOUT)
+                .header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body.toString(), StandardCharsets.UTF_8))
+                .build();
+        return ScoreResponse.fromJson(send(request));
+    }
+
+    /**
+     * {@code POST /api/score}: score one uploaded image.
      *
      * @param image       the bytes of one 8-bit RGB(A) PNG or TIFF
      * @param contentType "image/png" or "image/tiff"
      * @param query       query parameters (see {@link ScoreSettings#queryParameters})
-     * @param mapping     applied to the returned coordinates
-     * @return the cells, score and provenance
+     * @return the counted cells (at {@code (x + origin) * downsample}) and the score record
      * @throws DeepLIIFException with the server's reason on any error
      */
-    public ScoreResponse score(byte[] image, String contentType, Map<String, String> query, CoordinateMapping mapping)
-            throws DeepLIIFException {
+    public ScoreResponse score(byte[] image, String contentType, Map<String, String> query) throws DeepLIIFException {
         HttpRequest request = authorized(endpoint("/api/score", ScoreSettings.encode(query)))
                 .timeout(SCORE_TIMEOUT)
                 .header("Content-Type", contentType)
                 .POST(HttpRequest.BodyPublishers.ofByteArray(image))
                 .build();
-        return ScoreResponse.fromJson(send(request), mapping);
+        return ScoreResponse.fromJson(send(request));
     }
 
     /**
@@ -143,12 +161,14 @@ public final class DeepLIIFClient {
     static DeepLIIFException problem(HttpResponse<String> response) {
         int status = response.statusCode();
         String title = "HTTP " + status;
+        String type = null;
         String detail = snippet(response.body());
         try {
             JsonElement body = JsonParser.parseString(response.body());
             if (body.isJsonObject()) {
                 JsonObject problem = body.getAsJsonObject();
                 title = problem.has("title") ? ServerHealth.string(problem, "title") : title;
+                type = ServerHealth.string(problem, "type");
                 detail = problem.has("detail") ? ServerHealth.string(problem, "detail") : detail;
             }
         } catch (JsonParseException | IllegalStateException | UnsupportedOperationException e) {
@@ -162,7 +182,7 @@ public final class DeepLIIFClient {
         }
         if (status == 401)
             detail = detail + " (Check the token in Extensions > DeepLIIF > Preferences; 'napari-deepliif token' prints it.)";
-        return new DeepLIIFException(status, title, detail);
+        return new DeepLIIFException(status, type, title, detail, null);
     }
 
     private static int seconds(String header) {

@@ -13,6 +13,21 @@ public class DeepLIIFException extends Exception {
 
     private final int status;
     private final String title;
+    private final String type;
+
+    /**
+     * @param status HTTP status, or 0 when the server gave no answer
+     * @param type   the problem's {@code type} URI, null when there is none
+     * @param title  short summary (the problem's {@code title})
+     * @param detail the reason, with what to do (the problem's {@code detail})
+     * @param cause  underlying exception, may be null
+     */
+    public DeepLIIFException(int status, String type, String title, String detail, Throwable cause) {
+        super(detail, cause);
+        this.status = status;
+        this.type = type;
+        this.title = title;
+    }
 
     /**
      * @param status HTTP status, or 0 when the server gave no answer
@@ -21,9 +36,7 @@ public class DeepLIIFException extends Exception {
      * @param cause  underlying exception, may be null
      */
     public DeepLIIFException(int status, String title, String detail, Throwable cause) {
-        super(detail, cause);
-        this.status = status;
-        this.title = title;
+        this(status, null, title, detail, cause);
     }
 
     /**
@@ -32,12 +45,25 @@ public class DeepLIIFException extends Exception {
      * @param detail the reason, with what to do
      */
     public DeepLIIFException(int status, String title, String detail) {
-        this(status, title, detail, null);
+        this(status, null, title, detail, null);
     }
 
     /** @return HTTP status of the answer, 0 when there was none */
     public int getStatus() {
         return status;
+    }
+
+    /** @return the problem's {@code type} URI, null when the answer had none */
+    public String getType() {
+        return type;
+    }
+
+    /**
+     * @param name last path segment of a problem type, e.g. "image-not-readable"
+     * @return whether this problem's {@code type} ends with {@code "/" + name}
+     */
+    public boolean isProblem(String name) {
+        return type != null && type.endsWith("/" + name);
     }
 
     /** @return short summary of the problem */

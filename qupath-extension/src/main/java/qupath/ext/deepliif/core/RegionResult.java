@@ -1,47 +1,31 @@
 package qupath.ext.deepliif.core;
 
-import java.math.BigDecimal;
-import java.math.RoundingMode;
 import java.util.List;
-import java.util.Map;
 
 /**
- * The cells of one region (an annotation's bounds), after duplicate removal and masking.
+ * The scored cells of one region (an annotation) and their score record.
  *
- * @param cells      cells in full-resolution image pixels, each kept once
- * @param tiles      the tiles sent
- * @param tileScores the server's {@code score} of each tile (thresholds used per tile)
- * @param provenance engine, model, model_hash, version, resolution of the server's last answer
- * @param settings   settings sent
- * @param scale      how the region was read
+ * @param cells        the counted cells, level-0 pixels
+ * @param score        the score record; its counts are those of {@code cells}
+ * @param uploadReason null when the server read the image file itself; else why the extension
+ *                     uploaded the pixels instead (e.g. the server's reason it could not open the file)
+ * @param scaleWarning what the user should know about the magnification of uploaded pixels
+ *                     (see {@link ScalePlan#warning()}), null when there is nothing to say
  */
-public record RegionResult(List<Cell> cells, List<Tile> tiles, List<Map<String, Double>> tileScores,
-                           Map<String, String> provenance, ScoreSettings settings, ScalePlan scale) {
+public record RegionResult(List<Cell> cells, ScoreRecord score, String uploadReason, String scaleWarning) {
+
+    /** @return whether the pixels were uploaded rather than read by the server */
+    public boolean uploaded() {
+        return uploadReason != null;
+    }
 
     /** @return number of cells */
     public int numTotal() {
-        return cells.size();
+        return score.scoring().numTotal();
     }
 
     /** @return number of marker-positive cells */
     public int numPositive() {
-        return (int) cells.stream().filter(Cell::isPositive).count();
-    }
-
-    /** @return number of marker-negative cells */
-    public int numNegative() {
-        return numTotal() - numPositive();
-    }
-
-    /**
-     * @return positive cells in percent of all cells, as DeepLIIF's {@code percent_pos}: the
-     *         double {@code num_pos / num_total * 100} rounded half-even to 0.1 (Python's
-     *         {@code round(x, 1)}), 0 when no cell is positive
-     */
-    public double percentPositive() {
-        int positive = numPositive();
-        if (positive == 0)
-            return 0;
-        return new BigDecimal(positive / (double) numTotal() * 100).setScale(1, RoundingMode.HALF_EVEN).doubleValue();
+        return score.scoring().numPos();
     }
 }

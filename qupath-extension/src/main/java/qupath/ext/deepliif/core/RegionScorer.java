@@ -5,132 +5,223 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
+import java.util.Locale;
 import java.util.UUID;
 
 import javax.imageio.ImageIO;
 
+import org.locationtech.jts.geom.Envelope;
 import org.locationtech.jts.geom.Geometry;
 import org.locationtech.jts.geom.GeometryFactory;
 import org.locationtech.jts.geom.prep.PreparedGeometry;
 import org.locationtech.jts.geom.prep.PreparedGeometryFactory;
 
 /**
- * Scores one region tile by tile: reads each tile, sends it as PNG, keeps the cells the tile
- * owns ({@link Tile#owns}), maps them to full-resolution pixels and drops those whose centroid
- * lies outside the mask (a non-rectangular annotation).
+ * Scores one region in one request. The server reads the region from the image file itself
+ * ({@code POST /api/regions/score}) and owns everything about it: the pyramid level and
+ * magnification, tiling, normalisation, thresholds, and which cells lie in the outline. Only
+ * when it cannot open the file (or predates that route) are the region's pixels read once, at
+ * one downsample, and uploaded as one image ({@code POST /api/score}).
  * <p>
  * One scorer runs one region at a time; {@link #cancel()} may be called from any thread and
- * stops the run between tiles and on the server.
+ * cancels the request in flight on the server. A busy server (429) is retried after its
+ * {@code Retry-After}.
  */
 public final class RegionScorer {
 
-    /** Reads region-local pixels (at the read downsample) as an 8-bit RGB image. */
+    /** Reads level-0 pixels at a downsample, as an 8-bit RGB image (the upload fallback). */
     @FunctionalInterface
-    public interface TileReader {
+    public interface PixelReader {
         /**
-         * @param x      left, region-local read pixels
-         * @param y      top, region-local read pixels
-         * @param width  width in read pixels
-         * @param height height in read pixels
-         * @return the pixels
+         * @param x          left edge, level-0 pixels
+         * @param y          top edge, level-0 pixels
+         * @param width      width, level-0 pixels
+         * @param height     height, level-0 pixels
+         * @param downsample level-0 pixels per pixel read
+         * @return about {@code width / downsample x height / downsample} pixels
          * @throws IOException if they cannot be read
          */
-        BufferedImage read(int x, int y, int width, int height) throws IOException;
+        BufferedImage read(int x, int y, int width, int height, double downsample) throws IOException;
     }
 
-    /** Progress in tiles. */
-    @FunctionalInterface
-    public interface ProgressListener {
+    /**
+     * What an upload sends: the level-0 rectangle read, the downsample, and the origin in
+     * downsampled pixels the server adds before scaling back (cells land at
+     * {@code (x + origin) * downsample}, within half a level-0 pixel of their place when the
+     * downsample is not a whole number).
+     *
+     * @param readX      left edge read, level-0 pixels ({@code round(originX * downsample)})
+     * @param readY      top edge read, level-0 pixels
+     * @param readWidth  width read, level-0 pixels
+     * @param readHeight height read, level-0 pixels
+     * @param originX    left edge in downsampled pixels
+     * @param originY    top edge in downsampled pixels
+     * @param width      image width sent, pixels
+     * @param height     image height sent, pixels
+     * @param scale      downsample and magnification
+     */
+    public record Upload(int readX, int readY, int readWidth, int readHeight, int originX, int originY, int width,
+                         int height, ScalePlan scale) {
+
         /**
-         * @param done  tiles finished
-         * @param total tiles in the region
+         * @param region the region
+         * @param scale  how to read it
+         * @return the upload of the region's bounds (the last partial downsampled pixel of each
+         *         axis is dropped, so the read stays inside the region)
          */
-        void update(int done, int total);
+        public static Upload of(ScoreRegion region, ScalePlan scale) {
+            double d = scale.downsample();
+            int ox = (int) Math.floor(region.x() / d);
+            int oy = (int) Math.floor(region.y() / d);
+            int rx = (int) Math.round(ox * d);
+            int ry = (int) Math.round(oy * d);
+            int w = (int) Math.floor((region.x() + region.width() - rx) / d);
+            int h = (int) Math.floor((region.y() + region.height() - ry) / d);
+            return new Upload(rx, ry, (int) Math.round(w * d), (int) Math.round(h * d), ox, oy, w, h, scale);
+        }
+
+        /** @return pixels sent */
+        public long pixels() {
+            return (long) width * height;
+        }
     }
 
     private static final int MAX_BUSY_RETRIES = 20;
     private static final long SLEEP_SLICE_MS = 100;
     private static final GeometryFactory FACTORY = new GeometryFactory();
+    /** Problem type (last segment) of a file the server cannot open. */
+    public static final String IMAGE_NOT_READABLE = "image-not-readable";
 
     private final DeepLIIFClient client;
     private final ScoreSettings settings;
-    private final int tileSize;
-    private final int overlap;
+    private final ServerHealth.Limits limits;
     private volatile boolean cancelled;
     private volatile String inFlight;
 
     /**
      * @param client   server client
-     * @param settings settings sent with every tile
-     * @param tileSize tile edge in read pixels (see {@link Tiling#tileSizeFor})
-     * @param overlap  overlap between tiles in read pixels
+     * @param settings magnification and thresholds
+     * @param limits   the server's limits (from {@code /api/health}), checked before an upload
      */
-    public RegionScorer(DeepLIIFClient client, ScoreSettings settings, int tileSize, int overlap) {
+    public RegionScorer(DeepLIIFClient client, ScoreSettings settings, ServerHealth.Limits limits) {
         this.client = client;
         this.settings = settings;
-        this.tileSize = tileSize;
-        this.overlap = overlap;
+        this.limits = limits;
     }
 
     /**
-     * Score a region.
+     * Score a region: the server reads it from the file, or, when the region has no file or the
+     * server cannot open it, the pixels are read once and uploaded.
      *
-     * @param reader   reads region-local pixels
-     * @param width    region width in read pixels
-     * @param height   region height in read pixels
-     * @param scale    how the region is read (its magnification is sent as {@code resolution})
-     * @param mapping  region-local read pixels -> full-resolution image pixels
-     * @param mask     full-resolution geometry cells' centroids must lie in; null for the whole region
-     * @param progress told after every tile, may be null
-     * @return the cells, each kept once
+     * @param region the region
+     * @param reader reads the pixels for an upload
+     * @return the counted cells and their score record
      * @throws DeepLIIFException with the server's reason; {@link CancelledException} after {@link #cancel()}
      */
-    public RegionResult score(TileReader reader, int width, int height, ScalePlan scale, CoordinateMapping mapping,
-                              Geometry mask, ProgressListener progress) throws DeepLIIFException {
-        ScoreSettings sent = settings.withMagnification(scale.magnification());
-        List<Tile> tiles = Tiling.tiles(width, height, tileSize, overlap);
-        PreparedGeometry inside = mask == null ? null : PreparedGeometryFactory.prepare(mask);
-        List<Cell> kept = new ArrayList<>();
-        List<Map<String, Double>> scores = new ArrayList<>(tiles.size());
-        Map<String, String> provenance = Map.of();
-        for (int i = 0; i < tiles.size(); i++) {
-            Tile tile = tiles.get(i);
-            checkCancelled();
-            ScoreResponse response = send(png(read(reader, tile)), sent, tile);
-            kept.addAll(ownedCells(tile, response.cells(), mapping, inside));
-            scores.add(response.score());
-            provenance = response.provenance();
-            if (progress != null)
-                progress.update(i + 1, tiles.size());
+    public RegionResult score(ScoreRegion region, PixelReader reader) throws DeepLIIFException {
+        if (region.imagePath() == null)
+            return upload(region, reader, "QuPath does not read this image from one local file");
+        try {
+            return serverRead(region);
+        } catch (DeepLIIFException e) {
+            if (!serverCannotRead(e))
+                throw e;
+            return upload(region, reader, e.getStatus() == 404
+                    ? "the server at " + client.getBaseUrl() + " has no /api/regions/score (an older napari-deepliif)"
+                    : e.getMessage());
         }
-        return new RegionResult(List.copyOf(kept), List.copyOf(tiles), List.copyOf(scores), provenance, sent, scale);
     }
 
     /**
-     * The cells of one tile that are kept: those whose centroid the tile owns, mapped to
-     * full-resolution pixels, whose mapped centroid lies in {@code mask}.
-     *
-     * @param tile      the tile
-     * @param tileCells the tile's cells in region-local read pixels
-     * @param mapping   region-local read pixels -> full-resolution pixels
-     * @param mask      full-resolution mask, null for none
-     * @return the kept cells, in full-resolution pixels
+     * @param e an error answer of {@code /api/regions/score}
+     * @return whether the pixels should be uploaded instead: the server cannot open the file
+     *         (422, problem type {@code .../image-not-readable}) or has no such route (404)
      */
-    public static List<Cell> ownedCells(Tile tile, List<Cell> tileCells, CoordinateMapping mapping, PreparedGeometry mask) {
-        List<Cell> kept = new ArrayList<>();
-        for (Cell cell : tileCells) {
-            var c = cell.centroid();
-            if (!tile.owns(c.x, c.y))
-                continue;
-            Cell full = cell.mapped(mapping);
-            if (mask == null || mask.contains(FACTORY.createPoint(full.centroid())))
-                kept.add(full);
-        }
-        return kept;
+    public static boolean serverCannotRead(DeepLIIFException e) {
+        return e.getStatus() == 404 || (e.getStatus() == 422 && e.isProblem(IMAGE_NOT_READABLE));
     }
 
-    /** Stop the run: between tiles, and on the server for the tile in flight. Any thread. */
+    /**
+     * {@code POST /api/regions/score}: the server reads and scores the region.
+     *
+     * @param region the region, with an image path
+     * @return the counted cells and the score record
+     * @throws DeepLIIFException with the server's reason
+     */
+    public RegionResult serverRead(ScoreRegion region) throws DeepLIIFException {
+        ScoreResponse response = send(id -> client.scoreRegion(region.requestBody(settings, id)));
+        return new RegionResult(response.cells(), response.score(), null, null);
+    }
+
+    /**
+     * Read the region's bounds once at the planned downsample ({@link ScalePlan}) and upload
+     * them as one PNG; keep the cells whose centroid lies in the outline.
+     *
+     * @param region the region
+     * @param reader reads the pixels
+     * @param reason why the pixels are uploaded (kept in the result)
+     * @return the counted cells and the score record, its counts those of the cells kept
+     * @throws DeepLIIFException with the server's reason, or when the region is larger than
+     *                           the server takes in one image
+     */
+    public RegionResult upload(ScoreRegion region, PixelReader reader, String reason) throws DeepLIIFException {
+        Upload upload = Upload.of(region, ScalePlan.plan(settings.magnification(), region.mpp()));
+        checkSize(upload.pixels(), upload.width(), upload.height(), reason);
+        checkCancelled();
+        BufferedImage image;
+        try {
+            image = reader.read(upload.readX(), upload.readY(), upload.readWidth(), upload.readHeight(),
+                    upload.scale().downsample());
+        } catch (IOException e) {
+            throw new DeepLIIFException(0, "Image not readable", "Cannot read the pixels of (" + upload.readX() + ", "
+                    + upload.readY() + ", " + upload.readWidth() + " x " + upload.readHeight() + "): " + e, e);
+        }
+        checkSize((long) image.getWidth() * image.getHeight(), image.getWidth(), image.getHeight(), reason);
+        byte[] png = png(image);
+        if (png.length > limits.maxRequestBytes())
+            throw tooLarge(String.format(Locale.ROOT, "is %.1f MB as PNG, more than the %.1f MB", png.length / 1e6,
+                    limits.maxRequestBytes() / 1e6), reason);
+        double d = upload.scale().downsample();
+        ScoreResponse response = send(id -> client.score(png, "image/png",
+                settings.queryParameters(upload.scale().magnification(), upload.originX(), upload.originY(), d, id)));
+        if (Math.abs(response.score().placement().downsample() - d) > 1e-6 * d)
+            throw new DeepLIIFException(0, "Unexpected answer", "The server scored the upload at downsample "
+                    + response.score().placement().downsample() + ", not " + d + ": update napari-deepliif.");
+        return inside(response, region, reason, upload.scale().warning());
+    }
+
+    /** The response's cells whose centroid lies in the region's outline, recounted when some are dropped. */
+    static RegionResult inside(ScoreResponse response, ScoreRegion region, String reason, String scaleWarning) {
+        Geometry outline = region.roi() != null ? GeoJsonGeometry.polygonal(region.roi())
+                : FACTORY.toGeometry(new Envelope(region.x(), region.x() + region.width(), region.y(),
+                region.y() + region.height()));
+        PreparedGeometry mask = PreparedGeometryFactory.prepare(outline);
+        List<Cell> kept = new ArrayList<>(response.cells().size());
+        int positive = 0;
+        for (Cell cell : response.cells())
+            if (mask.contains(FACTORY.createPoint(cell.centroid()))) {
+                kept.add(cell);
+                positive += cell.isPositive() ? 1 : 0;
+            }
+        ScoreRecord score = kept.size() == response.cells().size() ? response.score()
+                : response.score().withCounts(positive, kept.size());
+        return new RegionResult(List.copyOf(kept), score, reason, scaleWarning);
+    }
+
+    private void checkSize(long pixels, int width, int height, String reason) throws DeepLIIFException {
+        if (pixels > limits.maxPixels())
+            throw tooLarge(String.format(Locale.ROOT, "is %d x %d pixels at the chosen magnification, more than the %d",
+                    width, height, limits.maxPixels()), reason);
+    }
+
+    private static DeepLIIFException tooLarge(String what, String reason) {
+        return new DeepLIIFException(0, "Annotation too large to upload", "The server cannot read this image file itself ("
+                + reason + "), so the annotation's pixels must be uploaded as one image, but it " + what
+                + " the server takes in one request. Open an image file the server can read (e.g. an OME-TIFF or "
+                + "SVS on this machine) or score a smaller annotation.");
+    }
+
+    /** Stop: the request in flight is cancelled on the server. Any thread. */
     public void cancel() throws DeepLIIFException {
         cancelled = true;
         String id = inFlight;
@@ -138,13 +229,18 @@ public final class RegionScorer {
             client.cancel(id);
     }
 
-    private ScoreResponse send(byte[] png, ScoreSettings sent, Tile tile) throws DeepLIIFException {
+    @FunctionalInterface
+    private interface Request {
+        ScoreResponse send(String requestId) throws DeepLIIFException;
+    }
+
+    private ScoreResponse send(Request request) throws DeepLIIFException {
         for (int attempt = 0; ; attempt++) {
             String id = UUID.randomUUID().toString();
             inFlight = id;
             try {
                 checkCancelled();
-                return client.score(png, "image/png", sent.queryParameters(tile.x(), tile.y(), id), CoordinateMapping.IDENTITY);
+                return request.send(id);
             } catch (ServerBusyException busy) {
                 if (attempt >= MAX_BUSY_RETRIES)
                     throw busy;
@@ -152,15 +248,6 @@ public final class RegionScorer {
             } finally {
                 inFlight = null;
             }
-        }
-    }
-
-    private static BufferedImage read(TileReader reader, Tile tile) throws DeepLIIFException {
-        try {
-            return reader.read(tile.x(), tile.y(), tile.width(), tile.height());
-        } catch (IOException e) {
-            throw new DeepLIIFException(0, "Image not readable", "Cannot read the pixels of tile (" + tile.x() + ", "
-                    + tile.y() + ", " + tile.width() + " x " + tile.height() + "): " + e, e);
         }
     }
 
@@ -184,7 +271,7 @@ public final class RegionScorer {
             if (!ImageIO.write(rgb, "png", bytes))
                 throw new IOException("no PNG writer");
         } catch (IOException e) {
-            throw new DeepLIIFException(0, "PNG encoding failed", "Cannot encode a tile as PNG: " + e, e);
+            throw new DeepLIIFException(0, "PNG encoding failed", "Cannot encode the region as PNG: " + e, e);
         }
         return bytes.toByteArray();
     }

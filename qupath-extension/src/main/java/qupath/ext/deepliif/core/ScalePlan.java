@@ -1,8 +1,10 @@
 package qupath.ext.deepliif.core;
 
 /**
- * How to read an image for scoring: the downsample to read pixels at and the magnification to
- * tell the server.
+ * How the extension reads an annotation for the upload fallback (when the server cannot open the
+ * image file itself): the downsample to read the pixels at and the magnification to tell the
+ * server. When the server reads the file, it plans this itself and reports it in the score
+ * record's {@code placement}.
  *
  * @param downsample    full-resolution pixels per pixel read (>= 1)
  * @param magnification magnification of the pixels read (sent as {@code resolution})
@@ -17,14 +19,22 @@ public record ScalePlan(double downsample, Magnification magnification, String w
      * downsample = target µm/px / image µm/px. An uncalibrated image (pixel size NaN or not
      * positive) is read at full resolution and assumed to be at {@code target}. An image coarser
      * than {@code target} (downsample below 1) is read at full resolution and sent with the
-     * magnification nearest its own pixel size, rather than upsampled.
+     * magnification nearest its own pixel size, rather than upsampled. With no target (the
+     * server's choice), the image is read at full resolution at the magnification nearest its
+     * pixel size, or assumed 40x when it has none.
      *
-     * @param target   magnification asked for
+     * @param target   magnification asked for, null for "auto"
      * @param imageMpp the image's (averaged) pixel size in µm/px; NaN when uncalibrated
      * @return the plan
      */
     public static ScalePlan plan(Magnification target, double imageMpp) {
-        if (!(imageMpp > 0) || Double.isInfinite(imageMpp))
+        boolean calibrated = imageMpp > 0 && !Double.isInfinite(imageMpp);
+        if (target == null && calibrated)
+            return new ScalePlan(1.0, Magnification.nearest(imageMpp), null);
+        if (target == null)
+            return new ScalePlan(1.0, Magnification.X40, "The image has no pixel size in µm: it is read at full resolution "
+                    + "and assumed to be at 40x. Set the pixel size (Image tab) or choose a magnification.");
+        if (!calibrated)
             return new ScalePlan(1.0, target, "The image has no pixel size in µm: it is read at full resolution and "
                     + "assumed to be at " + target + ". Set the pixel size (Image tab) to score at the right scale.");
         double downsample = target.micronsPerPixel() / imageMpp;

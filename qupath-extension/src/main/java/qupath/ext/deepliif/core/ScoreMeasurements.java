@@ -26,62 +26,60 @@ public final class ScoreMeasurements {
     public static final String ENGINE = PREFIX + "Engine (1 DeepLIIF, 0 stain)";
     /** Magnification scored at (40, 20 or 10). */
     public static final String MAGNIFICATION = PREFIX + "Magnification";
-    /** Downsample the pixels were read at. */
+    /** Level-0 pixels per pixel scored. */
     public static final String DOWNSAMPLE = PREFIX + "Downsample";
-    /** Tiles sent. */
-    public static final String TILES = PREFIX + "Tiles";
-    /** Segmentation threshold, when every tile used the same. */
+    /** Pyramid level the server read (0 for an upload). */
+    public static final String LEVEL = PREFIX + "Pyramid level";
+    /** 1 when the extension uploaded the pixels, 0 when the server read the image file. */
+    public static final String UPLOADED = PREFIX + "Uploaded (1) or read by server (0)";
+    /** Segmentation threshold used. */
     public static final String SEG_THRESH = PREFIX + "Seg threshold";
-    /** Size threshold in pixels, when every tile used the same. */
+    /** Size threshold used, pixels. */
     public static final String SIZE_THRESH = PREFIX + "Size threshold";
-    /** Upper size threshold in pixels, when every tile used the same. */
+    /** Upper size threshold used, pixels (absent when none was applied). */
     public static final String SIZE_THRESH_UPPER = PREFIX + "Size threshold upper";
-    /** Marker threshold, when every tile used the same. */
+    /** Marker threshold used (absent when none was applied). */
     public static final String MARKER_THRESH = PREFIX + "Marker threshold";
-
-    /** Every name {@link #of} may write, to clear an earlier run's values. */
-    public static final List<String> NAMES = List.of(NUM_TOTAL, NUM_POSITIVE, NUM_NEGATIVE, PERCENT_POSITIVE, ENGINE,
-            MAGNIFICATION, DOWNSAMPLE, TILES, SEG_THRESH, SIZE_THRESH, SIZE_THRESH_UPPER, MARKER_THRESH);
-
-    private static final Map<String, String> THRESHOLDS = Map.of(
-            "seg_thresh", SEG_THRESH, "size_thresh", SIZE_THRESH,
-            "size_thresh_upper", SIZE_THRESH_UPPER, "marker_thresh", MARKER_THRESH);
 
     private ScoreMeasurements() {
     }
 
     /**
+     * @param name a measurement name
+     * @return whether the extension wrote it (any run, any version): a new run removes these first
+     */
+    public static boolean isOwn(String name) {
+        return name.startsWith(PREFIX);
+    }
+
+    /**
      * @param result a scored region
-     * @return measurement name -> value, in display order
+     * @return measurement name -> value from its score record, in display order
      */
     public static Map<String, Double> of(RegionResult result) {
+        ScoreRecord.Scoring s = result.score().scoring();
+        ScoreRecord.Placement p = result.score().placement();
         Map<String, Double> m = new LinkedHashMap<>();
-        m.put(NUM_TOTAL, (double) result.numTotal());
-        m.put(NUM_POSITIVE, (double) result.numPositive());
-        m.put(NUM_NEGATIVE, (double) result.numNegative());
-        m.put(PERCENT_POSITIVE, result.percentPositive());
-        m.put(ENGINE, "deepliif".equals(result.provenance().get("engine")) ? 1.0 : 0.0);
-        m.put(MAGNIFICATION, Double.parseDouble(result.scale().magnification().label().replace("x", "")));
-        m.put(DOWNSAMPLE, result.scale().downsample());
-        m.put(TILES, (double) result.tiles().size());
-        THRESHOLDS.forEach((key, name) -> {
-            Double common = common(result, key);
-            if (common != null)
-                m.put(name, common);
-        });
+        m.put(NUM_TOTAL, (double) s.numTotal());
+        m.put(NUM_POSITIVE, (double) s.numPos());
+        m.put(NUM_NEGATIVE, (double) s.numNeg());
+        m.put(PERCENT_POSITIVE, s.percentPos());
+        m.put(ENGINE, result.score().isDeepLIIF() ? 1.0 : 0.0);
+        if (p.resolution() != null)
+            m.put(MAGNIFICATION, Double.parseDouble(p.resolution().replace("x", "")));
+        m.put(DOWNSAMPLE, p.downsample());
+        m.put(LEVEL, (double) p.level());
+        m.put(UPLOADED, result.uploaded() ? 1.0 : 0.0);
+        put(m, SEG_THRESH, s.segThresh());
+        put(m, SIZE_THRESH, s.sizeThresh());
+        put(m, SIZE_THRESH_UPPER, s.sizeThreshUpper());
+        put(m, MARKER_THRESH, s.markerThresh());
         return m;
     }
 
-    /** The threshold every tile reported, null if they differ or none reported it. */
-    private static Double common(RegionResult result, String key) {
-        Double value = null;
-        for (Map<String, Double> score : result.tileScores()) {
-            Double v = score.get(key);
-            if (v == null || (value != null && !value.equals(v)))
-                return null;
-            value = v;
-        }
-        return value;
+    private static void put(Map<String, Double> m, String name, Integer value) {
+        if (value != null)
+            m.put(name, value.doubleValue());
     }
 
     /**
@@ -92,14 +90,16 @@ public final class ScoreMeasurements {
      * @return e.g. "DeepLIIF: engine deepliif, model deepliif-latest (hash ...), napari-deepliif 0.1.0, 40x"
      */
     public static String provenanceText(RegionResult result) {
-        Map<String, String> p = result.provenance();
+        Map<String, String> p = result.score().provenance();
         StringBuilder sb = new StringBuilder(PREFIX).append("engine ").append(p.getOrDefault("engine", "?"));
         if (p.get("model") != null)
             sb.append(", model ").append(p.get("model"));
         if (p.get("model_hash") != null)
             sb.append(" (hash ").append(p.get("model_hash")).append(")");
-        sb.append(", napari-deepliif ").append(p.getOrDefault("version", "?"))
-                .append(", ").append(result.scale().magnification().label());
+        sb.append(", napari-deepliif ").append(p.getOrDefault("version", "?"));
+        String resolution = result.score().placement().resolution();
+        if (resolution != null)
+            sb.append(", ").append(resolution);
         if (!"deepliif".equals(p.get("engine")))
             sb.append(" (classical stain engine, not DeepLIIF)");
         return sb.toString();

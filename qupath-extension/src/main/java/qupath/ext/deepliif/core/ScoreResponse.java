@@ -1,50 +1,35 @@
 package qupath.ext.deepliif.core;
 
-import java.util.Collections;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 
 /**
- * The answer of {@code POST /api/score} for one image.
+ * The answer of {@code POST /api/regions/score} or {@code POST /api/score}: the counted cells
+ * (a GeoJSON FeatureCollection in level-0 image pixels) and the score record.
  *
- * @param cells      the cells, coordinates mapped as asked
- * @param score      the numeric entries of {@code score} (num_total, num_pos, num_neg,
- *                   percent_pos and the thresholds used; null thresholds are left out)
- * @param provenance {@code provenance} as strings (engine, model, model_hash, version, resolution;
- *                   null values are left out)
+ * @param cells the counted cells, in level-0 pixels
+ * @param score the server's score record
  */
-public record ScoreResponse(List<Cell> cells, Map<String, Double> score, Map<String, String> provenance) {
+public record ScoreResponse(List<Cell> cells, ScoreRecord score) {
 
     /**
-     * @param body    the parsed answer
-     * @param mapping applied to the cells' coordinates
+     * @param body the parsed answer
      * @return the response
-     * @throws DeepLIIFException if the answer is not a scored FeatureCollection, or its cell
-     *                           count disagrees with {@code score.num_total}
+     * @throws DeepLIIFException if the answer is not a FeatureCollection with a score record, or
+     *                           its cell count disagrees with {@code scoring.num_total}
      */
-    public static ScoreResponse fromJson(JsonObject body, CoordinateMapping mapping) throws DeepLIIFException {
-        List<Cell> cells = GeoJsonCells.read(body, mapping);
-        Map<String, Double> score = new LinkedHashMap<>();
-        for (Map.Entry<String, JsonElement> e : object(body, "score").entrySet())
-            if (e.getValue().isJsonPrimitive() && e.getValue().getAsJsonPrimitive().isNumber())
-                score.put(e.getKey(), e.getValue().getAsDouble());
-        Map<String, String> provenance = new LinkedHashMap<>();
-        for (Map.Entry<String, JsonElement> e : object(body, "provenance").entrySet())
-            if (!e.getValue().isJsonNull())
-                provenance.put(e.getKey(), e.getValue().getAsString());
-        Double total = score.get("num_total");
-        if (total == null || total.intValue() != cells.size())
+    public static ScoreResponse fromJson(JsonObject body) throws DeepLIIFException {
+        List<Cell> cells = List.copyOf(GeoJsonCells.read(body));
+        JsonElement score = body.get("score");
+        if (score == null || !score.isJsonObject())
+            throw new DeepLIIFException(0, "Unexpected answer", "The server's answer has no score record: is it a "
+                    + "napari-deepliif server of the version this extension was built for?");
+        ScoreRecord record = ScoreRecord.fromJson(score.getAsJsonObject());
+        if (record.scoring().numTotal() != cells.size())
             throw new DeepLIIFException(0, "Unexpected answer", "The server sent " + cells.size()
-                    + " cells but score.num_total = " + total + ": the answer is inconsistent.");
-        return new ScoreResponse(cells, Collections.unmodifiableMap(score), Collections.unmodifiableMap(provenance));
-    }
-
-    private static JsonObject object(JsonObject body, String key) {
-        JsonElement value = body.get(key);
-        return value != null && value.isJsonObject() ? value.getAsJsonObject() : new JsonObject();
+                    + " cells but scoring.num_total = " + record.scoring().numTotal() + ": the answer is inconsistent.");
+        return new ScoreResponse(cells, record);
     }
 }

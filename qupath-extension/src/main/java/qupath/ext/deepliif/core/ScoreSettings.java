@@ -3,60 +3,119 @@ package qupath.ext.deepliif.core;
 import java.net.URLEncoder;
 import java.nio.charset.StandardCharsets;
 import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
 import java.util.StringJoiner;
 
+import com.google.gson.JsonNull;
+import com.google.gson.JsonObject;
+
 /**
- * Scoring settings sent as query parameters of {@code POST /api/score}.
- * <p>
- * Thresholds are {@code null} for "default" (size, marker) or "none" (upper size): the server
- * then applies the reference DeepLIIF rule. The defaults are the server's; nothing is copied here.
+ * What the user asks the server to score with: the magnification and the thresholds, sent in
+ * the body of {@code POST /api/regions/score} or as query parameters of {@code POST /api/score}.
+ * The defaults are the server's; nothing of DeepLIIF's rules is copied here.
  *
- * @param magnification   the magnification of the pixels sent
- * @param segThresh       segmentation threshold (0-255), null for the server's default
- * @param sizeThresh      smallest cell size in pixels, null for "default" (the reference KDE rule)
- * @param sizeThreshUpper largest cell size in pixels, null for none
- * @param markerThresh    marker threshold (0-255), null for none
+ * @param magnification   magnification to score at; null lets the server decide from the
+ *                        image's pixel size
+ * @param segThresh       segmentation threshold (0-255), null for the server's default (left out)
+ * @param sizeThresh      smallest cell size in pixels: a number or {@link Threshold#DEFAULT}
+ *                        (the server needs one of the two)
+ * @param sizeThreshUpper largest cell size in pixels: a number, default, or not applied
+ * @param markerThresh    marker threshold (0-255): a number, default, or not applied
  */
-public record ScoreSettings(Magnification magnification, Integer segThresh, Integer sizeThresh,
-                            Integer sizeThreshUpper, Integer markerThresh) {
+public record ScoreSettings(Magnification magnification, Integer segThresh, Threshold sizeThresh,
+                            Threshold sizeThreshUpper, Threshold markerThresh) {
+
+    /** What the script line and preferences write for "the server decides the magnification". */
+    public static final String AUTO = "auto";
+
+    public ScoreSettings {
+        if (sizeThresh == null || !sizeThresh.isApplied())
+            throw new IllegalArgumentException("The size threshold must be a whole number or \"default\"");
+        if (sizeThreshUpper == null || markerThresh == null)
+            throw new IllegalArgumentException("Use Threshold.NONE for a threshold that is not applied");
+        if (segThresh != null && segThresh < 0)
+            throw new IllegalArgumentException("The segmentation threshold must be >= 0, got " + segThresh);
+    }
 
     /**
-     * @param magnification the magnification of the pixels sent
-     * @return settings with every threshold left to the server
+     * @param magnification magnification to score at, null for the server's choice
+     * @return the server's defaults: default size threshold, no upper size or marker threshold
      */
     public static ScoreSettings defaults(Magnification magnification) {
-        return new ScoreSettings(magnification, null, null, null, null);
-    }
-
-    /** @return the same settings at another magnification */
-    public ScoreSettings withMagnification(Magnification other) {
-        return new ScoreSettings(other, segThresh, sizeThresh, sizeThreshUpper, markerThresh);
+        return new ScoreSettings(magnification, null, Threshold.DEFAULT, Threshold.NONE, Threshold.NONE);
     }
 
     /**
-     * Query parameters for one request.
-     *
-     * @param originX   added by the server to every returned x (pixels)
-     * @param originY   added by the server to every returned y (pixels)
-     * @param requestId id usable with {@code /api/cancel}, may be null
-     * @return name -> value, in a stable order
+     * @param label "40x", "20x", "10x", or "auto" / blank / null for the server's choice
+     * @return the magnification, null for the server's choice
+     * @throws IllegalArgumentException for any other label
      */
-    public Map<String, String> queryParameters(int originX, int originY, String requestId) {
+    public static Magnification magnification(String label) {
+        if (label == null || label.isBlank() || label.strip().toLowerCase(Locale.ROOT).equals(AUTO))
+            return null;
+        return Magnification.parse(label);
+    }
+
+    /** @return the magnification's label, or "auto" when the server decides */
+    public String magnificationLabel() {
+        return magnification == null ? AUTO : magnification.label();
+    }
+
+    /**
+     * Write the settings into a {@code /api/regions/score} body: {@code resolution} (null: the
+     * server decides), {@code seg_thresh} (left out for the server's default),
+     * {@code size_thresh}, {@code size_thresh_upper}, {@code marker_thresh} (a number,
+     * "default", or null for not applied).
+     *
+     * @param body the request body to add to
+     */
+    public void addTo(JsonObject body) {
+        if (magnification == null)
+            body.add("resolution", JsonNull.INSTANCE);
+        else
+            body.addProperty("resolution", magnification.label());
+        if (segThresh != null)
+            body.addProperty("seg_thresh", segThresh);
+        body.add("size_thresh", sizeThresh.toJson());
+        body.add("size_thresh_upper", sizeThreshUpper.toJson());
+        body.add("marker_thresh", markerThresh.toJson());
+    }
+
+    /**
+     * Query parameters of one {@code POST /api/score} upload. The server returns each cell at
+     * {@code (x + origin) * downsample}: level-0 pixels when the image was read at
+     * {@code downsample} from level-0 {@code origin * downsample}.
+     *
+     * @param resolution magnification of the uploaded pixels
+     * @param originX    added to every returned x before scaling (pixels of the upload)
+     * @param originY    added to every returned y before scaling
+     * @param downsample level-0 pixels per uploaded pixel (>= 1)
+     * @param requestId  id usable with {@code /api/cancel}, may be null
+     * @return name -> value, in a stable order; thresholds not applied are left out
+     */
+    public Map<String, String> queryParameters(Magnification resolution, int originX, int originY, double downsample,
+                                               String requestId) {
         Map<String, String> query = new LinkedHashMap<>();
-        query.put("resolution", magnification.label());
+        query.put("resolution", resolution.label());
         if (segThresh != null)
             query.put("seg_thresh", segThresh.toString());
-        query.put("size_thresh", sizeThresh == null ? "default" : sizeThresh.toString());
-        if (sizeThreshUpper != null)
-            query.put("size_thresh_upper", sizeThreshUpper.toString());
-        if (markerThresh != null)
-            query.put("marker_thresh", markerThresh.toString());
+        query.put("size_thresh", sizeThresh.toQuery());
+        if (sizeThreshUpper.isApplied())
+            query.put("size_thresh_upper", sizeThreshUpper.toQuery());
+        if (markerThresh.isApplied())
+            query.put("marker_thresh", markerThresh.toQuery());
         query.put("origin_x", Integer.toString(originX));
         query.put("origin_y", Integer.toString(originY));
+        query.put("downsample", number(downsample));
         if (requestId != null)
             query.put("request_id", requestId);
         return query;
+    }
+
+    /** A double as Python reads it back exactly ("2" rather than "2.0" for whole numbers). */
+    static String number(double value) {
+        return value == Math.rint(value) && Math.abs(value) < 1e15 ? Long.toString((long) value) : Double.toString(value);
     }
 
     /**

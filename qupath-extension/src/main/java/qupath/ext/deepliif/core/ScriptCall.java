@@ -19,12 +19,15 @@ public final class ScriptCall {
     /**
      * @param settings     the settings of the run
      * @param selectedOnly whether only the selected annotations were scored
-     * @return e.g. {@code qupath.ext.deepliif.DeepLIIFScripting.scoreAnnotations("40x", true, null, null, null, null)}
+     * @return e.g. {@code qupath.ext.deepliif.DeepLIIFScripting.scoreAnnotations("40x", true, null, "default", null, 120)}:
+     *         magnification ("auto" for the server's choice), selected only, then the segmentation,
+     *         size, upper size and marker thresholds, each a number, {@code "default"} or
+     *         {@code null} (segmentation: the server's default; upper size and marker: not applied)
      */
     public static String scoreAnnotations(ScoreSettings settings, boolean selectedOnly) {
-        return SCRIPTING_CLASS + ".scoreAnnotations(\"" + settings.magnification().label() + "\", " + selectedOnly + ", "
-                + settings.segThresh() + ", " + settings.sizeThresh() + ", " + settings.sizeThreshUpper() + ", "
-                + settings.markerThresh() + ")";
+        return SCRIPTING_CLASS + ".scoreAnnotations(\"" + settings.magnificationLabel() + "\", " + selectedOnly + ", "
+                + settings.segThresh() + ", " + settings.sizeThresh().toScript() + ", "
+                + settings.sizeThreshUpper().toScript() + ", " + settings.markerThresh().toScript() + ")";
     }
 
     /**
@@ -34,12 +37,12 @@ public final class ScriptCall {
      */
     public static Map<String, Object> parameters(ScoreSettings settings, boolean selectedOnly) {
         Map<String, Object> map = new LinkedHashMap<>();
-        map.put("magnification", settings.magnification().label());
+        map.put("magnification", settings.magnificationLabel());
         map.put("annotations", selectedOnly ? "selected" : "all");
-        map.put("seg_thresh", settings.segThresh() == null ? "default" : settings.segThresh());
-        map.put("size_thresh", settings.sizeThresh() == null ? "default" : settings.sizeThresh());
-        map.put("size_thresh_upper", settings.sizeThreshUpper() == null ? "none" : settings.sizeThreshUpper());
-        map.put("marker_thresh", settings.markerThresh() == null ? "none" : settings.markerThresh());
+        map.put("seg_thresh", settings.segThresh() == null ? Threshold.DEFAULT_TEXT : settings.segThresh());
+        map.put("size_thresh", settings.sizeThresh().toString());
+        map.put("size_thresh_upper", settings.sizeThreshUpper().toString());
+        map.put("marker_thresh", settings.markerThresh().toString());
         return map;
     }
 }

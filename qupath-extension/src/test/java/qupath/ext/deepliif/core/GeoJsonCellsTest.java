@@ -39,7 +39,7 @@ class GeoJsonCellsTest {
 
     @Test
     void readsPolygonsWithHolesMultiPolygonsClassesAndMeasurements() throws DeepLIIFException {
-        List<Cell> cells = GeoJsonCells.read(json(TWO_CELLS), CoordinateMapping.IDENTITY);
+        List<Cell> cells = GeoJsonCells.read(json(TWO_CELLS));
         assertEquals(2, cells.size());
         Cell first = cells.get(0);
         assertTrue(first.geometry() instanceof Polygon);
@@ -56,41 +56,12 @@ class GeoJsonCellsTest {
     }
 
     @Test
-    void mapsCoordinatesByDownsampleThenOffset() throws DeepLIIFException {
-        CoordinateMapping mapping = new CoordinateMapping(1000, 2000, 4.0);
-        List<Cell> cells = GeoJsonCells.read(json(TWO_CELLS), mapping);
-        var envelope = cells.get(0).geometry().getEnvelopeInternal();
-        assertEquals(1000, envelope.getMinX());
-        assertEquals(1040, envelope.getMaxX());
-        assertEquals(2000, envelope.getMinY());
-        assertEquals(2040, envelope.getMaxY());
-        assertEquals(96.0 * 16, cells.get(0).geometry().getArea());
-        assertEquals(1000 + 4 * 5.0, cells.get(0).centroid().x, 0.5);
-    }
-
-    @Test
     void rejectsAnswersThatAreNotPolygonCollections() {
-        assertThrows(DeepLIIFException.class, () -> GeoJsonCells.read(json("{\"type\": \"Feature\"}"), CoordinateMapping.IDENTITY));
+        assertThrows(DeepLIIFException.class, () -> GeoJsonCells.read(json("{\"type\": \"Feature\"}")));
         assertThrows(DeepLIIFException.class, () -> GeoJsonCells.read(json(
-                "{\"type\": \"FeatureCollection\", \"features\": [{\"geometry\": {\"type\": \"Point\", \"coordinates\": [1, 2]}}]}"),
-                CoordinateMapping.IDENTITY));
+                "{\"type\": \"FeatureCollection\", \"features\": [{\"geometry\": {\"type\": \"Point\", \"coordinates\": [1, 2]}}]}")));
         DeepLIIFException e = assertThrows(DeepLIIFException.class, () -> GeoJsonCells.read(json(
-                "{\"type\": \"FeatureCollection\", \"features\": [{\"geometry\": {\"type\": \"Polygon\", \"coordinates\": [[[0, 0], [1, 1]]]}}]}"),
-                CoordinateMapping.IDENTITY));
+                "{\"type\": \"FeatureCollection\", \"features\": [{\"geometry\": {\"type\": \"Polygon\", \"coordinates\": [[[0, 0], [1, 1]]]}}]}")));
         assertTrue(e.getMessage().contains("fewer than 3"));
-    }
-
-    @Test
-    void scoreResponseChecksTheCellCountAgainstNumTotal() throws DeepLIIFException {
-        JsonObject body = json(TWO_CELLS);
-        body.add("score", json("{\"num_total\": 2, \"num_pos\": 1, \"num_neg\": 1, \"percent_pos\": 50.0, \"size_thresh_upper\": null}"));
-        body.add("provenance", json("{\"engine\": \"stain\", \"model\": null, \"version\": \"0.1\", \"resolution\": \"40x\"}"));
-        ScoreResponse response = ScoreResponse.fromJson(body, CoordinateMapping.IDENTITY);
-        assertEquals(2, response.cells().size());
-        assertEquals(50.0, response.score().get("percent_pos"));
-        assertFalse(response.score().containsKey("size_thresh_upper"));
-        assertEquals(Map.of("engine", "stain", "version", "0.1", "resolution", "40x"), response.provenance());
-        body.add("score", json("{\"num_total\": 3}"));
-        assertThrows(DeepLIIFException.class, () -> ScoreResponse.fromJson(body, CoordinateMapping.IDENTITY));
     }
 }

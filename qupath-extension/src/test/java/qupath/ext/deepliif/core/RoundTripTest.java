@@ -1,6 +1,7 @@
 package qupath.ext.deepliif.core;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.awt.image.BufferedImage;
@@ -18,31 +19,38 @@ import org.junit.jupiter.api.Test;
 import org.locationtech.jts.geom.Coordinate;
 import org.locationtech.jts.geom.Geometry;
 import org.locationtech.jts.geom.GeometryFactory;
+import org.locationtech.jts.geom.util.AffineTransformation;
 
 /**
- * Reads a region of a real IHC image, scores it through the server as the extension does and
- * writes the cells it ends up with to {@code $DEEPLIIF_RESULT}; tests/test_qupath_core.py
- * compares them with the engine's own result for the same pixels.
+ * Scores an elliptical annotation of a real IHC image as the extension does and writes the
+ * cells it ends up with to {@code $DEEPLIIF_RESULT/<route>.json}; tests/test_qupath_regions.py
+ * compares them with the engine's {@code score} of the same region, counted in the same outline:
  * <ul>
- * <li>"single": the region as one tile: must equal {@code engine.score(image, region=...)}.</li>
- * <li>"tiled": 512 px tiles with 64 px overlap, duplicates removed by ownership, and an
- * elliptical mask: must equal the engine run on each tile, each cell taken from the tile owning
- * its centroid, inside the mask.</li>
+ * <li>{@code server.json}: the server reads the region from the file ({@code POST /api/regions/score}).</li>
+ * <li>{@code upload.json}: the region's pixels read once and uploaded ({@code POST /api/score}),
+ * the cells outside the outline dropped by the extension.</li>
  * </ul>
  */
 @Tag("server")
 class RoundTripTest {
 
-    /** Region of the sample scored, full-image pixels: x, y, width, height. */
+    /** Region of the sample scored, level-0 pixels: x, y, width, height. */
     static final int[] REGION = {200, 100, 900, 700};
 
-    private static JsonObject run(BufferedImage image, int tileSize, Geometry mask) throws DeepLIIFException {
-        int x0 = REGION[0];
-        int y0 = REGION[1];
-        var scorer = new RegionScorer(ServerEnv.client(), ScoreSettings.defaults(Magnification.X40), tileSize, Tiling.DEFAULT_OVERLAP);
-        RegionResult result = scorer.score((x, y, w, h) -> ServerEnv.crop(image, x0 + x, y0 + y, w, h), REGION[2], REGION[3],
-                new ScalePlan(1.0, Magnification.X40, null), new CoordinateMapping(x0, y0, 1.0), mask, null);
+    /** The annotation: an ellipse inscribed in the region (less 20 px). */
+    static Geometry outline() {
+        Geometry circle = new GeometryFactory().createPoint(new Coordinate(0, 0)).buffer(1, 64);
+        return new AffineTransformation().scale(REGION[2] / 2.0 - 20, REGION[3] / 2.0 - 20)
+                .translate(REGION[0] + REGION[2] / 2.0, REGION[1] + REGION[3] / 2.0).transform(circle);
+    }
+
+    private static void write(String name, RegionResult result, Geometry outline) throws IOException {
         JsonObject out = new JsonObject();
+        JsonArray region = new JsonArray();
+        for (int v : REGION)
+            region.add(v);
+        out.add("region", region);
+        out.addProperty("roi_wkt", outline.toText());
         JsonArray cells = new JsonArray();
         for (Cell cell : result.cells()) {
             Coordinate c = cell.centroid();
@@ -54,52 +62,45 @@ class RoundTripTest {
             cells.add(row);
         }
         out.add("cells", cells);
-        JsonArray tiles = new JsonArray();
-        for (Tile t : result.tiles()) {
-            JsonObject tile = new JsonObject();
-            tile.addProperty("x", t.x());
-            tile.addProperty("y", t.y());
-            tile.addProperty("width", t.width());
-            tile.addProperty("height", t.height());
-            JsonArray core = new JsonArray();
-            for (double v : new double[] {t.coreMinX(), t.coreMinY(), t.coreMaxX(), t.coreMaxY()})
-                core.add(Double.isFinite(v) ? Double.toString(v) : (v > 0 ? "inf" : "-inf"));
-            tile.add("core", core);
-            tiles.add(tile);
-        }
-        out.add("tiles", tiles);
-        out.addProperty("num_positive", result.numPositive());
-        out.addProperty("percent_positive", result.percentPositive());
-        out.addProperty("engine", result.provenance().get("engine"));
-        if (mask != null)
-            out.addProperty("mask_wkt", mask.toText());
-        return out;
+        var s = result.score().scoring();
+        out.addProperty("num_total", s.numTotal());
+        out.addProperty("num_positive", s.numPos());
+        out.addProperty("percent_positive", s.percentPos());
+        out.addProperty("engine", result.score().provenance().get("engine"));
+        out.addProperty("uploaded", result.uploaded());
+        Path folder = Path.of(ServerEnv.require("DEEPLIIF_RESULT"));
+        Files.createDirectories(folder);
+        Files.writeString(folder.resolve(name + ".json"), new GsonBuilder().setPrettyPrinting().create().toJson(out),
+                StandardCharsets.UTF_8);
     }
 
+    private static ScoreRegion region(String imagePath) {
+        return ScoreRegion.of(imagePath, outline(), Integer.MAX_VALUE, Integer.MAX_VALUE, Double.NaN);
+    }
+
+    private static RegionScorer scorer() throws DeepLIIFException {
+        DeepLIIFClient client = ServerEnv.client();
+        return new RegionScorer(client, ScoreSettings.defaults(Magnification.X40), client.health().limits());
+    }
+
+    /** Needs POST /api/regions/score. */
     @Test
-    void writesSingleTileAndTiledCellsOfARealRegion() throws IOException, DeepLIIFException {
+    void writesTheCellsTheServerReadsFromTheFile() throws IOException, DeepLIIFException {
+        RegionResult result = scorer().serverRead(region(ServerEnv.samplePath()));
+        assertFalse(result.uploaded());
+        assertTrue(result.numTotal() > 50, "too few cells in a 860 x 660 px ellipse of an IHC image: " + result.numTotal());
+        write("server", result, outline());
+    }
+
+    /** Needs the new POST /api/score (score record, downsample). */
+    @Test
+    void writesTheCellsOfOneUpload() throws IOException, DeepLIIFException {
         BufferedImage image = ServerEnv.sample();
-        JsonObject result = new JsonObject();
-        JsonArray region = new JsonArray();
-        for (int v : REGION)
-            region.add(v);
-        result.add("region", region);
-
-        JsonObject single = run(image, 1024, null);
-        assertEquals(1, single.getAsJsonArray("tiles").size());
-        assertTrue(single.getAsJsonArray("cells").size() > 50, "too few cells in a 900 x 700 px IHC region");
-        result.add("single", single);
-
-        var gf = new GeometryFactory();
-        Geometry ellipse = gf.createPoint(new Coordinate(0, 0)).buffer(1, 64);
-        Geometry mask = new org.locationtech.jts.geom.util.AffineTransformation()
-                .scale(430, 330).translate(REGION[0] + 450, REGION[1] + 350).transform(ellipse);
-        JsonObject tiled = run(image, 512, mask);
-        assertEquals(4, tiled.getAsJsonArray("tiles").size());
-        assertTrue(tiled.getAsJsonArray("cells").size() > 50);
-        result.add("tiled", tiled);
-
-        Path out = Path.of(ServerEnv.require("DEEPLIIF_RESULT"));
-        Files.writeString(out, new GsonBuilder().setPrettyPrinting().create().toJson(result), StandardCharsets.UTF_8);
+        var region = region(null);
+        assertEquals(new ScoreRegion(null, 220, 120, 860, 660, region.roi(), Double.NaN), region);
+        RegionResult result = scorer().upload(region, (x, y, w, h, d) -> ServerEnv.crop(image, x, y, w, h), "test");
+        assertTrue(result.uploaded());
+        assertTrue(result.numTotal() > 50, "too few cells: " + result.numTotal());
+        write("upload", result, outline());
     }
 }

@@ -43,6 +43,16 @@ class ScalePlanTest {
     }
 
     @Test
+    void autoScoresAtTheImagesOwnMagnificationAtFullResolution() {
+        ScalePlan plan = ScalePlan.plan(null, 0.5);
+        assertEquals(new ScalePlan(1.0, Magnification.X20, null), plan);
+        ScalePlan uncalibrated = ScalePlan.plan(null, Double.NaN);
+        assertEquals(1.0, uncalibrated.downsample());
+        assertEquals(Magnification.X40, uncalibrated.magnification());
+        assertTrue(uncalibrated.warning().contains("no pixel size"));
+    }
+
+    @Test
     void nearestMagnificationComparesOnALogScale() {
         assertEquals(Magnification.X40, Magnification.nearest(0.35));
         assertEquals(Magnification.X20, Magnification.nearest(0.36));

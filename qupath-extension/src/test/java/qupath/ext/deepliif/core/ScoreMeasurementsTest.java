@@ -4,41 +4,24 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Map;
 
 import org.junit.jupiter.api.Test;
-import org.locationtech.jts.geom.Envelope;
-import org.locationtech.jts.geom.GeometryFactory;
 
 class ScoreMeasurementsTest {
 
-    private static final GeometryFactory GF = new GeometryFactory();
-
-    private static RegionResult result(int positive, int negative, List<Map<String, Double>> tileScores, String engine) {
-        List<Cell> cells = new ArrayList<>();
-        for (int i = 0; i < positive + negative; i++)
-            cells.add(new Cell(GF.toGeometry(new Envelope(i, i + 1, 0, 1)), i < positive ? Cell.POSITIVE : Cell.NEGATIVE, Map.of()));
-        List<Tile> tiles = Tiling.tiles(900, 700, 512, 64).subList(0, tileScores.size());
-        return new RegionResult(cells, tiles, tileScores, Map.of("engine", engine, "version", "0.1.0", "resolution", "20x"),
-                ScoreSettings.defaults(Magnification.X20), new ScalePlan(2.0, Magnification.X20, null));
+    private static RegionResult result(String engine, String uploadReason) throws DeepLIIFException {
+        var body = Answers.answer(2.0, Answers.cell(0, 0, 4, true), Answers.cell(10, 0, 4, true), Answers.cell(20, 0, 4, true),
+                Answers.cell(30, 0, 4, false));
+        body.getAsJsonObject("score").getAsJsonObject("provenance").addProperty("engine", engine);
+        ScoreResponse response = ScoreResponse.fromJson(body);
+        return new RegionResult(response.cells(), response.score(), uploadReason, null);
     }
 
     @Test
-    void percentPositiveRoundsHalfEvenLikePythonsRound() {
-        assertEquals(6.2, result(1, 15, List.of(Map.of()), "stain").percentPositive(), "round(6.25, 1) == 6.2");
-        assertEquals(66.7, result(2, 1, List.of(Map.of()), "stain").percentPositive());
-        assertEquals(0.0, result(0, 4, List.of(Map.of()), "stain").percentPositive());
-        assertEquals(0.0, result(0, 0, List.of(Map.of()), "stain").percentPositive());
-    }
-
-    @Test
-    void measurementsArePrefixedAndThresholdsKeptOnlyWhenAllTilesAgree() {
-        Map<String, Double> a = Map.of("seg_thresh", 120.0, "size_thresh", 49.0);
-        Map<String, Double> b = Map.of("seg_thresh", 120.0, "size_thresh", 52.0);
-        Map<String, Double> m = ScoreMeasurements.of(result(3, 1, List.of(a, b), "deepliif"));
-        m.keySet().forEach(name -> assertTrue(name.startsWith("DeepLIIF: "), name));
+    void measurementsComeFromTheScoreRecord() throws DeepLIIFException {
+        Map<String, Double> m = ScoreMeasurements.of(result("deepliif", null));
+        m.keySet().forEach(name -> assertTrue(ScoreMeasurements.isOwn(name), name));
         assertEquals(4.0, m.get(ScoreMeasurements.NUM_TOTAL));
         assertEquals(3.0, m.get(ScoreMeasurements.NUM_POSITIVE));
         assertEquals(1.0, m.get(ScoreMeasurements.NUM_NEGATIVE));
@@ -46,29 +29,22 @@ class ScoreMeasurementsTest {
         assertEquals(1.0, m.get(ScoreMeasurements.ENGINE));
         assertEquals(20.0, m.get(ScoreMeasurements.MAGNIFICATION));
         assertEquals(2.0, m.get(ScoreMeasurements.DOWNSAMPLE));
-        assertEquals(2.0, m.get(ScoreMeasurements.TILES));
+        assertEquals(1.0, m.get(ScoreMeasurements.LEVEL));
+        assertEquals(0.0, m.get(ScoreMeasurements.UPLOADED));
         assertEquals(120.0, m.get(ScoreMeasurements.SEG_THRESH));
-        assertFalse(m.containsKey(ScoreMeasurements.SIZE_THRESH), "tiles disagree on the size threshold");
-        assertFalse(m.containsKey(ScoreMeasurements.MARKER_THRESH));
+        assertEquals(31.0, m.get(ScoreMeasurements.SIZE_THRESH));
+        assertFalse(m.containsKey(ScoreMeasurements.SIZE_THRESH_UPPER), "not applied: no measurement");
+        assertEquals(90.0, m.get(ScoreMeasurements.MARKER_THRESH));
+        assertEquals(1.0, ScoreMeasurements.of(result("stain", "no reader")).get(ScoreMeasurements.UPLOADED));
+        assertFalse(ScoreMeasurements.isOwn("Num Positive"), "QuPath's own columns are left alone");
+        assertTrue(ScoreMeasurements.isOwn("DeepLIIF: Tiles"), "an earlier version's measurement is cleared too");
     }
 
     @Test
-    void provenanceTextNamesTheClassicalEngine() {
-        String text = ScoreMeasurements.provenanceText(result(1, 1, List.of(Map.of()), "stain"));
-        assertTrue(text.startsWith("DeepLIIF: engine stain"), text);
-        assertTrue(text.contains("not DeepLIIF"), text);
-        assertEquals(0.0, ScoreMeasurements.of(result(1, 1, List.of(Map.of()), "stain")).get(ScoreMeasurements.ENGINE));
-    }
-
-    @Test
-    void queryCarriesSettingsOriginAndRequestId() {
-        ScoreSettings settings = new ScoreSettings(Magnification.X10, 100, null, 900, null);
-        Map<String, String> q = settings.queryParameters(388, 0, "id 1");
-        assertEquals(Map.of("resolution", "10x", "seg_thresh", "100", "size_thresh", "default", "size_thresh_upper", "900",
-                "origin_x", "388", "origin_y", "0", "request_id", "id 1"), q);
-        assertEquals("resolution=10x&seg_thresh=100&size_thresh=default&size_thresh_upper=900&origin_x=388&origin_y=0&request_id=id+1",
-                ScoreSettings.encode(q));
-        assertFalse(ScoreSettings.defaults(Magnification.X40).queryParameters(0, 0, null).containsKey("seg_thresh"));
+    void provenanceTextNamesTheClassicalEngine() throws DeepLIIFException {
+        String text = ScoreMeasurements.provenanceText(result("stain", null));
+        assertEquals("DeepLIIF: engine stain, napari-deepliif 0.2.0, 20x (classical stain engine, not DeepLIIF)", text);
+        assertEquals(0.0, ScoreMeasurements.of(result("stain", null)).get(ScoreMeasurements.ENGINE));
     }
 
     @Test
@@ -78,7 +54,5 @@ class ScoreMeasurementsTest {
         assertEquals("Tumour core\nreviewed by AB\nDeepLIIF: engine stain", first);
         assertEquals("Tumour core\nreviewed by AB\nDeepLIIF: engine deepliif",
                 ScoreMeasurements.withProvenance(first, "DeepLIIF: engine deepliif"));
-        assertTrue(ScoreMeasurements.NAMES.containsAll(ScoreMeasurements.of(result(1, 1, List.of(Map.of("seg_thresh", 1.0,
-                "size_thresh", 2.0, "size_thresh_upper", 3.0, "marker_thresh", 4.0)), "stain")).keySet()));
     }
 }

@@ -2,6 +2,8 @@ package qupath.ext.deepliif.core;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -16,7 +18,10 @@ import java.util.Set;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
-/** The client against the real napari-deepliif server (ci/test-core.sh passes its URL and token). */
+/**
+ * The client against the real napari-deepliif server (ci/test-core.sh passes its URL and token).
+ * Each test says which endpoint it needs beyond {@code /api/health} and {@code /api/cancel}.
+ */
 @Tag("server")
 class ServerClientTest {
 
@@ -31,32 +36,93 @@ class ServerClientTest {
         assertTrue(Set.of("stain", "deepliif").contains(health.engine()), health.engine());
         assertTrue(health.limits().maxPixels() >= 2048L * 2048, "max_pixels " + health.limits().maxPixels());
         assertTrue(health.limits().maxRequestBytes() > 0);
-        assertEquals(Tiling.MAX_TILE_SIZE, Tiling.tileSizeFor(health.limits(), Tiling.DEFAULT_OVERLAP));
     }
 
+    /** Needs the score record layout of POST /api/score and its {@code downsample} query parameter. */
     @Test
-    void scoresOneTileWithCellsInsideItPlusTheOrigin() throws IOException, DeepLIIFException {
-        var query = ScoreSettings.defaults(Magnification.X40).queryParameters(1000, 2000, null);
-        ScoreResponse response = ServerEnv.client().score(samplePng(256), "image/png", query, CoordinateMapping.IDENTITY);
+    void anUploadComesBackInLevel0PixelsFromItsOriginAndDownsample() throws IOException, DeepLIIFException {
+        var query = ScoreSettings.defaults(Magnification.X40).queryParameters(Magnification.X40, 500, 1000, 2, null);
+        ScoreResponse response = ServerEnv.client().score(samplePng(256), "image/png", query);
         assertFalse(response.cells().isEmpty(), "no cells in a 256 px crop of a real IHC image");
-        assertEquals(response.cells().size(), response.score().get("num_total").intValue());
+        assertEquals(response.cells().size(), response.score().scoring().numTotal());
         long positive = response.cells().stream().filter(Cell::isPositive).count();
-        assertEquals(positive, response.score().get("num_pos").longValue());
+        assertEquals(positive, response.score().scoring().numPos());
         for (Cell cell : response.cells()) {
             assertTrue(Set.of(Cell.POSITIVE, Cell.NEGATIVE).contains(cell.classification()), cell.classification());
             var e = cell.geometry().getEnvelopeInternal();
-            assertTrue(e.getMinX() >= 1000 && e.getMaxX() <= 1256 && e.getMinY() >= 2000 && e.getMaxY() <= 2256, e.toString());
+            assertTrue(e.getMinX() >= 1000 && e.getMaxX() <= 1512 && e.getMinY() >= 2000 && e.getMaxY() <= 2512, e.toString());
         }
-        assertEquals("40x", response.provenance().get("resolution"));
-        assertTrue(response.provenance().containsKey("engine"));
+        var placement = response.score().placement();
+        assertEquals(2.0, placement.downsample());
+        assertEquals("40x", placement.resolution());
+        assertEquals(256, placement.width());
+        assertEquals(256, placement.height());
+        assertTrue(response.score().provenance().containsKey("engine"));
+        assertNotNull(response.score().scoring().sizeThresh(), "the default size threshold the server computed");
+    }
+
+    /** Needs POST /api/regions/score. */
+    @Test
+    void theServerReadsARegionOfTheFileItself() throws DeepLIIFException {
+        var scorer = new RegionScorer(ServerEnv.client(), ScoreSettings.defaults(Magnification.X40), ServerEnv.client().health().limits());
+        var region = new ScoreRegion(ServerEnv.samplePath(), 300, 200, 400, 300, null, Double.NaN);
+        RegionResult result = scorer.score(region, (x, y, w, h, d) -> {
+            throw new IOException("the server should read the file itself");
+        });
+        assertFalse(result.uploaded());
+        assertFalse(result.cells().isEmpty());
+        for (Cell cell : result.cells()) {
+            var c = cell.centroid();
+            assertTrue(c.x >= 300 && c.x <= 700 && c.y >= 200 && c.y <= 500, "centroid in level-0 pixels of the region: " + c);
+        }
+        assertEquals(0, result.score().placement().level());
+        assertEquals(1.0, result.score().placement().downsample());
+        assertEquals("40x", result.score().placement().resolution());
+    }
+
+    /** Needs POST /api/regions/score. */
+    @Test
+    void everyThresholdMayBeLeftToTheServersDefault() throws DeepLIIFException {
+        var settings = new ScoreSettings(Magnification.X40, null, Threshold.DEFAULT, Threshold.DEFAULT, Threshold.DEFAULT);
+        var region = new ScoreRegion(ServerEnv.samplePath(), 300, 200, 400, 300, null, Double.NaN);
+        ScoreResponse response = ServerEnv.client().scoreRegion(region.requestBody(settings, "defaults-1"));
+        var scoring = response.score().scoring();
+        assertNotNull(scoring.sizeThresh());
+        assertNotNull(scoring.sizeThreshUpper(), "'default' upper size threshold applied");
+        assertNotNull(scoring.markerThresh(), "'default' marker threshold applied");
+        var none = ServerEnv.client().scoreRegion(region.requestBody(ScoreSettings.defaults(Magnification.X40), "none-1"));
+        assertNull(none.score().scoring().sizeThreshUpper(), "null: not applied");
+        assertNull(none.score().scoring().markerThresh(), "null: not applied");
+    }
+
+    /** Needs POST /api/regions/score (its 422 image-not-readable) and the new POST /api/score. */
+    @Test
+    void aFileTheServerCannotOpenFallsBackToOneUpload() throws IOException, DeepLIIFException {
+        var client = ServerEnv.client();
+        var missing = new ScoreRegion("/no/such/folder/slide.svs", 300, 200, 400, 300, null, Double.NaN);
+        DeepLIIFException e = assertThrows(DeepLIIFException.class,
+                () -> client.scoreRegion(missing.requestBody(ScoreSettings.defaults(Magnification.X40), "missing-1")));
+        assertEquals(422, e.getStatus());
+        assertTrue(e.isProblem(RegionScorer.IMAGE_NOT_READABLE), "problem type " + e.getType());
+        BufferedImage image = ServerEnv.sample();
+        List<int[]> reads = new ArrayList<>();
+        var scorer = new RegionScorer(client, ScoreSettings.defaults(Magnification.X40), client.health().limits());
+        RegionResult result = scorer.score(missing, (x, y, w, h, d) -> {
+            reads.add(new int[] {x, y, w, h});
+            return ServerEnv.crop(image, x, y, w, h);
+        });
+        assertTrue(result.uploaded());
+        assertEquals(1, reads.size());
+        assertEquals(List.of(300, 200, 400, 300), Arrays.stream(reads.get(0)).boxed().toList());
+        assertFalse(result.cells().isEmpty());
     }
 
     @Test
     void wrongTokenIs401WithTheServersReason() throws IOException, DeepLIIFException {
         var client = new DeepLIIFClient(URI.create(ServerEnv.require("DEEPLIIF_URL")), "not-the-token");
-        var query = ScoreSettings.defaults(Magnification.X40).queryParameters(0, 0, null);
+        var query = ScoreSettings.defaults(Magnification.X40).queryParameters(Magnification.X40, 0, 0, 1, null);
         byte[] png = samplePng(64);
-        DeepLIIFException e = assertThrows(DeepLIIFException.class, () -> client.score(png, "image/png", query, CoordinateMapping.IDENTITY));
+        DeepLIIFException e = assertThrows(DeepLIIFException.class, () -> client.score(png, "image/png", query));
         assertEquals(401, e.getStatus());
         assertFalse(e.getTitle().startsWith("HTTP "), "the title should come from problem JSON: " + e.getTitle());
         assertTrue(e.getMessage().contains("napari-deepliif token"), e.getMessage());
@@ -65,48 +131,30 @@ class ServerClientTest {
     @Test
     void badRequestsGetProblemDetails() throws IOException, DeepLIIFException {
         var client = ServerEnv.client();
-        var query = ScoreSettings.defaults(Magnification.X40).queryParameters(0, 0, null);
+        var query = ScoreSettings.defaults(Magnification.X40).queryParameters(Magnification.X40, 0, 0, 1, null);
         byte[] png = samplePng(64);
         DeepLIIFException wrongType = assertThrows(DeepLIIFException.class,
-                () -> client.score(png, "text/plain", query, CoordinateMapping.IDENTITY));
+                () -> client.score(png, "text/plain", query));
         assertEquals(415, wrongType.getStatus());
         byte[] truncated = Arrays.copyOf(png, png.length / 2);
         DeepLIIFException broken = assertThrows(DeepLIIFException.class,
-                () -> client.score(truncated, "image/png", query, CoordinateMapping.IDENTITY));
+                () -> client.score(truncated, "image/png", query));
         assertEquals(422, broken.getStatus());
         assertFalse(broken.getMessage().isBlank());
         byte[] tiny = RegionScorer.png(new BufferedImage(8, 8, BufferedImage.TYPE_INT_RGB));
         DeepLIIFException small = assertThrows(DeepLIIFException.class,
-                () -> client.score(tiny, "image/png", query, CoordinateMapping.IDENTITY));
+                () -> client.score(tiny, "image/png", query));
         assertEquals(422, small.getStatus());
         var badMagnification = new java.util.LinkedHashMap<>(query);
         badMagnification.put("resolution", "5x");
         DeepLIIFException bad = assertThrows(DeepLIIFException.class,
-                () -> client.score(png, "image/png", badMagnification, CoordinateMapping.IDENTITY));
+                () -> client.score(png, "image/png", badMagnification));
         assertTrue(bad.getStatus() == 400 || bad.getStatus() == 422, "status " + bad.getStatus());
     }
 
     @Test
     void cancellingAnUnknownRequestCancelsNothing() throws DeepLIIFException {
         assertFalse(ServerEnv.client().cancel("no-such-request"));
-    }
-
-    @Test
-    void cancelBetweenTilesStopsTheRun() throws IOException {
-        BufferedImage region = ServerEnv.crop(ServerEnv.sample(), 0, 0, 900, 700);
-        var scorer = new RegionScorer(ServerEnv.client(), ScoreSettings.defaults(Magnification.X40), 512, 64);
-        List<Integer> progress = new ArrayList<>();
-        assertThrows(CancelledException.class, () -> scorer.score(
-                (x, y, w, h) -> region.getSubimage(x, y, w, h), 900, 700, new ScalePlan(1, Magnification.X40, null),
-                CoordinateMapping.IDENTITY, null, (done, total) -> {
-                    progress.add(done);
-                    try {
-                        scorer.cancel();
-                    } catch (DeepLIIFException e) {
-                        throw new IllegalStateException(e);
-                    }
-                }));
-        assertEquals(List.of(1), progress, "the run must stop after the tile in which cancel was called");
     }
 
     @Test

@@ -25,6 +25,11 @@ final class ServerEnv {
         return new DeepLIIFClient(URI.create(require("DEEPLIIF_URL")), require("DEEPLIIF_TOKEN"));
     }
 
+    /** @return the absolute path of the sample image: a file the server can open itself */
+    static String samplePath() {
+        return Path.of(require("DEEPLIIF_SAMPLE")).toAbsolutePath().toString();
+    }
+
     static BufferedImage sample() throws IOException {
         BufferedImage image = ImageIO.read(Path.of(require("DEEPLIIF_SAMPLE")).toFile());
         assertNotNull(image, "not an image: " + System.getenv("DEEPLIIF_SAMPLE"));

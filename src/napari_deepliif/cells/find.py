@@ -299,7 +299,10 @@ def find_cells(pixels: SegPixels, seg_thresh: int) -> CellMap:
     -------
     CellMap
     """
-    from napari_deepliif.cells.components import component_sums, run_components  # numba: imported on first use
+    from napari_deepliif.cells.components import (  # numba: imported on first use
+        component_sums,
+        run_components,
+    )
 
     height, width = pixels.shape
     start, length, code = _runs(pixels.pixel_codes(seg_thresh))

@@ -23,7 +23,13 @@ from typing import Literal
 import numpy as np
 
 from napari_deepliif.cells import rendering
-from napari_deepliif.cells.find import MAX_SEG_THRESH, CellMap, CellTable, SegPixels, find_cells
+from napari_deepliif.cells.find import (
+    MAX_SEG_THRESH,
+    CellMap,
+    CellTable,
+    SegPixels,
+    find_cells,
+)
 from napari_deepliif.cells.scoring import (
     Override,
     check_overrides,

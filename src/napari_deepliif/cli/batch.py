@@ -10,7 +10,12 @@ import argparse
 import sys
 from typing import Any
 
-from napari_deepliif.cli.options import EXIT_ERROR, add_engine_options, add_threshold_options, thresholds
+from napari_deepliif.cli.options import (
+    EXIT_ERROR,
+    add_engine_options,
+    add_threshold_options,
+    thresholds,
+)
 from napari_deepliif.engine.engines import ENGINES
 from napari_deepliif.regions.infer import CHUNK_SIZE
 

@@ -51,7 +51,11 @@ def _not_negative(text: str) -> int:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``serve`` and ``token`` sub-commands."""
     from napari_deepliif.server.handle import DEFAULT_HOST, DEFAULT_PORT
-    from napari_deepliif.server.security import DEFAULT_MAX_PIXELS, DEFAULT_MAX_REQUEST_MB, DEFAULT_QUEUE_SIZE
+    from napari_deepliif.server.security import (
+        DEFAULT_MAX_PIXELS,
+        DEFAULT_MAX_REQUEST_MB,
+        DEFAULT_QUEUE_SIZE,
+    )
 
     p = subparsers.add_parser(
         "serve", help="serve the engine over HTTP on this machine (for QuPath, scripts, ImageJ)",

@@ -4,6 +4,12 @@
 tiling, devices, networks and CPU kernels are its internals.
 """
 
-from napari_deepliif.engine.engines import DEFAULT_MODEL, ENGINES, Engine, StainEngine, load_engine
+from napari_deepliif.engine.engines import (
+    DEFAULT_MODEL,
+    ENGINES,
+    Engine,
+    StainEngine,
+    load_engine,
+)
 
 __all__ = ["DEFAULT_MODEL", "ENGINES", "Engine", "StainEngine", "load_engine"]

@@ -16,7 +16,13 @@ import numpy as np
 
 from napari_deepliif.constants import EMPTY_TILE_COLOURS, SEG
 from napari_deepliif.engine.inference import TileRunner, modality_names, run_tiles
-from napari_deepliif.engine.tiling import ArrayRegion, Chunk, TileGrid, square_chunks, tiled_chunks
+from napari_deepliif.engine.tiling import (
+    ArrayRegion,
+    Chunk,
+    TileGrid,
+    square_chunks,
+    tiled_chunks,
+)
 from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.progress import CancelCheck, ProgressCallback
 from napari_deepliif.resolution import resolve_resolution, tile_size_for
@@ -181,7 +187,11 @@ class Engine(EngineBase):
         batch_size : int, optional
             Tiles per batch; default by device (1 on CPU, 8 on CUDA, 4 on MPS).
         """
-        from napari_deepliif.engine.devices import DEFAULT_BATCH_SIZE, PRECISIONS, resolve_device
+        from napari_deepliif.engine.devices import (
+            DEFAULT_BATCH_SIZE,
+            PRECISIONS,
+            resolve_device,
+        )
         from napari_deepliif.models.index import resolve_model
         from napari_deepliif.models.loader import load_model
 

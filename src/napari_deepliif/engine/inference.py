@@ -16,7 +16,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from napari_deepliif.constants import EMPTY_TILE_COLOURS, EMPTY_TILE_VARIANCE, MODALITIES, SEG
+from napari_deepliif.constants import (
+    EMPTY_TILE_COLOURS,
+    EMPTY_TILE_VARIANCE,
+    MODALITIES,
+    SEG,
+)
 from napari_deepliif.engine.tiling import Tile, TileGrid
 from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.models.loader import DeepLIIFModel

@@ -126,7 +126,10 @@ def _channel_stats_affine(x: Tensor, weight: Tensor, bias: Tensor) -> tuple[Tens
 
 def _cpu_mean_var(x: Tensor) -> tuple[Tensor, Tensor]:
     """Mean and variance (N x C, float32) of a float32 CPU ``x`` over each tile's H x W."""
-    from napari_deepliif.engine.cpu_norms import planes_mean_var, rows_mean_var  # numba: loaded on first use
+    from napari_deepliif.engine.cpu_norms import (  # numba: loaded on first use
+        planes_mean_var,
+        rows_mean_var,
+    )
 
     rows = _channels_last(x)
     kernel = rows_mean_var if rows else planes_mean_var

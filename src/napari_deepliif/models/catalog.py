@@ -32,7 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from napari_deepliif.errors import ModelError
-from napari_deepliif.models.registry import download_dir, folder_size, load_registry, model_format
+from napari_deepliif.models.registry import (
+    download_dir,
+    folder_size,
+    load_registry,
+    model_format,
+)
 
 #: Environment variable naming a JSON index whose entries are added to the built-in one (e.g.
 #: a lab's mirror of the weights on its own server); format of :func:`index_from_json`.

@@ -38,7 +38,13 @@ from napari_deepliif.models.catalog import (
     resolve_model,
 )
 from napari_deepliif.models.download import ProgressCallback
-from napari_deepliif.models.install import VerifyReport, add_model, fetch_model, remove_model, verify_model
+from napari_deepliif.models.install import (
+    VerifyReport,
+    add_model,
+    fetch_model,
+    remove_model,
+    verify_model,
+)
 from napari_deepliif.models.registry import (
     APP_NAME,
     CACHE_DIR_ENV,

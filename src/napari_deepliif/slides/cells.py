@@ -23,7 +23,13 @@ import numpy as np
 
 from napari_deepliif.cells.find import CellMap, CellTable, SegPixels, find_cells
 from napari_deepliif.cells.postprocess import Settings, Threshold
-from napari_deepliif.cells.scoring import Override, check_overrides, classify, counts, default_size_threshold
+from napari_deepliif.cells.scoring import (
+    Override,
+    check_overrides,
+    classify,
+    counts,
+    default_size_threshold,
+)
 from napari_deepliif.constants import (
     DEFAULT_LARGE_NOISE_BY_RESOLUTION,
     DEFAULT_SEG_THRESH,

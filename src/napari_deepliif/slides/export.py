@@ -1,13 +1,8 @@
 """Slide-level outputs: the label pyramid, cells as GeoJSON/CSV/Parquet, per-annotation scores.
 
-Coordinates written to files are full-resolution (level-0) pixels. As in
-:mod:`napari_deepliif.io.exports`, centroids have pixel centres at integers and outlines and
-boxes run along pixel edges (pixel ``(row, col)`` is the square ``[col, col + 1] x [row, row +
-1]``, QuPath's convention). A scored pixel covers ``downsample`` x ``downsample`` level-0
-pixels, so an edge coordinate ``e`` of the image scored is ``(e + region origin) *
-downsample`` at level 0, and a centre coordinate ``c`` is ``(c + origin + 0.5) * downsample -
-0.5``. Annotation polygons (QuPath: level-0 edge coordinates) are mapped back the same way
-before cells are tested by centroid.
+Coordinates written to files are full-resolution (level-0) pixels
+(:class:`~napari_deepliif.io.placement.Placement`). Annotation polygons (QuPath: level-0 edge
+coordinates) are mapped back the same way before cells are tested by centroid.
 """
 
 from __future__ import annotations
@@ -26,34 +21,24 @@ from skimage.measure import points_in_poly
 from napari_deepliif.cells.outlines import cell_outlines
 from napari_deepliif.cells.scoring import counts, density
 from napari_deepliif.errors import InputImageError
-from napari_deepliif.io.exports import CSV_COLUMNS, MEASUREMENT_NAMES, NEGATIVE_CLASS, POSITIVE_CLASS
+from napari_deepliif.io.exports import (
+    CSV_COLUMNS,
+    MEASUREMENT_NAMES,
+    NEGATIVE_CLASS,
+    POSITIVE_CLASS,
+)
+from napari_deepliif.io.placement import Placement
 from napari_deepliif.slides import omezarr
-from napari_deepliif.slides.cells import SlideCells, global_ids, store_arrays, window_cells, windows
+from napari_deepliif.slides.cells import (
+    SlideCells,
+    global_ids,
+    store_arrays,
+    window_cells,
+    windows,
+)
 
 log = logging.getLogger(__name__)
 
-
-
-class Placement:
-    """Maps the image scored to level 0: region origin (x, y) in scored pixels and downsample
-    (see module docstring for the two coordinate conventions)."""
-
-    def __init__(self, settings: dict):
-        region = settings.get("region") or (0, 0)
-        self.origin = np.array([float(region[0]), float(region[1])])
-        self.downsample = float(settings["downsample"])
-
-    def edges_to_full(self, xy: np.ndarray) -> np.ndarray:
-        """(k, 2) ``(x, y)`` edge coordinates (outlines, boxes) -> level-0 pixels."""
-        return (np.asarray(xy, float) + self.origin) * self.downsample
-
-    def centres_to_full(self, xy: np.ndarray) -> np.ndarray:
-        """(k, 2) ``(x, y)`` centre coordinates (centroids) -> level-0 pixels."""
-        return (np.asarray(xy, float) + self.origin + 0.5) * self.downsample - 0.5
-
-    def full_edges_to_centres(self, xy: np.ndarray) -> np.ndarray:
-        """(k, 2) level-0 edge coordinates (QuPath polygons) -> scored centre coordinates."""
-        return np.asarray(xy, float) / self.downsample - self.origin - 0.5
 
 
 def write_labels_and_outlines(root: Any, cells: SlideCells, geojson: Path | None, *, core: int,
@@ -62,7 +47,7 @@ def write_labels_and_outlines(root: Any, cells: SlideCells, geojson: Path | None
     stream every cell's outline there as a QuPath detection, window by window."""
     seg, marker = store_arrays(root)
     labels = omezarr.create_labels(root, cells.shape, root.attrs["napari_deepliif"]["mpp"])
-    place = Placement(root.attrs["napari_deepliif"])
+    place = Placement.from_settings(root.attrs["napari_deepliif"])
     sink = open(geojson.with_suffix(".tmp"), "w") if geojson else None
     try:
         if sink:

@@ -22,10 +22,15 @@ from typing import Any
 
 from napari_deepliif.cells.postprocess import Threshold
 from napari_deepliif.constants import DEFAULT_SEG_THRESH
+from napari_deepliif.io.placement import Placement
 from napari_deepliif.regions.infer import CHUNK_SIZE
-from napari_deepliif.slides.cells import CELL_CHUNK, default_margin, find_slide_cells, store_arrays
+from napari_deepliif.slides.cells import (
+    CELL_CHUNK,
+    default_margin,
+    find_slide_cells,
+    store_arrays,
+)
 from napari_deepliif.slides.export import (
-    Placement,
     read_annotations,
     score_annotations,
     write_cells_csv,
@@ -140,7 +145,7 @@ def score_slide(
     margin = default_margin(run.resolution)
     cells = find_slide_cells(seg, marker, resolution=run.resolution, margin=margin, progress=stage("cells"),
                              **thresholds)
-    place = Placement(run.settings)
+    place = Placement.from_settings(run.settings)
     write_labels_and_outlines(root, cells, out / "cells.geojson" if geojson else None, core=CELL_CHUNK,
                               margin=margin)
     write_cells_csv(out / "cells.csv", cells, place)

@@ -99,7 +99,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory):
     """Tests never write the user's cache dir (e.g. the model hash cache): a session folder
     unless NAPARI_DEEPLIIF_CACHE_DIR is set already (tests may still move it per test)."""
-    from napari_deepliif.model_registry import CACHE_DIR_ENV
+    from napari_deepliif.models.registry import CACHE_DIR_ENV
 
     if os.environ.get(CACHE_DIR_ENV):
         yield

@@ -19,7 +19,7 @@ from PIL import Image
 
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.cli.main import main
-from napari_deepliif.engine import load_engine
+from napari_deepliif.engine.engines import load_engine
 from napari_deepliif.regions.score import score_region
 from napari_deepliif.server import ServerHandle
 

@@ -23,21 +23,29 @@ from napari_deepliif.cells.postprocess import postprocess
 from napari_deepliif.errors import InputImageError
 from napari_deepliif.io import exports
 from napari_deepliif.io.exports import (
-    SCORE_KEYS,
-    cells_geojson,
     cells_rows,
-    score_record,
     write_cells_csv,
     write_json,
     write_labels_tiff,
     write_score_outputs,
 )
+from napari_deepliif.io.geojson import MEASUREMENT_NAMES, cells_geojson
+from napari_deepliif.io.placement import Placement
+from napari_deepliif.io.score_format import SCORE_KEYS, placement, score_record
 
 OUTPUTS = "data/deepliif-2021-outputs"
 PROVENANCE = {
-    "engine": "deepliif", "model": "DeepLIIF_Latest_Model", "model_hash": "sha256:" + "0" * 64,
-    "version": "0.1.0", "resolution": "40x", "image": "22_2_IHC.png", "region": None,
+    "engine": "deepliif", "model": "DeepLIIF_Latest_Model", "model_hash": "0" * 16,
+    "version": "0.1.0", "statistics": {},
 }
+SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "score.schema.json").read_text())
+
+
+def record_of(post, **where) -> dict:
+    """A score record of ``post`` for tile 22_2 (40x), placed as ``where`` says."""
+    return score_record(post.scoring, placement=placement(image="22_2_IHC.png", resolution="40x",
+                                                          shape=post.cells.shape, **where),
+                        provenance=PROVENANCE)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +77,7 @@ def test_geojson_is_a_qupath_detection_collection(post, geojson) -> None:
         assert f["type"] == "Feature" and f["geometry"]["type"] == "Polygon"
         assert f["properties"]["objectType"] == "detection"
         assert f["properties"]["classification"] in ("Positive", "Negative")  # a plain string
-        assert set(f["properties"]["measurements"]) == set(exports.MEASUREMENT_NAMES)
+        assert set(f["properties"]["measurements"]) == set(MEASUREMENT_NAMES)
     classes = Counter(f["properties"]["classification"] for f in features)
     assert classes == {"Positive": post.scoring["num_pos"], "Negative": post.scoring["num_neg"]}
     assert json.loads(json.dumps(geojson, allow_nan=False)) == geojson
@@ -94,7 +102,7 @@ def test_geojson_polygons_are_the_cells_exactly(post, geojson) -> None:
         inside = shapely.contains_xy(polygon, cols + 0.5, rows + 0.5)
         assert np.array_equal(inside, padded[y0:y1 + 2, x0:x1 + 2] == table.id[i])
         m = feature["properties"]["measurements"]
-        assert [m[k] for k in exports.MEASUREMENT_NAMES] == [table.area[i], table.marker[i],
+        assert [m[k] for k in MEASUREMENT_NAMES] == [table.area[i], table.marker[i],
                                                              table.n_positive_px[i],
                                                              table.n_negative_px[i], table.id[i]]
         expected_class = "Positive" if post.positive[i] else "Negative"
@@ -123,6 +131,11 @@ def test_geojson_of_all_cells_marks_the_counted(post) -> None:
     assert len(everything["features"]) == len(post.table) > post.scoring["num_total"]
     counted = [f["properties"]["measurements"]["Counted"] for f in everything["features"]]
     assert counted == post.counted.astype(int).tolist()
+    # uncounted cells say so: counting Positive and Negative detections (as a QuPath user
+    # would) reproduces the score
+    classes = Counter(f["properties"]["classification"] for f in everything["features"])
+    assert classes["Uncounted"] == len(post.table) - post.scoring["num_total"] > 0
+    assert (classes["Positive"], classes["Negative"]) == (post.scoring["num_pos"], post.scoring["num_neg"])
     assert all(shape(f["geometry"]).is_valid for f in everything["features"])
     areas = [shape(f["geometry"]).area for f in everything["features"]]
     assert areas == post.table.area.tolist()
@@ -153,23 +166,30 @@ def test_geojson_without_counted_cells() -> None:
 
 # ---- score JSON ---------------------------------------------------------------------------
 
-def test_score_record_has_reference_keys_then_provenance(post, tmp_path) -> None:
+def test_score_record_is_the_one_format_and_valid_against_its_schema(post, tmp_path) -> None:
+    import jsonschema
+
     regions = post.score_regions({"left": np.array([[0, 0], [255, 0], [255, 511], [0, 511]])},
                                  microns_per_pixel=0.25)
-    record = score_record(post, PROVENANCE, regions=regions)
-    assert list(record) == [*SCORE_KEYS, *PROVENANCE, "regions"]
-    assert {k: record[k] for k in SCORE_KEYS} == post.scoring
-    assert record["regions"]["left"]["num_total"] <= record["num_total"]
+    record = score_record(post.scoring, placement=placement(image="22_2_IHC.png", resolution="40x",
+                                                            shape=post.cells.shape, mpp=0.25),
+                          provenance=PROVENANCE, regions=regions)
+    assert list(record) == ["format", "format_version", "scoring", "placement", "provenance", "regions", "run"]
+    assert record["format"] == "napari-deepliif/score" and record["format_version"] == 1
+    assert list(record["scoring"]) == list(SCORE_KEYS) and record["scoring"] == post.scoring
+    assert record["regions"]["left"]["num_total"] <= record["scoring"]["num_total"]
+    jsonschema.validate(record, SCHEMA)
     path = tmp_path / "score.json"
     write_json(path, record)
-    text = path.read_text(encoding="utf-8")
-    assert text.startswith('{\n  "num_total": 114,') and json.loads(text) == record
-    assert list(json.loads(text)) == list(record)
-    assert "regions" not in score_record(post, PROVENANCE)
-    with pytest.raises(ValueError, match="overwrite"):
-        score_record(post, {"num_pos": 3})
+    assert json.loads(path.read_text(encoding="utf-8")) == record
     with pytest.raises(ValueError, match="engine"):
-        score_record(post, {"engine": "cellpose"})
+        score_record(post.scoring, placement=record["placement"], provenance={**PROVENANCE, "engine": "cellpose"})
+    with pytest.raises(ValueError, match="model_hash"):
+        score_record(post.scoring, placement=record["placement"],
+                     provenance={k: v for k, v in PROVENANCE.items() if k != "model_hash"})
+    broken = {**record, "scoring": {**record["scoring"], "num_total": -1}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, SCHEMA)
 
 
 def test_write_json_is_utf8_and_refuses_nan(tmp_path) -> None:
@@ -186,7 +206,7 @@ def test_write_json_is_utf8_and_refuses_nan(tmp_path) -> None:
 
 def test_cells_csv_rows_match_the_table(post, tmp_path) -> None:
     path = tmp_path / "cells.csv"
-    write_cells_csv(path, post, origin=(100, 50))
+    write_cells_csv(path, post, placement=Placement((100, 50)))
     with path.open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == post.scoring["num_total"]
@@ -203,7 +223,12 @@ def test_cells_csv_rows_match_the_table(post, tmp_path) -> None:
         assert (int(row["n_positive_px"]), int(row["n_negative_px"]), int(row["marker"])) \
             == (table.n_positive_px[i], table.n_negative_px[i], table.marker[i])
     assert Counter(r["class"] for r in rows)["Positive"] == post.scoring["num_pos"]
-    assert cells_rows(post, origin=(100, 50))[0]["centroid_x"] == float(rows[0]["centroid_x"])
+    assert cells_rows(post, placement=Placement((100, 50)))[0]["centroid_x"] == float(rows[0]["centroid_x"])
+    # a pyramid level at downsample 2: level-0 pixel centres and edges
+    level = cells_rows(post, placement=Placement((100, 50), 2.0))[0]
+    i = counted[0]
+    assert level["centroid_x"] == (table.centroid_xy[i, 0] + 100 + 0.5) * 2 - 0.5
+    assert level["bbox_y0"] == (table.bbox[i, 0] + 50) * 2
 
 
 def test_labels_tiff_round_trip(post, tmp_path) -> None:
@@ -238,8 +263,9 @@ def test_interrupted_write_leaves_no_partial_file(post, tmp_path, monkeypatch) -
 
 def test_write_score_outputs_writes_every_file(post, outputs, tmp_path) -> None:
     images = {name: outputs[name] for name in ("Hema", "DAPI", "Lap2", "Marker", "Seg")}
+    record = record_of(post, downsample=2.0, origin=(200, 100))
     paths = write_score_outputs(tmp_path / "run", post=post, image=outputs["IHC"], images=images,
-                                provenance=PROVENANCE, origin=(100, 50))
+                                record=record, placement=Placement((100, 50), 2.0))
     expected = [f"{n}.png" for n in images] + ["SegRefined.png", "SegOverlaid.png", "score.json",
                                                "cells.geojson", "cells.csv", "labels.tif"]
     assert sorted(paths) == sorted(expected)
@@ -249,20 +275,27 @@ def test_write_score_outputs_writes_every_file(post, outputs, tmp_path) -> None:
     assert np.array_equal(read_rgb(paths["SegRefined.png"]), post.seg_refined())
     assert np.array_equal(read_rgb(paths["SegOverlaid.png"]), post.seg_overlaid(outputs["IHC"]))
     score = json.loads(paths["score.json"].read_text(encoding="utf-8"))
-    assert score == score_record(post, PROVENANCE) and list(score) == [*SCORE_KEYS, *PROVENANCE]
+    assert score == record
     geo = json.loads(paths["cells.geojson"].read_text(encoding="utf-8"))
     assert len(geo["features"]) == post.scoring["num_total"]
     first = np.array(geo["features"][0]["geometry"]["coordinates"][0])
     i = np.flatnonzero(post.counted)[0]
-    assert tuple(first.min(axis=0)) == (post.table.bbox[i, 1] + 100, post.table.bbox[i, 0] + 50)
+    # level-0 pixels: (edge + origin) * downsample
+    assert tuple(first.min(axis=0)) == ((post.table.bbox[i, 1] + 100) * 2, (post.table.bbox[i, 0] + 50) * 2)
     with paths["cells.csv"].open(newline="", encoding="utf-8") as f:
         assert len(list(csv.DictReader(f))) == post.scoring["num_total"]
     assert np.array_equal(tifffile.imread(paths["labels.tif"]), post.labels())
+    # files get the permissions open() gives (0o666 less the umask), not mkstemp's 0o600
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    assert {p.stat().st_mode & 0o777 for p in paths.values()} == {0o666 & ~mask}
 
 
 def test_write_score_outputs_checks_before_writing(post, outputs, tmp_path) -> None:
     run = tmp_path / "run"
-    kwargs = dict(post=post, image=outputs["IHC"], provenance=PROVENANCE)
+    kwargs = dict(post=post, image=outputs["IHC"], record=record_of(post))
     with pytest.raises(ValueError, match="file name"):
         write_score_outputs(run, images={"SegRefined": outputs["Seg"]}, **kwargs)
     with pytest.raises(ValueError, match="file name"):
@@ -270,12 +303,8 @@ def test_write_score_outputs_checks_before_writing(post, outputs, tmp_path) -> N
     with pytest.raises(InputImageError):
         write_score_outputs(run, images={"Seg": outputs["Seg"][:100]}, **kwargs)
     with pytest.raises(InputImageError):
-        write_score_outputs(run, post=post, image=outputs["IHC"][..., 0], images={},
-                            provenance=PROVENANCE)
-    with pytest.raises(ValueError, match="engine"):
-        write_score_outputs(run, post=post, image=outputs["IHC"], images={},
-                            provenance={"engine": "other"})
+        write_score_outputs(run, post=post, image=outputs["IHC"][..., 0], images={}, record=record_of(post))
     with pytest.raises(TypeError):
         write_score_outputs(run, post=post, image=outputs["IHC"], images={"Seg": outputs["Seg"]},
-                            provenance={"engine": "stain", "when": object()})
+                            record={**record_of(post), "run": {"when": object()}})
     assert not run.exists()

@@ -18,7 +18,8 @@ import pytest
 from conftest import read_rgb
 from scipy.spatial import cKDTree
 
-from napari_deepliif.engine import load_engine
+from napari_deepliif.engine.engines import load_engine
+from napari_deepliif.regions.score import score_region
 from napari_deepliif.server import ServerHandle
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,9 +78,9 @@ def test_junit_core_tests_pass_against_the_real_server(junit_run: dict) -> None:
 
 
 def engine_cells(image: np.ndarray, region: tuple[int, int, int, int]):
-    """Counted cells of ``engine.score(image, region=region)``: level-0 polygon centroids (table
-    centroid + 0.5, the GeoJSON pixel-corner convention), positive flags and areas."""
-    result = load_engine("stain").score(image, region=region)
+    """Counted cells of the region core's ``score_region(image, region=region)``: level-0 polygon
+    centroids (table centroid + 0.5, the GeoJSON pixel-corner convention), positive flags and areas."""
+    result = score_region(load_engine("stain"), image, region=region)
     post = result.post
     counted = np.asarray(post.counted)
     centroids = post.table.centroid_xy[counted] + 0.5 + np.asarray(result.origin, float)

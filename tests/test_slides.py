@@ -215,7 +215,7 @@ REGION_20X = (600, 300, 1400, 1100)
 @pytest.fixture(scope="module")
 def scored(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory, fit_model_dir: Path):
     """A slide scored once into a folder kept as the pristine copy: (slide, out, record)."""
-    from napari_deepliif.engine import load_engine
+    from napari_deepliif.engine.engines import load_engine
     from napari_deepliif.slides.run import score_slide
 
     root = tmp_path_factory.mktemp("scored")
@@ -232,7 +232,7 @@ def _rescore(scored, tmp_path: Path, damage, fit_model_dir: Path):
     ``damage(store)``, score again: (new record, store, first record)."""
     import shutil
 
-    from napari_deepliif.engine import load_engine
+    from napari_deepliif.engine.engines import load_engine
     from napari_deepliif.slides.run import score_slide
 
     slide, out, first = scored
@@ -290,7 +290,7 @@ def test_truncated_score_json_is_scored_again(scored, tmp_path: Path, fit_model_
     import logging
     import shutil
 
-    from napari_deepliif.engine import load_engine
+    from napari_deepliif.engine.engines import load_engine
     from napari_deepliif.slides.run import score_slide
 
     slide, out, first = scored

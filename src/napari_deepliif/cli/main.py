@@ -51,21 +51,22 @@ def cmd_score(args: argparse.Namespace) -> int:
     from napari_deepliif.cells.postprocess import Settings
     from napari_deepliif.engine.engines import load_engine
     from napari_deepliif.io.exports import write_score_outputs
-    from napari_deepliif.io.image_input import read_image
-    from napari_deepliif.io.sample import SAMPLE_NAME, load_sample
-    from napari_deepliif.regions.score import score_region
+    from napari_deepliif.io.sample import SAMPLE_NAME, sample_path
+    from napari_deepliif.slides.region import score_file_region
 
     if not args.images and not args.sample:
         raise DeepLIIFError("give IMAGE files or --sample")
     engine = load_engine(args.engine, args.model, device=args.device, precision=args.precision, batch_size=args.batch_size)
-    jobs = [(SAMPLE_NAME, load_sample)] if args.sample else []
-    jobs += [(Path(p).stem, lambda p=p: read_image(p)) for p in args.images]
-    for stem, read in jobs:
-        result = score_region(engine, read(), region=args.roi, resolution=args.resolution, mpp=args.mpp,
-                              settings=Settings(**thresholds(args)), outputs=args.outputs, progress=progress_bar(stem))
+    jobs = [(SAMPLE_NAME, sample_path())] if args.sample else []
+    jobs += [(Path(p).stem, Path(p)) for p in args.images]
+    for stem, path in jobs:
+        result, level = score_file_region(engine, path, region=args.roi, resolution=args.resolution, mpp=args.mpp,
+                                          settings=Settings(**thresholds(args)), outputs=args.outputs,
+                                          progress=progress_bar(stem))
         directory = Path(args.out) / stem
-        write_score_outputs(directory, post=result.post, image=result.image, images=result.images,
-                            provenance={**result.provenance, "image": stem, "region": list(args.roi) if args.roi else None}, origin=result.origin)
+        record = result.record(image=stem, level=level.level, downsample=level.downsample, mpp=level.mpp)
+        write_score_outputs(directory, post=result.post, image=result.image, images=result.images, record=record,
+                            placement=result.placement(downsample=level.downsample))
         print(summary(stem, result.scoring, result.provenance, directory))
     return 0
 
@@ -76,6 +77,7 @@ def cmd_postprocess(args: argparse.Namespace) -> int:
     from napari_deepliif.cells.postprocess import postprocess
     from napari_deepliif.io.exports import write_score_outputs
     from napari_deepliif.io.image_input import read_image
+    from napari_deepliif.io.score_format import placement, score_record
     from napari_deepliif.resolution import resolve_resolution
     from napari_deepliif.rgb import check_rgb
 
@@ -90,9 +92,12 @@ def cmd_postprocess(args: argparse.Namespace) -> int:
     stem = Path(args.orig).stem
     # the Seg/Marker came from a DeepLIIF run elsewhere: the model is not known here
     provenance = {"engine": "deepliif", "model": None, "model_hash": None, "version": __version__,
-                  "resolution": resolution, "image": stem, "seg": str(args.seg), "marker": str(args.marker) if args.marker else None}
+                  "statistics": None, "resolution": resolution}
+    where = placement(image=stem, resolution=resolution, shape=post.cells.shape, mpp=args.mpp)
+    record = score_record(post.scoring, placement=where, provenance=provenance,
+                          run={"seg": str(args.seg), "marker": str(args.marker) if args.marker else None})
     directory = Path(args.out) / stem
-    write_score_outputs(directory, post=post, image=orig, images={}, provenance=provenance)
+    write_score_outputs(directory, post=post, image=orig, images={}, record=record)
     print(summary(stem, post.scoring, provenance, directory))
     return 0
 

@@ -27,7 +27,6 @@ region in the full image and is added to every coordinate.
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,53 +36,27 @@ import numpy as np
 
 from napari_deepliif.cells.postprocess import PostprocessResult
 from napari_deepliif.errors import InputImageError
-from napari_deepliif.io.geojson import (
-    MEASUREMENT_NAMES,
-    NEGATIVE_CLASS,
-    POSITIVE_CLASS,
-    _chosen_cells,
-    _class_names,
-    _geojson,
-    cells_geojson,
-)
-from napari_deepliif.io.image_output import write_atomic, write_images, write_png
+from napari_deepliif.io.atomic import write_atomic, write_bytes
+from napari_deepliif.io.geojson import _chosen_cells, _class_names, cells_geojson
+from napari_deepliif.io.image_output import write_images, write_png
+from napari_deepliif.io.jsonable import json_bytes
+from napari_deepliif.io.placement import Placement
 from napari_deepliif.rgb import check_rgb
 
 __all__ = [
-    # defined here
     "CSV_COLUMNS",
     "CSV_FILE",
-    "ENGINES",
     "GEOJSON_FILE",
     "LABELS_FILE",
-    "PROVENANCE_KEYS",
     "SCORE_FILE",
-    "SCORE_KEYS",
     "SEG_OVERLAID",
     "SEG_REFINED",
     "cells_rows",
-    "score_record",
     "write_cells_csv",
     "write_json",
     "write_labels_tiff",
     "write_score_outputs",
-    # re-exported from qupath_geojson
-    "MEASUREMENT_NAMES",
-    "NEGATIVE_CLASS",
-    "POSITIVE_CLASS",
-    "cells_geojson",
 ]
-
-#: Keys of the reference's score (``compute_final_results``), in its order.
-SCORE_KEYS: tuple[str, ...] = (
-    "num_total", "num_pos", "num_neg", "percent_pos",
-    "seg_thresh", "size_thresh", "size_thresh_upper", "marker_thresh",
-)
-#: Provenance fields the front ends pass to :func:`score_record` (values may be None).
-PROVENANCE_KEYS: tuple[str, ...] = (
-    "engine", "model", "model_hash", "version", "resolution", "image", "region",
-)
-ENGINES: tuple[str, ...] = ("deepliif", "stain")
 
 CSV_COLUMNS: tuple[str, ...] = (
     "id", "centroid_x", "centroid_y", "area_px", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1",
@@ -99,78 +72,7 @@ SEG_REFINED, SEG_OVERLAID = "SegRefined", "SegOverlaid"
 _IMAGE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
-# ---- score JSON -----------------------------------------------------------------------------
-
-def _jsonable(value: Any) -> Any:
-    """``value`` with numpy scalars/arrays, tuples and Paths turned into JSON types."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.ndarray, np.generic, Path)):
-        return _json_default(value)
-    return value
-
-
-def _json_default(value: Any) -> Any:
-    """JSON form of the numpy and path values :func:`json.dumps` does not know."""
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def score_record(
-    post: PostprocessResult,
-    provenance: Mapping[str, Any],
-    *,
-    regions: Mapping[str, dict] | None = None,
-) -> dict:
-    """The content of ``score.json``: the reference's score, where it came from, region scores.
-
-    Parameters
-    ----------
-    post : PostprocessResult
-        The scored result; its ``scoring`` gives the score keys, values unchanged.
-    provenance : mapping of str to JSON-able
-        Where the score came from, added after the score keys in the given order. Front ends
-        pass :data:`PROVENANCE_KEYS`: ``engine`` (``'deepliif'`` or ``'stain'``), ``model``
-        (name), ``model_hash``, ``version`` (of this package), ``resolution`` (``'40x'`` ...),
-        ``image`` (name) and ``region`` (e.g. ``[x0, y0, width, height]`` in full-image
-        pixels, or None for the whole image); a value may be None where it does not apply.
-    regions : mapping of str to dict, optional
-        Per-region scores (e.g. :meth:`PostprocessResult.score_regions`), stored under
-        ``"regions"``.
-
-    Returns
-    -------
-    dict
-        :data:`SCORE_KEYS` in the reference's order, then ``provenance``, then ``"regions"``
-        if given; only JSON types (numpy scalars converted).
-
-    Raises
-    ------
-    ValueError
-        If a provenance key is not a string, repeats a score key or ``"regions"``, or
-        ``engine`` is not one of :data:`ENGINES`.
-    """
-    record: dict[str, Any] = {key: _jsonable(post.scoring[key]) for key in SCORE_KEYS}
-    for key in provenance:
-        if not isinstance(key, str):
-            raise ValueError(f"provenance keys must be strings, got {key!r}")
-        if key in record or key == "regions":
-            raise ValueError(f"provenance key {key!r} would overwrite a score field")
-    engine = provenance.get("engine")
-    if engine is not None and engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-    record.update(_jsonable(dict(provenance)))
-    if regions is not None:
-        record["regions"] = _jsonable(dict(regions))
-    return record
-
+# ---- JSON ---------------------------------------------------------------------------------
 
 def write_json(path: str | Path, obj: Any, *, indent: int | None = 2) -> None:
     """Write ``obj`` as UTF-8 JSON, atomically.
@@ -191,53 +93,48 @@ def write_json(path: str | Path, obj: Any, *, indent: int | None = 2) -> None:
     TypeError
         If ``obj`` holds something JSON cannot represent.
     """
-    _write_bytes(Path(path), _json_bytes(obj, indent))
-
-
-def _json_bytes(obj: Any, indent: int | None) -> bytes:
-    separators = (",", ":") if indent is None else None
-    text = json.dumps(obj, indent=indent, separators=separators, ensure_ascii=False,
-                      allow_nan=False, default=_json_default)
-    return (text + "\n").encode("utf-8")
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    write_atomic(path, lambda tmp: tmp.write_bytes(data))
+    write_bytes(Path(path), json_bytes(obj, indent))
 
 
 # ---- CSV ------------------------------------------------------------------------------------
 
-def cells_rows(post: PostprocessResult, *, origin: tuple[int, int] = (0, 0)) -> list[dict]:
+def cells_rows(post: PostprocessResult, *, placement: Placement = Placement()) -> list[dict]:
     """One row per counted cell, in table order (the content of ``cells.csv``).
 
     Coordinates follow the cell table convention (pixel centres at integers; see module
-    docstring) in full-image pixels: ``origin = (x0, y0)`` is added.
+    docstring) in full-resolution pixels (``placement``: where the pixels scored lie).
 
     Returns
     -------
     list of dict
         Keys :data:`CSV_COLUMNS`: ``id`` (label in ``labels.tif``), ``centroid_x``,
-        ``centroid_y`` (mean pixel position, holes included), ``area_px``, ``bbox_x0``,
-        ``bbox_y0`` (first column/row), ``bbox_x1``, ``bbox_y1`` (last column/row + 1),
-        ``class`` (``"Positive"``/``"Negative"``, final), ``n_positive_px``,
+        ``centroid_y`` (mean pixel position, holes included), ``area_px`` (pixels scored),
+        ``bbox_x0``, ``bbox_y0`` (first column/row), ``bbox_x1``, ``bbox_y1`` (last
+        column/row + 1), ``class`` (``"Positive"``/``"Negative"``, final), ``n_positive_px``,
         ``n_negative_px``, ``marker`` (max Marker value, 0-255; 0 without a Marker).
     """
     table = post.table
     indices = _chosen_cells(post, counted_only=True)
-    ox, oy = origin
-    centroid = table.centroid_xy[indices] + (ox, oy)
-    bbox = table.bbox[indices][:, [1, 0, 3, 2]] + (ox, oy, ox, oy)
+    centroid = placement.centres_to_full(table.centroid_xy[indices])
+    corner0 = placement.edges_to_full(table.bbox[indices][:, [1, 0]])
+    corner1 = placement.edges_to_full(table.bbox[indices][:, [3, 2]])
     columns = zip(table.id[indices].tolist(), centroid[:, 0].tolist(), centroid[:, 1].tolist(),
-                  table.area[indices].tolist(), *bbox.T.tolist(), _class_names(post, indices),
+                  table.area[indices].tolist(), *(_whole(c) for c in (corner0[:, 0], corner0[:, 1], corner1[:, 0],
+                                                                      corner1[:, 1])),
+                  _class_names(post, indices),
                   table.n_positive_px[indices].tolist(), table.n_negative_px[indices].tolist(),
                   table.marker[indices].tolist())
     return [dict(zip(CSV_COLUMNS, values)) for values in columns]
 
 
-def write_cells_csv(path: str | Path, post: PostprocessResult, *,
-                    origin: tuple[int, int] = (0, 0)) -> None:
+def _whole(values: np.ndarray) -> list:
+    """``values`` as ints where they all are whole numbers (edges at a whole downsample)."""
+    return values.astype(np.int64).tolist() if np.all(values == np.round(values)) else values.tolist()
+
+
+def write_cells_csv(path: str | Path, post: PostprocessResult, *, placement: Placement = Placement()) -> None:
     """Write :func:`cells_rows` as a UTF-8 CSV with a header row, atomically."""
-    _write_csv(Path(path), cells_rows(post, origin=origin))
+    _write_csv(Path(path), cells_rows(post, placement=placement))
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -287,9 +184,8 @@ def write_score_outputs(
     post: PostprocessResult,
     image: np.ndarray,
     images: Mapping[str, np.ndarray],
-    provenance: Mapping[str, Any],
-    origin: tuple[int, int] = (0, 0),
-    regions: Mapping[str, dict] | None = None,
+    record: Mapping[str, Any],
+    placement: Placement = Placement(),
 ) -> dict[str, Path]:
     """Write every file of one scoring result into ``directory``.
 
@@ -303,17 +199,17 @@ def write_score_outputs(
         Created if missing; existing files of the same names are replaced.
     post : PostprocessResult
     image : ndarray, shape (H, W, 3), uint8
-        The scored IHC image (region), for ``SegOverlaid.png``.
+        The scored IHC pixels, for ``SegOverlaid.png``.
     images : mapping of str to ndarray (H, W, 3) uint8
         Engine outputs (e.g. ``Hema``, ``DAPI``, ``Lap2``, ``Marker``, ``Seg``), each written
         as ``<name>.png``; names are plain file stems and must not be ``SegRefined`` or
         ``SegOverlaid``.
-    provenance : mapping
-        See :func:`score_record`.
-    origin : (x0, y0)
-        Full-image position of the region's top-left pixel (GeoJSON and CSV coordinates).
-    regions : mapping of str to dict, optional
-        Per-region scores for ``score.json``.
+    record : mapping
+        The score record (:func:`napari_deepliif.io.score_format.score_record`), written as
+        ``score.json``.
+    placement : Placement
+        Where the pixels scored lie in the full-resolution image: GeoJSON and CSV coordinates
+        are full-resolution pixels.
 
     Returns
     -------
@@ -324,10 +220,9 @@ def write_score_outputs(
     Raises
     ------
     ValueError
-        For a bad image name, or provenance that :func:`score_record` refuses or that holds
-        NaN or infinity.
+        For a bad image name, or a record that holds NaN or infinity.
     TypeError
-        For provenance that JSON cannot represent.
+        For a record that JSON cannot represent.
     InputImageError
         For an image that is not H x W x 3 uint8 of the result's size.
     """
@@ -340,11 +235,11 @@ def write_score_outputs(
         _check_image(array, name, (height, width))
     _check_image(image, "image", (height, width))
 
-    record = _json_bytes(score_record(post, provenance, regions=regions), 2)
+    score = json_bytes(dict(record), 2)
     labels = post.labels()
-    geojson = _json_bytes(_geojson(post, labels, _chosen_cells(post, counted_only=True), origin,
-                                   True, None, "string"), None)
-    rows = cells_rows(post, origin=origin)
+    geojson = json_bytes(cells_geojson(post, origin=tuple(int(v) for v in placement.origin),
+                                          downsample=placement.downsample), None)
+    rows = cells_rows(post, placement=placement)
     derived = {SEG_REFINED: post.seg_refined(), SEG_OVERLAID: post.seg_overlaid(image)}
 
     paths = {f"{name}.png": path for name, path in write_images(directory, images).items()}
@@ -352,9 +247,9 @@ def write_score_outputs(
         paths[f"{name}.png"] = directory / f"{name}.png"
         write_png(paths[f"{name}.png"], array)
     paths[SCORE_FILE] = directory / SCORE_FILE
-    _write_bytes(paths[SCORE_FILE], record)
+    write_bytes(paths[SCORE_FILE], score)
     paths[GEOJSON_FILE] = directory / GEOJSON_FILE
-    _write_bytes(paths[GEOJSON_FILE], geojson)
+    write_bytes(paths[GEOJSON_FILE], geojson)
     paths[CSV_FILE] = directory / CSV_FILE
     _write_csv(paths[CSV_FILE], rows)
     paths[LABELS_FILE] = directory / LABELS_FILE

@@ -57,6 +57,11 @@ from napari_deepliif.cells.postprocess import PostprocessResult
 from napari_deepliif.constants import NEGATIVE_RGB, POSITIVE_RGB
 
 POSITIVE_CLASS, NEGATIVE_CLASS = "Positive", "Negative"
+#: Class of a cell written but not counted (outside the size gates or the region, or
+#: excluded): a QuPath count of Positive and Negative detections then reproduces the score.
+UNCOUNTED_CLASS = "Uncounted"
+#: Colour of uncounted cells where a colour is written (QuPath's object classification).
+UNCOUNTED_RGB = (160, 160, 160)
 #: Per-cell measurements written to GeoJSON (QuPath shows them in its measurement table).
 MEASUREMENT_NAMES: tuple[str, ...] = (
     "Area px", "Marker value", "Positive pixels", "Negative pixels", "Cell id",
@@ -83,9 +88,16 @@ def _chosen_cells(post: PostprocessResult, counted_only: bool) -> np.ndarray:
     return np.flatnonzero(post.counted) if counted_only else np.arange(len(post.table))
 
 
+def class_names(positive: np.ndarray, counted: np.ndarray) -> list[str]:
+    """Class of each cell: :data:`POSITIVE_CLASS` or :data:`NEGATIVE_CLASS` when counted,
+    else :data:`UNCOUNTED_CLASS`."""
+    names = np.where(positive, POSITIVE_CLASS, NEGATIVE_CLASS)
+    return np.where(counted, names, UNCOUNTED_CLASS).tolist()
+
+
 def _class_names(post: PostprocessResult, indices: np.ndarray) -> list[str]:
-    """Final class (:data:`POSITIVE_CLASS` or :data:`NEGATIVE_CLASS`) of each row in ``indices``."""
-    return np.where(post.positive[indices], POSITIVE_CLASS, NEGATIVE_CLASS).tolist()
+    """:func:`class_names` of the rows in ``indices``."""
+    return class_names(post.positive[indices], post.counted[indices])
 
 
 def _extra_columns(post: PostprocessResult, measurements_extra: Mapping[str, Any] | None
@@ -175,7 +187,8 @@ def _features(post: PostprocessResult, indices: np.ndarray, coordinates: list, r
     if not counted_only:
         columns["Counted"] = post.counted[indices].astype(int).tolist()
     extra_values = {name: values[indices].tolist() for name, values in extra.items()}
-    colours = {POSITIVE_CLASS: list(POSITIVE_RGB), NEGATIVE_CLASS: list(NEGATIVE_RGB)}
+    colours = {POSITIVE_CLASS: list(POSITIVE_RGB), NEGATIVE_CLASS: list(NEGATIVE_RGB),
+               UNCOUNTED_CLASS: list(UNCOUNTED_RGB)}
     features = []
     for k, class_name in enumerate(_class_names(post, indices)):
         measurements = {name: values[k] for name, values in columns.items()}

@@ -28,12 +28,20 @@ class Placement:
         region = settings.get("region") or (0, 0)
         return cls((region[0], region[1]), settings["downsample"])
 
+    @property
+    def corner(self) -> tuple[float, float]:
+        """Level-0 ``(x, y)`` of the top-left corner of the pixels scored."""
+        x, y = self.origin * self.downsample
+        return float(x), float(y)
+
     def edges_to_full(self, xy: np.ndarray) -> np.ndarray:
         """(k, 2) ``(x, y)`` edge coordinates (outlines, boxes) -> level-0 pixels."""
         return (np.asarray(xy, float) + self.origin) * self.downsample
 
     def centres_to_full(self, xy: np.ndarray) -> np.ndarray:
         """(k, 2) ``(x, y)`` centre coordinates (centroids) -> level-0 pixels."""
+        if self.downsample == 1:  # exact: no half-pixel round trip
+            return np.asarray(xy, float) + self.origin
         return (np.asarray(xy, float) + self.origin + 0.5) * self.downsample - 0.5
 
     def full_edges_to_centres(self, xy: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ sha256 of that file's bytes. So weights changed in place (same sizes) or two net
 another hash, and a copy of the same files in another folder gives the same one.
 
 Reading a 1.5 GB net file takes seconds, so each file's sha256 is kept in a small JSON cache,
-``<cache dir>/model-file-hashes.json`` (the cache dir of :mod:`napari_deepliif.model_registry`,
+``<cache dir>/model-file-hashes.json`` (the cache dir of :mod:`napari_deepliif.models.registry`,
 moved with ``NAPARI_DEEPLIIF_CACHE_DIR``), keyed by the file's absolute path and valid while
 its size and ``mtime_ns`` are unchanged. A cache that cannot be read or written only costs a
 re-hash; it is never an error.

@@ -20,6 +20,8 @@ import numpy as np
 from napari_deepliif import __version__
 from napari_deepliif.cells.postprocess import PostprocessResult, Settings, postprocess
 from napari_deepliif.errors import DeepLIIFError
+from napari_deepliif.io.placement import Placement
+from napari_deepliif.io.score_format import placement, score_record
 from napari_deepliif.progress import CancelCheck, ProgressCallback
 from napari_deepliif.regions.infer import CHUNK_SIZE, Include, infer_chunks
 from napari_deepliif.resolution import resolve_resolution, tile_size_for
@@ -65,6 +67,36 @@ class ScoreResult:
     def rescore(self, **changes: Any) -> ScoreResult:
         """Change postprocessing settings (see :meth:`PostprocessResult.rescore`)."""
         return replace(self, post=self.post.rescore(**changes))
+
+    def placement(self, level_origin: tuple[float, float] = (0, 0), downsample: float = 1.0) -> Placement:
+        """Where the pixels scored lie in the full-resolution image, when the image scored
+        is a pyramid level at ``downsample`` (its pixel ``(0, 0)`` at ``level_origin``, pixels
+        of the level)."""
+        return Placement((level_origin[0] + self.origin[0], level_origin[1] + self.origin[1]), downsample)
+
+    def record(self, *, image: str | None, level: int = 0, downsample: float = 1.0, mpp: float | None = None,
+               level_origin: tuple[float, float] = (0, 0), regions: dict | None = None,
+               run: dict | None = None) -> dict:
+        """The score record (:func:`napari_deepliif.io.score_format.score_record`) of this result.
+
+        Parameters
+        ----------
+        image : str, optional
+            The image's name.
+        level, downsample, mpp
+            Pyramid level scored, its full-resolution pixels per pixel and its pixel size.
+        level_origin : (x, y)
+            Position of the scored image's pixel (0, 0) in the level (e.g. a region read
+            from a file), pixels of the level.
+        regions, run
+            Per-region scores and run facts.
+        """
+        place = self.placement(level_origin, downsample)
+        x, y, w, h = self.region
+        region = ((level_origin[0] + x) * downsample, (level_origin[1] + y) * downsample, w * downsample, h * downsample)
+        where = placement(image=image, resolution=self.provenance["resolution"], shape=self.post.cells.shape,
+                          level=level, downsample=downsample, mpp=mpp, origin=place.corner, region=region)
+        return score_record(self.scoring, placement=where, provenance=self.provenance, regions=regions, run=run)
 
 
 def score_region(

@@ -24,6 +24,7 @@ from napari_deepliif.server.jobs import JobQueue
 from napari_deepliif.server.problems import PROBLEM_MEDIA_TYPE, install_handlers
 from napari_deepliif.server.schemas import (
     CancelResponse,
+    DownsampleQuery,
     Health,
     MarkerQuery,
     ModalitiesQuery,
@@ -74,11 +75,13 @@ async def score(
     marker_thresh: MarkerQuery = None,
     origin_x: OriginQuery = 0,
     origin_y: OriginQuery = 0,
+    downsample: DownsampleQuery = 1.0,
     modalities: ModalitiesQuery = False,
     request_id: RequestIdQuery = None,
 ) -> Response:
     """Score the image in the body: a GeoJSON FeatureCollection of the counted cells (QuPath
-    detections, coordinates in pixels of the image plus the origin) with the score."""
+    detections at ``(x + origin) * downsample``, full-resolution pixels when the image was
+    read at ``downsample`` from there) with the score record."""
     server = state(request)
     media_type = request.headers["content-type"].split(";")[0].strip().lower()
     data = await request.body()
@@ -88,14 +91,14 @@ async def score(
                 "size_thresh_upper": size_thresh_upper, "marker_thresh": marker_thresh}
 
     def work(cancel: threading.Event) -> bytes:
-        from napari_deepliif.io.exports import cells_geojson, score_record
+        from napari_deepliif.io.geojson import cells_geojson
 
         image = decode(data, header, "request body")
         result = score_region(server.engine, image, resolution=resolution, settings=Settings(**settings),
                               outputs="all" if modalities else "score", cancel=cancel)
-        body = cells_geojson(result.post, origin=(origin_x, origin_y))
-        body["score"] = score_record(result.post, {})
-        body["provenance"] = dict(result.provenance)
+        body = cells_geojson(result.post, origin=(origin_x + result.origin[0], origin_y + result.origin[1]),
+                             downsample=downsample)
+        body["score"] = result.record(image=None, downsample=downsample, level_origin=(origin_x, origin_y))
         if modalities:
             body["images"] = {name: png_base64(array) for name, array in result.images.items()}
         return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()

@@ -10,7 +10,6 @@ pixels. The answer is the cells (full-resolution pixels) and the score record.
 from __future__ import annotations
 
 import json
-import math
 import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,13 +23,12 @@ from skimage.measure import points_in_poly
 from napari_deepliif.cells.find import MAX_SEG_THRESH
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.constants import DEFAULT_SEG_THRESH
-from napari_deepliif.errors import DeepLIIFError
+from napari_deepliif.errors import InputImageError
 from napari_deepliif.io.geojson import cells_geojson
-from napari_deepliif.regions.score import score_region
 from napari_deepliif.server.problems import Problem
 from napari_deepliif.server.state import ERRORS, bearer, state
-from napari_deepliif.slides.readers import open_slide
-from napari_deepliif.slides.tissue import tissue_mask
+from napari_deepliif.slides.readers import SlideMetadataError
+from napari_deepliif.slides.region import score_file_region
 
 router = APIRouter(prefix="/api")
 
@@ -60,7 +58,7 @@ class RegionRequest(BaseModel):
 
 @router.post("/regions/score", tags=["score"], summary="Cells and IHC score of a region of an image file",
              responses=ERRORS, dependencies=[Depends(bearer)])
-async def score_file_region(request: Request, body: RegionRequest) -> Response:
+async def score_region_of_a_file(request: Request, body: RegionRequest) -> Response:
     """Score ``region`` of the file ``image`` (see the module docstring); 422 with the problem
     type ``.../image-not-readable`` when the file cannot be opened here (upload it to
     ``/api/score`` instead)."""
@@ -74,39 +72,22 @@ async def score_file_region(request: Request, body: RegionRequest) -> Response:
 
 def _score(server: Any, body: RegionRequest, cancel: threading.Event) -> dict:
     path = Path(body.image)
+    if not (path.is_absolute() and path.is_file()):
+        raise Problem(422, f"{path} is not an image file this server can see (an absolute path of an existing "
+                           "file is needed): upload the pixels to /api/score instead", problem_type=NOT_READABLE)
+    settings = Settings(seg_thresh=body.seg_thresh, size_thresh=body.size_thresh,
+                        size_thresh_upper=body.size_thresh_upper, marker_thresh=body.marker_thresh)
     try:
-        slide = open_slide(path, mpp=body.mpp)
-    except DeepLIIFError as exc:
-        raise Problem(422, f"cannot open {path} here: {exc}", problem_type=NOT_READABLE) from exc
-    with slide:
-        choice = slide.level_for(body.resolution)
-        level = slide.array(choice)
-        d = choice.downsample
-        height, width = int(level.shape[0]), int(level.shape[1])
-        x, y, w, h = body.region or (0, 0, int(slide.shape[1]), int(slide.shape[0]))
-        # the level pixels that cover the region
-        x0, y0 = min(int(x // d), width - 1), min(int(y // d), height - 1)
-        x1, y1 = min(width, max(x0 + 1, math.ceil((x + w) / d))), min(height, max(y0 + 1, math.ceil((y + h) / d)))
-        mask = tissue_mask(slide)
-
-        def include(ty0: int, ty1: int, tx0: int, tx1: int) -> bool:
-            return mask.covers(ty0, ty1, tx0, tx1, d)
-
-        settings = Settings(seg_thresh=body.seg_thresh, size_thresh=body.size_thresh,
-                            size_thresh_upper=body.size_thresh_upper, marker_thresh=body.marker_thresh)
-        result = score_region(server.engine, level, region=(x0, y0, x1 - x0, y1 - y0), resolution=choice.resolution,
-                              settings=settings, include=include, cancel=cancel)
+        result, choice = score_file_region(server.engine, path, region=body.region, resolution=body.resolution,
+                                           mpp=body.mpp, settings=settings, cancel=cancel)
+    except (InputImageError, SlideMetadataError) as exc:
+        raise Problem(422, f"cannot read {path} here: {exc}", problem_type=NOT_READABLE) from exc
     post = result.post
     if body.roi is not None:
-        inside = _in_roi(post.table.centroid_xy, body.roi, result.origin, d)
-        post = post.rescore(overrides={int(i): "exclude" for i in post.table.id[~inside]})
-    answer = cells_geojson(post, origin=result.origin, downsample=d, classification="object")
-    answer["score"] = {
-        "scoring": dict(post.scoring),
-        "provenance": {k: result.provenance[k] for k in ("engine", "model", "model_hash", "version")},
-        "placement": {"image": str(path), "level": choice.level, "downsample": d, "mpp": choice.mpp,
-                      "resolution": choice.resolution, "origin": [x, y], "shape": [y1 - y0, x1 - x0]},
-    }
+        inside = _in_roi(post.table.centroid_xy, body.roi, result.origin, choice.downsample)
+        result = result.rescore(overrides={int(i): "exclude" for i in post.table.id[~inside]})
+    answer = cells_geojson(result.post, origin=result.origin, downsample=choice.downsample, classification="object")
+    answer["score"] = result.record(image=str(path), level=choice.level, downsample=choice.downsample, mpp=choice.mpp)
     return answer
 
 

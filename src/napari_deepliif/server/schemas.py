@@ -24,6 +24,7 @@ SizeThreshQuery = Annotated[WholeNumber | Literal["default"], Query(description=
 UpperQuery = Annotated[WholeNumber | Literal["default"] | None, Query(description="count cells with fewer pixels than this; 'default': 1000/4000/16000 at 10x/20x/40x; absent: no cap")]
 MarkerQuery = Annotated[Annotated[int, Field(ge=0, le=255)] | Literal["default"] | None, Query(description="a cell whose marker value (0-255) is above this is positive; 'default': 90 % of the Marker's range; absent: not applied")]
 OriginQuery = Annotated[int, Query(ge=0, le=MAX_INT, description="added to every returned coordinate (e.g. the region's top-left pixel in the slide)")]
+DownsampleQuery = Annotated[float, Query(ge=1, le=1024, description="full-resolution pixels per pixel of the image sent: returned coordinates are (x + origin) * downsample")]
 ModalitiesQuery = Annotated[bool, Query(description="also return the engine's images (Hema, Marker, Seg, ...) as base64 PNG")]
 RequestIdQuery = Annotated[str | None, Query(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$", description="your id for this request, to cancel it with POST /api/cancel")]
 
@@ -81,14 +82,6 @@ class Score(BaseModel):
     marker_thresh: int | None
 
 
-class Provenance(BaseModel):
-    engine: Literal["deepliif", "stain"]
-    model: str | None
-    model_hash: str | None
-    version: str
-    resolution: Resolution
-
-
 class Feature(BaseModel):
     """A QuPath detection: ``geometry`` in (x, y) pixels, ``properties.classification``
     Positive/Negative, ``properties.measurements`` {name: number}."""
@@ -103,9 +96,9 @@ class ScoreResponse(BaseModel):
     """A GeoJSON FeatureCollection of the counted cells, with the score."""
 
     type: Literal["FeatureCollection"]
-    features: list[Feature] = Field(description="one per counted cell (len == score.num_total)")
-    score: Score
-    provenance: Provenance
+    features: list[Feature] = Field(description="one per counted cell (len == score.scoring.num_total)")
+    score: dict[str, Any] = Field(description="the score record, format version 1 (docs/score.schema.json): "
+                                              "scoring, placement, provenance, regions, run")
     images: dict[str, str] | None = Field(None, description="engine images as base64 PNG (modalities=true only)")
 
 

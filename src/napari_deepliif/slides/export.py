@@ -21,12 +21,8 @@ from skimage.measure import points_in_poly
 from napari_deepliif.cells.outlines import cell_outlines
 from napari_deepliif.cells.scoring import counts, density
 from napari_deepliif.errors import InputImageError
-from napari_deepliif.io.exports import (
-    CSV_COLUMNS,
-    MEASUREMENT_NAMES,
-    NEGATIVE_CLASS,
-    POSITIVE_CLASS,
-)
+from napari_deepliif.io.exports import CSV_COLUMNS
+from napari_deepliif.io.geojson import MEASUREMENT_NAMES, class_names
 from napari_deepliif.io.placement import Placement
 from napari_deepliif.slides import omezarr
 from napari_deepliif.slides.cells import (
@@ -87,7 +83,7 @@ def _feature(rings: list[np.ndarray], positive: bool, counted: bool, row: dict) 
     """One QuPath detection in the single-image export's form (:mod:`napari_deepliif.io.exports`)."""
     return {"type": "Feature", "id": str(uuid.uuid4()),
             "geometry": {"type": "Polygon", "coordinates": [np.round(r, 3).tolist() for r in rings]},
-            "properties": {"objectType": "detection", "classification": POSITIVE_CLASS if positive else NEGATIVE_CLASS,
+            "properties": {"objectType": "detection", "classification": class_names(positive, counted),
                            "measurements": {**row, "Counted": int(counted)}}}
 
 
@@ -98,7 +94,7 @@ def cell_rows(cells: SlideCells, place: Placement) -> dict[str, np.ndarray]:
     centroid = place.centres_to_full(t.centroid_xy)
     corner0 = place.edges_to_full(t.bbox[:, [1, 0]])
     corner1 = place.edges_to_full(t.bbox[:, [3, 2]])
-    classes = np.where(cells.positive, POSITIVE_CLASS, NEGATIVE_CLASS)
+    classes = np.array(class_names(cells.positive, cells.counted))
     columns = {"id": t.id, "centroid_x": centroid[:, 0], "centroid_y": centroid[:, 1], "area_px": t.area,
                "bbox_x0": corner0[:, 0], "bbox_y0": corner0[:, 1], "bbox_x1": corner1[:, 0], "bbox_y1": corner1[:, 1],
                "class": classes, "n_positive_px": t.n_positive_px, "n_negative_px": t.n_negative_px,

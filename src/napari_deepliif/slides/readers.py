@@ -79,6 +79,17 @@ class LevelChoice:
     mpp: float | None
     resolution: str
 
+    def box(self, region: tuple[float, float, float, float], shape: tuple[int, int]) -> tuple[int, int, int, int]:
+        """The pixels of the level read (of ``shape`` (H, W)) that cover ``region``
+        ``(x, y, width, height)`` of full-resolution pixels, as ``(x, y, width, height)``."""
+        x, y, w, h = region
+        d = self.downsample
+        height, width = shape
+        x0, y0 = min(int(x // d), width - 1), min(int(y // d), height - 1)
+        x1 = min(width, max(x0 + 1, math.ceil((x + w) / d)))
+        y1 = min(height, max(y0 + 1, math.ceil((y + h) / d)))
+        return x0, y0, x1 - x0, y1 - y0
+
 
 class ChannelsLast:
     """A (C, H, W) array-like seen as (H, W, C)."""
@@ -252,7 +263,7 @@ def _tiff_levels(tif: Any, path: Path) -> tuple[list[Any], list[Level]]:
 
 class ToRGB:
     """An H x W (palette) or H x W x S (CMYK) array-like seen as H x W x 3 uint8 RGB, converted
-    block by block as it is read (see :func:`napari_deepliif.image_input.tiff_colour`)."""
+    block by block as it is read (see :func:`napari_deepliif.io.image_input.tiff_colour`)."""
 
     def __init__(self, array: Any, convert: Any):
         self.array, self.convert = array, convert

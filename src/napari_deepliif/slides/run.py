@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from napari_deepliif.cells.postprocess import Threshold
 from napari_deepliif.constants import DEFAULT_SEG_THRESH
+from napari_deepliif.io.atomic import write_bytes
+from napari_deepliif.io.jsonable import json_bytes
 from napari_deepliif.io.placement import Placement
+from napari_deepliif.io.score_format import FORMAT_VERSION, placement, score_record
 from napari_deepliif.regions.infer import CHUNK_SIZE
+from napari_deepliif.slides import omezarr
 from napari_deepliif.slides.cells import (
     CELL_CHUNK,
     default_margin,
@@ -46,12 +49,6 @@ STORE_NAME = "result.ome.zarr"
 SCORE_NAME = "score.json"
 
 
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
-
-
 def finished(out: Path, request: dict) -> dict | None:
     """The score record in ``out`` if it was made with ``request``, else None (also when it
     cannot be read, e.g. truncated: then the slide is scored again, with a warning)."""
@@ -63,7 +60,9 @@ def finished(out: Path, request: dict) -> dict | None:
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         log.warning("%s cannot be read (%s): the slide is scored again", path, exc)
         return None
-    return record if isinstance(record, dict) and record.get("request") == request else None
+    if not isinstance(record, dict) or record.get("format_version") != FORMAT_VERSION:
+        return None
+    return record if record.get("run", {}).get("request") == request else None
 
 
 def score_slide(
@@ -153,13 +152,14 @@ def score_slide(
         write_cells_parquet(out / "cells.parquet", cells, place)
     settings = run.settings
     regions = score_annotations(cells, read_annotations(Path(annotations)), place, settings["mpp"]) if annotations else {}
-    record = {
-        "slide": Path(path).name, "status": "done", "scoring": cells.scoring, "annotations": regions,
-        "cells_truncated": cells.truncated, "shape": list(run.shape),
-        "provenance": {k: settings[k] for k in ("engine", "model", "model_hash", "version", "resolution",
-                                                 "level", "factor", "downsample", "mpp")},
-        "tiles_run": run.tiles_run, "tiles_skipped": run.tiles_skipped, "chunks_resumed": run.chunks_resumed,
-        "seconds": round(time.perf_counter() - started, 2), "request": request,
-    }
-    _write_json(out / SCORE_NAME, record)
+    region_full = None if region is None else (*place.corner, region[2] * place.downsample, region[3] * place.downsample)
+    where = placement(image=Path(path).name, resolution=run.resolution, shape=run.shape, level=settings["level"],
+                      downsample=place.downsample, mpp=settings["mpp"], origin=place.corner, region=region_full)
+    statistics = omezarr.RunRecord.load(store).settings.get("statistics")
+    provenance = {**{k: settings[k] for k in ("engine", "model", "model_hash", "version")}, "statistics": statistics}
+    facts = {"status": "done", "seconds": round(time.perf_counter() - started, 2), "tiles_run": run.tiles_run,
+             "tiles_skipped": run.tiles_skipped, "chunks_resumed": run.chunks_resumed,
+             "cells_truncated": cells.truncated, "request": request}
+    record = score_record(cells.scoring, placement=where, provenance=provenance, regions=regions, run=facts)
+    write_bytes(out / SCORE_NAME, json_bytes(record))
     return record

@@ -152,9 +152,6 @@ def infer_slide(
         record = _create(store, settings, shape, mask)
     run = SlideRun(store, shape, choice.resolution, settings)
 
-    def has_tissue(y0: int, y1: int, x0: int, x1: int) -> bool:
-        return mask.covers(y0 + oy, y1 + oy, x0 + ox, x1 + ox, choice.downsample)
-
     import zarr
 
     root = zarr.open_group(str(store), mode="r+")
@@ -169,7 +166,7 @@ def infer_slide(
         record.save()
 
     counts, _ = infer_chunks(engine, source, choice.resolution, names, write, chunk_size=chunk_size,
-                             include=has_tissue if mask is not None else None,
+                             include=None if mask is None else mask.includer(choice.downsample, (oy, ox)),
                              statistics=record.settings.get("statistics"), done=set(record.done),
                              on_chunk=record.mark, on_statistics=record_statistics, progress=progress, cancel=cancel)
     run.chunks_run, run.chunks_resumed = counts.chunks_run, counts.chunks_resumed

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,16 @@ class TissueMask:
     def fraction(self) -> float:
         """Share of the slide that is tissue."""
         return float(self.mask.mean()) if self.mask.size else 0.0
+
+    def includer(self, downsample: float = 1.0, origin: tuple[int, int] = (0, 0)) -> Callable[[int, int, int, int], bool]:
+        """:meth:`covers` as a ``(y0, y1, x0, x1) -> bool`` test of boxes of an image at
+        ``downsample`` whose pixel (0, 0) is pixel ``origin`` (y, x) of its level."""
+        oy, ox = origin
+
+        def include(y0: int, y1: int, x0: int, x1: int) -> bool:
+            return self.covers(y0 + oy, y1 + oy, x0 + ox, x1 + ox, downsample)
+
+        return include
 
     def covers(self, y0: int, y1: int, x0: int, x1: int, downsample: float = 1.0) -> bool:
         """Whether the box ``[y0, y1) x [x0, x1)`` of an image at ``downsample`` holds tissue.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,9 @@ class _Run:
     union: np.ndarray | None
     source: str
     origin: tuple[int, int]
+    level: int = 0
+    downsample: float = 1.0
+    mpp: float | None = None
 
 
 class DeepLIIFWidget(QWidget):
@@ -324,7 +327,10 @@ class DeepLIIFWidget(QWidget):
         rect_origin = np.array(spec.rect[:2] if spec.rect else (0, 0), float)
         polygons = [np.asarray(p, float) + rect_origin - np.array(origin, float) for p in spec.polygons]
         union = roi.union_mask(polygons, result.post.cells.shape) if polygons else None
-        self.last = _Run(result, engine, polygons, union, layer.name, origin)
+        factors = roi.downsample_factors(layer, level)
+        base_mpp = roi.pixel_size_um(layer)
+        self.last = _Run(result, engine, polygons, union, layer.name, origin, level, float(factors[-1]),
+                         None if base_mpp is None else base_mpp * float(factors[-1]))
         self.settings = dict(DEFAULT_SETTINGS)
         self.post = result.post
         meta = {"source": layer.name, "origin_xy": list(origin), "level": level,
@@ -460,11 +466,13 @@ class DeepLIIFWidget(QWidget):
             return
         from napari_deepliif.io.exports import write_score_outputs
 
-        result, last = self.last.result, self.last
-        regions = dict(self.scores()[1:]) or None
+        last = self.last
+        result = replace(last.result, post=self.post)  # the score as the sliders left it
+        record = result.record(image=last.source, level=last.level, downsample=last.downsample, mpp=last.mpp,
+                               regions=dict(self.scores()[1:]) or None)
         try:
-            write_score_outputs(directory, post=self.post, image=result.image, images=result.images,
-                                provenance=result.provenance, origin=last.origin, regions=regions)
+            write_score_outputs(directory, post=self.post, image=result.image, images=result.images, record=record,
+                                placement=result.placement(downsample=last.downsample))
         except (DeepLIIFError, OSError, ValueError) as exc:
             show_error(f"DeepLIIF export failed: {exc}")
             return

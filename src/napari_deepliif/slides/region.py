@@ -1,0 +1,73 @@
+"""Score a region of an image file: the path ``score`` and the server's region endpoint share.
+
+The file is opened with the slide readers, the level that gives the magnification asked for
+(from the file's pixel size) is read lazily, and the region core scores the region on that
+level's own tile grid, with the level's statistics and the slide's tissue mask, as ``batch``
+does for the whole slide.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from napari_deepliif.cells.postprocess import Settings
+from napari_deepliif.constants import DEFAULT_RESOLUTION
+from napari_deepliif.progress import CancelCheck, ProgressCallback
+from napari_deepliif.regions.score import ScoreResult, score_region
+from napari_deepliif.slides.readers import LevelChoice, open_slide
+from napari_deepliif.slides.tissue import tissue_mask
+
+log = logging.getLogger(__name__)
+
+
+def score_file_region(
+    engine: Any,
+    path: str | Path,
+    *,
+    region: tuple[float, float, float, float] | None = None,
+    resolution: str | None = None,
+    mpp: float | None = None,
+    settings: Settings | None = None,
+    outputs: str = "score",
+    tissue: bool = True,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | Any | None = None,
+) -> tuple[ScoreResult, LevelChoice]:
+    """Score ``region`` of the image file ``path`` (see module docstring).
+
+    Parameters
+    ----------
+    engine : EngineBase
+        From :func:`napari_deepliif.engine.load_engine`.
+    path : str or Path
+        A PNG, JPEG, TIFF or whole-slide file (:func:`~napari_deepliif.slides.open_slide`).
+    region : (x, y, width, height), optional
+        In full-resolution pixels; default the whole image.
+    resolution : {'40x', '20x', '10x'}, optional
+        Magnification to score at; default the file's own (its pixel size), else 40x.
+    mpp : float, optional
+        Full-resolution pixel size (µm/px) when the file does not state one.
+    settings, outputs, progress, cancel
+        As :func:`napari_deepliif.regions.score.score_region`.
+    tissue : bool
+        Skip tiles outside the slide's tissue mask (as ``batch`` does).
+
+    Returns
+    -------
+    (ScoreResult, LevelChoice)
+        The result (coordinates in pixels of the level read) and the level read.
+    """
+    with open_slide(path, mpp=mpp) as slide:
+        if resolution is None and slide.mpp is None:
+            log.info("%s states no pixel size: scoring it as %s", Path(path).name, DEFAULT_RESOLUTION)
+            resolution = DEFAULT_RESOLUTION
+        choice = slide.level_for(resolution)
+        level = slide.array(choice)
+        shape = (int(level.shape[0]), int(level.shape[1]))
+        box = None if region is None else choice.box(region, shape)
+        include = tissue_mask(slide).includer(choice.downsample) if tissue else None
+        result = score_region(engine, level, region=box, resolution=choice.resolution, settings=settings,
+                              outputs=outputs, include=include, progress=progress, cancel=cancel)
+    return result, choice

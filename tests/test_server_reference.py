@@ -9,7 +9,8 @@ from test_server_support import assert_problem, client, decode_png, png_bytes, r
 
 from napari_deepliif.cells.postprocess import Settings, postprocess
 from napari_deepliif.engine.engines import load_engine
-from napari_deepliif.io.exports import SCORE_KEYS, cells_geojson, score_record
+from napari_deepliif.io.geojson import cells_geojson
+from napari_deepliif.io.score_format import SCORE_KEYS, reference_scoring
 from napari_deepliif.regions.score import score_region
 
 DEEPLIIF_OUTPUTS = {"Hema", "DAPI", "Lap2", "Marker", "Seg"}
@@ -66,7 +67,7 @@ def test_infer_has_the_reference_response_shape(deepliif_infer, expected, crop):
     np.testing.assert_array_equal(images["SegRefined"], expected.post.seg_refined())
     np.testing.assert_array_equal(images["SegOverlaid"], expected.post.seg_overlaid(crop))
     assert list(deepliif_infer["scoring"]) == list(SCORE_KEYS)
-    assert deepliif_infer["scoring"] == score_record(expected.post, {})
+    assert deepliif_infer["scoring"] == reference_scoring(expected.post.scoring)
     assert deepliif_infer["scoring"]["num_total"] > 0 and deepliif_infer["scoring"]["marker_thresh"] is not None
 
 
@@ -81,13 +82,13 @@ def test_postprocess_rescores_the_infer_outputs(deepliif_http, deepliif_infer, c
     params = {"prob_thresh": 100, "size_thresh": 30, "size_thresh_upper": 3000, "marker_thresh": "none"}
     changed = deepliif_http.post("/api/postprocess", files=files, params=params).json()
     post = postprocess(seg, marker, seg_thresh=100, size_thresh=30, size_thresh_upper=3000, marker_thresh=None)
-    assert changed["scoring"] == score_record(post, {})
+    assert changed["scoring"] == reference_scoring(post.scoring)
     assert set(changed["images"]) == {"SegRefined", "SegOverlaid"}
     np.testing.assert_array_equal(decode_png(changed["images"]["SegOverlaid"]), post.seg_overlaid(crop))
     # without marker_img, marker_thresh has no effect (as on the reference platform)
     del files["marker_img"]
     no_marker = deepliif_http.post("/api/postprocess", files=files, params={"marker_thresh": 10}).json()
-    assert no_marker["scoring"] == score_record(postprocess(seg), {})
+    assert no_marker["scoring"] == reference_scoring(postprocess(seg).scoring)
 
 
 def test_postprocess_refuses_images_of_different_sizes(deepliif_http, crop):
@@ -116,7 +117,7 @@ def test_slim_and_nopost(stain_http, crop):
     expected = stain.score(crop, marker_thresh="default")
     assert set(slim["images"]) == {"SegRefined"}
     np.testing.assert_array_equal(decode_png(slim["images"]["SegRefined"]), expected.post.seg_refined())
-    assert slim["scoring"] == score_record(expected.post, {})
+    assert slim["scoring"] == reference_scoring(expected.post.scoring)
     nopost = stain_http.post("/api/infer", files=files, params={"nopost": "true", "slim": "false"}).json()
     assert set(nopost) == {"images"} and set(nopost["images"]) == {"Hema", "Marker", "Seg"}
     np.testing.assert_array_equal(decode_png(nopost["images"]["Seg"]), expected.images["Seg"])

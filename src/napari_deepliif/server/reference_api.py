@@ -86,7 +86,7 @@ async def infer(
     data, header = await _read(img, "img", server.limits.max_pixels)
 
     def work(cancel: threading.Event) -> bytes:
-        from napari_deepliif.io.exports import score_record
+        from napari_deepliif.io.score_format import reference_scoring
 
         image = decode(data, header, "form field 'img'")
         if flag(nopost):
@@ -100,7 +100,7 @@ async def infer(
             images = {**result.images, SEG_REFINED: result.post.seg_refined(),
                       SEG_OVERLAID: result.post.seg_overlaid(result.image)}
         return _json({"images": {name: png_base64(a) for name, a in images.items()},
-                      "scoring": score_record(result.post, {})})
+                      "scoring": reference_scoring(result.post.scoring)})
 
     return Response(await server.jobs.run(work, request_id), media_type="application/json")
 
@@ -120,7 +120,7 @@ async def postprocess_images(
     """Find and score the cells of ``seg_img`` again with new thresholds: SegOverlaid,
     SegRefined and scoring. Without ``marker_img``, ``marker_thresh`` has no effect."""
     from napari_deepliif.cells.postprocess import postprocess
-    from napari_deepliif.io.exports import score_record
+    from napari_deepliif.io.score_format import reference_scoring
 
     server = state(request)
     limit = server.limits.max_pixels
@@ -137,6 +137,6 @@ async def postprocess_images(
         images = {name: decode(u[0], u[1], f"form field '{name}'") for name, u in uploads.items() if u is not None}
         post = postprocess(images["seg_img"], images.get("marker_img"), resolution=resolution, **settings)
         out = {SEG_OVERLAID: post.seg_overlaid(images["img"]), SEG_REFINED: post.seg_refined()}
-        return _json({"images": {name: png_base64(a) for name, a in out.items()}, "scoring": score_record(post, {})})
+        return _json({"images": {name: png_base64(a) for name, a in out.items()}, "scoring": reference_scoring(post.scoring)})
 
     return Response(await server.jobs.run(work, request_id), media_type="application/json")

@@ -35,7 +35,7 @@ from .schemas import (
     SizeThreshQuery,
     UpperQuery,
 )
-from .security import Guard, Limits
+from .security import DEFAULT_HOST, Guard, HostCheck, Limits
 
 #: Media types each POST endpoint takes (anything else: 415, before the body is read).
 ACCEPTED_TYPES: dict[str, tuple[str, ...]] = {
@@ -48,7 +48,7 @@ ACCEPTED_TYPES: dict[str, tuple[str, ...]] = {
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ProblemDetails, "description": text}
     for status, text in {
-        400: "malformed request",
+        400: "malformed request, or a Host header that does not name this server",
         401: "missing or wrong token",
         409: "cancelled (POST /api/cancel), or a request_id already in use",
         413: "request body larger than the server's limit",
@@ -165,7 +165,7 @@ def error_content(schema: dict) -> dict:
     return schema
 
 
-def create_app(engine: Any, *, token: str, limits: Limits | None = None) -> FastAPI:
+def create_app(engine: Any, *, token: str, limits: Limits | None = None, host: str = DEFAULT_HOST) -> FastAPI:
     """The ASGI application serving ``engine``.
 
     Parameters
@@ -176,6 +176,9 @@ def create_app(engine: Any, *, token: str, limits: Limits | None = None) -> Fast
         The bearer token every request but health must send.
     limits : Limits, optional
         Request size, pixel and queue limits (defaults: :class:`Limits`).
+    host : str
+        The address the server listens on: requests must name it, or a loopback name, in
+        their Host header (see :class:`.security.HostCheck`).
     """
     from .reference_api import router as reference_router
 
@@ -195,7 +198,7 @@ def create_app(engine: Any, *, token: str, limits: Limits | None = None) -> Fast
     app.include_router(router)
     app.include_router(reference_router)
     install_handlers(app)
-    app.add_middleware(Guard, token=token, limits=limits, accepted_types=ACCEPTED_TYPES)
+    app.add_middleware(Guard, token=token, limits=limits, accepted_types=ACCEPTED_TYPES, hosts=HostCheck(host))
 
     def openapi() -> dict:
         if app.openapi_schema is None:

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import signal
 import socket
@@ -17,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DeepLIIFError
-from .security import Limits, load_or_create_token, token_path
+from .security import DEFAULT_HOST, Limits, is_loopback, load_or_create_token, token_path
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8642
 #: Seconds ``stop`` waits for the running request to notice its cancel and for uvicorn to end.
 STOP_TIMEOUT = 30.0
@@ -76,7 +74,8 @@ class ServerHandle:
             An engine name (loaded here with ``model``, ``device``, ``precision``,
             ``batch_size``; see :func:`napari_deepliif.engine.load_engine`) or a loaded engine.
         host : str
-            Address to listen on; the default, 127.0.0.1, accepts only this machine.
+            Address to listen on; the default, 127.0.0.1, accepts only this machine. Requests
+            must name it (or a loopback name) in their Host header.
         port : int
             TCP port; 0 picks a free one (read it back from ``handle.port``).
         limits : Limits, optional
@@ -97,11 +96,11 @@ class ServerHandle:
             from ..engine import load_engine
 
             engine = load_engine(engine, model, device=device, precision=precision, batch_size=batch_size)
-        if not _is_loopback(host):
+        if not is_loopback(host):
             log.warning("listening on %s: other machines can reach this server (anyone with the token "
                         "can use it, and HTTP is not encrypted)", host)
         token = load_or_create_token()
-        app = create_app(engine, token=token, limits=limits)
+        app = create_app(engine, token=token, limits=limits, host=host)
         sock = _bind(host, port)
         config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="on")
         server = uvicorn.Server(config)
@@ -153,15 +152,6 @@ class ServerHandle:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _bind(host: str, port: int) -> socket.socket:

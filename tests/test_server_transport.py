@@ -32,3 +32,33 @@ def test_kept_open_connections_send_without_the_nagle_delay(server):
         sockets = _server_sockets(server)
         assert len(sockets) == 1
         assert sockets[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def _raw_exchange(handle, request: bytes) -> bytes:
+    """Send ``request`` bytes as they are and read the answer until the server closes."""
+    with socket.create_connection((handle.host, handle.port), timeout=30) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize("header", [b"Content-Length: abc", b"Content-Length: -1", b"Content-Length: 1e3",
+                                    b"Content-Length: 99999999999999999999999", b"Bad Header: x"])
+def test_requests_the_parser_refuses_are_400_problem_json(server, header):
+    import json
+
+    request = (b"POST /api/score HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + server.token.encode()
+               + b"\r\nContent-Type: image/png\r\n" + header + b"\r\n\r\nhello")
+    head, _, body = _raw_exchange(server, request).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    assert lines[0] == "HTTP/1.1 400 Bad Request"
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
+    assert headers["content-type"] == "application/problem+json" and headers["connection"] == "close"
+    problem = json.loads(body)
+    assert problem["status"] == 400 and problem["title"] == "Bad Request" and problem["type"] == "about:blank"
+    assert "malformed HTTP request" in problem["detail"] and "Content-Length" in problem["detail"]
+    assert int(headers["content-length"]) == len(body)
+    # the server keeps serving
+    assert httpx.get(f"{server.url}/api/health").status_code == 200

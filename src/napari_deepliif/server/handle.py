@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import socket
@@ -21,6 +22,9 @@ from .security import DEFAULT_HOST, Limits, is_loopback, load_or_create_token, t
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8642
+#: The detail of the 400 answered to a request the HTTP parser refuses (it does not say why).
+MALFORMED_DETAIL = ("malformed HTTP request: the request line or a header could not be parsed (for example a "
+                    "Content-Length that is not a number, or a header name with spaces); send a valid HTTP/1.1 request")
 #: Seconds ``stop`` waits for the running request to notice its cancel and for uvicorn to end.
 STOP_TIMEOUT = 30.0
 
@@ -102,7 +106,8 @@ class ServerHandle:
         token = load_or_create_token()
         app = create_app(engine, token=token, limits=limits, host=host)
         sock = _bind(host, port)
-        config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="on")
+        config = uvicorn.Config(app, http=_problem_protocol(), log_config=None, log_level="warning", access_log=False,
+                                lifespan="on")
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="napari-deepliif-server", daemon=True)
         thread.start()
@@ -152,6 +157,31 @@ class ServerHandle:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _problem_protocol() -> type:
+    """uvicorn's h11 protocol, answering requests it cannot parse with problem JSON.
+
+    h11 refuses a malformed request line or header (a non-numeric Content-Length, a bad
+    header name) before any ASGI app sees it; uvicorn's own answer is a plain-text 400.
+    Chosen explicitly, so the server behaves the same whether or not httptools is installed.
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    from .problems import PROBLEM_MEDIA_TYPE, problem_body
+
+    class ProblemH11Protocol(H11Protocol):
+        def send_400_response(self, msg: str) -> None:
+            body = json.dumps(problem_body(400, MALFORMED_DETAIL)).encode()
+            headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode()),
+                       (b"connection", b"close")]
+            for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"), h11.Data(data=body),
+                          h11.EndOfMessage()):
+                self.transport.write(self.conn.send(event))
+            self.transport.close()
+
+    return ProblemH11Protocol
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -5,10 +5,16 @@ cancelling its request."""
 from __future__ import annotations
 
 import socket
+import threading
+from dataclasses import dataclass, field
 
 import httpx
+import numpy as np
 import pytest
-from test_server_support import client, running_server
+from test_server_support import client, png_bytes, running_server
+
+from napari_deepliif.engine import StainEngine
+from napari_deepliif.errors import Cancelled
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +68,64 @@ def test_requests_the_parser_refuses_are_400_problem_json(server, header):
     assert int(headers["content-length"]) == len(body)
     # the server keeps serving
     assert httpx.get(f"{server.url}/api/health").status_code == 200
+
+
+@dataclass
+class WaitingEngine(StainEngine):
+    """The stain engine, but ``score`` waits (up to a minute) until it is cancelled."""
+
+    started: threading.Event = field(default_factory=threading.Event)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    calls: int = 0
+
+    def score(self, image, *, cancel=None, **kwargs):
+        self.calls += 1
+        self.started.set()
+        if cancel.wait(60):
+            self.cancelled.set()
+            raise Cancelled("cancelled while scoring")
+        return super().score(image, cancel=cancel, **kwargs)
+
+
+def _request(handle, path: str, image: np.ndarray, request_id: str) -> bytes:
+    """A raw authorised POST of ``image`` to ``path`` (/api/score: the body; else multipart)."""
+    if path == "/api/score":
+        body, media_type = png_bytes(image), "image/png"
+    else:
+        body = (b"--b\r\nContent-Disposition: form-data; name=\"img\"; filename=\"a.png\"\r\n"
+                b"Content-Type: image/png\r\n\r\n" + png_bytes(image) + b"\r\n--b--\r\n")
+        media_type = "multipart/form-data; boundary=b"
+    return (f"POST {path}?request_id={request_id} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {handle.token}\r\nContent-Type: {media_type}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+@pytest.mark.parametrize("path", ["/api/score", "/api/infer"])
+def test_a_client_that_goes_away_cancels_its_request(tmp_path, ihc_small, path):
+    engine = WaitingEngine()
+    with running_server(tmp_path, engine) as handle, client(handle) as http:
+        running = socket.create_connection((handle.host, handle.port), timeout=30)
+        running.sendall(_request(handle, path, ihc_small, "running"))
+        assert engine.started.wait(30)
+        queued = socket.create_connection((handle.host, handle.port), timeout=30)
+        queued.sendall(_request(handle, path, ihc_small, "queued"))
+        waiting = handle.app.state.deepliif.jobs._waiting  # the queue behind the running job
+        _wait_for(lambda: len(waiting) == 1)
+        # the waiting request's client leaves: its job leaves the queue, never runs
+        queued.close()
+        _wait_for(lambda: not waiting)
+        assert not engine.cancelled.is_set()
+        # the running request's client leaves: the engine's cancel event is set
+        running.close()
+        assert engine.cancelled.wait(10), "the running job was not cancelled when its client left"
+        _wait_for(lambda: not http.get("/api/health").json()["busy"])
+        assert engine.calls == 1
+
+
+def _wait_for(condition, timeout: float = 10) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)

@@ -137,7 +137,7 @@ async def score(
             body["images"] = {name: png_base64(array) for name, array in result.images.items()}
         return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
 
-    return Response(await server.jobs.run(work, request_id), media_type="application/json")
+    return Response(await server.jobs.run(work, request_id, request.is_disconnected), media_type="application/json")
 
 
 @router.post("/cancel", tags=["server"], summary="Cancel a queued or running request",

@@ -100,7 +100,7 @@ async def infer(
         return _json({"images": {name: png_base64(a) for name, a in images.items()},
                       "scoring": score_record(result.post, {})})
 
-    return Response(await server.jobs.run(work, request_id), media_type="application/json")
+    return Response(await server.jobs.run(work, request_id, request.is_disconnected), media_type="application/json")
 
 
 @router.post("/postprocess", response_model=ReferenceResponse,
@@ -137,4 +137,4 @@ async def postprocess_images(
         out = {SEG_OVERLAID: post.seg_overlaid(images["img"]), SEG_REFINED: post.seg_refined()}
         return _json({"images": {name: png_base64(a) for name, a in out.items()}, "scoring": score_record(post, {})})
 
-    return Response(await server.jobs.run(work, request_id), media_type="application/json")
+    return Response(await server.jobs.run(work, request_id, request.is_disconnected), media_type="application/json")

@@ -3,9 +3,17 @@ bearer token (scheme in any case) and the token file."""
 
 from __future__ import annotations
 
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import httpx
 import pytest
 from test_server_support import assert_problem, client, running_server
+
+SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +85,56 @@ def test_other_schemes_and_tokens_are_refused(server, header):
     with client(server, token=None) as c:
         response = c.post("/api/cancel", headers={"Authorization": header.format(token=server.token)})
     assert_problem(response, 401, "wrong token")
+
+
+# ---- the token file --------------------------------------------------------------------------
+
+TOKEN = "k" * 43
+
+
+def _cli_token(config_dir) -> subprocess.CompletedProcess:
+    """``napari-deepliif token`` (the real command line, with its logging) on ``config_dir``."""
+    env = {**os.environ, "NAPARI_DEEPLIIF_CONFIG_DIR": str(config_dir),
+           "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "napari_deepliif.cli", "token"], env=env, text=True,
+                          capture_output=True, timeout=120)
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604], ids=oct)
+def test_a_token_file_others_can_read_is_used_with_a_warning(tmp_path, caplog, mode):
+    path = tmp_path / "server-token"
+    path.write_text(TOKEN + "\n")
+    path.chmod(mode)
+    done = _cli_token(tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == TOKEN
+    assert "can be read by other users" in done.stderr and f"chmod 600 {path}" in done.stderr
+    with caplog.at_level(logging.WARNING, logger="napari_deepliif.server"), running_server(tmp_path) as handle:
+        assert handle.token == TOKEN
+    assert any("can be read by other users" in r.getMessage() and str(path) in r.getMessage() for r in caplog.records)
+
+
+def test_a_private_token_file_gives_no_warning(tmp_path, caplog):
+    path = tmp_path / "server-token"
+    path.write_text(TOKEN + "\n")
+    path.chmod(0o600)
+    done = _cli_token(tmp_path)
+    assert done.returncode == 0 and done.stdout.strip() == TOKEN and done.stderr == ""
+    with caplog.at_level(logging.WARNING, logger="napari_deepliif.server"), running_server(tmp_path):
+        pass
+    assert not [r for r in caplog.records if "token" in r.getMessage()]
+
+
+def test_a_short_token_is_refused(tmp_path):
+    from napari_deepliif.errors import DeepLIIFError
+
+    path = tmp_path / "server-token"
+    path.write_text("secret\n")
+    path.chmod(0o600)
+    done = _cli_token(tmp_path)
+    assert done.returncode != 0 and done.stdout == ""
+    assert f"the token in {path} has 6 characters" in done.stderr and "at least 32" in done.stderr
+    with pytest.raises(DeepLIIFError, match="delete the file"), running_server(tmp_path):
+        pass
+    path.write_text("x" * 32)  # the shortest accepted
+    with running_server(tmp_path) as handle:
+        assert handle.token == "x" * 32

@@ -90,12 +90,14 @@ class ServerHandle:
         Raises
         ------
         DeepLIIFError
-            When the engine cannot be loaded or the address cannot be bound.
+            When the engine cannot be loaded, the address cannot be bound, or the token file
+            holds too short a token.
         """
         import uvicorn
 
         from .app import create_app
 
+        token = load_or_create_token()  # before the engine: a bad token file fails at once
         if isinstance(engine, str):
             from ..engine import load_engine
 
@@ -103,7 +105,6 @@ class ServerHandle:
         if not is_loopback(host):
             log.warning("listening on %s: other machines can reach this server (anyone with the token "
                         "can use it, and HTTP is not encrypted)", host)
-        token = load_or_create_token()
         app = create_app(engine, token=token, limits=limits, host=host)
         sock = _bind(host, port)
         config = uvicorn.Config(app, http=_problem_protocol(), log_config=None, log_level="warning", access_log=False,

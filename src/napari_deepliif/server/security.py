@@ -18,14 +18,19 @@ import os
 import re
 import secrets
 import socket
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import DeepLIIFError
 from .problems import PROBLEM_MEDIA_TYPE, Problem, problem_body
 
 log = logging.getLogger(__name__)
 
 TOKEN_FILE = "server-token"
+#: Shortest token the server accepts from the token file (a new one has 43 characters,
+#: 256 random bits); a shorter, hand-written one may be guessed.
+MIN_TOKEN_LENGTH = 32
 #: Paths answered without a token: the health check and the API description.
 PUBLIC_PATHS = frozenset({"/api/health", "/openapi.json"})
 
@@ -74,11 +79,21 @@ def token_path() -> Path:
 
 
 def load_or_create_token() -> str:
-    """The server token, created (``secrets.token_urlsafe(32)``, file mode 0600) if missing."""
+    """The server token, created (``secrets.token_urlsafe(32)``, file mode 0600) if missing.
+
+    An existing token file that other users may read is used, with a warning (logged: the
+    command line shows it on stderr).
+
+    Raises
+    ------
+    DeepLIIFError
+        When the token in the file is shorter than ``MIN_TOKEN_LENGTH`` characters.
+    """
     path = token_path()
     if path.is_file():
         token = path.read_text(encoding="utf-8").strip()
         if token:
+            _check_token_file(path, token)
             return token
     path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
@@ -89,6 +104,16 @@ def load_or_create_token() -> str:
     os.replace(tmp, path)
     log.info("created a new server token in %s", path)
     return token
+
+
+def _check_token_file(path: Path, token: str) -> None:
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise DeepLIIFError(f"the token in {path} has {len(token)} characters; the server needs at least "
+                            f"{MIN_TOKEN_LENGTH}, so that it cannot be guessed: delete the file and a new token is made")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if os.name == "posix" and mode & 0o077:
+        log.warning("the token file %s can be read by other users (mode %03o): anyone who reads it can use the "
+                    "server; make it private with `chmod 600 %s`", path, mode, path)
 
 
 def is_loopback(host: str) -> bool:

@@ -259,6 +259,22 @@ def test_bad_parameters_are_422(http, crop, params, words):
     assert_problem(score(http, png_bytes(crop), **params), 422, *words)
 
 
+def test_the_upper_size_cap_takes_what_the_engine_takes(server, http, stain, crop):
+    """The document's minimum for size_thresh_upper is the engine's (1), on every endpoint."""
+    schema = httpx.get(f"{server.url}/openapi.json").json()
+    for path in ("/api/score", "/api/infer", "/api/postprocess"):
+        parameter = next(p for p in schema["paths"][path]["post"]["parameters"] if p["name"] == "size_thresh_upper")
+        minimums = {s["minimum"] for s in parameter["schema"]["anyOf"] if s.get("type") == "integer"}
+        assert minimums == {1}, path
+    body = score(http, png_bytes(crop), size_thresh_upper=1).json()
+    assert body["score"] == score_record(stain.score(crop, size_thresh_upper=1).post, {})
+    assert body["score"]["num_total"] == 0 and body["score"]["size_thresh_upper"] == 1
+    for response in (score(http, png_bytes(crop), size_thresh_upper=0),
+                     http.post("/api/infer", files={"img": ("a.png", png_bytes(crop), "image/png")},
+                               params={"size_thresh_upper": 0})):
+        assert_problem(response, 422, "size_thresh_upper", "greater than or equal to 1")
+
+
 def test_unknown_paths_and_methods_are_problem_json(server, http):
     assert_problem(http.get("/api/nothing"), 404, "/openapi.json")
     assert_problem(http.get("/api/score"), 405, "GET")

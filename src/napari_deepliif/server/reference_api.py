@@ -15,11 +15,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import Response
 
-from ..constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
+from ..constants import DEFAULT_RESOLUTION
 from .app import ERRORS, bearer, state
 from .images import decode, png_base64, read_header
 from .problems import Problem
 from .schemas import (
+    REF_MARKER_THRESH,
+    REF_PROB_THRESH,
+    REF_SIZE_THRESH,
+    REF_SIZE_THRESH_UPPER,
     FlagQuery,
     RefMarkerQuery,
     RefSegThreshQuery,
@@ -37,12 +41,13 @@ SEG_REFINED, SEG_OVERLAID = "SegRefined", "SegOverlaid"
 
 
 def _thresholds(
-    prob_thresh: RefSegThreshQuery = DEFAULT_SEG_THRESH,
-    size_thresh: RefSizeQuery = "auto",
-    size_thresh_upper: RefUpperQuery = "none",
-    marker_thresh: RefMarkerQuery = "auto",
+    prob_thresh: RefSegThreshQuery = REF_PROB_THRESH,
+    size_thresh: RefSizeQuery = REF_SIZE_THRESH,
+    size_thresh_upper: RefUpperQuery = REF_SIZE_THRESH_UPPER,
+    marker_thresh: RefMarkerQuery = REF_MARKER_THRESH,
 ) -> dict[str, Any]:
-    """The reference API's threshold query parameters as ``postprocess`` keyword arguments."""
+    """The reference API's threshold query parameters, with its documented defaults, as
+    ``postprocess`` keyword arguments."""
     return {"seg_thresh": prob_thresh, "size_thresh": reference_threshold(size_thresh),
             "size_thresh_upper": reference_threshold(size_thresh_upper),
             "marker_thresh": reference_threshold(marker_thresh)}

@@ -55,7 +55,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         415: "wrong Content-Type",
         422: "bad image or parameters (unreadable or truncated image, grayscale, 16-bit, too many pixels)",
         429: "queue full: retry after the Retry-After header's seconds",
-        500: "internal error, with a traceback summary",
+        500: "a fault of the server: its model cannot be read, or an internal error (with a traceback summary)",
         503: "the server is shutting down",
     }.items()
 }

@@ -90,8 +90,8 @@ class ServerHandle:
         Raises
         ------
         DeepLIIFError
-            When the engine cannot be loaded, the address cannot be bound, or the token file
-            holds too short a token.
+            When the engine cannot be loaded (for DeepLIIF: any net it runs cannot be read),
+            the address cannot be bound, or the token file holds too short a token.
         """
         import uvicorn
 
@@ -102,6 +102,7 @@ class ServerHandle:
             from ..engine import load_engine
 
             engine = load_engine(engine, model, device=device, precision=precision, batch_size=batch_size)
+        _check_engine(engine)
         if not is_loopback(host):
             log.warning("listening on %s: other machines can reach this server (anyone with the token "
                         "can use it, and HTTP is not encrypted)", host)
@@ -158,6 +159,21 @@ class ServerHandle:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _check_engine(engine: Any) -> None:
+    """Run ``engine`` once on a blank image, for every output, so that a model whose nets
+    cannot be read (a truncated or corrupt file) fails at start-up rather than at a request.
+
+    A DeepLIIF engine loads each net it runs before its first tile, and keeps it: this
+    loads all of them (those a request for every output needs; nets whose Seg weight is 0
+    are never run, so never read). A blank tile runs no net, so this costs only the loading.
+    """
+    import numpy as np
+
+    from ..image_input import MIN_EDGE
+
+    engine.infer(np.zeros((MIN_EDGE, MIN_EDGE, 3), np.uint8), outputs="all")
 
 
 def _problem_protocol() -> type:

@@ -42,6 +42,7 @@ DEFAULT_MAX_PIXELS = 8192 * 8192
 DEFAULT_QUEUE_SIZE = 8
 #: Addresses that mean "every interface": any IP literal may then name the server.
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+#: What may follow the host in a Host header: nothing, or ":" and a port (RFC 9110 lets it be empty).
 _PORT = re.compile(r"(:[0-9]*)?")
 
 

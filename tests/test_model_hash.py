@@ -16,8 +16,8 @@ from conftest import read_rgb
 
 from napari_deepliif.engine.engines import load_engine
 from napari_deepliif.errors import Cancelled, DeepLIIFError
-from napari_deepliif.models.loader import load_model
 from napari_deepliif.models.hash import hash_cache_path
+from napari_deepliif.models.loader import load_model
 from napari_deepliif.slides.omezarr import RunRecord
 from napari_deepliif.slides.run import STORE_NAME, score_slide
 

@@ -3,14 +3,17 @@ score, limits, bad images, concurrency, queue, cancel, errors as problem JSON.""
 
 from __future__ import annotations
 
+import json
 import stat
 import struct
 import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
+import jsonschema
 import numpy as np
 import pytest
 from test_server_support import (
@@ -23,9 +26,11 @@ from test_server_support import (
     without_ids,
 )
 
+from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.engine.engines import load_engine
 from napari_deepliif.errors import InputImageError
-from napari_deepliif.io.exports import cells_geojson, score_record
+from napari_deepliif.io.geojson import cells_geojson
+from napari_deepliif.regions.score import score_region
 from napari_deepliif.rgb import check_rgb
 
 PNG = {"Content-Type": "image/png"}
@@ -109,7 +114,8 @@ def test_every_endpoint_but_health_needs_the_token(server, crop, token):
 
 def test_openapi_documents_every_endpoint_with_problem_errors(server):
     schema = httpx.get(f"{server.url}/openapi.json").json()
-    assert set(schema["paths"]) == {"/api/health", "/api/score", "/api/cancel", "/api/infer", "/api/postprocess"}
+    assert set(schema["paths"]) == {"/api/health", "/api/score", "/api/cancel", "/api/infer", "/api/postprocess",
+                                    "/api/regions/score"}
     problem = schema["components"]["schemas"]["ProblemDetails"]
     assert set(problem["required"]) == {"title", "status", "detail"}
     assert "HTTPValidationError" not in schema["components"]["schemas"]
@@ -127,7 +133,10 @@ def test_openapi_documents_every_endpoint_with_problem_errors(server):
     assert set(body) == {"image/png", "image/tiff"}
     names = {p["name"] for p in schema["paths"]["/api/score"]["post"]["parameters"]}
     assert names == {"resolution", "seg_thresh", "size_thresh", "size_thresh_upper", "marker_thresh",
-                     "origin_x", "origin_y", "modalities", "request_id"}
+                     "origin_x", "origin_y", "downsample", "modalities", "request_id"}
+
+
+SCORE_SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "score.schema.json").read_text())
 
 
 # ---- /api/score ----------------------------------------------------------------------------
@@ -136,15 +145,16 @@ def test_score_is_the_engines_score_as_qupath_detections(http, stain, ihc_22_2):
     response = score(http, png_bytes(ihc_22_2))
     assert response.status_code == 200 and response.headers["content-type"] == "application/json"
     body = response.json()
-    expected = stain.score(ihc_22_2)
+    expected = score_region(stain, ihc_22_2)
     assert body["type"] == "FeatureCollection"
-    assert len(body["features"]) == body["score"]["num_total"] == expected.scoring["num_total"] > 50
-    assert body["score"] == score_record(expected.post, {})
-    assert body["provenance"] == expected.provenance
+    assert len(body["features"]) == body["score"]["scoring"]["num_total"] == expected.scoring["num_total"] > 50
+    assert body["score"] == expected.record(image=None)
+    jsonschema.validate(body["score"], SCORE_SCHEMA)
+    assert body["score"]["provenance"]["engine"] == "stain" and body["score"]["placement"]["downsample"] == 1
     assert without_ids(body["features"]) == without_ids(cells_geojson(expected.post)["features"])
     classes = {f["properties"]["classification"] for f in body["features"]}
     assert classes == {"Positive", "Negative"}
-    assert sum(f["properties"]["classification"] == "Positive" for f in body["features"]) == body["score"]["num_pos"]
+    assert sum(f["properties"]["classification"] == "Positive" for f in body["features"]) == body["score"]["scoring"]["num_pos"]
     assert all(f["properties"]["objectType"] == "detection" for f in body["features"])
     assert "images" not in body
 
@@ -153,9 +163,9 @@ def test_score_settings_origin_and_modalities(http, stain, crop):
     settings = {"seg_thresh": 100, "size_thresh": 20, "size_thresh_upper": 2000, "marker_thresh": 150}
     body = score(http, png_bytes(crop), resolution="20x", origin_x=1000, origin_y=50, modalities="true",
                  **settings).json()
-    expected = stain.score(crop, resolution="20x", outputs="all", **settings)
-    assert body["score"] == score_record(expected.post, {}) and body["score"]["size_thresh"] == 20
-    assert body["provenance"]["resolution"] == "20x"
+    expected = score_region(stain, crop, resolution="20x", outputs="all", settings=Settings(**settings))
+    assert body["score"]["scoring"] == expected.scoring and body["score"]["scoring"]["size_thresh"] == 20
+    assert body["score"]["placement"]["resolution"] == "20x" and body["score"]["placement"]["origin"] == [1000, 50]
     shifted = without_ids(cells_geojson(expected.post, origin=(1000, 50))["features"])
     assert without_ids(body["features"]) == shifted
     xs = [x for f in body["features"] for x, _ in f["geometry"]["coordinates"][0]]
@@ -167,9 +177,10 @@ def test_score_settings_origin_and_modalities(http, stain, crop):
 
 def test_score_defaults_thresholds(http, stain, crop):
     body = score(http, png_bytes(crop), size_thresh="default", size_thresh_upper="default", marker_thresh="default").json()
-    expected = stain.score(crop, size_thresh="default", size_thresh_upper="default", marker_thresh="default")
-    assert body["score"] == score_record(expected.post, {})
-    assert body["score"]["size_thresh_upper"] == 16000 and body["score"]["marker_thresh"] is not None
+    expected = score_region(stain, crop, settings=Settings(size_thresh="default", size_thresh_upper="default",
+                                                           marker_thresh="default"))
+    assert body["score"]["scoring"] == expected.scoring
+    assert body["score"]["scoring"]["size_thresh_upper"] == 16000 and body["score"]["scoring"]["marker_thresh"] is not None
 
 
 def test_tiff_and_rgba_give_the_same_score_as_png(http, crop):
@@ -257,6 +268,22 @@ def _png16_rgb(image: np.ndarray) -> bytes:
 ])
 def test_bad_parameters_are_422(http, crop, params, words):
     assert_problem(score(http, png_bytes(crop), **params), 422, *words)
+
+
+def test_the_upper_size_cap_takes_what_the_engine_takes(server, http, stain, crop):
+    """The document's minimum for size_thresh_upper is the engine's (1), on every endpoint."""
+    schema = httpx.get(f"{server.url}/openapi.json").json()
+    for path in ("/api/score", "/api/infer", "/api/postprocess"):
+        parameter = next(p for p in schema["paths"][path]["post"]["parameters"] if p["name"] == "size_thresh_upper")
+        minimums = {s["minimum"] for s in parameter["schema"]["anyOf"] if s.get("type") == "integer"}
+        assert minimums == {1}, path
+    body = score(http, png_bytes(crop), size_thresh_upper=1).json()
+    assert body["score"]["scoring"] == score_region(stain, crop, settings=Settings(size_thresh_upper=1)).scoring
+    assert body["score"]["scoring"]["num_total"] == 0 and body["score"]["scoring"]["size_thresh_upper"] == 1
+    for response in (score(http, png_bytes(crop), size_thresh_upper=0),
+                     http.post("/api/infer", files={"img": ("a.png", png_bytes(crop), "image/png")},
+                               params={"size_thresh_upper": 0})):
+        assert_problem(response, 422, "size_thresh_upper", "greater than or equal to 1")
 
 
 def test_unknown_paths_and_methods_are_problem_json(server, http):

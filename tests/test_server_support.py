@@ -16,12 +16,15 @@ from napari_deepliif.server import Limits, ServerHandle
 
 
 @contextmanager
-def running_server(config_dir: Path, engine="stain", **limits) -> Iterator[ServerHandle]:
-    """A server on 127.0.0.1 (a free port) whose token lives in ``config_dir``."""
+def running_server(config_dir: Path, engine="stain", *, model: Path | None = None, device: str = "auto",
+                   **limits) -> Iterator[ServerHandle]:
+    """A server on 127.0.0.1 (a free port) whose token lives in ``config_dir``; ``model`` and
+    ``device`` are for an engine given by name."""
     previous = os.environ.get("NAPARI_DEEPLIIF_CONFIG_DIR")
     os.environ["NAPARI_DEEPLIIF_CONFIG_DIR"] = str(config_dir)
     try:
-        handle = ServerHandle.start(engine, host="127.0.0.1", port=0, limits=Limits(**limits))
+        handle = ServerHandle.start(engine, model=model, device=device, host="127.0.0.1", port=0,
+                                    limits=Limits(**limits))
         try:
             yield handle
         finally:

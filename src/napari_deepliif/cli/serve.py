@@ -61,7 +61,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "serve", help="serve the engine over HTTP on this machine (for QuPath, scripts, ImageJ)",
         description="Serve the engine over HTTP (API: docs/server.md, or /openapi.json). Every request "
                     "but /api/health needs the token that `napari-deepliif token` prints.")
-    p.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s, this machine only)")
+    p.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s, this machine only); requests must name it, "
+                   "or a loopback name, in their Host header")
     p.add_argument("--port", type=_not_negative, default=DEFAULT_PORT, help="TCP port; 0 picks a free one (default: %(default)s)")
     p.add_argument("--engine", choices=ENGINES, default="auto", help="auto: DeepLIIF if --model is given or deepliif-latest is installed, else the classical stain engine")
     p.add_argument("--model", default=None, help="model name from `napari-deepliif models list`, or a model directory (default: deepliif-latest)")

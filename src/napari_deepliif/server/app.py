@@ -36,7 +36,7 @@ from napari_deepliif.server.schemas import (
     SizeThreshQuery,
     UpperQuery,
 )
-from napari_deepliif.server.security import Guard, Limits
+from napari_deepliif.server.security import DEFAULT_HOST, Guard, HostCheck, Limits
 from napari_deepliif.server.state import ERRORS, ServerState, bearer, state
 
 #: Media types each POST endpoint takes (anything else: 415, before the body is read).
@@ -103,7 +103,7 @@ async def score(
             body["images"] = {name: png_base64(array) for name, array in result.images.items()}
         return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
 
-    return Response(await server.jobs.run(work, request_id), media_type="application/json")
+    return Response(await server.jobs.run(work, request_id, request.is_disconnected), media_type="application/json")
 
 
 @router.post("/cancel", tags=["server"], summary="Cancel a queued or running request",
@@ -131,7 +131,7 @@ def error_content(schema: dict) -> dict:
     return schema
 
 
-def create_app(engine: Any, *, token: str, limits: Limits | None = None) -> FastAPI:
+def create_app(engine: Any, *, token: str, limits: Limits | None = None, host: str = DEFAULT_HOST) -> FastAPI:
     """The ASGI application serving ``engine``.
 
     Parameters
@@ -142,6 +142,9 @@ def create_app(engine: Any, *, token: str, limits: Limits | None = None) -> Fast
         The bearer token every request but health must send.
     limits : Limits, optional
         Request size, pixel and queue limits (defaults: :class:`Limits`).
+    host : str
+        The address the server listens on: requests must name it, or a loopback name, in
+        their Host header (see :class:`.security.HostCheck`).
     """
     from napari_deepliif.server.reference_api import router as reference_router
     from napari_deepliif.server.regions import router as regions_router
@@ -163,7 +166,7 @@ def create_app(engine: Any, *, token: str, limits: Limits | None = None) -> Fast
     app.include_router(reference_router)
     app.include_router(regions_router)
     install_handlers(app)
-    app.add_middleware(Guard, token=token, limits=limits, accepted_types=ACCEPTED_TYPES)
+    app.add_middleware(Guard, token=token, limits=limits, accepted_types=ACCEPTED_TYPES, hosts=HostCheck(host))
 
     def openapi() -> dict:
         if app.openapi_schema is None:

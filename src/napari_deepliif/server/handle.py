@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-import ipaddress
+import json
 import logging
 import signal
 import socket
@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from napari_deepliif.errors import DeepLIIFError
-from napari_deepliif.server.security import Limits, load_or_create_token, token_path
+from napari_deepliif.server.security import DEFAULT_HOST, Limits, is_loopback, load_or_create_token, token_path
 
 log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8642
+#: The detail of the 400 answered to a request the HTTP parser refuses (it does not say why).
+MALFORMED_DETAIL = ("malformed HTTP request: the request line or a header could not be parsed (for example a "
+                    "Content-Length that is not a number, or a header name with spaces); send a valid HTTP/1.1 request")
 #: Seconds ``stop`` waits for the running request to notice its cancel and for uvicorn to end.
 STOP_TIMEOUT = 30.0
 
@@ -76,7 +78,8 @@ class ServerHandle:
             An engine name (loaded here with ``model``, ``device``, ``precision``,
             ``batch_size``; see :func:`napari_deepliif.engine.engines.load_engine`) or a loaded engine.
         host : str
-            Address to listen on; the default, 127.0.0.1, accepts only this machine.
+            Address to listen on; the default, 127.0.0.1, accepts only this machine. Requests
+            must name it (or a loopback name) in their Host header.
         port : int
             TCP port; 0 picks a free one (read it back from ``handle.port``).
         limits : Limits, optional
@@ -87,23 +90,26 @@ class ServerHandle:
         Raises
         ------
         DeepLIIFError
-            When the engine cannot be loaded or the address cannot be bound.
+            When the engine cannot be loaded (for DeepLIIF: any net it runs cannot be read),
+            the address cannot be bound, or the token file holds too short a token.
         """
         import uvicorn
 
         from napari_deepliif.server.app import create_app
 
+        token = load_or_create_token()  # before the engine: a bad token file fails at once
         if isinstance(engine, str):
             from napari_deepliif.engine.engines import load_engine
 
             engine = load_engine(engine, model, device=device, precision=precision, batch_size=batch_size)
-        if not _is_loopback(host):
+        _check_engine(engine)
+        if not is_loopback(host):
             log.warning("listening on %s: other machines can reach this server (anyone with the token "
                         "can use it, and HTTP is not encrypted)", host)
-        token = load_or_create_token()
-        app = create_app(engine, token=token, limits=limits)
+        app = create_app(engine, token=token, limits=limits, host=host)
         sock = _bind(host, port)
-        config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="on")
+        config = uvicorn.Config(app, http=_problem_protocol(), log_config=None, log_level="warning", access_log=False,
+                                lifespan="on")
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="napari-deepliif-server", daemon=True)
         thread.start()
@@ -155,19 +161,56 @@ class ServerHandle:
         self.stop()
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def _check_engine(engine: Any) -> None:
+    """Run ``engine`` once on a blank image, for every output, so that a model whose nets
+    cannot be read (a truncated or corrupt file) fails at start-up rather than at a request.
+
+    A DeepLIIF engine loads each net it runs before its first tile, and keeps it: this
+    loads all of them (those a request for every output needs; nets whose Seg weight is 0
+    are never run, so never read). A blank tile runs no net, so this costs only the loading.
+    """
+    import numpy as np
+
+    from napari_deepliif.rgb import MIN_EDGE
+
+    engine.infer(np.zeros((MIN_EDGE, MIN_EDGE, 3), np.uint8), outputs="all")
+
+
+def _problem_protocol() -> type:
+    """uvicorn's h11 protocol, answering requests it cannot parse with problem JSON.
+
+    h11 refuses a malformed request line or header (a non-numeric Content-Length, a bad
+    header name) before any ASGI app sees it; uvicorn's own answer is a plain-text 400.
+    Chosen explicitly, so the server behaves the same whether or not httptools is installed.
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    from napari_deepliif.server.problems import PROBLEM_MEDIA_TYPE, problem_body
+
+    class ProblemH11Protocol(H11Protocol):
+        def send_400_response(self, msg: str) -> None:
+            body = json.dumps(problem_body(400, MALFORMED_DETAIL)).encode()
+            headers = [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode()),
+                       (b"connection", b"close")]
+            for event in (h11.Response(status_code=400, headers=headers, reason=b"Bad Request"), h11.Data(data=body),
+                          h11.EndOfMessage()):
+                self.transport.write(self.conn.send(event))
+            self.transport.close()
+
+    return ProblemH11Protocol
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    """A socket bound to ``host:port`` (uvicorn listens on it), with a clear error if taken."""
+    """A socket bound to ``host:port`` (uvicorn listens on it), with a clear error if taken.
+
+    It is made with protocol ``IPPROTO_TCP``, not 0: accepted connections inherit it, and
+    asyncio sets ``TCP_NODELAY`` only on sockets whose protocol says TCP. Without it every
+    request on a kept-open connection waits ~40 ms (Nagle's algorithm against the client's
+    delayed ACK).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

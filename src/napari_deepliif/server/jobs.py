@@ -4,7 +4,7 @@ A server holds one engine on one device; :class:`JobQueue` runs its jobs one aft
 a worker thread (so the event loop keeps answering, e.g. health, while a job runs). A request
 that finds the queue full is answered 429 with ``Retry-After``. Cancelling a queued job
 answers it at once; cancelling the running one sets the ``threading.Event`` the engine checks
-between batches.
+between batches. A job whose client goes away is cancelled the same way.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,8 @@ from napari_deepliif.server.problems import Problem
 
 log = logging.getLogger(__name__)
 
+#: Seconds between two checks that the client of a waiting request is still connected.
+DISCONNECT_POLL_S = 0.1
 #: Weight of the newest job in the running mean of job durations (for Retry-After).
 _DURATION_WEIGHT = 0.3
 
@@ -77,8 +79,20 @@ class JobQueue:
         with self._condition:
             return self._running is not None or bool(self._waiting)
 
-    async def run(self, work: Callable[[threading.Event], Any], request_id: str | None = None) -> Any:
+    async def run(self, work: Callable[[threading.Event], Any], request_id: str | None = None,
+                  disconnected: Callable[[], Awaitable[bool]] | None = None) -> Any:
         """Queue ``work`` and wait for its result (exceptions are re-raised here).
+
+        Parameters
+        ----------
+        work : callable
+            Runs in the worker thread with the job's cancel event.
+        request_id : str, optional
+            The client's id for the job (for :meth:`cancel`); a random one if None.
+        disconnected : async callable, optional
+            Whether the client went away (Starlette's ``Request.is_disconnected``), asked
+            every ``DISCONNECT_POLL_S`` seconds while the job waits or runs: if so, the job
+            is cancelled, so no one's abandoned request keeps the engine busy.
 
         Raises
         ------
@@ -99,6 +113,12 @@ class JobQueue:
                               headers={"Retry-After": str(wait)})
             self._waiting.append(job)
             self._condition.notify()
+        while disconnected is not None and not job.future.done():
+            await asyncio.wait([job.future], timeout=DISCONNECT_POLL_S)
+            if not job.future.done() and await disconnected():
+                log.info("the client of %s went away: cancelling it", job.id)
+                self.cancel(job.id)
+                break
         return await job.future
 
     def cancel(self, request_id: str | None = None) -> bool:

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from napari_deepliif.errors import Cancelled, DeepLIIFError, InputImageError
+from napari_deepliif.errors import Cancelled, DeepLIIFError, InputImageError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,11 @@ def problem_for(exc: BaseException) -> Problem:
         return Problem(409, f"cancelled: {exc}" if str(exc) else "cancelled at the client's request")
     if isinstance(exc, InputImageError):
         return Problem(422, str(exc))
+    if isinstance(exc, ModelError):
+        # the server's own model failed (start-up loads its nets, so rarely): not the client's fault
+        return Problem(500, f"the server's model cannot be used: {exc}. Restart the server with a working model")
     if isinstance(exc, DeepLIIFError):
-        # the engine's other errors are about settings (resolution, region) or the model
+        # the engine's other errors are about the request's settings (resolution, region)
         return Problem(422, str(exc))
     return Problem(500, internal_detail(exc))
 

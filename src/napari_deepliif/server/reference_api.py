@@ -16,11 +16,15 @@ from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import Response
 
 from napari_deepliif.cells.postprocess import Settings
-from napari_deepliif.constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
+from napari_deepliif.constants import DEFAULT_RESOLUTION
 from napari_deepliif.regions.score import score_region
 from napari_deepliif.server.images import decode, png_base64, read_header
 from napari_deepliif.server.problems import Problem
 from napari_deepliif.server.schemas import (
+    REF_MARKER_THRESH,
+    REF_PROB_THRESH,
+    REF_SIZE_THRESH,
+    REF_SIZE_THRESH_UPPER,
     FlagQuery,
     ReferenceResponse,
     RefMarkerQuery,
@@ -39,12 +43,13 @@ SEG_REFINED, SEG_OVERLAID = "SegRefined", "SegOverlaid"
 
 
 def _thresholds(
-    prob_thresh: RefSegThreshQuery = DEFAULT_SEG_THRESH,
-    size_thresh: RefSizeQuery = "auto",
-    size_thresh_upper: RefUpperQuery = "none",
-    marker_thresh: RefMarkerQuery = "auto",
+    prob_thresh: RefSegThreshQuery = REF_PROB_THRESH,
+    size_thresh: RefSizeQuery = REF_SIZE_THRESH,
+    size_thresh_upper: RefUpperQuery = REF_SIZE_THRESH_UPPER,
+    marker_thresh: RefMarkerQuery = REF_MARKER_THRESH,
 ) -> dict[str, Any]:
-    """The reference API's threshold query parameters as ``postprocess`` keyword arguments."""
+    """The reference API's threshold query parameters, with its documented defaults, as
+    ``postprocess`` keyword arguments."""
     return {"seg_thresh": prob_thresh, "size_thresh": reference_threshold(size_thresh),
             "size_thresh_upper": reference_threshold(size_thresh_upper),
             "marker_thresh": reference_threshold(marker_thresh)}
@@ -102,7 +107,7 @@ async def infer(
         return _json({"images": {name: png_base64(a) for name, a in images.items()},
                       "scoring": reference_scoring(result.post.scoring)})
 
-    return Response(await server.jobs.run(work, request_id), media_type="application/json")
+    return Response(await server.jobs.run(work, request_id, request.is_disconnected), media_type="application/json")
 
 
 @router.post("/postprocess", response_model=ReferenceResponse,
@@ -139,4 +144,4 @@ async def postprocess_images(
         out = {SEG_OVERLAID: post.seg_overlaid(images["img"]), SEG_REFINED: post.seg_refined()}
         return _json({"images": {name: png_base64(a) for name, a in out.items()}, "scoring": reference_scoring(post.scoring)})
 
-    return Response(await server.jobs.run(work, request_id), media_type="application/json")
+    return Response(await server.jobs.run(work, request_id, request.is_disconnected), media_type="application/json")

@@ -15,23 +15,34 @@ MAX_INT = 2**31 - 1
 
 Resolution = Literal[RESOLUTIONS]  # type: ignore[valid-type]
 WholeNumber = Annotated[int, Field(ge=0, le=MAX_INT)]
+#: An upper size cap: the engine counts cells with fewer pixels than it, so 0 would count none
+#: and it refuses it.
+UpperCap = Annotated[int, Field(ge=1, le=MAX_INT)]
 
 # ---- query parameters -------------------------------------------------------------------
 
 ResolutionQuery = Annotated[Resolution, Query(description="magnification the image was scanned at; picks the tile size (512/256/128 px) and the size-threshold rules")]
 SegThreshQuery = Annotated[int, Query(ge=0, le=MAX_SEG_THRESH, description="a Seg pixel is a cell pixel if R + B > seg_thresh")]
 SizeThreshQuery = Annotated[WholeNumber | Literal["default"], Query(description="count cells with more pixels than this; 'default': the reference's KDE rule")]
-UpperQuery = Annotated[WholeNumber | Literal["default"] | None, Query(description="count cells with fewer pixels than this; 'default': 1000/4000/16000 at 10x/20x/40x; absent: no cap")]
+UpperQuery = Annotated[UpperCap | Literal["default"] | None, Query(description="count cells with fewer pixels than this; 'default': 1000/4000/16000 at 10x/20x/40x; absent: no cap")]
 MarkerQuery = Annotated[Annotated[int, Field(ge=0, le=255)] | Literal["default"] | None, Query(description="a cell whose marker value (0-255) is above this is positive; 'default': 90 % of the Marker's range; absent: not applied")]
 OriginQuery = Annotated[int, Query(ge=0, le=MAX_INT, description="added to every returned coordinate (e.g. the region's top-left pixel in the slide)")]
 DownsampleQuery = Annotated[float, Query(ge=1, le=1024, description="full-resolution pixels per pixel of the image sent: returned coordinates are (x + origin) * downsample")]
 ModalitiesQuery = Annotated[bool, Query(description="also return the engine's images (Hema, Marker, Seg, ...) as base64 PNG")]
 RequestIdQuery = Annotated[str | None, Query(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$", description="your id for this request, to cancel it with POST /api/cancel")]
 
-# the reference platform's spellings: 'auto' and 'none'
-RefSegThreshQuery = Annotated[int, Query(ge=0, le=MAX_SEG_THRESH, description="seg_thresh: a Seg pixel is a cell pixel if R + B > prob_thresh (default 120, as deepliif 1.2.7)")]
+# The reference platform's API (DeepLIIF README, "Cloud API Endpoints"; see docs/server.md):
+# its spellings ('auto', 'none'), ranges and defaults, for /api/infer and /api/postprocess only
+# (/api/score, the CLI and the widget keep the package's own, e.g. seg_thresh 120).
+REF_PROB_THRESH = 150
+REF_MAX_PROB_THRESH = 254
+REF_SIZE_THRESH = "auto"
+REF_SIZE_THRESH_UPPER = "none"
+REF_MARKER_THRESH = "auto"
+
+RefSegThreshQuery = Annotated[int, Query(ge=0, le=REF_MAX_PROB_THRESH, description="seg_thresh: a Seg pixel is a cell pixel if R + B > prob_thresh (the reference API's range and default, 150; /api/score's seg_thresh defaults to 120, as deepliif 1.2.7)")]
 RefSizeQuery = Annotated[WholeNumber | Literal["auto", "default"], Query(description="count cells with more pixels than this; 'auto' (= 'default'): the KDE rule")]
-RefUpperQuery = Annotated[WholeNumber | Literal["none", "auto", "default"], Query(description="count cells with fewer pixels than this; 'none': no cap; 'auto'/'default': 1000/4000/16000 at 10x/20x/40x")]
+RefUpperQuery = Annotated[UpperCap | Literal["none", "auto", "default"], Query(description="count cells with fewer pixels than this; 'none': no cap; 'auto'/'default': 1000/4000/16000 at 10x/20x/40x")]
 RefMarkerQuery = Annotated[Annotated[int, Field(ge=0, le=255)] | Literal["none", "auto", "default"], Query(description="a cell whose marker value is above this is positive; 'auto' (= 'default'): from the Marker's range; 'none': not applied")]
 FlagQuery = Annotated[str | None, Query(max_length=16, description="a flag: present (with any value but false/0/no/off) means on")]
 

@@ -1,31 +1,49 @@
-"""The server's token and request limits, enforced before any route runs.
+"""Who may use the server, and how much: Host check, token and request limits, enforced
+before any route runs.
 
-The token lives in ``<config dir>/server-token`` (mode 0600; the config dir is the one the
-model index uses, ``$NAPARI_DEEPLIIF_CONFIG_DIR`` or the user config dir). Every request except
-``GET /api/health`` and the OpenAPI document must send ``Authorization: Bearer <token>``.
+Every request must name this server in its ``Host`` header (a loopback name, or the address
+it was told to listen on), so a web page that rebinds its own DNS name to 127.0.0.1 cannot
+reach it. The token lives in ``<config dir>/server-token`` (mode 0600; the config dir is the
+one the model index uses, ``$NAPARI_DEEPLIIF_CONFIG_DIR`` or the user config dir). Every
+request except ``GET /api/health`` and the OpenAPI document must send
+``Authorization: Bearer <token>`` (the scheme in any case).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
+import re
 import secrets
+import socket
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.server.problems import PROBLEM_MEDIA_TYPE, Problem, problem_body
 
 log = logging.getLogger(__name__)
 
 TOKEN_FILE = "server-token"
+#: Shortest token the server accepts from the token file (a new one has 43 characters,
+#: 256 random bits); a shorter, hand-written one may be guessed.
+MIN_TOKEN_LENGTH = 32
 #: Paths answered without a token: the health check and the API description.
 PUBLIC_PATHS = frozenset({"/api/health", "/openapi.json"})
 
+#: Listen on this machine's loopback interface only, unless told otherwise.
+DEFAULT_HOST = "127.0.0.1"
 DEFAULT_MAX_REQUEST_MB = 256
 #: 8192 x 8192: a 40x field of about 2 x 2 mm. The reference web app stops at 3000 x 3000.
 DEFAULT_MAX_PIXELS = 8192 * 8192
 DEFAULT_QUEUE_SIZE = 8
+#: Addresses that mean "every interface": any IP literal may then name the server.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+#: What may follow the host in a Host header: nothing, or ":" and a port (RFC 9110 lets it be empty).
+_PORT = re.compile(r"(:[0-9]*)?")
 
 
 @dataclass(frozen=True)
@@ -62,11 +80,21 @@ def token_path() -> Path:
 
 
 def load_or_create_token() -> str:
-    """The server token, created (``secrets.token_urlsafe(32)``, file mode 0600) if missing."""
+    """The server token, created (``secrets.token_urlsafe(32)``, file mode 0600) if missing.
+
+    An existing token file that other users may read is used, with a warning (logged: the
+    command line shows it on stderr).
+
+    Raises
+    ------
+    DeepLIIFError
+        When the token in the file is shorter than ``MIN_TOKEN_LENGTH`` characters.
+    """
     path = token_path()
     if path.is_file():
         token = path.read_text(encoding="utf-8").strip()
         if token:
+            _check_token_file(path, token)
             return token
     path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
@@ -79,26 +107,121 @@ def load_or_create_token() -> str:
     return token
 
 
-class Guard:
-    """ASGI middleware: token, then media type, then body size (Content-Length, then the
-    bytes as they come).
+def _check_token_file(path: Path, token: str) -> None:
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise DeepLIIFError(f"the token in {path} has {len(token)} characters; the server needs at least "
+                            f"{MIN_TOKEN_LENGTH}, so that it cannot be guessed: delete the file and a new token is made")
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if os.name == "posix" and mode & 0o077:
+        log.warning("the token file %s can be read by other users (mode %03o): anyone who reads it can use the "
+                    "server; make it private with `chmod 600 %s`", path, mode, path)
 
-    All run before the route (and before FastAPI parses a multipart form), so a request
-    without the token, or with a body over the limit, costs no parsing.
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an IP address, IPv6 without brackets) means this machine only."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def host_name(header: str) -> str | None:
+    """The host of a ``Host`` header value, lowercased, without port or IPv6 brackets.
+
+    None when the value is not ``name[:port]`` or ``[IPv6][:port]`` (e.g. it holds user
+    information or a path).
+    """
+    if header.startswith("["):
+        name, bracket, port = header[1:].partition("]")
+        if not bracket:
+            return None
+        try:
+            ipaddress.IPv6Address(name)
+        except ValueError:
+            return None
+    else:
+        name, colon, port = header.partition(":")
+        port = colon + port
+        if not name or any(c in name for c in "@/\\[] "):
+            return None
+    return name.lower() if _PORT.fullmatch(port) else None
+
+
+class HostCheck:
+    """Which ``Host`` headers the server answers (DNS-rebinding protection, as Jupyter does).
+
+    Always: ``localhost`` and loopback IP addresses (127.0.0.1, ::1, ...), with any port.
+    Listening on another address adds it; listening on every interface (0.0.0.0, ::) adds
+    every IP address and this machine's host name. A browser names a page's own host in
+    ``Host``, so a page whose DNS name was rebound to 127.0.0.1 is refused.
+
+    Parameters
+    ----------
+    bind_host : str
+        The address (or name) the server listens on.
     """
 
-    def __init__(self, app, token: str, limits: Limits, accepted_types: dict[str, tuple[str, ...]]):
+    def __init__(self, bind_host: str):
+        bound = bind_host.strip("[]").lower()
+        self.any_ip = bound in WILDCARD_HOSTS
+        try:
+            bound = str(ipaddress.ip_address(bound))  # one spelling per address (IPv6 has several)
+        except ValueError:
+            pass
+        self.names = {"localhost", bound}
+        if self.any_ip:
+            self.names.add(socket.gethostname().lower())
+
+    def accepts(self, header: str) -> bool:
+        """Whether a request with this ``Host`` header value is for this server."""
+        name = host_name(header)
+        if name is None:
+            return False
+        try:
+            address = ipaddress.ip_address(name)
+        except ValueError:
+            return name in self.names
+        return self.any_ip or address.is_loopback or str(address) in self.names
+
+
+def bearer_token(header: bytes) -> bytes | None:
+    """The credentials of an ``Authorization: Bearer <token>`` header; the scheme is
+    case-insensitive (RFC 9110 section 11.1). None for another scheme."""
+    scheme, _, credentials = header.partition(b" ")
+    return credentials.strip(b" ") if scheme.lower() == b"bearer" else None
+
+
+class Guard:
+    """ASGI middleware: Host, then token, then media type, then body size (Content-Length,
+    then the bytes as they come).
+
+    All run before the route (and before FastAPI parses a multipart form), so a request
+    for another host, without the token, or with a body over the limit, costs no parsing.
+    """
+
+    def __init__(self, app, token: str, limits: Limits, accepted_types: dict[str, tuple[str, ...]],
+                 hosts: HostCheck):
         self.app = app
-        self.expected = f"Bearer {token}".encode()
+        self.token = token.encode()
         self.limits = limits
         self.accepted_types = accepted_types
+        self.hosts = hosts
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or ())
-        if scope["path"] not in PUBLIC_PATHS and not secrets.compare_digest(headers.get(b"authorization", b""), self.expected):
+        host = headers.get(b"host", b"").decode("latin-1")
+        if not self.hosts.accepts(host):
+            await _send_problem(send, 400, f"Host {host or '(none)'!r} is not this server: send the address "
+                                "the server listens on (http://127.0.0.1:PORT or http://localhost:PORT); other "
+                                "names are refused so that web pages cannot reach the server (DNS rebinding)")
+            return
+        if scope["path"] not in PUBLIC_PATHS and not secrets.compare_digest(
+                bearer_token(headers.get(b"authorization", b"")) or b"", self.token):
             reason = "wrong token" if b"authorization" in headers else "no Authorization header"
             await _send_problem(send, 401, f"{reason}: send 'Authorization: Bearer <token>'; "
                                 "`napari-deepliif token` prints the token", {"www-authenticate": "Bearer"})
@@ -111,15 +234,10 @@ class Guard:
             return
         limit = self.limits.max_request_bytes
         length = headers.get(b"content-length")
-        if length is not None:
-            try:
-                declared = int(length)
-            except ValueError:
-                await _send_problem(send, 400, f"Content-Length {length.decode('latin-1')!r} is not a number")
-                return
-            if declared > limit:
-                await _send_problem(send, 413, _too_large(declared, limit))
-                return
+        # h11 (see handle.py) answers a Content-Length that is not a number itself, as problem JSON
+        if length is not None and int(length) > limit:
+            await _send_problem(send, 413, _too_large(int(length), limit))
+            return
         received = 0
 
         async def counted_receive():

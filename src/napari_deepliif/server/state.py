@@ -16,14 +16,14 @@ from napari_deepliif.server.security import Limits
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ProblemDetails, "description": text}
     for status, text in {
-        400: "malformed request",
+        400: "malformed request, or a Host header that does not name this server",
         401: "missing or wrong token",
         409: "cancelled (POST /api/cancel), or a request_id already in use",
         413: "request body larger than the server's limit",
         415: "wrong Content-Type",
         422: "bad image or parameters (unreadable or truncated image, grayscale, 16-bit, too many pixels)",
         429: "queue full: retry after the Retry-After header's seconds",
-        500: "internal error, with a traceback summary",
+        500: "a fault of the server: its model cannot be read, or an internal error (with a traceback summary)",
         503: "the server is shutting down",
     }.items()
 }

@@ -24,7 +24,7 @@ DISPLAY_FIXTURES = frozenset({"qapp", "qtbot", "make_napari_viewer", "make_napar
 #: Tests that start Qt in a subprocess, so no fixture tells (better: ``@pytest.mark.needs_display``
 #: in the test module itself, which is another engineer's file today).
 DISPLAY_TESTS = frozenset({"test_widget.py::test_opening_the_widget_does_not_import_torch"})
-#: Fixtures that compile and run the QuPath extension's Java core (tests/test_qupath_core.py).
+#: Fixtures that compile and run the QuPath extension's Java core (tests/test_qupath_regions.py).
 JDK_FIXTURES = frozenset({"junit_run"})
 #: The jars qupath-extension/ci/test-core.sh compiles and runs against (Debian's packages).
 JAVA_JARS = ("gson.jar", "jts-core.jar", "junit-jupiter-api.jar", "junit-jupiter-params.jar", "opentest4j.jar",

@@ -6,13 +6,16 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 from conftest import read_rgb
 
 from napari_deepliif.cli.main import main
 
+SCORE_SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "score.schema.json").read_text())
 REFERENCE_KEYS = ["num_total", "num_pos", "num_neg", "percent_pos", "seg_thresh", "size_thresh", "size_thresh_upper", "marker_thresh"]
 
 
@@ -39,9 +42,12 @@ def test_score_sample_uses_the_stain_engine_when_no_model_is_installed(tmp_path,
     folder = tmp_path / "out" / "ihc_colon_fhl2"
     names = {p.name for p in folder.iterdir()}
     assert {"Hema.png", "Marker.png", "Seg.png", "SegRefined.png", "SegOverlaid.png", "score.json", "cells.geojson", "cells.csv", "labels.tif"} <= names
-    score = json.loads((folder / "score.json").read_text())
-    assert list(score)[: len(REFERENCE_KEYS)] == REFERENCE_KEYS
-    assert score["engine"] == "stain" and score["num_total"] > 20
+    record = json.loads((folder / "score.json").read_text())
+    jsonschema.validate(record, SCORE_SCHEMA)
+    score = record["scoring"]
+    assert list(score) == REFERENCE_KEYS
+    assert record["provenance"]["engine"] == "stain" and score["num_total"] > 20
+    assert record["placement"]["image"] == "ihc_colon_fhl2" and record["placement"]["downsample"] == 1
     features = json.loads((folder / "cells.geojson").read_text())["features"]
     assert len(features) == score["num_total"]
     assert sum(f["properties"]["classification"] == "Positive" for f in features) == score["num_pos"]
@@ -55,8 +61,11 @@ def test_score_roi_with_a_model_offsets_cells_into_full_image_pixels(shared_dir,
     args = ["score", str(image), "--model", str(fit_model_dir), "--resolution", "20x", "--roi", "400,300,256,200", "--out", str(tmp_path)]
     assert main(args) == 0
     folder = tmp_path / "ROI_1"
-    score = json.loads((folder / "score.json").read_text())
-    assert score["engine"] == "deepliif" and score["model"] == "deepliif-fit-ngf8" and score["model_hash"]
+    record = json.loads((folder / "score.json").read_text())
+    jsonschema.validate(record, SCORE_SCHEMA)
+    score, provenance = record["scoring"], record["provenance"]
+    assert provenance["engine"] == "deepliif" and provenance["model"] == "deepliif-fit-ngf8" and provenance["model_hash"]
+    assert record["placement"]["region"] == [400, 300, 256, 200]
     # the images cover the ROI and a tile (256 px at 20x) of context, where cells crossing
     # the ROI's edge are found whole; a cell counts when its centroid lies in the ROI
     assert read_rgb(folder / "SegOverlaid.png").shape == (200 + 2 * 256, 256 + 2 * 256, 3)
@@ -73,7 +82,7 @@ def test_postprocess_reproduces_the_reference_scoring(shared_dir, tmp_path):
     args = ["postprocess", str(orig), "--seg", str(case / "Seg.png"), "--marker", str(case / "mod4-Marker.png"), "--resolution", "40x", "--out", str(tmp_path)]
     assert main(args) == 0
     folder = tmp_path / "roi1_crop_700x600"
-    ours = json.loads((folder / "score.json").read_text())
+    ours = json.loads((folder / "score.json").read_text())["scoring"]
     reference = json.loads((case / "scoring.json").read_text())
     assert {k: ours[k] for k in reference} == reference
     np.testing.assert_array_equal(read_rgb(folder / "SegRefined.png"), read_rgb(case / "SegRefined.png"))
@@ -87,7 +96,7 @@ def test_postprocess_threshold_options(shared_dir, tmp_path):
     args = ["postprocess", str(case / "orig.png"), "--seg", str(case / "seg.png"), "--marker", str(case / "marker.png"),
             "--resolution", "40x", "--seg-thresh", "150", "--size-thresh", "30", "--marker-thresh", "default", "--out", str(tmp_path)]
     assert main(args) == 0
-    score = json.loads((tmp_path / "orig" / "score.json").read_text())
+    score = json.loads((tmp_path / "orig" / "score.json").read_text())["scoring"]
     assert score["seg_thresh"] == 150 and score["size_thresh"] == 30 and isinstance(score["marker_thresh"], int)
 
 

@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 #: One module of each kind: the napari reader in a viewer (make_napari_viewer) and the QuPath
 #: extension's Java core (JUnit); 1 + 3 tests.
-MODULES = ("tests/test_slides_napari.py", "tests/test_qupath_core.py")
+MODULES = ("tests/test_slides_napari.py", "tests/test_qupath_regions.py")
 
 
 def run_pytest(tmp_path: Path, ci: bool) -> subprocess.CompletedProcess:

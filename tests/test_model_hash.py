@@ -84,7 +84,7 @@ def test_same_files_elsewhere_give_the_same_hash(model_copy: Path, tmp_path: Pat
 
 
 def test_file_hashes_are_cached_by_size_and_mtime(model_copy: Path, user_model_dirs, monkeypatch: pytest.MonkeyPatch) -> None:
-    from napari_deepliif import model_hash as mh
+    from napari_deepliif.models import hash as mh
 
     first = model_hash(model_copy)
     # the cache lives in the cache dir, moved like the others by NAPARI_DEEPLIIF_CACHE_DIR
@@ -117,7 +117,7 @@ def test_slide_run_refuses_changed_weights(shared_dir: Path, model_copy: Path, t
     options = dict(resolution="20x", chunk_size=224, geojson=False)
     if stop == "finished":
         first = score_slide(load_engine("deepliif", model_copy, device="cpu"), slide, out, **options)
-        assert first["status"] == "done"
+        assert first["run"]["status"] == "done"
     else:
         def one_chunk_done() -> bool:
             record = RunRecord.load(out / STORE_NAME)
@@ -133,4 +133,4 @@ def test_slide_run_refuses_changed_weights(shared_dir: Path, model_copy: Path, t
     # --overwrite scores it again with the new weights
     again = score_slide(engine, slide, out, overwrite=True, **options)
     assert again["provenance"]["model_hash"] == engine.model_hash
-    assert "skipped" not in again
+    assert "skipped" not in again["run"]

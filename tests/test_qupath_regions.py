@@ -77,13 +77,20 @@ def test_junit_core_tests_pass_against_the_real_server(junit_run: dict) -> None:
     assert "ServerClientTest" in output and "RoundTripTest" in output, "the server tests did not run"
 
 
-def engine_cells(image: np.ndarray, region: tuple[int, int, int, int]):
-    """Counted cells of the region core's ``score_region(image, region=region)``: level-0 polygon
-    centroids (table centroid + 0.5, the GeoJSON pixel-corner convention), positive flags and areas."""
-    result = score_region(load_engine("stain"), image, region=region)
+def engine_cells(image: np.ndarray, region: tuple[int, int, int, int], uploaded: bool = False):
+    """Counted cells of the region core's ``score_region(image, region=region)`` (for an upload:
+    of the uploaded pixels alone, all the server sees): level-0 polygon centroids (table
+    centroid + 0.5, the GeoJSON pixel-corner convention), positive flags and areas."""
+    if uploaded:
+        x, y, w, h = region
+        result = score_region(load_engine("stain"), image[y : y + h, x : x + w])
+        offset = np.array([x, y], float)
+    else:
+        result = score_region(load_engine("stain"), image, region=region)
+        offset = np.zeros(2)
     post = result.post
     counted = np.asarray(post.counted)
-    centroids = post.table.centroid_xy[counted] + 0.5 + np.asarray(result.origin, float)
+    centroids = post.table.centroid_xy[counted] + 0.5 + np.asarray(result.origin, float) + offset
     return centroids, np.asarray(post.positive)[counted], np.asarray(post.table.area)[counted]
 
 
@@ -97,7 +104,7 @@ def assert_same_cells_in_outline(data: dict, image: np.ndarray, what: str) -> No
     outline = wkt.loads(data["roi_wkt"])
     x0, y0, x1, y1 = outline.bounds
     bounds = (int(np.floor(x0)), int(np.floor(y0)), int(np.ceil(x1) - np.floor(x0)), int(np.ceil(y1) - np.floor(y0)))
-    centroids, positive, areas = engine_cells(image, bounds)
+    centroids, positive, areas = engine_cells(image, bounds, uploaded=data["uploaded"])
     inside = contains_xy(outline, centroids[:, 0], centroids[:, 1])
     near = np.array([outline.boundary.distance(Point(c)) < BOUNDARY for c in centroids], bool).reshape(-1)
     java = data["cells"]

@@ -14,7 +14,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 #: The two sub-commands on a parser of their own (cli.py registers them the same way).
-RUN = ("import argparse, sys; from napari_deepliif import cli_server; p = argparse.ArgumentParser(); "
+RUN = ("import argparse, sys; from napari_deepliif.cli import serve as cli_server; p = argparse.ArgumentParser(); "
        "cli_server.add_parser(p.add_subparsers()); a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))")
 
 

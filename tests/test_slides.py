@@ -278,7 +278,7 @@ def test_damaged_seg_chunk_is_named_and_only_its_chunks_recomputed(scored, tmp_p
     assert done == set(boxes)
     touching = sum(y1 > 1024 and x0 < 1024 for _, y1, x0, _ in boxes.values())
     assert 0 < touching < len(boxes)
-    assert record["chunks_resumed"] == len(boxes) - touching
+    assert record["run"]["chunks_resumed"] == len(boxes) - touching
     pristine = zarr.open_group(str(scored[1] / "result.ome.zarr"), mode="r")
     again = zarr.open_group(str(store), mode="r")
     for name in ("Seg", "Marker"):
@@ -301,5 +301,5 @@ def test_truncated_score_json_is_scored_again(scored, tmp_path: Path, fit_model_
     with caplog.at_level(logging.WARNING):
         record = score_slide(engine, slide, copy, resolution="20x", region=REGION_20X, chunk_size=448, geojson=False)
     assert str(copy / "score.json") in caplog.text
-    assert "skipped" not in record and record["scoring"] == first["scoring"]
-    assert record["tiles_run"] == 0  # every chunk was verified and resumed
+    assert "skipped" not in record["run"] and record["scoring"] == first["scoring"]
+    assert record["run"]["tiles_run"] == 0  # every chunk was verified and resumed

@@ -84,7 +84,8 @@ def test_score_slide_writes_cells_labels_and_annotation_scores(shared_dir: Path,
     root = zarr.open_group(str(out / "result.ome.zarr"), mode="r")
     seg, marker = store_arrays(root)
     one = postprocess(np.asarray(seg[:, :]), np.asarray(marker[:, :]), resolution="10x", marker_thresh="default")
-    assert record["scoring"] == one.scoring and record["provenance"]["resolution"] == "10x"
+    assert record["scoring"] == one.scoring and record["placement"]["resolution"] == "10x"
+    assert record["placement"]["downsample"] == 2 and record["placement"]["mpp"] == 1.0
     # labels: the one-pass label image, as a pyramid
     labels = root["Seg/labels/cells"]
     np.testing.assert_array_equal(labels["0"][:], one.labels())
@@ -96,11 +97,14 @@ def test_score_slide_writes_cells_labels_and_annotation_scores(shared_dir: Path,
     assert len(rows) == len(one.table)
     assert float(rows[5]["centroid_x"]) == pytest.approx(2 * one.table.centroid_xy[5, 0] + 0.5)
     assert float(rows[5]["bbox_y1"]) == 2 * one.table.bbox[5, 2]
-    assert rows[5]["class"] == ("Positive" if one.positive[5] else "Negative")
+    assert rows[5]["class"] == ("Uncounted" if not one.counted[5] else "Positive" if one.positive[5] else "Negative")
     features = json.loads((out / "cells.geojson").read_text())["features"]
     assert len(features) == len(one.table)
     props = features[0]["properties"]
-    assert props["objectType"] == "detection" and props["classification"] in ("Positive", "Negative")
+    assert props["objectType"] == "detection" and props["classification"] in ("Positive", "Negative", "Uncounted")
+    # counting Positive and Negative detections, as a QuPath user would, reproduces the score
+    classes = [f["properties"]["classification"] for f in features]
+    assert (classes.count("Positive"), classes.count("Negative")) == (one.scoring["num_pos"], one.scoring["num_neg"])
     assert props["measurements"]["Cell id"] == 1 and props["measurements"]["Area px"] == one.table.area[0]
     ring = np.asarray(features[0]["geometry"]["coordinates"][0])
     y0, x0, y1, x1 = one.table.bbox[0]
@@ -109,10 +113,10 @@ def test_score_slide_writes_cells_labels_and_annotation_scores(shared_dir: Path,
     # level-0 x = 1024 (scored centre 511.5) and outside the hole
     cx, cy = one.table.centroid_xy.T
     inside = (cx < 511.5) & ~((cx > 99.5) & (cx < 199.5) & (cy > 199.5) & (cy < 299.5))
-    left = record["annotations"]["left"]
+    left = record["regions"]["left"]
     assert left["num_total"] == int((one.counted & inside).sum())
     assert left["num_pos"] == int((one.counted & one.positive & inside).sum())
     assert left["area_mm2"] == pytest.approx((512 * 768 - 100 * 100) * 1e-6)
     # a rerun with the same settings is skipped
     assert score_slide(load_engine("stain"), slide, out, resolution="10x", chunk_size=384,
-                       annotations=tmp_path / "a.geojson", marker_thresh="default")["skipped"]
+                       annotations=tmp_path / "a.geojson", marker_thresh="default")["run"]["skipped"]

@@ -4,7 +4,9 @@ real HTTP on loopback)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 from test_widget import choose_stain, private_model_dirs, run_and_wait, widget  # noqa: E402,F401
@@ -24,9 +26,13 @@ def test_export_writes_score_cells_labels_and_modalities(widget, qtbot, tmp_path
     qtbot.waitUntil(lambda: widget.settings["size_thresh"] != "default", timeout=3000)
     widget.export(tmp_path / "out")
     record = json.loads((tmp_path / "out" / "score.json").read_text())
-    assert record["num_total"] == widget.post.scoring["num_total"]
-    assert record["size_thresh"] == widget.post.scoring["size_thresh"]
-    assert "stain" in json.dumps(record)
+    schema = json.loads((Path(__file__).resolve().parents[1] / "docs" / "score.schema.json").read_text())
+    jsonschema.validate(record, schema)
+    assert record["scoring"] == widget.post.scoring
+    assert record["provenance"]["engine"] == "stain" and record["placement"]["image"] == "ihc"
+    # the pixels the ROI touches (10..300) are the region whose cells count
+    assert record["placement"]["region"] == [10, 10, 291, 291]
+    assert set(record["regions"]) == {"ROI 1"}
     geo = json.loads((tmp_path / "out" / "cells.geojson").read_text())
     assert len(geo["features"]) == widget.post.scoring["num_total"]
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / "labels.tif"), widget.post.labels())

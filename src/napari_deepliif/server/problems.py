@@ -107,7 +107,7 @@ def install_handlers(app: FastAPI) -> None:
             detail = f"no endpoint at {request.url.path}; see /openapi.json for the API"
         elif not isinstance(exc, Problem) and exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}; see /openapi.json"
-        return problem_response(exc.status_code, detail, exc.headers)
+        return problem_response(exc.status_code, detail, exc.headers, getattr(exc, "problem_type", "about:blank"))
 
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         reasons = []

@@ -132,15 +132,14 @@ def _publisher(slide: str) -> Callable[[str, int, int], None]:
 
 
 def summary_row(slide: Path, out: Path, record: dict) -> dict:
-    """A summary CSV row from a slide's score record."""
-    provenance = record.get("provenance", {})
-    return {**dict.fromkeys(SUMMARY_COLUMNS), "slide": slide.name, "status": record.get("status"),
+    """A summary CSV row from a slide's score record (or a failure's ``{"run": {...}}``)."""
+    run, provenance, placement = (record.get(k, {}) for k in ("run", "provenance", "placement"))
+    return {**dict.fromkeys(SUMMARY_COLUMNS), "slide": slide.name, "status": run.get("status"),
             **record.get("scoring", {}),
             "engine": provenance.get("engine"), "model": provenance.get("model"),
-            "resolution": provenance.get("resolution"), "mpp": provenance.get("mpp"),
-            "tiles_run": record.get("tiles_run"), "tiles_skipped": record.get("tiles_skipped"),
-            "cells_truncated": record.get("cells_truncated"), "seconds": record.get("seconds"),
-            "skipped": bool(record.get("skipped")), "out": str(out), "error": record.get("error")}
+            "resolution": placement.get("resolution"), "mpp": placement.get("mpp"),
+            **{k: run.get(k) for k in ("tiles_run", "tiles_skipped", "cells_truncated", "seconds", "error")},
+            "skipped": bool(run.get("skipped")), "out": str(out)}
 
 
 def score_one(slide: str, out: str, options: BatchOptions) -> dict:
@@ -160,10 +159,10 @@ def score_one(slide: str, out: str, options: BatchOptions) -> dict:
                              progress=_publisher(slide_path.name), **options.thresholds)
     except DeepLIIFError as exc:  # a bad slide (unreadable, no pixel size...): reported, the batch goes on
         log.error("%s failed: %s", slide_path.name, exc)
-        record = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        record = {"run": {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}}
     except Exception as exc:  # an unexpected failure of one slide must not stop the batch either
         log.exception("%s failed", slide_path.name)
-        record = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        record = {"run": {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}}
     return summary_row(slide_path, out_path, record)
 
 

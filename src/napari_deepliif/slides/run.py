@@ -126,7 +126,7 @@ def score_slide(
                "engine": engine.name, "model_hash": engine.model_hash, **thresholds}
     if not overwrite and (done := finished(out, request)) is not None:
         log.info("%s: already scored, skipped", Path(path).name)
-        return {**done, "skipped": True}
+        return {**done, "run": {**done["run"], "skipped": True}}
     started = time.perf_counter()
     store = out / STORE_NAME
 

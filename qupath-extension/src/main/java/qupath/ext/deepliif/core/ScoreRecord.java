@@ -19,6 +19,9 @@ import com.google.gson.JsonObject;
  */
 public record ScoreRecord(Scoring scoring, Map<String, String> provenance, Placement placement) {
 
+    /** The version of the server's score record this extension reads (docs/score-format.md). */
+    public static final int FORMAT_VERSION = 1;
+
     /**
      * Counts and the thresholds the server used.
      *
@@ -89,6 +92,9 @@ public record ScoreRecord(Scoring scoring, Map<String, String> provenance, Place
      *                           missing or malformed (an older server sends another layout)
      */
     public static ScoreRecord fromJson(JsonObject score) throws DeepLIIFException {
+        if (!score.has("format_version") || score.get("format_version").getAsInt() != FORMAT_VERSION)
+            throw new DeepLIIFException(0, "Unexpected answer", "The server's score record is not of format version "
+                    + FORMAT_VERSION + ". Update napari-deepliif (or this extension) so that both speak the same format.");
         try {
             JsonObject s = object(score, "scoring");
             JsonObject p = object(score, "placement");
@@ -102,8 +108,9 @@ public record ScoreRecord(Scoring scoring, Map<String, String> provenance, Place
                     ServerHealth.string(p, "resolution"), origin.get(0).getAsDouble(), origin.get(1).getAsDouble(),
                     shape.get(1).getAsInt(), shape.get(0).getAsInt());
             Map<String, String> provenance = new LinkedHashMap<>();
+            // names and numbers only: the engine's whole-image statistics are an object
             for (Map.Entry<String, JsonElement> e : object(score, "provenance").entrySet())
-                if (!e.getValue().isJsonNull())
+                if (e.getValue().isJsonPrimitive())
                     provenance.put(e.getKey(), e.getValue().getAsString());
             return new ScoreRecord(scoring, Collections.unmodifiableMap(provenance), placement);
         } catch (NullPointerException | IllegalStateException | UnsupportedOperationException | ClassCastException

@@ -33,11 +33,14 @@ final class Answers {
         double percent = ScoreRecord.Scoring.percent(positive, total);
         String text = String.format(Locale.ROOT, """
                 {"type": "FeatureCollection", "features": [%s],
-                 "score": {"scoring": {"num_total": %d, "num_pos": %d, "num_neg": %d, "percent_pos": %s,
+                 "score": {"format": "napari-deepliif/score", "format_version": 1,
+                           "scoring": {"num_total": %d, "num_pos": %d, "num_neg": %d, "percent_pos": %s,
                                        "seg_thresh": 120, "size_thresh": 31, "size_thresh_upper": null, "marker_thresh": 90},
-                           "provenance": {"engine": "stain", "model": null, "model_hash": null, "version": "0.2.0"},
+                           "provenance": {"engine": "stain", "model": null, "model_hash": null, "version": "0.2.0",
+                                          "statistics": {"stain_threshold": 0.3}},
                            "placement": {"level": 1, "downsample": %s, "mpp": 0.5, "resolution": "20x",
-                                         "origin": [50, 40], "shape": [300, 400]}}}""",
+                                         "origin": [50, 40], "shape": [300, 400], "region": null},
+                           "regions": {}, "run": {}}}""",
                 String.join(",", cells), total, positive, total - positive, percent, downsample);
         return JsonParser.parseString(text).getAsJsonObject();
     }

@@ -40,7 +40,7 @@ def test_merged_cells_equal_one_pass(seg_marker: tuple[np.ndarray, np.ndarray]) 
     bbox = one.table.bbox
     crossing = ((bbox[:, 0] // 200) != ((bbox[:, 2] - 1) // 200)) | ((bbox[:, 1] // 200) != ((bbox[:, 3] - 1) // 200))
     assert crossing.sum() > 30
-    assert merged.truncated == 0
+    assert merged.regrown == 0
     for name in TABLE_FIELDS:
         np.testing.assert_array_equal(getattr(merged.table, name), getattr(one.table, name), err_msg=name)
     np.testing.assert_array_equal(merged.first_pixel, one.cells.first_pixels())
@@ -51,11 +51,21 @@ def test_merged_cells_equal_one_pass(seg_marker: tuple[np.ndarray, np.ndarray]) 
         merged.rescore(seg_thresh=100)
 
 
-def test_cells_larger_than_the_margin_are_reported(seg_marker, caplog) -> None:
+def test_cells_larger_than_the_margin_are_found_whole(seg_marker, caplog) -> None:
     seg, marker = seg_marker
-    with caplog.at_level(logging.WARNING):
-        merged = find_slide_cells(seg, marker, resolution="20x", core=200, margin=3)
-    assert merged.truncated > 0 and "larger margin" in caplog.text
+    seg = seg.copy()
+    # a clump far larger than the margin, across two core borders (as a 94,937 px clump cut at a
+    # chunk edge once moved the default size threshold), with a hole
+    seg[150:420, 120:300] = (255, 0, 0)
+    seg[250:260, 200:210] = 0
+    one = postprocess(seg, marker, resolution="20x", marker_thresh="default")
+    with caplog.at_level(logging.INFO):
+        merged = find_slide_cells(seg, marker, resolution="20x", marker_thresh="default", core=200, margin=3)
+    assert merged.regrown > 0 and "found whole" in caplog.text
+    assert one.table.area.max() >= 270 * 180
+    for name in TABLE_FIELDS:
+        np.testing.assert_array_equal(getattr(merged.table, name), getattr(one.table, name), err_msg=name)
+    assert merged.scoring == one.scoring
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -120,3 +130,26 @@ def test_score_slide_writes_cells_labels_and_annotation_scores(shared_dir: Path,
     # a rerun with the same settings is skipped
     assert score_slide(load_engine("stain"), slide, out, resolution="10x", chunk_size=384,
                        annotations=tmp_path / "a.geojson", marker_thresh="default")["run"]["skipped"]
+
+
+def test_a_clump_larger_than_the_margin_is_painted_and_outlined_whole(seg_marker, tmp_path: Path) -> None:
+    from shapely.geometry import shape as geometry
+
+    from napari_deepliif.slides import omezarr
+    from napari_deepliif.slides.export import write_labels_and_outlines
+
+    seg, marker = seg_marker
+    seg = seg.copy()
+    seg[150:420, 120:300] = (255, 0, 0)  # across two core borders of 200 px
+    one = postprocess(seg, marker, resolution="20x")
+    root = omezarr.create_store(tmp_path / "s.ome.zarr", ("Seg", "Marker"), seg.shape[:2], 0.5,
+                                {"region": None, "downsample": 1.0, "mpp": 0.5})
+    root["Seg"]["0"][:] = np.moveaxis(seg, -1, 0)
+    root["Marker"]["0"][:] = np.moveaxis(marker, -1, 0)
+    cells = find_slide_cells(*store_arrays(root), resolution="20x", core=200, margin=3)
+    write_labels_and_outlines(root, cells, tmp_path / "cells.geojson", core=200, margin=3)
+    np.testing.assert_array_equal(root["Seg/labels/cells"]["0"][:], one.labels())
+    features = json.loads((tmp_path / "cells.geojson").read_text())["features"]
+    assert len(features) == len(one.table)
+    areas = sorted(round(geometry(f["geometry"]).area) for f in features)
+    assert areas == sorted(one.table.area.tolist()) and areas[-1] >= 270 * 180

@@ -36,7 +36,7 @@ PROGRESS_INTERVAL = 1.0
 SUMMARY_NAME = "summary.csv"
 SUMMARY_COLUMNS = ("slide", "status", "num_total", "num_pos", "num_neg", "percent_pos", "seg_thresh", "size_thresh",
                    "size_thresh_upper", "marker_thresh", "engine", "model", "resolution", "mpp", "tiles_run",
-                   "tiles_skipped", "cells_truncated", "seconds", "skipped", "out", "error")
+                   "tiles_skipped", "cells_regrown", "seconds", "skipped", "out", "error")
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def summary_row(slide: Path, out: Path, record: dict) -> dict:
             **record.get("scoring", {}),
             "engine": provenance.get("engine"), "model": provenance.get("model"),
             "resolution": placement.get("resolution"), "mpp": placement.get("mpp"),
-            **{k: run.get(k) for k in ("tiles_run", "tiles_skipped", "cells_truncated", "seconds", "error")},
+            **{k: run.get(k) for k in ("tiles_run", "tiles_skipped", "cells_regrown", "seconds", "error")},
             "skipped": bool(run.get("skipped")), "out": str(out)}
 
 

@@ -3,13 +3,13 @@
 Merging rule: the image is cut into core squares; each core is read with a margin around it
 and its cells are found there (:func:`napari_deepliif.cells.find.find_cells`, the reference's
 rules). A cell is kept by the chunk whose core holds its first pixel (raster order), so
-every cell is kept exactly once and whole. A cell's table row depends only on its own pixels
-and holes, so as long as a cell fits within the margin it is found exactly as a single pass
-over the whole image finds it; ids are then given in raster order of first pixels, as a
-single pass gives them. Limit: a cell (with its holes) reaching more than ``margin`` pixels
-left, right or below its first pixel touches the window edge and may be cut; such cells are
-counted in :attr:`SlideCells.truncated` and logged. The default margin (half a tile: 256 px
-at 40x) exceeds the reference's largest counted cell (16,000 px at 40x, about 140 px across).
+every cell is kept exactly once. A cell's table row depends only on its own pixels and
+holes, so a cell that does not touch its window's edge is found exactly as a single pass
+over the whole image finds it. A cell that does touch it (larger than the margin) may be
+cut there: it is found again in a window grown around it until it no longer touches that
+window's edge (:func:`whole_cell`), and kept by the window whose core holds its true first
+pixel. So the table equals a single pass over the whole image, whatever the cells' size;
+ids are then given in raster order of first pixels, as a single pass gives them.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from napari_deepliif.constants import (
 )
 from napari_deepliif.errors import InputImageError
 from napari_deepliif.resolution import tile_size_for
+from napari_deepliif.rgb import MIN_EDGE
 from napari_deepliif.slides.readers import ChannelsLast
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,8 @@ class SlideCells:
         Counts of marker values (max of R, G, B) over the image; None without a Marker.
     settings : Settings
         Postprocessing settings as asked for.
-    truncated : int
-        Cells that reached a window edge (larger than the margin; see module docstring).
+    regrown : int
+        Cells found again in a grown window (larger than the margin; see module docstring).
     overrides, counted, positive, scoring
         As :class:`napari_deepliif.cells.postprocess.PostprocessResult`.
     """
@@ -111,7 +112,7 @@ class SlideCells:
     shape: tuple[int, int]
     marker_histogram: np.ndarray | None
     settings: Settings
-    truncated: int = 0
+    regrown: int = 0
     overrides: dict[int, Override] = field(default_factory=dict)
     counted: np.ndarray = field(default=None, repr=False)
     positive: np.ndarray = field(default=None, repr=False)
@@ -163,11 +164,47 @@ def _shifted_centroids(table: CellTable, rows: np.ndarray, window: Window) -> np
     return sums / area
 
 
-def _edge_touching(cells: CellMap, window: Window, shape: tuple[int, int]) -> np.ndarray:
+def edge_touching(cells: CellMap, window: Window, shape: tuple[int, int]) -> np.ndarray:
+    """(n,) bool: which cells of a window touch one of its edges that is not the image's."""
     y0, y1, x0, x1 = window
     bbox = cells.table.bbox
     return (((bbox[:, 1] == 0) & (x0 > 0)) | ((bbox[:, 3] == x1 - x0) & (x1 < shape[1]))
             | ((bbox[:, 2] == y1 - y0) & (y1 < shape[0])) | ((bbox[:, 0] == 0) & (y0 > 0)))
+
+
+def whole_cell(seg: Any, marker: Any | None, seed: tuple[int, int], bbox: np.ndarray, shape: tuple[int, int],
+               margin: int, seg_thresh: int) -> tuple[CellMap, int, Window]:
+    """The cell holding pixel ``seed`` (y, x), found whole: in a window grown around ``bbox``
+    ((min_row, min_col, max_row, max_col) of what is known of it, image pixels) until the
+    cell no longer touches the window's edge (or the window is the image).
+
+    Returns
+    -------
+    (CellMap, int, Window)
+        The window's cells, the cell's row in their table, and the window.
+    """
+    height, width = shape
+    grow = max(int(margin), MIN_EDGE)  # a window is at least MIN_EDGE px on a side
+    box = [int(v) for v in bbox]
+    while True:
+        window = (max(0, box[0] - grow), min(height, box[2] + grow), max(0, box[1] - grow), min(width, box[3] + grow))
+        cells, _ = window_cells(seg, marker, window, seg_thresh)
+        label = cells.label_at(seed[0] - window[0], seed[1] - window[2])
+        row = int(np.flatnonzero(cells.table.id == label)[0])
+        if not edge_touching(cells, window, shape)[row]:
+            return cells, row, window
+        t = cells.table.bbox[row]
+        box = [t[0] + window[0], t[1] + window[2], t[2] + window[0], t[3] + window[2]]
+        grow *= 2
+
+
+def _rows(table: CellTable, rows: np.ndarray, first: np.ndarray, window: Window) -> dict[str, np.ndarray]:
+    """Table rows ``rows`` of a window moved to image coordinates (``first``: their first
+    pixels in image coordinates)."""
+    return {"first": first, "area": table.area[rows], "centroid": _shifted_centroids(table, rows, window),
+            "bbox": table.bbox[rows] + (window[0], window[2], window[0], window[2]),
+            "n_positive_px": table.n_positive_px[rows], "n_negative_px": table.n_negative_px[rows],
+            "positive": table.positive[rows], "marker": table.marker[rows]}
 
 
 def find_slide_cells(
@@ -202,24 +239,36 @@ def find_slide_cells(
     boxes = list(windows(shape, core, margin))
     parts: list[dict[str, np.ndarray]] = []
     histogram = np.zeros(256, np.int64) if marker is not None else None
-    truncated = 0
+    suspects: list[tuple[tuple[int, int], np.ndarray]] = []
     for done, (inner, window) in enumerate(boxes):
         cells, pixels = window_cells(seg, marker, window, settings.seg_thresh)
         first = cells.first_pixels() + (window[0], window[2])
         own = ((first[:, 0] >= inner[0]) & (first[:, 0] < inner[1])
                & (first[:, 1] >= inner[2]) & (first[:, 1] < inner[3]))
-        truncated += int(np.count_nonzero(own & _edge_touching(cells, window, shape)))
+        cut = own & edge_touching(cells, window, shape)
         t = cells.table
-        parts.append({"first": first[own], "area": t.area[own], "centroid": _shifted_centroids(t, own, window),
-                      "bbox": t.bbox[own] + (window[0], window[2], window[0], window[2]),
-                      "n_positive_px": t.n_positive_px[own], "n_negative_px": t.n_negative_px[own],
-                      "positive": t.positive[own], "marker": t.marker[own]})
+        keep = own & ~cut
+        parts.append(_rows(t, keep, first[keep], window))
+        for row in np.flatnonzero(cut):
+            suspects.append(((int(first[row, 0]), int(first[row, 1])),
+                             t.bbox[row] + (window[0], window[2], window[0], window[2])))
         if histogram is not None:
             iy, ix = inner[0] - window[0], inner[2] - window[2]
             core_marker = pixels.marker[iy : iy + inner[1] - inner[0], ix : ix + inner[3] - inner[2]]
             histogram += np.bincount(core_marker.ravel(), minlength=256)
         if progress:
             progress(done + 1, len(boxes))
+    # cells cut by their window: each found whole, kept once, by its true first pixel
+    kept = {tuple(f) for part in parts for f in part["first"].tolist()}
+    for seed, bbox in suspects:
+        cells, row, window = whole_cell(seg, marker, seed, bbox, shape, margin, settings.seg_thresh)
+        true_first = cells.first_pixels()[row] + (window[0], window[2])
+        if tuple(true_first.tolist()) in kept:
+            continue
+        kept.add(tuple(true_first.tolist()))
+        rows = np.zeros(len(cells.table), bool)
+        rows[row] = True
+        parts.append(_rows(cells.table, rows, true_first[None], window))
     merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     order = np.lexsort((merged["first"][:, 1], merged["first"][:, 0]))
     merged = {k: v[order] for k, v in merged.items()}
@@ -227,10 +276,10 @@ def find_slide_cells(
     table = CellTable(id=np.arange(1, n + 1, dtype=np.uint32), area=merged["area"], centroid=merged["centroid"],
                       bbox=merged["bbox"], n_positive_px=merged["n_positive_px"],
                       n_negative_px=merged["n_negative_px"], positive=merged["positive"], marker=merged["marker"])
-    if truncated:
-        log.warning("%d cells reach more than %d px (the margin) from their first pixel and may be cut "
-                    "at chunk edges; pass a larger margin", truncated, margin)
-    cells = SlideCells(table, merged["first"], shape, histogram, settings, truncated)
+    if suspects:
+        log.info("%d cell pieces reached a window edge (cells over %d px); each was found whole in a grown window",
+                 len(suspects), margin)
+    cells = SlideCells(table, merged["first"], shape, histogram, settings, len(suspects))
     return _scored(cells, None)
 
 

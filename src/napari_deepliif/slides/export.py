@@ -27,8 +27,10 @@ from napari_deepliif.io.placement import Placement
 from napari_deepliif.slides import omezarr
 from napari_deepliif.slides.cells import (
     SlideCells,
+    edge_touching,
     global_ids,
     store_arrays,
+    whole_cell,
     window_cells,
     windows,
 )
@@ -54,18 +56,35 @@ def write_labels_and_outlines(root: Any, cells: SlideCells, geojson: Path | None
             first = found.first_pixels() + (window[0], window[2])
             ids = global_ids(cells, first)
             y0, y1, x0, x1 = inner
+            in_core = (first[:, 0] >= y0) & (first[:, 0] < y1) & (first[:, 1] >= x0) & (first[:, 1] < x1)
+            # pieces of cells cut by this window's edge that reach its core: found whole, so that
+            # they are painted with their slide id and their own outline is written
+            bbox = found.table.bbox + (window[0], window[2], window[0], window[2])
+            reach = (bbox[:, 0] < y1) & (bbox[:, 2] > y0) & (bbox[:, 1] < x1) & (bbox[:, 3] > x0)
+            wholes = {}
+            for local in np.flatnonzero(edge_touching(found, window, cells.shape) & reach & ((ids == 0) | in_core)):
+                big, row, big_window = whole_cell(seg, marker, tuple(first[local]), bbox[local], cells.shape, margin,
+                                                  cells.settings.seg_thresh)
+                true_first = big.first_pixels()[row] + (big_window[0], big_window[2])
+                ids[local] = global_ids(cells, true_first[None])[0]
+                in_core[local] = (y0 <= true_first[0] < y1) and (x0 <= true_first[1] < x1)
+                wholes[local] = (big, row, big_window)
             labels["0"][y0:y1, x0:x1] = found.paint(ids, 0, rows=range(y0 - window[0], y1 - window[0]),
                                                     cols=range(x0 - window[2], x1 - window[2]))
             if sink is None:
                 continue
-            own = (first[:, 0] >= y0) & (first[:, 0] < y1) & (first[:, 1] >= x0) & (first[:, 1] < x1) & (ids > 0)
-            owned = np.flatnonzero(own)
-            for local, rings in zip(owned, cell_outlines(found, owned, origin=(window[2], window[0]))):
+            owned = np.flatnonzero(in_core & (ids > 0))
+            plain = [local for local in owned if local not in wholes]
+            outlines = dict(zip(plain, cell_outlines(found, np.asarray(plain, int), origin=(window[2], window[0]))))
+            for local, (big, row, big_window) in wholes.items():
+                if local in set(owned.tolist()):
+                    outlines[local] = cell_outlines(big, np.array([row]), origin=(big_window[2], big_window[0]))[0]
+            for local in owned:
                 row = int(ids[local]) - 1
                 t = cells.table
                 measurements = dict(zip(MEASUREMENT_NAMES, (int(t.area[row]), int(t.marker[row]), int(t.n_positive_px[row]),
                                                             int(t.n_negative_px[row]), int(t.id[row]))))
-                feature = _feature([place.edges_to_full(r) for r in rings], bool(cells.positive[row]),
+                feature = _feature([place.edges_to_full(r) for r in outlines[local]], bool(cells.positive[row]),
                                    bool(cells.counted[row]), measurements)
                 sink.write(("" if first_feature else ",\n") + json.dumps(feature))
                 first_feature = False

@@ -159,7 +159,7 @@ def score_slide(
     provenance = {**{k: settings[k] for k in ("engine", "model", "model_hash", "version")}, "statistics": statistics}
     facts = {"status": "done", "seconds": round(time.perf_counter() - started, 2), "tiles_run": run.tiles_run,
              "tiles_skipped": run.tiles_skipped, "chunks_resumed": run.chunks_resumed,
-             "cells_truncated": cells.truncated, "request": request}
+             "cells_regrown": cells.regrown, "request": request}
     record = score_record(cells.scoring, placement=where, provenance=provenance, regions=regions, run=facts)
     write_bytes(out / SCORE_NAME, json_bytes(record))
     return record

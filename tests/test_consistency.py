@@ -9,6 +9,7 @@ image's cells in that region.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import httpx
@@ -112,3 +113,28 @@ def test_score_batch_and_the_server_region_agree_cell_for_cell(mosaic, whole, tm
     nearest = np.min(np.linalg.norm(np.asarray(centroids)[:, None] - expected[None], axis=-1), axis=1)
     assert np.median(nearest) < 2.0
     assert missing.status_code == 422 and missing.json()["type"].endswith("/image-not-readable")
+
+
+def test_a_batch_annotation_scores_as_the_same_region_does_everywhere(mosaic, tmp_path) -> None:
+    """Default thresholds: an annotation's score in batch equals its region's score through the
+    region core (which score --roi, the widget and the server use)."""
+    path, image = mosaic
+    box = (308, 258, 600, 500)
+    x, y, w, h = box
+    annotation = {"type": "Feature", "properties": {"name": "tumour"},
+                  "geometry": {"type": "Polygon",
+                               "coordinates": [[[x, y], [x + w, y], [x + w, y + h], [x, y + h], [x, y]]]}}
+    folder = tmp_path / "annotations"
+    folder.mkdir()
+    (folder / "mosaic.geojson").write_text(json.dumps(annotation))
+    assert main(["batch", str(path), "--engine", "stain", "--no-tissue-mask", "--annotations", str(folder),
+                 "--resolution", "40x", "--marker-thresh", "default", "--out", str(tmp_path / "batch")]) == 0
+    record = json.loads((tmp_path / "batch" / "mosaic" / "score.json").read_text())
+    region = score_region(load_engine("stain"), image, region=box, resolution="40x",
+                          settings=Settings(marker_thresh="default"))
+    got = record["regions"]["tumour"]
+    assert {k: got[k] for k in ("num_total", "num_pos", "num_neg", "percent_pos")} == \
+        {k: region.scoring[k] for k in ("num_total", "num_pos", "num_neg", "percent_pos")}
+    # the region's own default marker threshold (113) differs from the whole mosaic's (111)
+    whole = score_region(load_engine("stain"), image, resolution="40x", settings=Settings(marker_thresh="default"))
+    assert region.scoring["num_total"] > 50 and region.scoring["marker_thresh"] != whole.scoring["marker_thresh"]

@@ -38,6 +38,7 @@ from napari_deepliif.cells.scoring import (
     default_marker_threshold,
     default_size_threshold,
     density,
+    in_box,
     intensity_classes,
     region_cells,
 )
@@ -154,9 +155,7 @@ class _Source:
         """Which cells belong to the region scored: centroid inside it (all without one)."""
         if self.region is None:
             return np.ones(len(table), bool)
-        x, y, w, h = self.region
-        cx, cy = table.centroid_xy[:, 0], table.centroid_xy[:, 1]
-        return (cx >= x - 0.5) & (cx < x + w - 0.5) & (cy >= y - 0.5) & (cy < y + h - 0.5)
+        return in_box(table.centroid_xy, self.region)
 
 
 @dataclass(frozen=True, eq=False)

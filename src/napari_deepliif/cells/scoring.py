@@ -190,6 +190,14 @@ def counts(counted: np.ndarray, positive: np.ndarray) -> dict[str, int | float]:
     }
 
 
+def in_box(centroid_xy: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """(n,) bool: which centroids (pixel centres at integers, (x, y)) lie in the pixels of
+    ``box`` = (x, y, width, height): the rule every front end counts a region's cells by."""
+    x, y, w, h = box
+    cx, cy = centroid_xy[:, 0], centroid_xy[:, 1]
+    return (cx >= x - 0.5) & (cx < x + w - 0.5) & (cy >= y - 0.5) & (cy < y + h - 0.5)
+
+
 def region_cells(table: CellTable, region: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, float]:
     """Cells whose centroid lies in an ROI, and the ROI's area.
 

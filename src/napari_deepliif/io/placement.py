@@ -11,6 +11,8 @@ in pixels of the level scored.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -47,3 +49,15 @@ class Placement:
     def full_edges_to_centres(self, xy: np.ndarray) -> np.ndarray:
         """(k, 2) level-0 edge coordinates (QuPath polygons) -> scored centre coordinates."""
         return np.asarray(xy, float) / self.downsample - self.origin - 0.5
+
+    def box_in_scored(self, region: tuple[float, float, float, float], shape: tuple[int, int]) -> tuple[int, int, int, int]:
+        """The pixels scored (an image of ``shape`` (H, W)) that cover ``region``
+        ``(x, y, width, height)`` of level-0 pixels, as ``(x, y, width, height)``."""
+        x, y, w, h = region
+        d = self.downsample
+        ox, oy = self.origin
+        height, width = shape
+        x0, y0 = min(max(int(x // d - ox), 0), width - 1), min(max(int(y // d - oy), 0), height - 1)
+        x1 = min(width, max(x0 + 1, math.ceil((x + w) / d - ox)))
+        y1 = min(height, max(y0 + 1, math.ceil((y + h) / d - oy)))
+        return x0, y0, x1 - x0, y1 - y0

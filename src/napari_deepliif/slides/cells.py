@@ -29,6 +29,7 @@ from napari_deepliif.cells.scoring import (
     classify,
     counts,
     default_size_threshold,
+    in_box,
 )
 from napari_deepliif.constants import (
     DEFAULT_LARGE_NOISE_BY_RESOLUTION,
@@ -130,22 +131,52 @@ class SlideCells:
 def _scored(cells: SlideCells, overrides: dict | None) -> SlideCells:
     settings = cells.settings.checked(cells.marker_histogram is not None)
     checked = check_overrides(overrides, len(cells.table))
+    thresholds = _thresholds(settings, cells.table.area, cells.marker_histogram)
+    counted, positive = classify(cells.table, thresholds["size_thresh"], thresholds["size_thresh_upper"],
+                                 thresholds["marker_thresh"], checked)
+    return replace(cells, overrides=checked, counted=counted, positive=positive,
+                   scoring={**counts(counted, positive), **thresholds})
+
+
+def _thresholds(settings: Settings, areas: np.ndarray, marker_histogram: np.ndarray | None) -> dict:
+    """The thresholds of ``settings`` with ``'default'`` resolved from these cells' areas and
+    this Marker histogram."""
     size = settings.size_thresh
     if size == "default":
-        size = default_size_threshold(cells.table.area, settings.resolution)
+        size = default_size_threshold(areas, settings.resolution)
     upper = settings.size_thresh_upper
     if upper == "default":
         upper = DEFAULT_LARGE_NOISE_BY_RESOLUTION[settings.resolution]
     marker = settings.marker_thresh
     if marker == "default":
-        marker = marker_threshold_from_histogram(cells.marker_histogram)
-    thresholds = {"seg_thresh": int(settings.seg_thresh), "size_thresh": int(size or 0),
-                  "size_thresh_upper": None if upper is None else int(upper),
-                  "marker_thresh": None if marker is None else int(marker)}
+        marker = marker_threshold_from_histogram(marker_histogram)
+    return {"seg_thresh": int(settings.seg_thresh), "size_thresh": int(size or 0),
+            "size_thresh_upper": None if upper is None else int(upper),
+            "marker_thresh": None if marker is None else int(marker)}
+
+
+def region_classes(cells: SlideCells, box: tuple[int, int, int, int], marker: Any | None) -> tuple[np.ndarray, np.ndarray]:
+    """Which cells count and are positive when the region ``box`` (x, y, width, height) of the
+    image scored is scored on its own, as every front end scores a region: only cells whose
+    centroid lies in it count, and default thresholds come from its cells and its Marker.
+
+    Parameters
+    ----------
+    cells : SlideCells
+    box : (x, y, width, height)
+        Pixels of the image scored.
+    marker : array-like, shape (H, W, 3), optional
+        The Marker (for a default marker threshold).
+    """
+    members = in_box(cells.table.centroid_xy, box)
+    histogram = None
+    if cells.settings.marker_thresh == "default" and marker is not None:
+        x, y, w, h = box
+        histogram = np.bincount(np.asarray(marker[y : y + h, x : x + w]).max(axis=-1).ravel(), minlength=256)
+    thresholds = _thresholds(cells.settings, cells.table.area[members], histogram)
     counted, positive = classify(cells.table, thresholds["size_thresh"], thresholds["size_thresh_upper"],
-                                 thresholds["marker_thresh"], checked)
-    return replace(cells, overrides=checked, counted=counted, positive=positive,
-                   scoring={**counts(counted, positive), **thresholds})
+                                 thresholds["marker_thresh"], cells.overrides)
+    return counted & members, positive
 
 
 def window_cells(seg: Any, marker: Any | None, window: Window, seg_thresh: int) -> tuple[CellMap, SegPixels]:

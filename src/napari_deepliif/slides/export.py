@@ -29,6 +29,7 @@ from napari_deepliif.slides.cells import (
     SlideCells,
     edge_touching,
     global_ids,
+    region_classes,
     store_arrays,
     whole_cell,
     window_cells,
@@ -181,10 +182,14 @@ def read_annotations(path: Path) -> dict[str, list[tuple[np.ndarray, list[np.nda
     return regions
 
 
-def score_annotations(cells: SlideCells, regions: dict, place: Placement, mpp: float | None) -> dict[str, dict]:
-    """Score of the cells whose centroid lies in each named region (holes excluded); adds
-    ``area_mm2`` and ``pos_per_mm2`` when the pixel size is known."""
+def score_annotations(cells: SlideCells, regions: dict, place: Placement, mpp: float | None,
+                      marker: Any | None = None) -> dict[str, dict]:
+    """Score of each named region (QuPath annotations), as every front end scores a region:
+    the cells whose centroid lies in it (holes excluded), with default thresholds taken from
+    the cells and Marker of its bounding box (see :func:`region_classes`); adds ``area_mm2``
+    and ``pos_per_mm2`` when the pixel size is known."""
     centroids = cells.table.centroid_xy
+    height, width = cells.shape
     result = {}
     for name, polygons in regions.items():
         inside = np.zeros(len(cells.table), bool)
@@ -199,7 +204,12 @@ def score_annotations(cells: SlideCells, regions: dict, place: Placement, mpp: f
                     hit &= ~points_in_poly(centroids, hole_ring)
                 area -= _area(hole_ring)
             inside |= hit
-        scores = counts(cells.counted & inside, cells.positive)
+        corners = np.concatenate([exterior for exterior, _ in polygons])
+        x0, y0 = corners.min(axis=0)
+        x1, y1 = corners.max(axis=0)
+        box = place.box_in_scored((x0, y0, x1 - x0, y1 - y0), (height, width))
+        counted, positive = region_classes(cells, box, marker)
+        scores = counts(counted & inside, positive)
         if mpp and area > 0:
             scores.update(density(scores["num_pos"], area, mpp))
         result[name] = scores

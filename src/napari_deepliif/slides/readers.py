@@ -28,6 +28,7 @@ import numpy as np
 from napari_deepliif.constants import MICRONS_PER_PIXEL_BY_RESOLUTION
 from napari_deepliif.errors import DeepLIIFError, InputImageError
 from napari_deepliif.io.image_input import check_tiff_tiles, tiff_colour
+from napari_deepliif.io.placement import Placement
 from napari_deepliif.resolution import resolution_from_mpp, resolve_resolution
 from napari_deepliif.slides import metadata
 from napari_deepliif.slides.metadata import PixelSize
@@ -82,13 +83,7 @@ class LevelChoice:
     def box(self, region: tuple[float, float, float, float], shape: tuple[int, int]) -> tuple[int, int, int, int]:
         """The pixels of the level read (of ``shape`` (H, W)) that cover ``region``
         ``(x, y, width, height)`` of full-resolution pixels, as ``(x, y, width, height)``."""
-        x, y, w, h = region
-        d = self.downsample
-        height, width = shape
-        x0, y0 = min(int(x // d), width - 1), min(int(y // d), height - 1)
-        x1 = min(width, max(x0 + 1, math.ceil((x + w) / d)))
-        y1 = min(height, max(y0 + 1, math.ceil((y + h) / d)))
-        return x0, y0, x1 - x0, y1 - y0
+        return Placement(downsample=self.downsample).box_in_scored(region, shape)
 
 
 class ChannelsLast:

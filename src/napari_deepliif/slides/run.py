@@ -151,7 +151,8 @@ def score_slide(
     if parquet:
         write_cells_parquet(out / "cells.parquet", cells, place)
     settings = run.settings
-    regions = score_annotations(cells, read_annotations(Path(annotations)), place, settings["mpp"]) if annotations else {}
+    regions = (score_annotations(cells, read_annotations(Path(annotations)), place, settings["mpp"], marker)
+               if annotations else {})
     region_full = None if region is None else (*place.corner, region[2] * place.downsample, region[3] * place.downsample)
     where = placement(image=Path(path).name, resolution=run.resolution, shape=run.shape, level=settings["level"],
                       downsample=place.downsample, mpp=settings["mpp"], origin=place.corner, region=region_full)

@@ -131,3 +131,25 @@ def test_compiled_norm_layers_equal_pytorch_arithmetic_bit_for_bit(act: str | No
     # the PyTorch path the GPUs take (here: any dtype but CPU float32) means the same layer
     generic = _norm_act(x.double(), weight, bias, act, residual=None if residual is None else residual.double())
     torch.testing.assert_close(generic, expected.double(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_pytorch_without_the_private_nnpack_api_falls_back_to_plain_convolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast CPU kernels use private PyTorch APIs; where one is missing the engine runs plain
+    PyTorch, with the same result as the reference generator."""
+    import torch
+
+    from napari_deepliif.engine import networks
+
+    monkeypatch.setattr(networks, "_NNPACK", None)
+    monkeypatch.delattr(torch, "_nnpack_spatial_convolution", raising=False)
+    assert networks.winograd_available() is False
+    torch.manual_seed(0)
+    reference = _reference("reflect", False)
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        reference.train()
+        expected = reference.model(x)
+        ours = ResnetGenerator(reference.state_dict(), padding="reflect")
+        ours.optimise_layout()
+        got = ours(x)
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=0)

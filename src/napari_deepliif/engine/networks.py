@@ -175,7 +175,9 @@ def winograd_available() -> bool:
     """
     global _NNPACK
     if _NNPACK is None:
-        _NNPACK = bool(getattr(torch, "_nnpack_available", lambda: False)())
+        # private PyTorch APIs: without either, the plain F.conv2d path runs (tested equal)
+        _NNPACK = (hasattr(torch, "_nnpack_spatial_convolution")
+                   and bool(getattr(torch, "_nnpack_available", lambda: False)()))
     return _NNPACK
 
 

@@ -13,9 +13,12 @@ import json
 from pathlib import Path
 
 import httpx
+import jsonschema
 import numpy as np
 import pytest
+import shapely.geometry
 from conftest import read_rgb
+from test_widget import widget  # noqa: F401 (a fixture)
 from PIL import Image
 
 from napari_deepliif.cells.postprocess import Settings
@@ -26,6 +29,7 @@ from napari_deepliif.server import ServerHandle
 
 SETTINGS = Settings(size_thresh=40, size_thresh_upper=None, marker_thresh=None)
 THRESHOLD_ARGS = ["--size-thresh", "40", "--resolution", "40x"]
+SCORE_SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "score.schema.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -78,40 +82,54 @@ def test_a_region_on_the_model_grid_does_not_depend_on_its_origin(mosaic, fit_mo
         np.testing.assert_allclose(counted_centroids(result), in_box(whole_fit, box), atol=1e-6)
 
 
-def test_score_batch_and_the_server_region_agree_cell_for_cell(mosaic, whole, tmp_path, monkeypatch) -> None:
-    path, _ = mosaic
-    assert main(["score", str(path), "--engine", "stain", "--out", str(tmp_path / "score"), *THRESHOLD_ARGS]) == 0
+@pytest.mark.parametrize("engine", ["stain", "fixture"])
+def test_score_batch_and_the_server_region_agree_cell_for_cell(mosaic, fit_model_dir, engine, tmp_path,
+                                                                monkeypatch) -> None:
+    path, image = mosaic
+    args = ["--engine", "stain"] if engine == "stain" else ["--engine", "deepliif", "--model", str(fit_model_dir)]
+    loaded = load_engine("stain") if engine == "stain" else load_engine("deepliif", fit_model_dir, device="cpu")
+    whole = counted_centroids(score_region(loaded, image, resolution="40x", settings=SETTINGS))
+    assert len(whole) > 50
+
+    assert main(["score", str(path), *args, "--out", str(tmp_path / "score"), *THRESHOLD_ARGS]) == 0
     with open(tmp_path / "score" / "mosaic" / "cells.csv", newline="") as handle:
         score_xy = sorted_xy([(float(r["centroid_x"]), float(r["centroid_y"])) for r in csv.DictReader(handle)])
     np.testing.assert_allclose(score_xy, whole, atol=1e-6)
 
-    assert main(["batch", str(path), "--engine", "stain", "--no-tissue-mask", "--out", str(tmp_path / "batch"),
-                 *THRESHOLD_ARGS]) == 0
-    with open(tmp_path / "batch" / "mosaic" / "cells.csv", newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["counted"] == "True"]
-    np.testing.assert_allclose(sorted_xy([(float(r["centroid_x"]), float(r["centroid_y"])) for r in rows]), whole,
-                               atol=1e-6)
+    # batch over two workers (two copies, one per worker): chunk seams at 2048 px fall in the
+    # cells of the copies scored with 512 px chunks
+    copy = tmp_path / "copy.png"
+    copy.write_bytes(path.read_bytes())
+    assert main(["batch", str(path), str(copy), *args, "--workers", "2", "--chunk-size", "512",
+                 "--out", str(tmp_path / "batch"), *THRESHOLD_ARGS]) == 0
+    for name in ("mosaic", "copy"):
+        with open(tmp_path / "batch" / name / "cells.csv", newline="") as handle:
+            rows = [r for r in csv.DictReader(handle) if r["counted"] == "True"]
+        np.testing.assert_allclose(sorted_xy([(float(r["centroid_x"]), float(r["centroid_y"])) for r in rows]),
+                                   whole, atol=1e-6, err_msg=name)
 
     monkeypatch.setenv("NAPARI_DEEPLIIF_CONFIG_DIR", str(tmp_path / "config"))
     box = [308, 258, 600, 500]
-    with ServerHandle.start("stain", host="127.0.0.1", port=0) as server:
-        answer = httpx.post(f"{server.url}/api/regions/score", headers={"Authorization": f"Bearer {server.token}"},
+    server_args = {"engine": "stain"} if engine == "stain" else {"engine": "deepliif", "model": fit_model_dir,
+                                                                   "device": "cpu"}
+    with ServerHandle.start(host="127.0.0.1", port=0, **server_args) as server:
+        headers = {"Authorization": f"Bearer {server.token}"}
+        answer = httpx.post(f"{server.url}/api/regions/score", headers=headers,
                             json={"image": str(path), "region": box, "resolution": "40x", "size_thresh": 40},
                             timeout=300)
-        missing = httpx.post(f"{server.url}/api/regions/score", headers={"Authorization": f"Bearer {server.token}"},
+        missing = httpx.post(f"{server.url}/api/regions/score", headers=headers,
                              json={"image": str(tmp_path / "nothing.tif")}, timeout=60)
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    centroids = []
-    for feature in body["features"]:
-        ring = np.asarray(feature["geometry"]["coordinates"][0], float)
-        centroids.append(ring[:-1].mean(axis=0))
-    assert body["score"]["scoring"]["num_total"] == len(body["features"]) == len(in_box(whole, tuple(box)))
-    assert body["score"]["placement"]["downsample"] == 1.0
-    # polygon vertex means are not centroids: match each cell to the nearest whole-image centroid
-    expected = in_box(whole, tuple(box)) + 0.5  # pixel centres -> QuPath's pixel-edge coordinates
-    nearest = np.min(np.linalg.norm(np.asarray(centroids)[:, None] - expected[None], axis=-1), axis=1)
-    assert np.median(nearest) < 2.0
+    jsonschema.validate(body["score"], SCORE_SCHEMA)
+    expected = in_box(whole, tuple(box))
+    assert body["score"]["scoring"]["num_total"] == len(body["features"]) == len(expected)
+    assert body["score"]["placement"]["downsample"] == 1.0 and body["score"]["placement"]["region"] == box
+    # each polygon holds the whole image's cell at that place: its area-weighted centroid
+    # (pixel-edge coordinates) is the table centroid + 0.5
+    centroids = sorted_xy([np.asarray(shapely.geometry.shape(f["geometry"]).centroid.coords[0]) - 0.5
+                           for f in body["features"]])
+    np.testing.assert_allclose(centroids, expected, atol=1e-6)
     assert missing.status_code == 422 and missing.json()["type"].endswith("/image-not-readable")
 
 
@@ -127,7 +145,7 @@ def test_a_batch_annotation_scores_as_the_same_region_does_everywhere(mosaic, tm
     folder = tmp_path / "annotations"
     folder.mkdir()
     (folder / "mosaic.geojson").write_text(json.dumps(annotation))
-    assert main(["batch", str(path), "--engine", "stain", "--no-tissue-mask", "--annotations", str(folder),
+    assert main(["batch", str(path), "--engine", "stain", "--annotations", str(folder),
                  "--resolution", "40x", "--marker-thresh", "default", "--out", str(tmp_path / "batch")]) == 0
     record = json.loads((tmp_path / "batch" / "mosaic" / "score.json").read_text())
     region = score_region(load_engine("stain"), image, region=box, resolution="40x",
@@ -138,3 +156,56 @@ def test_a_batch_annotation_scores_as_the_same_region_does_everywhere(mosaic, tm
     # the region's own default marker threshold (113) differs from the whole mosaic's (111)
     whole = score_region(load_engine("stain"), image, resolution="40x", settings=Settings(marker_thresh="default"))
     assert region.scoring["num_total"] > 50 and region.scoring["marker_thresh"] != whole.scoring["marker_thresh"]
+
+
+# ---- the widget ------------------------------------------------------------------------------
+
+def csv_centroids(path: Path) -> np.ndarray:
+    with open(path, newline="") as handle:
+        return sorted_xy([(float(r["centroid_x"]), float(r["centroid_y"])) for r in csv.DictReader(handle)])
+
+
+def test_the_widget_gives_the_same_cells_on_a_layer_two_rois_and_a_pyramid_level(mosaic, widget, qtbot,
+                                                                                  tmp_path) -> None:
+    from test_slides import write_ome_tiff
+    from test_widget import choose_stain, run_and_wait
+
+    path, image = mosaic
+    viewer = widget.viewer
+    choose_stain(widget)
+    # the whole layer, default thresholds: the score command's cells
+    viewer.add_image(image, name="mosaic", rgb=True)
+    run_and_wait(widget, qtbot)
+    assert main(["score", str(path), "--engine", "stain", "--resolution", "40x", "--out", str(tmp_path / "score")]) == 0
+    widget.export(tmp_path / "layer")
+    np.testing.assert_allclose(csv_centroids(tmp_path / "layer" / "cells.csv"),
+                               csv_centroids(tmp_path / "score" / "mosaic" / "cells.csv"), atol=1e-6)
+    # two ROIs: the cells of their bounding box, as the region core gives them
+    viewer.add_shapes([[[258, 308], [258, 608], [458, 608], [458, 308]]], shape_type="rectangle", name="rois")
+    viewer.layers["rois"].add_rectangles([[[600, 700], [900, 1000]]])
+    widget.area_combo.setCurrentText("ROIs of a Shapes layer")
+    widget.shapes_combo.setCurrentIndex(widget.shapes_combo.findText("rois"))
+    run_and_wait(widget, qtbot)
+    x0, y0 = 308, 258
+    box = (x0, y0, 1000 - x0 + 1, 900 - y0 + 1)
+    region = score_region(load_engine("stain"), image, region=box, resolution="40x")
+    assert widget.post.scoring == region.scoring
+    shown = sorted_xy(widget.post.table.centroid_xy[widget.post.counted] + np.asarray(widget.last.origin, float))
+    np.testing.assert_allclose(shown, counted_centroids(region), atol=1e-6)
+    # pyramid level 1 of a 0.25 µm/px pyramid: 20x, as score reads level 1 of the same OME-TIFF
+    viewer.layers.clear()
+    viewer.add_image([image, image[::2, ::2]], name="pyramid", rgb=True, multiscale=True, metadata={"mpp": 0.25})
+    widget.area_combo.setCurrentText("Whole image")
+    widget.level_spin.setValue(1)
+    assert widget.resolution_combo.currentText() == "20x"
+    run_and_wait(widget, qtbot)
+    widget.export(tmp_path / "level1")
+    tiff = write_ome_tiff(tmp_path / "mosaic.ome.tif", image, 0.25, levels=2)
+    assert main(["score", str(tiff), "--engine", "stain", "--resolution", "20x", "--out", str(tmp_path / "tiff")]) == 0
+    ours = json.loads((tmp_path / "level1" / "score.json").read_text())
+    theirs = json.loads((tmp_path / "tiff" / "mosaic" / "score.json").read_text())
+    assert ours["scoring"] == theirs["scoring"] and ours["scoring"]["num_total"] > 50
+    assert (ours["placement"]["level"], ours["placement"]["downsample"]) == (1, 2.0) == \
+        (theirs["placement"]["level"], theirs["placement"]["downsample"])
+    np.testing.assert_allclose(csv_centroids(tmp_path / "level1" / "cells.csv"),
+                               csv_centroids(tmp_path / "tiff" / "mosaic" / "cells.csv"), atol=1e-6)

@@ -64,7 +64,7 @@ def test_an_intact_model_starts_and_serves_every_endpoint(tmp_path, fit_model_di
 class BrokenModelEngine(StainEngine):
     """An engine whose model file breaks after start-up (a disk error, a file replaced)."""
 
-    def score(self, image, **kwargs):
+    def infer_chunk(self, *args, **kwargs):
         raise ModelError("/models/x/G4.pt cannot be read (RuntimeError: PytorchStreamReader failed); it may be corrupt")
 
 

@@ -52,13 +52,15 @@ def cmd_score(args: argparse.Namespace) -> int:
     from napari_deepliif.engine.engines import load_engine
     from napari_deepliif.io.exports import write_score_outputs
     from napari_deepliif.io.sample import SAMPLE_NAME, sample_path
+    from napari_deepliif.slides.batch import output_names
     from napari_deepliif.slides.region import score_file_region
 
     if not args.images and not args.sample:
         raise DeepLIIFError("give IMAGE files or --sample")
     engine = load_engine(args.engine, args.model, device=args.device, precision=args.precision, batch_size=args.batch_size)
+    paths = [Path(p) for p in args.images]
     jobs = [(SAMPLE_NAME, sample_path())] if args.sample else []
-    jobs += [(Path(p).stem, Path(p)) for p in args.images]
+    jobs += list(zip(output_names(paths), paths))
     for stem, path in jobs:
         result, level = score_file_region(engine, path, region=args.roi, resolution=args.resolution, mpp=args.mpp,
                                           settings=Settings(**thresholds(args)), outputs=args.outputs,

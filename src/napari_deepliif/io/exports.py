@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from napari_deepliif.atomic import write_atomic, write_bytes
 from napari_deepliif.cells.postprocess import PostprocessResult
 from napari_deepliif.errors import InputImageError
-from napari_deepliif.io.atomic import write_atomic, write_bytes
 from napari_deepliif.io.geojson import _chosen_cells, _class_names, cells_geojson
 from napari_deepliif.io.image_output import write_images, write_png
 from napari_deepliif.io.jsonable import json_bytes

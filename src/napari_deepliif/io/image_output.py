@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_deepliif.io.atomic import write_atomic
+from napari_deepliif.atomic import write_atomic
 
 
 def write_png(path: str | Path, image: Any) -> None:

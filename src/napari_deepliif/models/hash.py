@@ -17,12 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+from napari_deepliif.atomic import write_bytes
 from napari_deepliif.models.registry import cache_dir
 
 log = logging.getLogger(__name__)
@@ -54,11 +53,7 @@ def _read_cache(path: Path) -> dict:
 
 def _write_cache(path: Path, data: dict) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".model-hashes-", suffix=".json", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
+        write_bytes(path, json.dumps(data).encode("utf-8"))
     except OSError as exc:
         log.warning("cannot write the model hash cache %s (%s); files will be hashed again next time", path, exc)
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from napari_deepliif.atomic import write_bytes
 from napari_deepliif.errors import ModelError
 
 #: Environment variable that moves the config dir (where ``models.json`` lives).
@@ -132,17 +132,7 @@ def load_registry() -> dict[str, Any]:
 
 def save_registry(registry: Mapping[str, Any]) -> None:
     """Write the registry file atomically (a reader never sees half a file)."""
-    path = registry_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".models-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(registry, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(registry_path(), (json.dumps(registry, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def _now() -> str:

@@ -22,6 +22,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from napari_deepliif.atomic import write_bytes
 from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.server.problems import PROBLEM_MEDIA_TYPE, Problem, problem_body
 
@@ -96,13 +97,8 @@ def load_or_create_token() -> str:
         if token:
             _check_token_file(path, token)
             return token
-    path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
-    tmp = path.with_name(f".{TOKEN_FILE}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(token + "\n")
-    os.replace(tmp, path)
+    write_bytes(path, (token + "\n").encode("utf-8"), mode=0o600)
     log.info("created a new server token in %s", path)
     return token
 

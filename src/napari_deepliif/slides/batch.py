@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from napari_deepliif.atomic import write_atomic
 from napari_deepliif.engine.cpu_memory import worker_environment
 from napari_deepliif.errors import DeepLIIFError, InputImageError
 from napari_deepliif.slides.readers import IMAGE_SUFFIXES, TIFF_SUFFIXES
@@ -168,12 +169,13 @@ def score_one(slide: str, out: str, options: BatchOptions) -> dict:
 
 def write_summary(path: Path, rows: list[dict]) -> Path:
     """The summary table (one row per slide, :data:`SUMMARY_COLUMNS`), written atomically."""
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, SUMMARY_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, SUMMARY_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write_atomic(path, write)
     return path
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 from skimage.measure import points_in_poly
 
+from napari_deepliif.atomic import write_atomic
 from napari_deepliif.cells.outlines import cell_outlines
 from napari_deepliif.cells.scoring import counts, density
 from napari_deepliif.errors import InputImageError
@@ -47,8 +47,8 @@ def write_labels_and_outlines(root: Any, cells: SlideCells, geojson: Path | None
     seg, marker = store_arrays(root)
     labels = omezarr.create_labels(root, cells.shape, root.attrs["napari_deepliif"]["mpp"])
     place = Placement.from_settings(root.attrs["napari_deepliif"])
-    sink = open(geojson.with_suffix(".tmp"), "w") if geojson else None
-    try:
+
+    def paint_and_write(sink: Any) -> None:
         if sink:
             sink.write('{"type": "FeatureCollection", "features": [\n')
         first_feature = True
@@ -91,11 +91,15 @@ def write_labels_and_outlines(root: Any, cells: SlideCells, geojson: Path | None
                 first_feature = False
         if sink:
             sink.write("\n]}\n")
-    finally:
-        if sink:
-            sink.close()
-    if geojson:
-        os.replace(geojson.with_suffix(".tmp"), geojson)
+
+    if geojson is None:
+        paint_and_write(None)
+    else:
+        def stream(tmp: Path) -> None:
+            with open(tmp, "w") as sink:
+                paint_and_write(sink)
+
+        write_atomic(geojson, stream)
     omezarr.build_pyramid(labels)
 
 
@@ -125,12 +129,14 @@ def cell_rows(cells: SlideCells, place: Placement) -> dict[str, np.ndarray]:
 def write_cells_csv(path: Path, cells: SlideCells, place: Placement) -> Path:
     """One row per cell (see :func:`cell_rows`); ``x``/``y`` in level-0 pixels."""
     columns = cell_rows(cells, place)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        writer.writerows(zip(*(c.tolist() for c in columns.values())))
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(columns)
+            writer.writerows(zip(*(c.tolist() for c in columns.values())))
+
+    write_atomic(path, write)
     return path
 
 

@@ -20,12 +20,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from napari_deepliif.atomic import write_bytes
 from napari_deepliif.errors import DeepLIIFError
 
 log = logging.getLogger(__name__)
@@ -193,11 +193,9 @@ class RunRecord:
 
     def save(self) -> None:
         """Write the record atomically."""
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"settings": self.settings, "done": sorted(self.done), "phases": self.phases,
+        write_bytes(self.path, json.dumps({"settings": self.settings, "done": sorted(self.done), "phases": self.phases,
                                    "checksums": self.checksums,
-                                   "boxes": {str(k): list(v) for k, v in self._boxes.items()}}))
-        os.replace(tmp, self.path)
+                                   "boxes": {str(k): list(v) for k, v in self._boxes.items()}}).encode())
 
     def mark(self, chunk: int, box: Box) -> None:
         """Record chunk ``chunk`` as written to ``box`` (y0, y1, x0, x1 of level 0), with the

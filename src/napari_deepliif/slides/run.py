@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from napari_deepliif.atomic import write_bytes
 from napari_deepliif.cells.postprocess import Threshold
 from napari_deepliif.constants import DEFAULT_SEG_THRESH
-from napari_deepliif.io.atomic import write_bytes
 from napari_deepliif.io.jsonable import json_bytes
 from napari_deepliif.io.placement import Placement
 from napari_deepliif.io.score_format import FORMAT_VERSION, placement, score_record

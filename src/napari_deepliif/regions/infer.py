@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_deepliif.engine.engines import EngineBase
 from napari_deepliif.progress import CancelCheck, ProgressCallback, check_cancel
 
 #: Default chunk edge (pixels of the image scored), rounded to whole tiles.
@@ -45,7 +46,7 @@ class RegionRun:
 
 
 def infer_chunks(
-    engine: Any,
+    engine: EngineBase,
     source: Any,
     resolution: str,
     names: tuple[str, ...],

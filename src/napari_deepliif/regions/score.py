@@ -19,6 +19,7 @@ import numpy as np
 
 from napari_deepliif import __version__
 from napari_deepliif.cells.postprocess import PostprocessResult, Settings, postprocess
+from napari_deepliif.engine.engines import EngineBase
 from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.io.placement import Placement
 from napari_deepliif.io.score_format import placement, score_record
@@ -100,7 +101,7 @@ class ScoreResult:
 
 
 def score_region(
-    engine: Any,
+    engine: EngineBase,
     image: Any,
     *,
     region: tuple[int, int, int, int] | None = None,
@@ -168,7 +169,7 @@ def score_region(
     return ScoreResult(pixels, images, post, provenance, (wx0, wy0), (x, y, w, h))
 
 
-def _infer_window(engine: Any, source: Any, resolution: str, names: tuple[str, ...], window: Box,
+def _infer_window(engine: EngineBase, source: Any, resolution: str, names: tuple[str, ...], window: Box,
                   include: Include | None, statistics: dict, chunk_size: int, progress: ProgressCallback | None,
                   cancel: CancelCheck | Any | None) -> dict[str, np.ndarray]:
     """The engine's outputs over ``window`` of ``source``, computed on the whole image's plan."""

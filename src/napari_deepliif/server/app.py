@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import threading
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.openapi.utils import get_openapi
@@ -18,6 +17,7 @@ from fastapi.responses import Response
 from napari_deepliif import __version__
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
+from napari_deepliif.engine.engines import EngineBase
 from napari_deepliif.regions.score import score_region
 from napari_deepliif.server.images import MEDIA_TYPES, decode, png_base64, read_header
 from napari_deepliif.server.jobs import JobQueue
@@ -131,7 +131,7 @@ def error_content(schema: dict) -> dict:
     return schema
 
 
-def create_app(engine: Any, *, token: str, limits: Limits | None = None, host: str = DEFAULT_HOST) -> FastAPI:
+def create_app(engine: EngineBase, *, token: str, limits: Limits | None = None, host: str = DEFAULT_HOST) -> FastAPI:
     """The ASGI application serving ``engine``.
 
     Parameters

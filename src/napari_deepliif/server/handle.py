@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from napari_deepliif.engine.engines import EngineBase
 from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.server.security import DEFAULT_HOST, Limits, is_loopback, load_or_create_token, token_path
 
@@ -161,7 +162,7 @@ class ServerHandle:
         self.stop()
 
 
-def _check_engine(engine: Any) -> None:
+def _check_engine(engine: EngineBase) -> None:
     """Run ``engine`` once on a blank image, for every output, so that a model whose nets
     cannot be read (a truncated or corrupt file) fails at start-up rather than at a request.
 

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.security import HTTPBearer
 
+from napari_deepliif.engine.engines import EngineBase
 from napari_deepliif.server.jobs import JobQueue
 from napari_deepliif.server.problems import ProblemDetails
 from napari_deepliif.server.security import Limits
@@ -36,7 +37,7 @@ bearer = HTTPBearer(auto_error=False, description="the token `napari-deepliif to
 class ServerState:
     """What the routes share: the engine, its job queue and the limits."""
 
-    engine: Any
+    engine: EngineBase
     limits: Limits
     jobs: JobQueue
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.constants import DEFAULT_RESOLUTION
+from napari_deepliif.engine.engines import EngineBase
 from napari_deepliif.progress import CancelCheck, ProgressCallback
 from napari_deepliif.regions.score import ScoreResult, score_region
 from napari_deepliif.slides.readers import LevelChoice, open_slide
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def score_file_region(
-    engine: Any,
+    engine: EngineBase,
     path: str | Path,
     *,
     region: tuple[float, float, float, float] | None = None,

@@ -22,6 +22,7 @@ from typing import Any
 from napari_deepliif.atomic import write_bytes
 from napari_deepliif.cells.postprocess import Threshold
 from napari_deepliif.constants import DEFAULT_SEG_THRESH
+from napari_deepliif.engine.engines import EngineBase
 from napari_deepliif.io.jsonable import json_bytes
 from napari_deepliif.io.placement import Placement
 from napari_deepliif.io.score_format import FORMAT_VERSION, placement, score_record
@@ -66,7 +67,7 @@ def finished(out: Path, request: dict) -> dict | None:
 
 
 def score_slide(
-    engine: Any,
+    engine: EngineBase,
     path: str | Path,
     out: str | Path,
     *,

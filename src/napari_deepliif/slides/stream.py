@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from napari_deepliif import __version__
-from napari_deepliif.engine.engines import input_region
+from napari_deepliif.engine.engines import EngineBase, input_region
 from napari_deepliif.regions.infer import CHUNK_SIZE, infer_chunks
 from napari_deepliif.slides import omezarr
 from napari_deepliif.slides.readers import Slide
@@ -60,7 +60,7 @@ class SlideRun:
     tiles_skipped: int = 0
 
 
-def _settings(engine: Any, slide: Slide, choice: Any, region: tuple[int, int, int, int] | None,
+def _settings(engine: EngineBase, slide: Slide, choice: Any, region: tuple[int, int, int, int] | None,
               names: tuple[str, ...], chunk_size: int, use_tissue: bool) -> dict:
     return {"engine": engine.name, "model": engine.model_name, "model_hash": engine.model_hash,
             "version": __version__, "slide": slide.path.name, "level": choice.level, "factor": choice.factor,
@@ -91,7 +91,7 @@ def _stored_mask(store: Path) -> TissueMask | None:
 
 
 def infer_slide(
-    engine: Any,
+    engine: EngineBase,
     slide: Slide,
     store: str | Path,
     *,

@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_deepliif.engine.engines import EngineBase
 from napari_deepliif.errors import Cancelled, DeepLIIFError
 from napari_deepliif.models.index import add_model, list_models
 from napari_deepliif.widget import strings
@@ -34,7 +35,7 @@ class _Relay(QObject):
     progress = Signal(int, int)
 
 
-def describe(engine: Any) -> str:
+def describe(engine: EngineBase) -> str:
     """What an engine is, for the label that always names it."""
     if engine.name == STAIN:
         return strings.STAIN_ITEM
@@ -113,7 +114,7 @@ class EngineBox(QGroupBox):
     def _choice_changed(self, index: int = -1) -> None:
         self.download_button.setEnabled(not self.installed() and self.worker is None)
 
-    def show_engine(self, engine: Any) -> None:
+    def show_engine(self, engine: EngineBase) -> None:
         """Name the engine that produced the results shown."""
         self.engine_label.setText(strings.ENGINE_IN_USE.format(engine=describe(engine)))
 

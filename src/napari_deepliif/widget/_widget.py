@@ -32,6 +32,7 @@ from superqt.utils import qthrottled
 from napari_deepliif.constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
 from napari_deepliif.engine.cpu_memory import keep_freed_memory
 from napari_deepliif.engine.devices import DEVICES, PRECISIONS
+from napari_deepliif.engine.engines import EngineBase
 from napari_deepliif.errors import Cancelled, DeepLIIFError
 from napari_deepliif.resolution import RESOLUTIONS
 from napari_deepliif.widget import layers as out
@@ -68,7 +69,7 @@ class _Run:
     """What the widget keeps of the last run (the engine result and where it lies)."""
 
     result: Any
-    engine: Any
+    engine: EngineBase
     polygons: list
     union: np.ndarray | None
     source: str

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import shapely.geometry
 from conftest import read_rgb
-from test_widget import widget  # noqa: F401 (a fixture)
 from PIL import Image
+from test_widget import widget  # noqa: F401 (a fixture)
 
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.cli.main import main

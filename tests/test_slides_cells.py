@@ -12,7 +12,7 @@ import pytest
 import zarr
 from test_slides import slide_pixels, write_ome_tiff
 
-from napari_deepliif.cells.postprocess import postprocess
+from napari_deepliif.cells.postprocess import Settings, postprocess
 from napari_deepliif.cells.scoring import default_marker_threshold
 from napari_deepliif.engine.engines import load_engine
 from napari_deepliif.errors import InputImageError
@@ -33,7 +33,7 @@ def seg_marker(shared_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 def test_merged_cells_equal_one_pass(seg_marker: tuple[np.ndarray, np.ndarray]) -> None:
     seg, marker = seg_marker
     one = postprocess(seg, marker, resolution="20x", marker_thresh="default", size_thresh_upper="default")
-    merged = find_slide_cells(seg, marker, resolution="20x", marker_thresh="default", size_thresh_upper="default",
+    merged = find_slide_cells(seg, marker, settings=Settings("20x", marker_thresh="default", size_thresh_upper="default"),
                               core=200, margin=64)
     assert len(one.table) > 300
     # many cells straddle core borders, and none was kept twice or cut
@@ -60,7 +60,7 @@ def test_cells_larger_than_the_margin_are_found_whole(seg_marker, caplog) -> Non
     seg[250:260, 200:210] = 0
     one = postprocess(seg, marker, resolution="20x", marker_thresh="default")
     with caplog.at_level(logging.INFO):
-        merged = find_slide_cells(seg, marker, resolution="20x", marker_thresh="default", core=200, margin=3)
+        merged = find_slide_cells(seg, marker, settings=Settings("20x", marker_thresh="default"), core=200, margin=3)
     assert merged.regrown > 0 and "found whole" in caplog.text
     assert one.table.area.max() >= 270 * 180
     for name in TABLE_FIELDS:
@@ -90,7 +90,7 @@ def test_score_slide_writes_cells_labels_and_annotation_scores(shared_dir: Path,
     (tmp_path / "a.geojson").write_text(json.dumps(annotations))
     out = tmp_path / "out"
     record = score_slide(load_engine("stain"), slide, out, resolution="10x", chunk_size=384,
-                         annotations=tmp_path / "a.geojson", marker_thresh="default")
+                         annotations=tmp_path / "a.geojson", settings=Settings(marker_thresh="default"))
     root = zarr.open_group(str(out / "result.ome.zarr"), mode="r")
     seg, marker = store_arrays(root)
     one = postprocess(np.asarray(seg[:, :]), np.asarray(marker[:, :]), resolution="10x", marker_thresh="default")
@@ -129,7 +129,7 @@ def test_score_slide_writes_cells_labels_and_annotation_scores(shared_dir: Path,
     assert left["area_mm2"] == pytest.approx((512 * 768 - 100 * 100) * 1e-6)
     # a rerun with the same settings is skipped
     assert score_slide(load_engine("stain"), slide, out, resolution="10x", chunk_size=384,
-                       annotations=tmp_path / "a.geojson", marker_thresh="default")["run"]["skipped"]
+                       annotations=tmp_path / "a.geojson", settings=Settings(marker_thresh="default"))["run"]["skipped"]
 
 
 def test_a_clump_larger_than_the_margin_is_painted_and_outlined_whole(seg_marker, tmp_path: Path) -> None:
@@ -146,7 +146,7 @@ def test_a_clump_larger_than_the_margin_is_painted_and_outlined_whole(seg_marker
                                 {"region": None, "downsample": 1.0, "mpp": 0.5})
     root["Seg"]["0"][:] = np.moveaxis(seg, -1, 0)
     root["Marker"]["0"][:] = np.moveaxis(marker, -1, 0)
-    cells = find_slide_cells(*store_arrays(root), resolution="20x", core=200, margin=3)
+    cells = find_slide_cells(*store_arrays(root), settings=Settings("20x"), core=200, margin=3)
     write_labels_and_outlines(root, cells, tmp_path / "cells.geojson", core=200, margin=3)
     np.testing.assert_array_equal(root["Seg/labels/cells"]["0"][:], one.labels())
     features = json.loads((tmp_path / "cells.geojson").read_text())["features"]

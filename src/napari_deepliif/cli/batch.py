@@ -64,12 +64,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
     """Run the batch; exit status 1 if any slide failed."""
     from pathlib import Path
 
+    from napari_deepliif.cells.postprocess import Settings
     from napari_deepliif.slides.batch import SUMMARY_NAME, BatchOptions, run_batch
 
     options = BatchOptions(engine=args.engine, model=args.model, device=args.device, precision=args.precision,
                            batch_size=args.batch_size, resolution=args.resolution, mpp=args.mpp,
                            outputs=args.outputs, chunk_size=args.chunk_size, tissue=args.tissue,
-                           thresholds=thresholds(args), annotations=args.annotations, geojson=args.geojson,
+                           settings=Settings(**thresholds(args)), annotations=args.annotations, geojson=args.geojson,
                            parquet=args.parquet, overwrite=args.overwrite)
     rows = run_batch(args.inputs, args.out, options, workers=args.workers, scheduler=args.scheduler,
                      on_progress=_show_progress, on_result=_show_result)

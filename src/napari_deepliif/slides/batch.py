@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_deepliif.atomic import write_atomic
+from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.engine.cpu_memory import worker_environment
 from napari_deepliif.errors import DeepLIIFError, InputImageError
 from napari_deepliif.slides.readers import IMAGE_SUFFIXES, TIFF_SUFFIXES
@@ -55,7 +56,7 @@ class BatchOptions:
     outputs: str = "score"
     chunk_size: int = 2048
     tissue: bool = True
-    thresholds: dict = field(default_factory=dict)
+    settings: Settings = field(default_factory=Settings)
     annotations: str | None = None
     geojson: bool = True
     parquet: bool = False
@@ -157,7 +158,7 @@ def score_one(slide: str, out: str, options: BatchOptions) -> dict:
                              mpp=options.mpp, region=options.region, outputs=options.outputs, chunk_size=options.chunk_size,
                              tissue=options.tissue, annotations=annotations, geojson=options.geojson,
                              parquet=options.parquet, overwrite=options.overwrite,
-                             progress=_publisher(slide_path.name), **options.thresholds)
+                             progress=_publisher(slide_path.name), settings=options.settings)
     except DeepLIIFError as exc:  # a bad slide (unreadable, no pixel size...): reported, the batch goes on
         log.error("%s failed: %s", slide_path.name, exc)
         record = {"run": {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}}

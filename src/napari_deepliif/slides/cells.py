@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from napari_deepliif.cells.find import CellMap, CellTable, SegPixels, find_cells
-from napari_deepliif.cells.postprocess import Settings, Threshold
+from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.cells.scoring import (
     Override,
     check_overrides,
@@ -33,7 +33,6 @@ from napari_deepliif.cells.scoring import (
 )
 from napari_deepliif.constants import (
     DEFAULT_LARGE_NOISE_BY_RESOLUTION,
-    DEFAULT_SEG_THRESH,
     MARKER_RANGE_PERCENTILES,
     MARKER_THRESH_FRACTION,
 )
@@ -242,11 +241,7 @@ def find_slide_cells(
     seg: Any,
     marker: Any | None = None,
     *,
-    resolution: str,
-    seg_thresh: int = DEFAULT_SEG_THRESH,
-    size_thresh: Threshold = "default",
-    size_thresh_upper: Threshold = None,
-    marker_thresh: Threshold = None,
+    settings: Settings,
     core: int = CELL_CHUNK,
     margin: int | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -257,14 +252,14 @@ def find_slide_cells(
     ----------
     seg, marker : array-like, shape (H, W, 3), uint8
         Seg map and Marker (numpy, zarr, ...; :func:`store_arrays` gives a store's).
-    resolution, seg_thresh, size_thresh, size_thresh_upper, marker_thresh
-        As :func:`napari_deepliif.cells.postprocess.postprocess`.
+    settings : Settings
+        Resolution and thresholds (see :func:`napari_deepliif.cells.postprocess.postprocess`).
     core, margin : int
         Core edge and context in pixels (margin default: :func:`default_margin`).
     progress : callable(done, total), optional
         Windows done and in all.
     """
-    settings = Settings(resolution, seg_thresh, size_thresh, size_thresh_upper, marker_thresh).checked(marker is not None)
+    settings = settings.checked(marker is not None)
     shape = (int(seg.shape[0]), int(seg.shape[1]))
     margin = default_margin(settings.resolution) if margin is None else margin
     boxes = list(windows(shape, core, margin))

@@ -16,12 +16,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from napari_deepliif.atomic import write_bytes
-from napari_deepliif.cells.postprocess import Threshold
-from napari_deepliif.constants import DEFAULT_SEG_THRESH
+from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.engine.engines import EngineBase
 from napari_deepliif.io.jsonable import json_bytes
 from napari_deepliif.io.placement import Placement
@@ -77,10 +77,7 @@ def score_slide(
     outputs: str = "score",
     chunk_size: int = CHUNK_SIZE,
     tissue: bool = True,
-    seg_thresh: int = DEFAULT_SEG_THRESH,
-    size_thresh: Threshold = "default",
-    size_thresh_upper: Threshold = None,
-    marker_thresh: Threshold = None,
+    settings: Settings | None = None,
     annotations: str | Path | None = None,
     geojson: bool = True,
     parquet: bool = False,
@@ -105,8 +102,8 @@ def score_slide(
         Store only Marker and Seg, or every modality too.
     chunk_size, tissue
         As :func:`infer_slide`.
-    seg_thresh, size_thresh, size_thresh_upper, marker_thresh
-        Postprocessing settings.
+    settings : Settings, optional
+        Thresholds (its resolution is the one scored); default the package's.
     annotations : path, optional
         GeoJSON polygons (level-0 pixels, e.g. QuPath's export) to score separately.
     geojson, parquet : bool
@@ -119,8 +116,9 @@ def score_slide(
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    thresholds = {"seg_thresh": seg_thresh, "size_thresh": size_thresh, "size_thresh_upper": size_thresh_upper,
-                  "marker_thresh": marker_thresh}
+    settings = settings or Settings()
+    thresholds = {"seg_thresh": settings.seg_thresh, "size_thresh": settings.size_thresh,
+                  "size_thresh_upper": settings.size_thresh_upper, "marker_thresh": settings.marker_thresh}
     request = {"slide": str(Path(path).resolve()), "resolution": resolution, "mpp": mpp,
                "region": list(region) if region else None, "outputs": outputs, "chunk_size": chunk_size,
                "tissue": tissue, "annotations": str(annotations) if annotations else None,
@@ -143,8 +141,8 @@ def score_slide(
     root = zarr.open_group(str(store), mode="r+")
     seg, marker = store_arrays(root)
     margin = default_margin(run.resolution)
-    cells = find_slide_cells(seg, marker, resolution=run.resolution, margin=margin, progress=stage("cells"),
-                             **thresholds)
+    cells = find_slide_cells(seg, marker, settings=replace(settings, resolution=run.resolution), margin=margin,
+                             progress=stage("cells"))
     place = Placement.from_settings(run.settings)
     write_labels_and_outlines(root, cells, out / "cells.geojson" if geojson else None, core=CELL_CHUNK,
                               margin=margin)

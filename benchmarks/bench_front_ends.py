@@ -6,7 +6,8 @@ written once as a PNG), with the stain engine and with the small fitted fixture 
 ``--against DIR`` (a checkout of another version, e.g. ``git worktree add /tmp/before REV``)
 the two versions take turns, round after round, which is the only fair comparison on a
 machine whose speed drifts; the ratio (this / other) of each round is printed, then the
-median seconds and the median ratio.
+median seconds and the median ratio. A first, untimed round compiles numba's caches for each
+checkout (first run only).
 
 Run::
 
@@ -77,6 +78,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         image = mosaic(args.size, Path(tmp) / "mosaic.png")
         times: dict[tuple[str, str], list[float]] = {}
+        for name in commands(image, Path(tmp)):  # warm-up: numba compiles into each checkout's cache
+            for version, src in versions.items():
+                run(src, commands(image, Path(tmp) / version)[name])
         for round_ in range(1, args.rounds + 1):
             for name in commands(image, Path(tmp)):
                 line = []

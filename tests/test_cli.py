@@ -118,3 +118,26 @@ def test_errors_are_one_line_with_a_non_zero_status(tmp_path, shared_dir, fit_mo
     orig = shared_dir / "fixtures" / "inputs" / "ihc_22_2.png"  # 512 x 512
     assert main(["postprocess", str(orig), "--seg", str(seg), "--out", str(tmp_path)]) == 1
     assert not (tmp_path / "ihc_22_2").exists()
+
+
+def test_a_bad_out_is_refused_before_any_work(tmp_path, shared_dir, capsys):
+    image = shared_dir / "data" / "ihc" / "ROI_1.png"
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("not a folder")
+    for out, reason in ((a_file, "is a file"), (a_file / "sub", "cannot create the folder")):
+        with pytest.raises(SystemExit) as stop:
+            main(["score", str(image), "--engine", "stain", "--out", str(out)])
+        assert stop.value.code == 2
+        assert reason in capsys.readouterr().err
+    assert a_file.read_text() == "not a folder"
+
+
+def test_one_unreadable_image_does_not_stop_the_others(tmp_path, shared_dir, capsys):
+    good = shared_dir / "fixtures" / "inputs" / "ihc_22_2.png"
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a PNG")
+    assert main(["score", str(good), str(bad), str(good.parent / "ihc_34_3_crop_300x200.png"), "--engine", "stain",
+                 "--out", str(tmp_path / "out")]) == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ihc_22_2", "ihc_34_3_crop_300x200"]
+    err = capsys.readouterr().err
+    assert "bad.png" in err and "1 of 3 images not scored" in err

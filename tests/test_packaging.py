@@ -35,6 +35,16 @@ def test_wheel_ships_the_top_level_manifest_inside_the_package(wheel):
     assert not any(n.endswith((".pt", ".pth", ".zarr")) for n in names)
 
 
+def test_the_source_package_carries_the_manifest_for_editable_installs():
+    """``pip install -e .`` serves the package from src/: its napari.yaml (a link to the
+    top-level manifest) is what napari's entry point ``napari_deepliif:napari.yaml`` opens."""
+    import npe2
+
+    linked = REPO / "src" / "napari_deepliif" / "napari.yaml"
+    assert linked.is_symlink() and linked.read_bytes() == (REPO / "napari.yaml").read_bytes()
+    assert npe2.PluginManifest.from_file(linked).name == "napari-deepliif"
+
+
 def test_bundled_sample_is_a_real_rgb_image():
     from napari_deepliif.io.sample import load_sample
 

@@ -13,6 +13,7 @@ from typing import Any
 from napari_deepliif.cli.options import (
     EXIT_ERROR,
     add_engine_options,
+    add_output_option,
     add_threshold_options,
     thresholds,
 )
@@ -30,7 +31,7 @@ def add_parser(subparsers: Any) -> None:
     """Register the ``batch`` sub-command."""
     p = subparsers.add_parser("batch", help="score many whole slides on a dask cluster", description=DESCRIPTION)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="slide files, folders of slides or glob patterns")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    add_output_option(p)
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes of the local cluster, 1 thread each (default: %(default)s)")
     where.add_argument("--scheduler", metavar="ADDRESS", help="address of a running dask scheduler (tcp://host:8786) instead of a local cluster")

@@ -18,6 +18,7 @@ from napari_deepliif.cli.options import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     add_engine_options,
+    add_output_option,
     add_resolution_options,
     add_threshold_options,
     progress_bar,
@@ -61,15 +62,28 @@ def cmd_score(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.images]
     jobs = [(SAMPLE_NAME, sample_path())] if args.sample else []
     jobs += list(zip(output_names(paths), paths))
+    failed = []
     for stem, path in jobs:
-        result, level = score_file_region(engine, path, region=args.roi, resolution=args.resolution, mpp=args.mpp,
-                                          settings=Settings(**thresholds(args)), outputs=args.outputs,
-                                          progress=progress_bar(stem))
+        try:
+            result, level = score_file_region(engine, path, region=args.roi, resolution=args.resolution,
+                                              mpp=args.mpp, settings=Settings(**thresholds(args)),
+                                              outputs=args.outputs, progress=progress_bar(stem))
+        except Cancelled:
+            raise
+        except DeepLIIFError as exc:  # one unreadable image of several: said, and the others are scored
+            if len(jobs) == 1:
+                raise
+            print(f"napari-deepliif: {path}: {exc}", file=sys.stderr)
+            failed.append(str(path))
+            continue
         directory = Path(args.out) / stem
         record = result.record(image=stem, level=level.level, downsample=level.downsample, mpp=level.mpp)
         write_score_outputs(directory, post=result.post, image=result.image, images=result.images, record=record,
                             placement=result.placement(downsample=level.downsample))
         print(summary(stem, result.scoring, result.provenance, directory))
+    if failed:
+        print(f"napari-deepliif: {len(failed)} of {len(jobs)} images not scored: {', '.join(failed)}", file=sys.stderr)
+        return EXIT_ERROR
     return 0
 
 
@@ -118,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("infer", help="write the inferred modalities and Seg map of images", description="Run DeepLIIF and write DIR/<image stem>/{Hema,DAPI,Lap2,Marker,Seg}.png (uint8 RGB, the input's size).")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG, JPEG or TIFF RGB images")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    add_output_option(p)
     p.add_argument("--outputs", choices=("all", "score"), default="all", help="all modalities, or only what scoring needs (Marker, Seg)")
     add_engine_options(p)
     p.set_defaults(func=cmd_infer)
@@ -129,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=("auto", "deepliif", "stain"), default="auto", help="auto: DeepLIIF if --model is given or deepliif-latest is installed, else the classical stain engine")
     p.add_argument("--roi", type=roi, default=None, metavar="X,Y,W,H", help="score only this rectangle (full-image pixels)")
     p.add_argument("--outputs", choices=("score", "all"), default="all", help="all modalities, or only what scoring needs")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    add_output_option(p)
     add_engine_options(p, model_default=None)
     add_threshold_options(p)
     p.set_defaults(func=cmd_score)
@@ -138,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("orig", metavar="ORIG", help="the original IHC image")
     p.add_argument("--seg", required=True, metavar="SEG", help="the Seg image DeepLIIF produced for ORIG")
     p.add_argument("--marker", metavar="MARKER", help="the Marker image (needed for --marker-thresh)")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    add_output_option(p)
     add_resolution_options(p)
     add_threshold_options(p)
     p.set_defaults(func=cmd_postprocess)

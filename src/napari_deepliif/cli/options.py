@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from napari_deepliif.constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
@@ -86,3 +87,24 @@ def summary(name: str, scoring: dict, provenance: dict, directory: Path) -> str:
     return (f"{name}: {scoring['num_total']} cells, {scoring['num_pos']} positive "
             f"({scoring['percent_pos']}%) [engine {provenance['engine']}{model}, "
             f"{provenance['resolution']}] -> {directory}")
+
+
+def output_folder(text: str) -> Path:
+    """``--out``: a folder that exists or can be made and written to, checked before any work
+    (a mistyped path must not cost a whole run)."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file: give a folder for the outputs")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot create the folder {text} ({exc.strerror}): "
+                                         "give a folder you can write to") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write to {text}: give a folder you can write to")
+    return path
+
+
+def add_output_option(parser: argparse.ArgumentParser) -> None:
+    """``--out DIR``, checked when the command line is read."""
+    parser.add_argument("--out", required=True, metavar="DIR", type=output_folder, help="output folder (created)")

@@ -80,6 +80,11 @@ class LevelChoice:
     mpp: float | None
     resolution: str
 
+    @property
+    def level0_mpp(self) -> float:
+        """Full-resolution pixel size, µm/px: the slide's, or the one its magnification implies."""
+        return (self.mpp if self.mpp is not None else MICRONS_PER_PIXEL_BY_RESOLUTION[self.resolution]) / self.downsample
+
     def box(self, region: tuple[float, float, float, float], shape: tuple[int, int]) -> tuple[int, int, int, int]:
         """The pixels of the level read (of ``shape`` (H, W)) that cover ``region``
         ``(x, y, width, height)`` of full-resolution pixels, as ``(x, y, width, height)``."""

@@ -68,7 +68,7 @@ def score_file_region(
         level = slide.array(choice)
         shape = (int(level.shape[0]), int(level.shape[1]))
         box = None if region is None else choice.box(region, shape)
-        include = tissue_mask(slide).includer(choice.downsample) if tissue else None
+        include = tissue_mask(slide, choice.level0_mpp).includer(choice.downsample) if tissue else None
         result = score_region(engine, level, region=box, resolution=choice.resolution, settings=settings,
                               outputs=outputs, include=include, progress=progress, cancel=cancel)
     return result, choice

@@ -147,7 +147,7 @@ def infer_slide(
     mask = None
     if tissue is not False:
         mask = _stored_mask(store) if record is not None else None
-        mask = mask or (tissue if isinstance(tissue, TissueMask) else tissue_mask(slide))
+        mask = mask or (tissue if isinstance(tissue, TissueMask) else tissue_mask(slide, choice.level0_mpp))
     if record is None:
         record = _create(store, settings, shape, mask)
     run = SlideRun(store, shape, choice.resolution, settings)

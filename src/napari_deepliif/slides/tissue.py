@@ -87,11 +87,12 @@ class TissueMask:
         return bool(self.mask[max(r0, 0) : max(r1, r0 + 1), max(c0, 0) : max(c1, c0 + 1)].any())
 
 
-def _low_resolution_view(slide: Slide) -> tuple[np.ndarray, float]:
+def _low_resolution_view(slide: Slide, mpp: float | None) -> tuple[np.ndarray, float]:
     """The slide averaged down to about :data:`MASK_MPP` µm/px (see module docstring) from the
-    coarsest level fine enough; returns RGB and its downsample from level 0."""
+    coarsest level fine enough, level 0 being ``mpp`` µm/px; returns RGB and its downsample
+    from level 0."""
     longest = max(slide.shape)
-    wanted = max(MASK_MPP / slide.mpp if slide.mpp else 1.0, longest / MASK_SIZE, 1.0)
+    wanted = max(MASK_MPP / mpp if mpp else 1.0, longest / MASK_SIZE, 1.0)
     index = max((i for i, lvl in enumerate(slide.levels) if lvl.downsample <= wanted),
                 key=lambda i: slide.levels[i].downsample)
     level = slide.level(index)
@@ -133,7 +134,11 @@ def tissue_mask_from_rgb(rgb: np.ndarray, downsample: float = 1.0) -> TissueMask
     return TissueMask(mask, float(downsample), threshold)
 
 
-def tissue_mask(slide: Slide) -> TissueMask:
-    """Tissue mask of a slide from a low-resolution view (see module docstring)."""
-    rgb, downsample = _low_resolution_view(slide)
+def tissue_mask(slide: Slide, assumed_mpp: float | None = None) -> TissueMask:
+    """Tissue mask of a slide from a low-resolution view (see module docstring).
+
+    ``assumed_mpp``: the full-resolution pixel size to work with when the slide states none
+    (the magnification it is scored at says it), so that the view is small all the same.
+    """
+    rgb, downsample = _low_resolution_view(slide, slide.mpp or assumed_mpp)
     return tissue_mask_from_rgb(rgb, downsample)

@@ -163,6 +163,14 @@ class Slide:
         self._arrays, self.levels = arrays, levels
         self.pixel_size, self._handle = pixel_size, handle
 
+    @classmethod
+    def from_arrays(cls, name: str, arrays: list[Any], mpp: float | None = None) -> Slide:
+        """A slide of in-memory pyramid levels (level 0 first, H x W x 3 array-likes), e.g. a
+        napari layer's, so that slide rules (the tissue mask) apply to it alike."""
+        height, width = (int(v) for v in arrays[0].shape[:2])
+        levels = [Level((int(a.shape[0]), int(a.shape[1])), width / int(a.shape[1])) for a in arrays]
+        return cls(Path(name), "arrays", list(arrays), levels, PixelSize(mpp, None, "given" if mpp else "none"))
+
     def __enter__(self) -> Slide:
         return self
 

@@ -1,7 +1,8 @@
 """A cheap tissue mask from a low-resolution view, so glass is never sent through the networks.
 
-Rule: on a view of :data:`MASK_MPP` µm/px (long side at most :data:`MASK_SIZE` px; when the
-pixel size is unknown, the long side is :data:`MASK_SIZE`), a pixel is tissue when its
+Rule: on a view of :data:`MASK_MPP` µm/px (long side between :data:`MIN_MASK_SIZE` and
+:data:`MASK_SIZE` px; the pixel size is the slide's, else the one the magnification scored
+implies), a pixel is tissue when its
 HSV saturation ``(max - min) / max`` (Gaussian-smoothed) exceeds a threshold: Otsu's
 threshold of the saturation, clamped to :data:`SATURATION_RANGE` so that a slide that is all
 tissue (or all glass) is not split in two. The mask is then closed, its holes filled, specks
@@ -30,8 +31,10 @@ log = logging.getLogger(__name__)
 #: Pixel size of the view the mask is computed on (µm/px): nuclei and the gaps between them
 #: blur into tissue, glass stays glass.
 MASK_MPP = 8.0
-#: Longest side of that view (pixels).
+#: Longest side of that view (pixels), at most...
 MASK_SIZE = 2048
+#: ...and at least (a small image keeps enough pixels for the rule's sizes to make sense).
+MIN_MASK_SIZE = 64
 #: Saturation threshold is Otsu's, clamped to this range.
 SATURATION_RANGE = (0.04, 0.12)
 #: Gaussian sigma (mask pixels) applied to the saturation first.
@@ -92,7 +95,7 @@ def _low_resolution_view(slide: Slide, mpp: float | None) -> tuple[np.ndarray, f
     coarsest level fine enough, level 0 being ``mpp`` µm/px; returns RGB and its downsample
     from level 0."""
     longest = max(slide.shape)
-    wanted = max(MASK_MPP / mpp if mpp else 1.0, longest / MASK_SIZE, 1.0)
+    wanted = max(min(MASK_MPP / mpp if mpp else 1.0, longest / MIN_MASK_SIZE), longest / MASK_SIZE, 1.0)
     index = max((i for i, lvl in enumerate(slide.levels) if lvl.downsample <= wanted),
                 key=lambda i: slide.levels[i].downsample)
     level = slide.level(index)

@@ -266,7 +266,9 @@ class DeepLIIFWidget(QWidget):
             rect = roi.view_rect(self.viewer, layer, width, height, level)
         choice = self.engine_choice()
         outputs = "all" if self.outputs_combo.currentText() == strings.OUTPUTS_ALL else "score"
-        spec = RunSpec(choice, data, rect, self.resolution_combo.currentText(), outputs, polygons)
+        levels = list(layer.data) if layer.multiscale else [layer.data]
+        spec = RunSpec(choice, data, rect, self.resolution_combo.currentText(), outputs, polygons, levels, level,
+                       roi.pixel_size_um(layer))
         return spec, layer, level
 
     def engine_choice(self) -> EngineChoice:

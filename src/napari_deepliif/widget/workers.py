@@ -14,10 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from napari_deepliif.constants import MICRONS_PER_PIXEL_BY_RESOLUTION
 from napari_deepliif.engine.engines import load_engine
 from napari_deepliif.errors import Cancelled
 from napari_deepliif.models.index import fetch_model
 from napari_deepliif.regions.score import ScoreResult, score_region
+from napari_deepliif.slides.readers import Slide
+from napari_deepliif.slides.tissue import tissue_mask
 
 #: Engine choice of the widget for the classical engine (else a model name or folder).
 STAIN = "stain"
@@ -50,6 +53,12 @@ class RunSpec:
         ``10x``/``20x``/``40x``.
     outputs : str
         ``all`` or ``score``.
+    levels : list of array-like
+        Every pyramid level of the layer (level 0 first), for the tissue mask.
+    level : int
+        The level ``image`` is.
+    mpp : float, optional
+        Level 0's pixel size (µm/px), when the layer says.
     """
 
     engine: EngineChoice
@@ -58,6 +67,17 @@ class RunSpec:
     resolution: str
     outputs: str = "all"
     polygons: list = field(default_factory=list)
+    levels: list = field(default_factory=list)
+    level: int = 0
+    mpp: float | None = None
+
+    def tissue(self) -> Any:
+        """Which parts of ``image`` hold tissue: the slide rule ``score`` and ``batch`` apply
+        (:func:`napari_deepliif.slides.tissue.tissue_mask`), on the layer's levels."""
+        slide = Slide.from_arrays("layer", self.levels or [self.image], self.mpp)
+        level = slide.levels[self.level if self.levels else 0]
+        assumed = MICRONS_PER_PIXEL_BY_RESOLUTION[self.resolution] / level.downsample
+        return tissue_mask(slide, assumed).includer(level.downsample)
 
 
 def get_engine(choice: EngineChoice) -> Any:
@@ -77,8 +97,8 @@ def score_area(spec: RunSpec, progress: Progress | None = None,
     engine = get_engine(spec.engine)
     if cancel is not None and cancel.is_set():
         raise Cancelled("run cancelled before it started")
-    result = score_region(engine, spec.image, region=spec.rect, resolution=spec.resolution,
-                          outputs=spec.outputs, progress=progress, cancel=cancel)
+    result = score_region(engine, spec.image, region=spec.rect, resolution=spec.resolution, outputs=spec.outputs,
+                          include=spec.tissue(), progress=progress, cancel=cancel)
     return engine, result
 
 

@@ -180,7 +180,8 @@ def test_the_widget_gives_the_same_cells_on_a_layer_two_rois_and_a_pyramid_level
     widget.export(tmp_path / "layer")
     np.testing.assert_allclose(csv_centroids(tmp_path / "layer" / "cells.csv"),
                                csv_centroids(tmp_path / "score" / "mosaic" / "cells.csv"), atol=1e-6)
-    # two ROIs: the cells of their bounding box, as the region core gives them
+    # two ROIs: the cells in them (their bounding box and its context scored), as the region
+    # core gives them
     viewer.add_shapes([[[258, 308], [258, 608], [458, 608], [458, 308]]], shape_type="rectangle", name="rois")
     viewer.layers["rois"].add_rectangles([[[600, 700], [900, 1000]]])
     widget.area_combo.setCurrentText("ROIs of a Shapes layer")
@@ -188,7 +189,9 @@ def test_the_widget_gives_the_same_cells_on_a_layer_two_rois_and_a_pyramid_level
     run_and_wait(widget, qtbot)
     x0, y0 = 308, 258
     box = (x0, y0, 1000 - x0 + 1, 900 - y0 + 1)
-    region = score_region(load_engine("stain"), image, region=box, resolution="40x")
+    rois = [(np.array([[308, 258], [608, 258], [608, 458], [308, 458]], float), []),
+            (np.array([[700, 600], [1000, 600], [1000, 900], [700, 900]], float), [])]
+    region = score_region(load_engine("stain"), image, region=box, rois=rois, resolution="40x")
     assert widget.post.scoring == region.scoring
     shown = sorted_xy(widget.post.table.centroid_xy[widget.post.counted] + np.asarray(widget.last.origin, float))
     np.testing.assert_allclose(shown, counted_centroids(region), atol=1e-6)

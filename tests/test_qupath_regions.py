@@ -77,16 +77,18 @@ def test_junit_core_tests_pass_against_the_real_server(junit_run: dict) -> None:
     assert "ServerClientTest" in output and "RoundTripTest" in output, "the server tests did not run"
 
 
-def engine_cells(image: np.ndarray, region: tuple[int, int, int, int], uploaded: bool = False):
-    """Counted cells of the region core's ``score_region(image, region=region)`` (for an upload:
-    of the uploaded pixels alone, all the server sees): level-0 polygon centroids (table
-    centroid + 0.5, the GeoJSON pixel-corner convention), positive flags and areas."""
+def engine_cells(image: np.ndarray, region: tuple[int, int, int, int], outline, uploaded: bool = False):
+    """Counted cells of the region core's ``score_region(image, region=region, rois=[outline])``
+    (for an upload: of the uploaded pixels alone, all the server sees, counted in the outline
+    afterwards by the extension): level-0 polygon centroids (table centroid + 0.5, the GeoJSON
+    pixel-corner convention), positive flags and areas."""
     if uploaded:
         x, y, w, h = region
         result = score_region(load_engine("stain"), image[y : y + h, x : x + w])
         offset = np.array([x, y], float)
     else:
-        result = score_region(load_engine("stain"), image, region=region)
+        ring = np.asarray(outline.exterior.coords, float) - 0.5  # pixel edges -> pixel centres
+        result = score_region(load_engine("stain"), image, region=region, rois=[(ring, [])])
         offset = np.zeros(2)
     post = result.post
     counted = np.asarray(post.counted)
@@ -104,7 +106,7 @@ def assert_same_cells_in_outline(data: dict, image: np.ndarray, what: str) -> No
     outline = wkt.loads(data["roi_wkt"])
     x0, y0, x1, y1 = outline.bounds
     bounds = (int(np.floor(x0)), int(np.floor(y0)), int(np.ceil(x1) - np.floor(x0)), int(np.ceil(y1) - np.floor(y0)))
-    centroids, positive, areas = engine_cells(image, bounds, uploaded=data["uploaded"])
+    centroids, positive, areas = engine_cells(image, bounds, outline, uploaded=data["uploaded"])
     inside = contains_xy(outline, centroids[:, 0], centroids[:, 1])
     near = np.array([outline.boundary.distance(Point(c)) < BOUNDARY for c in centroids], bool).reshape(-1)
     java = data["cells"]

@@ -98,6 +98,8 @@ def test_stain_run_on_the_sample_matches_the_engine(widget, qtbot):
     np.testing.assert_array_equal(cells.data, own.post.labels())
     assert widget.score_table.cell_text(0, 1) == str(own.scoring["num_total"])
     assert "stain" in widget.engine_box.engine_label.text()
+    # the image stays the active layer (a click pans; it does not paint into the labels)
+    assert viewer.layers.selection.active is viewer.layers["ihc"]
     # the first view is the image with its cell outlines; the modalities wait in the layer list
     shown = {layer.name for layer in viewer.layers if layer.visible}
     assert shown == {"ihc", "DeepLIIF outlines"}
@@ -448,3 +450,15 @@ def test_closing_napari_while_cells_are_found_in_the_background(widget, qtbot, m
     viewer.close()  # the widget goes with the window; its search's result must find nothing to touch
     qtbot.waitUntil(lambda: not worker.is_running, timeout=10000)
     qtbot.wait(200)
+
+
+def test_a_failed_run_clears_the_previous_table(widget, qtbot):
+    viewer = widget.viewer
+    viewer.add_image(load_sample(), name="ihc", rgb=True)
+    choose_stain(widget)
+    run_and_wait(widget, qtbot)
+    assert widget.score_table.rowCount() == 1
+    viewer.add_image(np.zeros((10, 10, 3), np.uint8), name="tiny", rgb=True)  # under 16 px: refused
+    widget.image_combo.setCurrentIndex(widget.image_combo.findText("tiny"))
+    run_and_wait(widget, qtbot)
+    assert widget.score_table.rowCount() == 0

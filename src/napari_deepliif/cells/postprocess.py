@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Literal
@@ -39,6 +39,7 @@ from napari_deepliif.cells.scoring import (
     default_size_threshold,
     density,
     in_box,
+    in_polygons,
     intensity_classes,
     region_cells,
 )
@@ -118,9 +119,11 @@ def _check_whole(name: str, value: object, low: int, high: int | None = None, *,
 class _Source:
     """A prepared Seg map with what is cached across re-scores (cells, default thresholds)."""
 
-    def __init__(self, pixels: SegPixels, region: tuple[int, int, int, int] | None = None):
+    def __init__(self, pixels: SegPixels, region: tuple[int, int, int, int] | None = None,
+                 rois: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]] | None = None):
         self.pixels = pixels
         self.region = region
+        self.rois = rois
         self._cells: dict[int, CellMap] = {}
         self._default_size: dict[tuple[int, str], int] = {}
         self._default_marker: int | None = None
@@ -152,10 +155,12 @@ class _Source:
         return self._default_marker
 
     def members(self, table: CellTable) -> np.ndarray:
-        """Which cells belong to the region scored: centroid inside it (all without one)."""
-        if self.region is None:
-            return np.ones(len(table), bool)
-        return in_box(table.centroid_xy, self.region)
+        """Which cells belong to the region scored: centroid inside its box and, with ROIs,
+        inside one of them (all cells without a region)."""
+        members = np.ones(len(table), bool) if self.region is None else in_box(table.centroid_xy, self.region)
+        if self.rois:
+            members &= in_polygons(table.centroid_xy, self.rois)
+        return members
 
 
 @dataclass(frozen=True, eq=False)
@@ -326,6 +331,7 @@ def postprocess(
     marker_thresh: Threshold = None,
     overrides: Mapping[int, Override] | None = None,
     region: tuple[int, int, int, int] | None = None,
+    rois: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]] | None = None,
 ) -> PostprocessResult:
     """Cells and IHC score of a DeepLIIF Seg map, as the reference's ``compute_final_results``.
 
@@ -346,6 +352,10 @@ def postprocess(
         crossing the region's edge are found whole): only cells whose centroid lies in it
         count, and the default size and marker thresholds are computed from those cells and
         pixels alone. Default: the whole map.
+    rois : list of (exterior, holes), optional
+        Polygons ((k, 2) ``(x, y)`` vertices, pixel centres at integers) in the map's pixels:
+        only cells whose centroid lies in one of them count, and the default size threshold
+        comes from those cells (see :func:`scoring.in_polygons`).
 
     Returns
     -------
@@ -360,4 +370,4 @@ def postprocess(
     """
     settings = Settings(resolution, seg_thresh, size_thresh, size_thresh_upper, marker_thresh)
     pixels = SegPixels.from_images(seg, marker)
-    return _score(_Source(pixels, region), settings, overrides)
+    return _score(_Source(pixels, region, rois), settings, overrides)

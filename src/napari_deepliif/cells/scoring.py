@@ -10,7 +10,7 @@ Coordinates: ROI polygons are ``(x, y)`` vertices and masks ``[y, x]`` arrays in
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal, get_args
 
 import numpy as np
@@ -196,6 +196,23 @@ def in_box(centroid_xy: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarra
     x, y, w, h = box
     cx, cy = centroid_xy[:, 0], centroid_xy[:, 1]
     return (cx >= x - 0.5) & (cx < x + w - 0.5) & (cy >= y - 0.5) & (cy < y + h - 0.5)
+
+
+def in_polygons(centroid_xy: np.ndarray, polygons: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]]) -> np.ndarray:
+    """(n,) bool: which centroids ((x, y), pixel centres at integers) lie in any of
+    ``polygons``, each ``(exterior, holes)`` of (k, 2) ``(x, y)`` vertices in the same
+    coordinates; a centroid in a hole is outside. The ROI rule of every front end."""
+    from skimage.measure import points_in_poly
+
+    inside = np.zeros(len(centroid_xy), bool)
+    if not len(centroid_xy):
+        return inside
+    for exterior, holes in polygons:
+        hit = points_in_poly(centroid_xy, np.asarray(exterior, float))
+        for hole in holes:
+            hit &= ~points_in_poly(centroid_xy, np.asarray(hole, float))
+        inside |= hit
+    return inside
 
 
 def region_cells(table: CellTable, region: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, float]:

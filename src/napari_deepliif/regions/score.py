@@ -12,6 +12,7 @@ edge is larger than the margin: the window is then grown and scored again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -105,6 +106,7 @@ def score_region(
     image: Any,
     *,
     region: tuple[int, int, int, int] | None = None,
+    rois: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]] | None = None,
     resolution: str | None = None,
     mpp: float | None = None,
     settings: Settings | None = None,
@@ -127,6 +129,10 @@ def score_region(
         unless ``statistics`` is given.
     region : (x, y, width, height), optional
         The rectangle scored, in pixels of ``image``; default all of it.
+    rois : list of (exterior, holes), optional
+        ROI polygons in ``region`` ((k, 2) ``(x, y)`` vertices, pixels of ``image``, pixel
+        centres at integers): only cells whose centroid lies in one count, and the default
+        size threshold comes from them.
     resolution, mpp
         Magnification of ``image``, or its pixel size (µm/px) to pick it; default 40x.
     settings : Settings, optional
@@ -159,7 +165,8 @@ def score_region(
         wy0, wy1, wx0, wx1 = window
         post = postprocess(images["Seg"], images.get("Marker"), resolution=res, seg_thresh=settings.seg_thresh,
                            size_thresh=settings.size_thresh, size_thresh_upper=settings.size_thresh_upper,
-                           marker_thresh=settings.marker_thresh, region=(x - wx0, y - wy0, w, h))
+                           marker_thresh=settings.marker_thresh, region=(x - wx0, y - wy0, w, h),
+                           rois=_shifted(rois, (wx0, wy0)))
         if not _cut_at_window_edge(post, window, (height, width)) or window == (0, height, 0, width):
             break
         margin *= 2
@@ -167,6 +174,16 @@ def score_region(
                   "version": __version__, "resolution": res, "statistics": statistics}
     pixels = np.asarray(source[wy0:wy1, wx0:wx1])[..., :3]
     return ScoreResult(pixels, images, post, provenance, (wx0, wy0), (x, y, w, h))
+
+
+def _shifted(rois: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]] | None,
+             origin: tuple[int, int]) -> list | None:
+    """ROI polygons moved into the window whose top-left pixel is ``origin`` (x, y)."""
+    if not rois:
+        return None
+    shift = np.asarray(origin, float)
+    return [(np.asarray(exterior, float) - shift, [np.asarray(h, float) - shift for h in holes])
+            for exterior, holes in rois]
 
 
 def _infer_window(engine: EngineBase, source: Any, resolution: str, names: tuple[str, ...], window: Box,

@@ -18,7 +18,6 @@ import numpy as np
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from skimage.measure import points_in_poly
 
 from napari_deepliif.cells.find import MAX_SEG_THRESH
 from napari_deepliif.cells.postprocess import Settings
@@ -78,32 +77,25 @@ def _score(server: Any, body: RegionRequest, cancel: threading.Event) -> dict:
     settings = Settings(seg_thresh=body.seg_thresh, size_thresh=body.size_thresh,
                         size_thresh_upper=body.size_thresh_upper, marker_thresh=body.marker_thresh)
     try:
-        result, choice = score_file_region(server.engine, path, region=body.region, resolution=body.resolution,
-                                           mpp=body.mpp, settings=settings, cancel=cancel)
+        result, choice = score_file_region(server.engine, path, region=body.region, rois=_polygons(body.roi),
+                                           resolution=body.resolution, mpp=body.mpp, settings=settings, cancel=cancel)
     except (InputImageError, SlideMetadataError) as exc:
         raise Problem(422, f"cannot read {path} here: {exc}", problem_type=NOT_READABLE) from exc
-    post = result.post
-    if body.roi is not None:
-        inside = _in_roi(post.table.centroid_xy, body.roi, result.origin, choice.downsample)
-        result = result.rescore(overrides={int(i): "exclude" for i in post.table.id[~inside]})
     answer = cells_geojson(result.post, origin=result.origin, downsample=choice.downsample, classification="object")
     answer["score"] = result.record(image=str(path), level=choice.level, downsample=choice.downsample, mpp=choice.mpp)
     return answer
 
 
-def _in_roi(centroids: np.ndarray, roi: dict, origin: tuple[int, int], downsample: float) -> np.ndarray:
-    """Which cells (centroids in window pixel centres) lie in a level-0 GeoJSON polygon."""
+def _polygons(roi: dict | None) -> list[tuple[np.ndarray, list[np.ndarray]]] | None:
+    """A GeoJSON Polygon or MultiPolygon as ``(exterior, holes)`` vertex arrays."""
+    if roi is None:
+        return None
     kind, coordinates = roi.get("type"), roi.get("coordinates")
     polygons = [coordinates] if kind == "Polygon" else coordinates if kind == "MultiPolygon" else None
     if not polygons:
         raise Problem(422, f"roi must be a GeoJSON Polygon or MultiPolygon, got {kind!r}")
-    # centre of window pixel (c, r) -> level-0 pixel-edge coordinates
-    points = (np.asarray(centroids, float) + np.asarray(origin, float) + 0.5) * downsample
-    inside = np.zeros(len(points), bool)
-    for polygon in polygons:
-        hit = points_in_poly(points, np.asarray(polygon[0], float)) if len(points) else inside.copy()
-        for hole in polygon[1:]:
-            if len(points):
-                hit &= ~points_in_poly(points, np.asarray(hole, float))
-        inside |= hit
-    return inside
+    try:
+        return [(np.asarray(p[0], float).reshape(-1, 2), [np.asarray(h, float).reshape(-1, 2) for h in p[1:]])
+                for p in polygons]
+    except (ValueError, TypeError, IndexError) as exc:
+        raise Problem(422, f"roi coordinates are not [[x, y], ...] rings: {exc}") from exc

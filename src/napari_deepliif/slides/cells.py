@@ -154,7 +154,8 @@ def _thresholds(settings: Settings, areas: np.ndarray, marker_histogram: np.ndar
             "marker_thresh": None if marker is None else int(marker)}
 
 
-def region_classes(cells: SlideCells, box: tuple[int, int, int, int], marker: Any | None) -> tuple[np.ndarray, np.ndarray]:
+def region_classes(cells: SlideCells, box: tuple[int, int, int, int], marker: Any | None,
+                   inside: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Which cells count and are positive when the region ``box`` (x, y, width, height) of the
     image scored is scored on its own, as every front end scores a region: only cells whose
     centroid lies in it count, and default thresholds come from its cells and its Marker.
@@ -166,8 +167,12 @@ def region_classes(cells: SlideCells, box: tuple[int, int, int, int], marker: An
         Pixels of the image scored.
     marker : array-like, shape (H, W, 3), optional
         The Marker (for a default marker threshold).
+    inside : ndarray, shape (n,), bool, optional
+        The cells in the region's ROI polygons (:func:`~napari_deepliif.cells.scoring.in_polygons`).
     """
     members = in_box(cells.table.centroid_xy, box)
+    if inside is not None:
+        members &= inside
     histogram = None
     if cells.settings.marker_thresh == "default" and marker is not None:
         x, y, w, h = box

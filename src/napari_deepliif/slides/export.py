@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from skimage.measure import points_in_poly
 
 from napari_deepliif.atomic import write_atomic
 from napari_deepliif.cells.outlines import cell_outlines
-from napari_deepliif.cells.scoring import counts, density
+from napari_deepliif.cells.scoring import counts, density, in_polygons
 from napari_deepliif.errors import InputImageError
 from napari_deepliif.io.exports import CSV_COLUMNS
 from napari_deepliif.io.geojson import MEASUREMENT_NAMES, class_names
@@ -198,24 +197,16 @@ def score_annotations(cells: SlideCells, regions: dict, place: Placement, mpp: f
     height, width = cells.shape
     result = {}
     for name, polygons in regions.items():
-        inside = np.zeros(len(cells.table), bool)
-        area = 0.0
-        for exterior, holes in polygons:
-            ring = place.full_edges_to_centres(exterior)
-            hit = points_in_poly(centroids, ring) if len(centroids) else inside.copy()
-            area += _area(ring)
-            for hole in holes:
-                hole_ring = place.full_edges_to_centres(hole)
-                if len(centroids):
-                    hit &= ~points_in_poly(centroids, hole_ring)
-                area -= _area(hole_ring)
-            inside |= hit
+        rings = [(place.full_edges_to_centres(exterior), [place.full_edges_to_centres(h) for h in holes])
+                 for exterior, holes in polygons]
+        inside = in_polygons(centroids, rings)
+        area = sum(_area(exterior) - sum(_area(h) for h in holes) for exterior, holes in rings)
         corners = np.concatenate([exterior for exterior, _ in polygons])
         x0, y0 = corners.min(axis=0)
         x1, y1 = corners.max(axis=0)
         box = place.box_in_scored((x0, y0, x1 - x0, y1 - y0), (height, width))
-        counted, positive = region_classes(cells, box, marker)
-        scores = counts(counted & inside, positive)
+        counted, positive = region_classes(cells, box, marker, inside)
+        scores = counts(counted, positive)
         if mpp and area > 0:
             scores.update(density(scores["num_pos"], area, mpp))
         result[name] = scores

@@ -12,9 +12,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.constants import DEFAULT_RESOLUTION
 from napari_deepliif.engine.engines import EngineBase
+from napari_deepliif.io.placement import Placement
 from napari_deepliif.progress import CancelCheck, ProgressCallback
 from napari_deepliif.regions.score import ScoreResult, score_region
 from napari_deepliif.slides.readers import LevelChoice, open_slide
@@ -28,6 +31,7 @@ def score_file_region(
     path: str | Path,
     *,
     region: tuple[float, float, float, float] | None = None,
+    rois: list[tuple[np.ndarray, list[np.ndarray]]] | None = None,
     resolution: str | None = None,
     mpp: float | None = None,
     settings: Settings | None = None,
@@ -46,6 +50,9 @@ def score_file_region(
         A PNG, JPEG, TIFF or whole-slide file (:func:`~napari_deepliif.slides.open_slide`).
     region : (x, y, width, height), optional
         In full-resolution pixels; default the whole image.
+    rois : list of (exterior, holes), optional
+        ROI polygons in full-resolution pixel-edge coordinates (QuPath's): only cells whose
+        centroid lies in one count.
     resolution : {'40x', '20x', '10x'}, optional
         Magnification to score at; default the file's own (its pixel size), else 40x.
     mpp : float, optional
@@ -69,6 +76,11 @@ def score_file_region(
         shape = (int(level.shape[0]), int(level.shape[1]))
         box = None if region is None else choice.box(region, shape)
         include = tissue_mask(slide, choice.level0_mpp).includer(choice.downsample) if tissue else None
-        result = score_region(engine, level, region=box, resolution=choice.resolution, settings=settings,
+        place = Placement(downsample=choice.downsample)
+        level_rois = None if rois is None else [
+            (place.full_edges_to_centres(exterior), [place.full_edges_to_centres(h) for h in holes])
+            for exterior, holes in rois]
+        result = score_region(engine, level, region=box, rois=level_rois, resolution=choice.resolution,
+                              settings=settings,
                               outputs=outputs, include=include, progress=progress, cancel=cancel)
     return result, choice

@@ -306,6 +306,8 @@ class DeepLIIFWidget(QWidget):
         self.progress_bar.setValue(done)
 
     def _on_error(self, exc: BaseException) -> None:
+        if not isinstance(exc, Cancelled):  # a table left from another run would be misread as this one's
+            self.score_table.show_scores([])
         if isinstance(exc, Cancelled):
             show_info(strings.CANCELLED)
         elif isinstance(exc, DeepLIIFError):
@@ -347,6 +349,8 @@ class DeepLIIFWidget(QWidget):
         for slider in self.sliders.values():
             slider.setEnabled(True)
         self._update_panel()
+        # the image stays the active layer: a click then pans, not paints into the new labels
+        self.viewer.layers.selection.active = layer
 
     # ---- thresholds, clicks and score -------------------------------------------------------------
     def set_threshold(self, key: str, value: int | None) -> None:

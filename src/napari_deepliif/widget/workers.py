@@ -97,8 +97,10 @@ def score_area(spec: RunSpec, progress: Progress | None = None,
     engine = get_engine(spec.engine)
     if cancel is not None and cancel.is_set():
         raise Cancelled("run cancelled before it started")
-    result = score_region(engine, spec.image, region=spec.rect, resolution=spec.resolution, outputs=spec.outputs,
-                          include=spec.tissue(), progress=progress, cancel=cancel)
+    origin = np.array(spec.rect[:2] if spec.rect else (0, 0), float)
+    rois = [(np.asarray(p, float) + origin, []) for p in spec.polygons] or None
+    result = score_region(engine, spec.image, region=spec.rect, rois=rois, resolution=spec.resolution,
+                          outputs=spec.outputs, include=spec.tissue(), progress=progress, cancel=cancel)
     return engine, result
 
 

@@ -193,6 +193,35 @@ def test_tiff_and_rgba_give_the_same_score_as_png(http, crop):
         assert without_ids(answer["features"]) == without_ids(reference["features"])
 
 
+def test_cmyk_and_palette_tiffs_score_as_their_rgb_and_missing_tiles_are_refused(http, crop, tmp_path):
+    import io
+
+    import tifffile
+    from PIL import Image
+
+    def tiff(array: np.ndarray, **options) -> bytes:
+        buffer = io.BytesIO()
+        tifffile.imwrite(buffer, array, tile=(64, 64), **options)
+        return buffer.getvalue()
+
+    tiff_header = {"Content-Type": "image/tiff"}
+    cmyk = np.asarray(Image.fromarray(crop).convert("CMYK"))
+    as_rgb = score(http, png_bytes(np.asarray(Image.fromarray(cmyk, "CMYK").convert("RGB")))).json()
+    answer = score(http, tiff(cmyk, photometric="separated"), headers=tiff_header).json()
+    assert answer["score"]["scoring"] == as_rgb["score"]["scoring"]
+    indexed = Image.fromarray(crop).quantize(256)
+    colormap = np.asarray(indexed.getpalette()[:768], np.uint16).reshape(256, 3).T * 257
+    as_rgb = score(http, png_bytes(np.asarray(indexed.convert("RGB")))).json()
+    answer = score(http, tiff(np.asarray(indexed), photometric="palette", colormap=colormap), headers=tiff_header)
+    assert answer.status_code == 200 and answer.json()["score"]["scoring"] == as_rgb["score"]["scoring"]
+    holes = tmp_path / "holes.tif"
+    holes.write_bytes(tiff(crop, photometric="rgb"))
+    with tifffile.TiffFile(holes, mode="r+b") as tif:  # the first tile's byte count set to 0
+        tag = tif.pages.first.tags["TileByteCounts"]
+        tag.overwrite((0, *tag.value[1:]))
+    assert_problem(score(http, holes.read_bytes(), headers=tiff_header), 422, "missing")
+
+
 # ---- bad requests ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("media_type", ["image/jpeg", "application/octet-stream", "multipart/form-data; boundary=x", None])

@@ -88,14 +88,21 @@ def check_tiff_tiles(pages: Any, where: str) -> None:
                 "copy or convert it again")
 
 
-def _read_tiff(path: Path) -> np.ndarray:
+def read_tiff(source: Any, where: str) -> np.ndarray:
+    """The first image of a TIFF (a path or a binary file object) as H x W x C, channels last
+    (planar images moved), palette and CMYK converted to RGB.
+
+    Raises
+    ------
+    InputImageError
+        Missing tiles, or a colour space other than RGB, grey, palette or CMYK.
+    """
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
+    with tifffile.TiffFile(source) as tif:
         series = tif.series[0]
-        check_tiff_tiles(series.pages, str(path))
-        page = series.keyframe
-        convert = tiff_colour(page, str(path))
+        check_tiff_tiles(series.pages, where)
+        convert = tiff_colour(series.keyframe, where)
         data = series.asarray()
     if data.ndim == 3 and data.shape[0] in (3, 4, 5) and data.shape[2] not in (3, 4, 5):
         data = np.moveaxis(data, 0, -1)  # planar (C, H, W) TIFF
@@ -118,7 +125,7 @@ def read_image(path: str | Path) -> np.ndarray:
         raise InputImageError(f"image file {path} does not exist")
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
-            return _read_tiff(path)
+            return read_tiff(path, str(path))
         from PIL import Image
 
         with Image.open(path) as im:

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_deepliif.errors import InputImageError
+from napari_deepliif.io.image_input import read_tiff, tiff_colour
 from napari_deepliif.rgb import check_rgb
 from napari_deepliif.server.problems import Problem
 
@@ -73,7 +75,7 @@ def read_header(data: bytes, what: str, max_pixels: int, formats: tuple[str, ...
             import tifffile
 
             with tifffile.TiffFile(io.BytesIO(data)) as tif:
-                shape, dtype = _tiff_shape(tif.pages.first)
+                shape, dtype = _tiff_shape(tif.pages.first, what)
         else:
             from PIL import Image
 
@@ -115,9 +117,12 @@ def _pil_shape(im: Any, data: bytes) -> tuple[tuple[int, ...], np.dtype]:
     raise Problem(422, f"image mode {im.mode} is not supported: send 8-bit RGB")
 
 
-def _tiff_shape(page: Any) -> tuple[tuple[int, ...], np.dtype]:
-    """(H, W[, C]) of the first TIFF page, channels last (planar pages are moved)."""
+def _tiff_shape(page: Any, what: str) -> tuple[tuple[int, ...], np.dtype]:
+    """(H, W[, C]) of the first TIFF page as decoded: channels last (planar pages are moved),
+    palette and CMYK pages as the RGB they are read as (:func:`tiff_colour`)."""
     shape = tuple(int(v) for v in page.shape)
+    if tiff_colour(page, what) is not None:
+        return (int(page.imagelength), int(page.imagewidth), 3), np.dtype(np.uint8)
     if len(shape) == 3 and shape[0] in (3, 4) and shape[2] not in (3, 4):
         shape = (shape[1], shape[2], shape[0])
     return shape, page.dtype
@@ -127,12 +132,7 @@ def decode(data: bytes, header: ImageHeader, what: str) -> np.ndarray:
     """Decode an image whose header passed :func:`read_header` into H x W x 3 (or 4) uint8."""
     try:
         if header.format == "tiff":
-            import tifffile
-
-            with tifffile.TiffFile(io.BytesIO(data)) as tif:
-                array = tif.pages.first.asarray()
-            if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[2] not in (3, 4):
-                array = np.moveaxis(array, 0, -1)
+            array = read_tiff(io.BytesIO(data), what)
         else:
             from PIL import Image
 
@@ -142,6 +142,8 @@ def decode(data: bytes, header: ImageHeader, what: str) -> np.ndarray:
                 else:
                     im.load()
                 array = np.asarray(im)
+    except InputImageError as exc:  # missing tiles, inks DeepLIIF cannot read
+        raise Problem(422, str(exc)) from exc
     except Exception as exc:  # truncated or corrupt pixel data
         raise Problem(422, f"{what} cannot be decoded ({type(exc).__name__}: {exc}); "
                       "the file may be truncated: send it again") from exc

@@ -66,19 +66,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def file_sha256(path: Path) -> str:
-    """The sha256 (hex) of the bytes of ``path``, from the cache while its size and mtime hold.
-
-    Parameters
-    ----------
-    path : Path
-        A file.
-    """
-    return files_sha256([path])[0]
-
-
 def files_sha256(paths: Iterable[Path]) -> list[str]:
-    """:func:`file_sha256` of each path, reading and writing the cache once."""
+    """The sha256 (hex) of the bytes of each path, from the cache while the file's size and
+    mtime hold; the cache is read and written once."""
     paths = [Path(p).resolve() for p in paths]
     stats = [p.stat() for p in paths]
     keys = [str(p) for p in paths]

@@ -4,7 +4,7 @@ A LocalCluster (processes, N workers, 1 thread each) is started unless a schedul
 is given. Each worker process loads the engine once (cached in a worker-global) and uses the
 device it was started with (give each worker of a GPU cluster its own GPU, e.g. with
 ``CUDA_VISIBLE_DEVICES``). A slide is scored by :func:`slides.run.score_slide` into
-``OUT/<slide name>/``; a failure is reported in its summary row and the batch goes on;
+``OUT/<slide name>/``; a failure is reported once, in its summary row, and the batch goes on;
 finished slides are skipped on a rerun and interrupted ones resume. Results do not depend
 on the number of workers: each slide is scored whole by one worker, the same way.
 """
@@ -15,6 +15,7 @@ import csv
 import glob
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -149,6 +150,11 @@ def score_one(slide: str, out: str, options: BatchOptions) -> dict:
     from napari_deepliif.slides.run import score_slide
 
     slide_path, out_path = Path(slide), Path(out)
+    if not slide_path.is_file():  # e.g. a remote worker that does not see the client's files
+        error = (f"{slide_path} cannot be read on the worker at {socket.gethostname()}: a cluster's workers must see "
+                 "the slides (and --out) at the same paths as this machine, e.g. on a shared file system")
+        return summary_row(slide_path, out_path, {"run": {"status": "failed", "error": error}})
+    created = not out_path.exists()
     annotations = None
     if options.annotations:
         candidate = Path(options.annotations) / f"{out_path.name}.geojson"
@@ -159,12 +165,13 @@ def score_one(slide: str, out: str, options: BatchOptions) -> dict:
                              tissue=options.tissue, annotations=annotations, geojson=options.geojson,
                              parquet=options.parquet, overwrite=options.overwrite,
                              progress=_publisher(slide_path.name), settings=options.settings)
-    except DeepLIIFError as exc:  # a bad slide (unreadable, no pixel size...): reported, the batch goes on
-        log.error("%s failed: %s", slide_path.name, exc)
+    except DeepLIIFError as exc:  # a bad slide (unreadable...): reported once, in its row; the batch goes on
         record = {"run": {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}}
-    except Exception as exc:  # an unexpected failure of one slide must not stop the batch either
-        log.exception("%s failed", slide_path.name)
+    except Exception as exc:  # an unexpected failure (a bug) must not stop the batch either; its traceback is logged
+        log.exception("%s: unexpected error; please report it with this traceback", slide_path.name)
         record = {"run": {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}}
+    if record["run"]["status"] == "failed" and created and out_path.is_dir() and not any(out_path.iterdir()):
+        out_path.rmdir()  # made by this run and left empty: a failed slide leaves no folder behind
     return summary_row(slide_path, out_path, record)
 
 
@@ -202,7 +209,8 @@ def run_batch(
     workers : int
         Worker processes of the LocalCluster started when no ``scheduler`` is given.
     scheduler : str, optional
-        Address of a running dask scheduler (``tcp://host:8786``) to use instead.
+        Address of a running dask scheduler (``tcp://host:8786``) to use instead; its workers
+        must read the slides and ``out`` at the same paths (see docs/whole-slides.md).
     on_progress : callable(event), optional
         Per-slide progress events ``{"slide", "stage", "done", "total"}`` from the workers.
     on_result : callable(done, total, row), optional
@@ -211,7 +219,7 @@ def run_batch(
     from distributed import Client, LocalCluster, as_completed
 
     slides = expand_inputs(inputs)
-    out = Path(out)
+    out = Path(out).absolute()  # the workers open it, perhaps on another machine, from another folder
     out.mkdir(parents=True, exist_ok=True)
     dirs = [out / name for name in output_names(slides)]
     # each worker's torch/OpenMP gets its share of the cores, so N workers do not oversubscribe them

@@ -1,18 +1,22 @@
 """Batches on a real dask LocalCluster: summary table, per-slide failures, skip on rerun,
-and the same results with 1 or 2 workers."""
+the same results with 1 or 2 workers, and what a user reads on the terminal."""
 
 from __future__ import annotations
 
 import csv
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from distributed import LocalCluster
+from PIL import Image
 from test_slides import slide_pixels, write_ome_tiff, write_svs
 
 from napari_deepliif.cli.main import main
 from napari_deepliif.errors import InputImageError
-from napari_deepliif.slides.batch import BatchOptions, expand_inputs, output_names, run_batch
+from napari_deepliif.slides.batch import BatchOptions, expand_inputs, output_names, run_batch, score_one
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +72,74 @@ def test_cli_batch_two_workers_equals_one_worker_and_reruns_skip(slides: Path, t
     assert [r["skipped"] for r in again[:2]] == [True, True]
     assert [r["num_total"] for r in again[:2]] == [r["num_total"] for r in one[:2]]
     assert again[2]["status"] == "failed"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """``napari-deepliif ARGS`` in a new process, as a user runs it (workers' output included)."""
+    return subprocess.run([sys.executable, "-m", "napari_deepliif.cli.main", *args], capture_output=True, text=True,
+                          check=False, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def plain_images(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PNG (no pixel size) and a file that is no image."""
+    folder = tmp_path_factory.mktemp("plain")
+    Image.fromarray(slide_pixels(shared_dir, (384, 384))).save(folder / "p.png")
+    (folder / "c.svs").write_bytes(b"not a slide at all")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def default_run(plain_images: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    """``batch`` over the PNG and the broken file with no --resolution: the result and its output folder."""
+    out = tmp_path_factory.mktemp("default") / "out"
+    return run_cli("batch", str(plain_images), "--out", str(out), "--engine", "stain"), out
+
+
+@pytest.fixture(scope="module")
+def given_run(plain_images: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    """The same with ``-v`` and ``--resolution 40x``, into a folder where an empty ``c/`` was left before."""
+    out = tmp_path_factory.mktemp("given") / "out"
+    (out / "c").mkdir(parents=True)
+    return run_cli("-v", "batch", str(plain_images), "--out", str(out), "--engine", "stain", "--resolution", "40x"), out
+
+
+def test_cli_batch_scores_a_file_without_pixel_size_at_40x_as_its_help_says(default_run) -> None:
+    assert "else 40x" in " ".join(run_cli("batch", "--help").stdout.split())
+    result, out = default_run
+    assert result.returncode == 1  # c.svs failed, p.png did not
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and lines[2].startswith("1 of 2 slides scored")
+    assert lines[1].startswith("[2/2] p.png: ") and " cells, " in lines[1]
+    assert json.loads((out / "p" / "score.json").read_text())["placement"]["resolution"] == "40x"
+
+
+def test_cli_batch_prints_a_failure_once(default_run) -> None:
+    result, _ = default_run
+    failed = result.stdout.splitlines()[0]
+    assert failed.startswith("[1/2] c.svs: FAILED: InputImageError: cannot read ")
+    message = failed.split("FAILED: InputImageError: ")[1]
+    assert (result.stdout + result.stderr).count(message) == 1
+
+
+def test_cli_batch_shows_distributed_log_only_with_verbose(default_run, given_run) -> None:
+    assert "INFO" not in default_run[0].stderr and "distributed" not in default_run[0].stderr
+    assert "INFO distributed.scheduler" in given_run[0].stderr
+
+
+def test_cli_batch_says_assuming_only_when_it_assumes(default_run, given_run) -> None:
+    assert default_run[0].stderr.count("p.png states no pixel size: assuming it is 40x") == 1
+    assert given_run[0].returncode == 1 and (given_run[1] / "p" / "score.json").is_file()
+    assert "assuming" not in given_run[0].stderr
+
+
+def test_cli_batch_removes_only_the_empty_folders_it_made(default_run, given_run) -> None:
+    assert sorted(p.name for p in default_run[1].iterdir()) == ["p", "summary.csv"]  # no empty c/
+    assert (given_run[1] / "c").is_dir()  # there before the run: kept
+
+
+def test_slide_missing_on_the_worker_fails_clearly(tmp_path: Path) -> None:
+    row = score_one(str(tmp_path / "elsewhere.svs"), str(tmp_path / "out" / "elsewhere"), BatchOptions(engine="stain"))
+    assert row["status"] == "failed"
+    assert "cannot be read on the worker" in row["error"] and "shared file system" in row["error"]
+    assert not (tmp_path / "out").exists()

@@ -7,6 +7,7 @@ per finished slide on stderr/stdout, the summary table in ``OUT/summary.csv``.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any
 
@@ -73,8 +74,19 @@ def cmd_batch(args: argparse.Namespace) -> int:
                            outputs=args.outputs, chunk_size=args.chunk_size, tissue=args.tissue,
                            settings=Settings(**thresholds(args)), annotations=args.annotations, geojson=args.geojson,
                            parquet=args.parquet, overwrite=args.overwrite)
-    rows = run_batch(args.inputs, args.out, options, workers=args.workers, scheduler=args.scheduler,
-                     on_progress=_show_progress, on_result=_show_result)
+    # distributed logs its start and stop at INFO (some 25 lines): shown with -v only. Its import
+    # sets its logger's level, so it is imported first
+    import distributed  # noqa: F401
+
+    quiet = logging.getLogger("distributed")
+    level = quiet.level
+    if not args.verbose:
+        quiet.setLevel(logging.WARNING)
+    try:
+        rows = run_batch(args.inputs, args.out, options, workers=args.workers, scheduler=args.scheduler,
+                         on_progress=_show_progress, on_result=_show_result)
+    finally:
+        quiet.setLevel(level)
     failed = [r for r in rows if r["status"] != "done"]
     print(f"{len(rows) - len(failed)} of {len(rows)} slides scored; summary in {Path(args.out) / SUMMARY_NAME}")
     return EXIT_ERROR if failed else 0

@@ -1,12 +1,13 @@
 """Score many slides on a dask.distributed cluster: one slide per task, one engine per worker.
 
-A LocalCluster (processes, N workers, 1 thread each) is started unless a scheduler address
-is given. Each worker process loads the engine once (cached in a worker-global) and uses the
-device it was started with (give each worker of a GPU cluster its own GPU, e.g. with
-``CUDA_VISIBLE_DEVICES``). A slide is scored by :func:`slides.run.score_slide` into
-``OUT/<slide name>/``; a failure is reported in its summary row and the batch goes on;
-finished slides are skipped on a rerun and interrupted ones resume. Results do not depend
-on the number of workers: each slide is scored whole by one worker, the same way.
+A private LocalCluster (processes, N workers, 1 thread each, TLS on loopback, no dashboard:
+:func:`local_cluster`) is started unless a scheduler address is given. Each worker process
+loads the engine once (cached in a worker-global) and uses the device it was started with
+(give each worker of a GPU cluster its own GPU, e.g. with ``CUDA_VISIBLE_DEVICES``). A slide
+is scored by :func:`slides.run.score_slide` into ``OUT/<slide name>/``; a failure is reported
+once, in its summary row, and the batch goes on; finished slides are skipped on a rerun and
+interrupted ones resume. Results do not depend on the number of workers: each slide is
+scored whole by one worker, the same way.
 """
 
 from __future__ import annotations
@@ -15,17 +16,21 @@ import csv
 import glob
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from napari_deepliif.atomic import write_atomic
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.engine.cpu_memory import worker_environment
 from napari_deepliif.errors import DeepLIIFError, InputImageError
 from napari_deepliif.slides.readers import IMAGE_SUFFIXES, TIFF_SUFFIXES
+
+if TYPE_CHECKING:
+    from distributed import LocalCluster
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +154,11 @@ def score_one(slide: str, out: str, options: BatchOptions) -> dict:
     from napari_deepliif.slides.run import score_slide
 
     slide_path, out_path = Path(slide), Path(out)
+    if not slide_path.is_file():  # e.g. a remote worker that does not see the client's files
+        error = (f"{slide_path} cannot be read on the worker at {socket.gethostname()}: a cluster's workers must see "
+                 "the slides (and --out) at the same paths as this machine, e.g. on a shared file system")
+        return summary_row(slide_path, out_path, {"run": {"status": "failed", "error": error}})
+    created = not out_path.exists()
     annotations = None
     if options.annotations:
         candidate = Path(options.annotations) / f"{out_path.name}.geojson"
@@ -159,12 +169,13 @@ def score_one(slide: str, out: str, options: BatchOptions) -> dict:
                              tissue=options.tissue, annotations=annotations, geojson=options.geojson,
                              parquet=options.parquet, overwrite=options.overwrite,
                              progress=_publisher(slide_path.name), settings=options.settings)
-    except DeepLIIFError as exc:  # a bad slide (unreadable, no pixel size...): reported, the batch goes on
-        log.error("%s failed: %s", slide_path.name, exc)
+    except DeepLIIFError as exc:  # a bad slide (unreadable...): reported once, in its row; the batch goes on
         record = {"run": {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}}
-    except Exception as exc:  # an unexpected failure of one slide must not stop the batch either
-        log.exception("%s failed", slide_path.name)
+    except Exception as exc:  # an unexpected failure (a bug) must not stop the batch either; its traceback is logged
+        log.exception("%s: unexpected error; please report it with this traceback", slide_path.name)
         record = {"run": {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}}
+    if record["run"]["status"] == "failed" and created and out_path.is_dir() and not any(out_path.iterdir()):
+        out_path.rmdir()  # made by this run and left empty: a failed slide leaves no folder behind
     return summary_row(slide_path, out_path, record)
 
 
@@ -178,6 +189,42 @@ def write_summary(path: Path, rows: list[dict]) -> Path:
 
     write_atomic(path, write)
     return path
+
+
+def local_cluster(workers: int) -> LocalCluster:
+    """The private cluster a batch starts on this machine when no scheduler is given.
+
+    ``workers`` processes of one thread each, every one given its share of the cores for
+    torch/OpenMP. The scheduler, nannies and workers listen on 127.0.0.1 over TLS with
+    credentials made for this cluster only (:meth:`distributed.security.Security.temporary`,
+    kept in memory): a connection without its client certificate is refused, so another
+    process or user of this machine cannot submit code to the workers. No dashboard is
+    started, and the HTTP servers distributed always opens (random loopback ports) serve
+    no pages.
+
+    Parameters
+    ----------
+    workers : int
+        Worker processes.
+
+    Returns
+    -------
+    LocalCluster
+        Started; ``Client(cluster)`` connects with its credentials. Close it when done.
+    """
+    import dask
+    from distributed import LocalCluster
+    from distributed.security import Security
+
+    # each worker's torch/OpenMP gets its share of the cores, so N workers do not oversubscribe them
+    threads = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
+    # dashboard_address=None alone still serves the scheduler's HTTP routes (metrics, call stacks)
+    # on :8787; an empty route list and a random loopback port leave nothing to see
+    with dask.config.set({"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                            protocol="tls://", security=Security.temporary(), dashboard_address=None,
+                            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                            env={"OMP_NUM_THREADS": threads, **worker_environment()})
 
 
 def run_batch(
@@ -200,25 +247,22 @@ def run_batch(
         Output directory: ``out/<slide name>/`` per slide and ``out/summary.csv``.
     options : BatchOptions
     workers : int
-        Worker processes of the LocalCluster started when no ``scheduler`` is given.
+        Worker processes of the cluster started when no ``scheduler`` is given (:func:`local_cluster`).
     scheduler : str, optional
-        Address of a running dask scheduler (``tcp://host:8786``) to use instead.
+        Address of a running dask scheduler (``tcp://host:8786``) to use instead; its workers
+        must read the slides and ``out`` at the same paths (see docs/whole-slides.md).
     on_progress : callable(event), optional
         Per-slide progress events ``{"slide", "stage", "done", "total"}`` from the workers.
     on_result : callable(done, total, row), optional
         Called as each slide finishes.
     """
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, as_completed
 
     slides = expand_inputs(inputs)
-    out = Path(out)
+    out = Path(out).absolute()  # the workers open it, perhaps on another machine, from another folder
     out.mkdir(parents=True, exist_ok=True)
     dirs = [out / name for name in output_names(slides)]
-    # each worker's torch/OpenMP gets its share of the cores, so N workers do not oversubscribe them
-    threads = str(max(1, (os.cpu_count() or 1) // max(1, workers)))
-    cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                  dashboard_address=None,
-                                                  env={"OMP_NUM_THREADS": threads, **worker_environment()})
+    cluster = None if scheduler else local_cluster(workers)
     rows: list[dict | None] = [None] * len(slides)
     try:
         with Client(scheduler or cluster) as client:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_deepliif.constants import MICRONS_PER_PIXEL_BY_RESOLUTION
+from napari_deepliif.constants import DEFAULT_RESOLUTION, MICRONS_PER_PIXEL_BY_RESOLUTION
 from napari_deepliif.errors import DeepLIIFError, InputImageError
 from napari_deepliif.io.image_input import check_tiff_tiles, tiff_colour
 from napari_deepliif.io.placement import Placement
@@ -224,7 +224,7 @@ class Slide:
                     "pass --mpp (µm/px of the full-resolution level) or --resolution "
                     "(the magnification of the full-resolution level)")
             res = resolve_resolution(resolution)
-            log.warning("%s: pixel size unknown; assuming the full-resolution level is %s", self.path.name, res)
+            log.info("%s: pixel size unknown; the full-resolution level is scored as %s, as given", self.path.name, res)
             return LevelChoice(0, 1, 1.0, None, res)
         target = MICRONS_PER_PIXEL_BY_RESOLUTION[resolve_resolution(resolution)] if resolution else base
         mpps = [base * level.downsample for level in self.levels]
@@ -236,6 +236,24 @@ class Slide:
         factor = max(1, round(target / mpps[index]))
         mpp = mpps[index] * factor
         return LevelChoice(index, factor, self.levels[index].downsample * factor, mpp, resolution_from_mpp(mpp))
+
+    def level_or_default(self, resolution: str | None = None) -> LevelChoice:
+        """:meth:`level_for`, taking a file that states no pixel size as :data:`DEFAULT_RESOLUTION`.
+
+        The rule every front end shares (``score``, ``batch``, the server): a file with a pixel
+        size is read at its own (or ``resolution``), one without is scored as ``resolution``
+        when given, else as 40x, and a warning says so.
+
+        Parameters
+        ----------
+        resolution : {'40x', '20x', '10x'}, optional
+            Magnification to score at (0.25/0.5/1.0 µm/px).
+        """
+        if resolution is None and self.mpp is None:
+            log.warning("%s states no pixel size: assuming it is %s (give --mpp or --resolution if it is not)",
+                        self.path.name, DEFAULT_RESOLUTION)
+            resolution = DEFAULT_RESOLUTION
+        return self.level_for(resolution)
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{h}x{w}" for h, w in (level.shape for level in self.levels))

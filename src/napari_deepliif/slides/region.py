@@ -8,22 +8,18 @@ does for the whole slide.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from napari_deepliif.cells.postprocess import Settings
-from napari_deepliif.constants import DEFAULT_RESOLUTION
 from napari_deepliif.engine.engines import EngineBase
 from napari_deepliif.io.placement import Placement
 from napari_deepliif.progress import CancelCheck, ProgressCallback
 from napari_deepliif.regions.score import ScoreResult, score_region
 from napari_deepliif.slides.readers import LevelChoice, open_slide
 from napari_deepliif.slides.tissue import tissue_mask
-
-log = logging.getLogger(__name__)
 
 
 def score_file_region(
@@ -68,10 +64,7 @@ def score_file_region(
         The result (coordinates in pixels of the level read) and the level read.
     """
     with open_slide(path, mpp=mpp) as slide:
-        if resolution is None and slide.mpp is None:
-            log.info("%s states no pixel size: scoring it as %s", Path(path).name, DEFAULT_RESOLUTION)
-            resolution = DEFAULT_RESOLUTION
-        choice = slide.level_for(resolution)
+        choice = slide.level_or_default(resolution)
         level = slide.array(choice)
         shape = (int(level.shape[0]), int(level.shape[1]))
         box = None if region is None else choice.box(region, shape)

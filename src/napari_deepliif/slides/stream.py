@@ -116,7 +116,7 @@ def infer_slide(
         Directory of the OME-Zarr store (``*.ome.zarr``); created if missing, resumed if it
         holds a run with the same settings.
     resolution : {'40x', '20x', '10x'}, optional
-        Magnification to score at; picks the level (:meth:`Slide.level_for`).
+        Magnification to score at; picks the level (:meth:`Slide.level_or_default`).
     outputs : 'all', 'score' or names
         As :meth:`Engine.infer`.
     region : (x, y, width, height), optional
@@ -135,7 +135,7 @@ def infer_slide(
         Checked between batches; raises :class:`Cancelled`; chunks done stay done.
     """
     store = Path(store)
-    choice = slide.level_for(resolution)
+    choice = slide.level_or_default(resolution)
     names = engine.resolve_outputs(outputs)
     source = input_region(slide.array(choice), region)  # checks the region lies in the level
     oy, ox = (int(region[1]), int(region[0])) if region is not None else (0, 0)

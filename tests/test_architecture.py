@@ -17,7 +17,7 @@ SHELLS = ("cli", "server", "widget")
 #: Core rooms, each allowed to import only the rooms listed (and the top-level modules).
 CORE_IMPORTS = {
     "engine": {"engine", "models"},
-    "models": {"models", "engine"},
+    "models": {"models", "engine", "io"},
     "cells": {"cells"},
     "io": {"io", "cells"},
     "regions": {"regions", "engine", "cells", "io", "slides"},

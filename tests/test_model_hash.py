@@ -94,7 +94,7 @@ def test_file_hashes_are_cached_by_size_and_mtime(model_copy: Path, user_model_d
     # a new process (empty memory) takes every file hash from the JSON cache: nothing is read
     monkeypatch.setattr(mh, "_MEMORY", {})
     read = []
-    monkeypatch.setattr(mh, "_sha256", lambda p: read.append(p) or "0" * 64)
+    monkeypatch.setattr(mh, "sha256_file", lambda p: read.append(p) or "0" * 64)
     assert model_hash(model_copy) == first and read == []
     # a changed file is hashed again, only that one
     perturb_weight(model_copy / "G51.pt")

@@ -132,8 +132,10 @@ def test_generic_tiff_resolution_tags(tmp_path: Path, pixels: np.ndarray) -> Non
 
 
 def test_unknown_pixel_size_says_what_to_pass(tmp_path: Path, pixels: np.ndarray, caplog) -> None:
+    import logging
+
     path = write_generic_tiff(tmp_path / "u.tif", pixels, mpp=None)
-    with open_slide(path) as slide:
+    with open_slide(path) as slide, caplog.at_level(logging.INFO):
         with pytest.raises(SlideMetadataError, match="--mpp.*--resolution"):
             slide.level_for(None)
         choice = slide.level_for("20x")
@@ -303,3 +305,38 @@ def test_truncated_score_json_is_scored_again(scored, tmp_path: Path, fit_model_
     assert str(copy / "score.json") in caplog.text
     assert "skipped" not in record["run"] and record["scoring"] == first["scoring"]
     assert record["run"]["tiles_run"] == 0  # every chunk was verified and resumed
+
+
+@pytest.mark.parametrize("damage", ["cells.csv", "chunk"])
+def test_a_finished_slide_whose_outputs_changed_is_scored_again(scored, tmp_path: Path, fit_model_dir: Path,
+                                                                  caplog, damage: str) -> None:
+    """score.json present: a truncated cells.csv or a corrupt chunk is noticed on a rerun, the
+    slide is scored again (damaged chunks only) and its files are whole again."""
+    import logging
+    import shutil
+
+    from napari_deepliif.engine.engines import load_engine
+    from napari_deepliif.slides.run import score_slide
+
+    slide, out, first = scored
+    copy = shutil.copytree(out, tmp_path / "out")
+    engine = load_engine("deepliif", fit_model_dir, device="cpu")
+    rows = (copy / "cells.csv").read_text()
+    if damage == "cells.csv":
+        (copy / "cells.csv").write_text(rows[: len(rows) // 2])
+    else:
+        path = copy / "result.ome.zarr" / "Seg/0/0.1.0"
+        path.write_bytes(b"\x02\x01" + bytes(path.stat().st_size - 2))
+    with caplog.at_level(logging.WARNING):
+        record = score_slide(engine, slide, copy, resolution="20x", region=REGION_20X, chunk_size=448, geojson=False)
+    assert "skipped" not in record["run"] and record["scoring"] == first["scoring"]
+    assert (copy / "cells.csv").read_text() == rows
+    named = "cells.csv" if damage == "cells.csv" else "Seg/0/0.1.0"
+    assert named in caplog.text
+    if damage == "cells.csv":  # the store was intact: no tile ran again
+        assert record["run"]["tiles_run"] == 0
+    else:
+        assert 0 < record["run"]["tiles_run"]
+    # and a rerun now skips it
+    again = score_slide(engine, slide, copy, resolution="20x", region=REGION_20X, chunk_size=448, geojson=False)
+    assert again["run"]["skipped"]

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from napari_deepliif.atomic import write_bytes
+from napari_deepliif.io.checksums import sha256_file
 from napari_deepliif.models.registry import cache_dir
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 HASH_CACHE_FILE = "model-file-hashes.json"
 #: Hex digits kept of the model hash (as before: 16).
 HASH_LENGTH = 16
-_BLOCK = 1 << 22
+
 _LOCK = threading.Lock()
 _MEMORY: dict[str, tuple[int, int, str]] = {}
 
@@ -58,14 +59,6 @@ def _write_cache(path: Path, data: dict) -> None:
         log.warning("cannot write the model hash cache %s (%s); files will be hashed again next time", path, exc)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def files_sha256(paths: Iterable[Path]) -> list[str]:
     """The sha256 (hex) of the bytes of each path, from the cache while the file's size and
     mtime hold; the cache is read and written once."""
@@ -87,7 +80,7 @@ def files_sha256(paths: Iterable[Path]) -> list[str]:
                 sha = entry["sha256"]
             else:
                 log.info("hashing %s (%.0f MB)", path, st.st_size / 1e6)
-                sha = _sha256(path)
+                sha = sha256_file(path)
                 after = path.stat()
                 if (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns):
                     cache[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha}

@@ -23,6 +23,7 @@ from typing import Any
 from napari_deepliif.atomic import write_bytes
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.engine.engines import EngineBase
+from napari_deepliif.io.checksums import sha256_file
 from napari_deepliif.io.jsonable import json_bytes
 from napari_deepliif.io.placement import Placement
 from napari_deepliif.io.score_format import FORMAT_VERSION, placement, score_record
@@ -48,11 +49,16 @@ log = logging.getLogger(__name__)
 
 STORE_NAME = "result.ome.zarr"
 SCORE_NAME = "score.json"
+#: Cell files whose checksum score.json keeps (a rerun finds the cells again if one changed).
+CELL_FILES = ("cells.csv", "cells.geojson", "cells.parquet")
 
 
 def finished(out: Path, request: dict) -> dict | None:
-    """The score record in ``out`` if it was made with ``request``, else None (also when it
-    cannot be read, e.g. truncated: then the slide is scored again, with a warning)."""
+    """The score record in ``out`` if it was made with ``request`` and what it describes is
+    intact, else None: then the slide is scored again (resuming what is intact), with a
+    warning naming what is not. Checked: ``score.json`` reads, each cell file has the
+    checksum recorded when it was written, and each chunk of the store holds what was
+    written (:meth:`omezarr.RunRecord.verify`)."""
     path = Path(out) / SCORE_NAME
     if not path.is_file():
         return None
@@ -63,7 +69,18 @@ def finished(out: Path, request: dict) -> dict | None:
         return None
     if not isinstance(record, dict) or record.get("format_version") != FORMAT_VERSION:
         return None
-    return record if record.get("run", {}).get("request") == request else None
+    if record.get("run", {}).get("request") != request:
+        return None
+    for name, expected in record["run"].get("files", {}).items():
+        file = Path(out) / name
+        if not file.is_file() or sha256_file(file) != expected:
+            log.warning("%s is missing or not what was written: the slide's cells are found again", file)
+            return None
+    store = omezarr.RunRecord.load(Path(out) / STORE_NAME)
+    if store is None or store.verify():
+        log.warning("%s is damaged: the slide is scored again, its intact chunks kept", Path(out) / STORE_NAME)
+        return None
+    return record
 
 
 def score_slide(
@@ -159,7 +176,8 @@ def score_slide(
     provenance = {**{k: settings[k] for k in ("engine", "model", "model_hash", "version")}, "statistics": statistics}
     facts = {"status": "done", "seconds": round(time.perf_counter() - started, 2), "tiles_run": run.tiles_run,
              "tiles_skipped": run.tiles_skipped, "chunks_resumed": run.chunks_resumed,
-             "cells_regrown": cells.regrown, "request": request}
+             "cells_regrown": cells.regrown, "request": request,
+             "files": {name: sha256_file(out / name) for name in CELL_FILES if (out / name).is_file()}}
     record = score_record(cells.scoring, placement=where, provenance=provenance, regions=regions, run=facts)
     write_bytes(out / SCORE_NAME, json_bytes(record))
     return record

@@ -36,7 +36,8 @@ def answers(port: int) -> bool:
 def run_code(address: str, security: Security | None = None) -> int | Exception:
     """Run a function on the cluster's workers as a client would: its result, or why it could not."""
     try:
-        with Client(address, security=security, timeout="3s") as client:
+        # not the default client: a refused one would leave dask's global scheduler set to it
+        with Client(address, security=security, timeout="3s", set_as_default=False) as client:
             return sum(client.run(lambda: 1).values())
     except (OSError, TypeError) as exc:  # refused (TLS handshake, closed comm) or no TLS context to offer
         return exc

@@ -212,3 +212,23 @@ def test_the_widget_gives_the_same_cells_on_a_layer_two_rois_and_a_pyramid_level
         (theirs["placement"]["level"], theirs["placement"]["downsample"])
     np.testing.assert_allclose(csv_centroids(tmp_path / "level1" / "cells.csv"),
                                csv_centroids(tmp_path / "tiff" / "mosaic" / "cells.csv"), atol=1e-6)
+
+
+def test_regions_of_one_file_take_the_whole_level_statistics_once(mosaic, monkeypatch) -> None:
+    """QuPath scores annotation after annotation of one slide: the stain engine's threshold over
+    the whole level is computed for the first region only (and again once the file changes)."""
+    from napari_deepliif.engine.engines import StainEngine
+    from napari_deepliif.slides import region as file_regions
+
+    path, _ = mosaic
+    calls = []
+    original = StainEngine.statistics
+    monkeypatch.setattr(StainEngine, "statistics", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    monkeypatch.setattr(file_regions, "_STATISTICS", type(file_regions._STATISTICS)())
+    engine = load_engine("stain")
+    first, _ = file_regions.score_file_region(engine, path, region=(100, 100, 300, 300), resolution="40x")
+    second, _ = file_regions.score_file_region(engine, path, region=(500, 500, 300, 300), resolution="40x")
+    assert len(calls) == 1 and first.provenance["statistics"] == second.provenance["statistics"]
+    path.touch()  # a changed file: its statistics are taken again
+    file_regions.score_file_region(engine, path, region=(100, 100, 300, 300), resolution="40x")
+    assert len(calls) == 2

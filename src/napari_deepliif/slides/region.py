@@ -8,6 +8,7 @@ does for the whole slide.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +70,32 @@ def score_file_region(
         shape = (int(level.shape[0]), int(level.shape[1]))
         box = None if region is None else choice.box(region, shape)
         include = tissue_mask(slide, choice.level0_mpp).includer(choice.downsample) if tissue else None
+        statistics = _level_statistics(engine, Path(path), choice, level, include, tissue, cancel)
         place = Placement(downsample=choice.downsample)
         level_rois = None if rois is None else [
             (place.full_edges_to_centres(exterior), [place.full_edges_to_centres(h) for h in holes])
             for exterior, holes in rois]
         result = score_region(engine, level, region=box, rois=level_rois, resolution=choice.resolution,
-                              settings=settings,
-                              outputs=outputs, include=include, progress=progress, cancel=cancel)
+                              settings=settings, outputs=outputs, include=include, statistics=statistics,
+                              progress=progress, cancel=cancel)
     return result, choice
+
+
+#: Whole-level statistics of the last files scored: many regions of one slide (QuPath's
+#: annotations) take the stain threshold over the whole level once, not once per region.
+_STATISTICS: OrderedDict[tuple, dict] = OrderedDict()
+_STATISTICS_KEPT = 16
+
+
+def _level_statistics(engine: EngineBase, path: Path, choice: LevelChoice, level: Any, include: Any,
+                      tissue: bool, cancel: Any) -> dict:
+    """The engine's statistics of ``level`` of the file ``path``, kept while the file is unchanged."""
+    stat = path.stat()
+    key = (engine.name, engine.model_hash, repr(engine), str(path.resolve()), stat.st_size, stat.st_mtime_ns,
+           choice, tissue)
+    if key not in _STATISTICS:
+        _STATISTICS[key] = engine.statistics(level, choice.resolution, include=include, cancel=cancel)
+        while len(_STATISTICS) > _STATISTICS_KEPT:
+            _STATISTICS.popitem(last=False)
+    _STATISTICS.move_to_end(key)
+    return _STATISTICS[key]

@@ -112,8 +112,9 @@ class EngineBase:
     def plan(self, shape: tuple[int, int], resolution: str, chunk_size: int) -> list[Chunk]:
         """The chunks an image of ``shape`` (H, W) is computed in, in raster order.
 
-        Chunks are disjoint and cover the image; computing them one by one (in any order)
-        equals one :meth:`infer` of the whole image. Default: squares of ``chunk_size``.
+        Chunks are disjoint and cover the image; computing them one by one (in any order,
+        with :meth:`infer_chunk`) equals one :meth:`infer` of the whole image. Default:
+        squares of ``chunk_size``.
         """
         return square_chunks(shape, chunk_size)
 
@@ -141,15 +142,7 @@ class EngineBase:
         (int, int)
             Units (tiles, or 1 for an untiled chunk) computed, and skipped by ``include``.
         """
-        y0, y1, x0, x1 = chunk.box
-        if include is not None and not include(y0, y1, x0, x1):
-            fill_empty(out, names, (0, y1 - y0, 0, x1 - x0))
-            return 0, 1
-        images = self.infer(ArrayRegion(source, x0, y0, x1 - x0, y1 - y0), resolution=resolution, outputs=names,
-                            progress=progress, cancel=cancel)
-        for name in names:
-            out[name][:] = images[name]
-        return 1, 0
+        raise NotImplementedError
 
 
 @dataclass

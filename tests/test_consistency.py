@@ -232,3 +232,19 @@ def test_regions_of_one_file_take_the_whole_level_statistics_once(mosaic, monkey
     path.touch()  # a changed file: its statistics are taken again
     file_regions.score_file_region(engine, path, region=(100, 100, 300, 300), resolution="40x")
     assert len(calls) == 2
+
+
+def test_the_server_refuses_a_region_over_its_pixel_limit_saying_what_to_do(mosaic, tmp_path, monkeypatch) -> None:
+    from napari_deepliif.server import Limits
+
+    path, _ = mosaic
+    monkeypatch.setenv("NAPARI_DEEPLIIF_CONFIG_DIR", str(tmp_path / "config"))
+    with ServerHandle.start("stain", host="127.0.0.1", port=0, limits=Limits(max_pixels=500 * 500)) as server:
+        headers = {"Authorization": f"Bearer {server.token}"}
+        small = httpx.post(f"{server.url}/api/regions/score", headers=headers,
+                           json={"image": str(path), "region": [0, 0, 400, 400], "resolution": "40x"}, timeout=120)
+        large = httpx.post(f"{server.url}/api/regions/score", headers=headers,
+                           json={"image": str(path), "resolution": "40x"}, timeout=120)
+    assert small.status_code == 200
+    assert large.status_code == 422 and not large.json()["type"].endswith("/image-not-readable")
+    assert "1300 x 1300" in large.json()["detail"] and "batch" in large.json()["detail"]

@@ -27,7 +27,7 @@ from napari_deepliif.io.geojson import cells_geojson
 from napari_deepliif.server.problems import Problem
 from napari_deepliif.server.state import ERRORS, bearer, state
 from napari_deepliif.slides.readers import SlideMetadataError
-from napari_deepliif.slides.region import score_file_region
+from napari_deepliif.slides.region import RegionTooLarge, score_file_region
 
 router = APIRouter(prefix="/api")
 
@@ -78,7 +78,10 @@ def _score(server: Any, body: RegionRequest, cancel: threading.Event) -> dict:
                         size_thresh_upper=body.size_thresh_upper, marker_thresh=body.marker_thresh)
     try:
         result, choice = score_file_region(server.engine, path, region=body.region, rois=_polygons(body.roi),
-                                           resolution=body.resolution, mpp=body.mpp, settings=settings, cancel=cancel)
+                                           resolution=body.resolution, mpp=body.mpp, settings=settings,
+                                           max_pixels=server.limits.max_pixels, cancel=cancel)
+    except RegionTooLarge as exc:
+        raise Problem(422, str(exc)) from exc
     except (InputImageError, SlideMetadataError) as exc:
         raise Problem(422, f"cannot read {path} here: {exc}", problem_type=NOT_READABLE) from exc
     answer = cells_geojson(result.post, origin=result.origin, downsample=choice.downsample, classification="object")

@@ -16,11 +16,16 @@ import numpy as np
 
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.engine.engines import EngineBase
+from napari_deepliif.errors import InputImageError
 from napari_deepliif.io.placement import Placement
 from napari_deepliif.progress import CancelCheck, ProgressCallback
 from napari_deepliif.regions.score import ScoreResult, score_region
 from napari_deepliif.slides.readers import LevelChoice, open_slide
 from napari_deepliif.slides.tissue import tissue_mask
+
+
+class RegionTooLarge(InputImageError):
+    """A region of more pixels than a front end scores at once."""
 
 
 def score_file_region(
@@ -34,6 +39,7 @@ def score_file_region(
     settings: Settings | None = None,
     outputs: str = "score",
     tissue: bool = True,
+    max_pixels: int | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | Any | None = None,
 ) -> tuple[ScoreResult, LevelChoice]:
@@ -58,6 +64,13 @@ def score_file_region(
         As :func:`napari_deepliif.regions.score.score_region`.
     tissue : bool
         Skip tiles outside the slide's tissue mask (as ``batch`` does).
+    max_pixels : int, optional
+        Refuse a region of more pixels than this at the level scored (a server's limit).
+
+    Raises
+    ------
+    RegionTooLarge
+        The region is larger than ``max_pixels``.
 
     Returns
     -------
@@ -68,7 +81,11 @@ def score_file_region(
         choice = slide.level_or_default(resolution)
         level = slide.array(choice)
         shape = (int(level.shape[0]), int(level.shape[1]))
-        box = None if region is None else choice.box(region, shape)
+        box = (0, 0, shape[1], shape[0]) if region is None else choice.box(region, shape)
+        if max_pixels is not None and box[2] * box[3] > max_pixels:
+            raise RegionTooLarge(
+                f"the region is {box[2]} x {box[3]} = {box[2] * box[3]} pixels at {choice.resolution}; at most "
+                f"{max_pixels} are scored here: score a smaller region, or the whole slide with napari-deepliif batch")
         include = tissue_mask(slide, choice.level0_mpp).includer(choice.downsample) if tissue else None
         statistics = _level_statistics(engine, Path(path), choice, level, include, tissue, cancel)
         place = Placement(downsample=choice.downsample)

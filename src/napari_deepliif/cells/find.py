@@ -326,3 +326,22 @@ def find_cells(pixels: SegPixels, seg_thresh: int) -> CellMap:
     run_cell = new_index[comp].astype(np.int32 if n < 2**31 - 1 else np.int64)  # background: -1
     logger.debug("seg_thresh %d: %d runs, %d cells", seg_thresh, start.size, n)
     return CellMap(table, (height, width), int(seg_thresh), length, run_cell, comp < 0)
+
+
+def touches_window_edge(bbox: np.ndarray, window: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
+    """(n,) bool: which cells of a window touch one of its edges that is not the image's edge
+    (so they may continue outside it).
+
+    Parameters
+    ----------
+    bbox : ndarray, shape (n, 4)
+        ``(min_row, min_col, max_row, max_col)`` in the window's pixels, max exclusive
+        (``CellTable.bbox``).
+    window : (y0, y1, x0, x1)
+        The window in the image's pixels, end exclusive.
+    shape : (int, int)
+        (H, W) of the image.
+    """
+    y0, y1, x0, x1 = window
+    return (((bbox[:, 0] == 0) & (y0 > 0)) | ((bbox[:, 1] == 0) & (x0 > 0))
+            | ((bbox[:, 2] == y1 - y0) & (y1 < shape[0])) | ((bbox[:, 3] == x1 - x0) & (x1 < shape[1])))

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from napari_deepliif import __version__
+from napari_deepliif.cells.find import touches_window_edge
 from napari_deepliif.cells.postprocess import PostprocessResult, Settings, postprocess
 from napari_deepliif.engine.engines import EngineBase
 from napari_deepliif.errors import DeepLIIFError
@@ -211,11 +212,4 @@ def _infer_window(engine: EngineBase, source: Any, resolution: str, names: tuple
 
 def _cut_at_window_edge(post: PostprocessResult, window: Box, shape: tuple[int, int]) -> bool:
     """Whether a cell of the region touches a window edge that is not the image's edge."""
-    wy0, wy1, wx0, wx1 = window
-    table = post.table
-    members = post.members
-    if not members.any():
-        return False
-    bbox = table.bbox[members]  # (min_row, min_col, max_row, max_col), max exclusive
-    return bool((((bbox[:, 0] == 0) & (wy0 > 0)) | ((bbox[:, 1] == 0) & (wx0 > 0))
-                 | ((bbox[:, 2] == wy1 - wy0) & (wy1 < shape[0])) | ((bbox[:, 3] == wx1 - wx0) & (wx1 < shape[1]))).any())
+    return bool(touches_window_edge(post.table.bbox[post.members], window, shape).any())

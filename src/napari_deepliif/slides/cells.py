@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_deepliif.cells.find import CellMap, CellTable, SegPixels, find_cells
+from napari_deepliif.cells.find import CellMap, CellTable, SegPixels, find_cells, touches_window_edge
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.cells.scoring import (
     Override,
@@ -199,14 +199,6 @@ def _shifted_centroids(table: CellTable, rows: np.ndarray, window: Window) -> np
     return sums / area
 
 
-def edge_touching(cells: CellMap, window: Window, shape: tuple[int, int]) -> np.ndarray:
-    """(n,) bool: which cells of a window touch one of its edges that is not the image's."""
-    y0, y1, x0, x1 = window
-    bbox = cells.table.bbox
-    return (((bbox[:, 1] == 0) & (x0 > 0)) | ((bbox[:, 3] == x1 - x0) & (x1 < shape[1]))
-            | ((bbox[:, 2] == y1 - y0) & (y1 < shape[0])) | ((bbox[:, 0] == 0) & (y0 > 0)))
-
-
 def whole_cell(seg: Any, marker: Any | None, seed: tuple[int, int], bbox: np.ndarray, shape: tuple[int, int],
                margin: int, seg_thresh: int) -> tuple[CellMap, int, Window]:
     """The cell holding pixel ``seed`` (y, x), found whole: in a window grown around ``bbox``
@@ -226,7 +218,7 @@ def whole_cell(seg: Any, marker: Any | None, seed: tuple[int, int], bbox: np.nda
         cells, _ = window_cells(seg, marker, window, seg_thresh)
         label = cells.label_at(seed[0] - window[0], seed[1] - window[2])
         row = int(np.flatnonzero(cells.table.id == label)[0])
-        if not edge_touching(cells, window, shape)[row]:
+        if not touches_window_edge(cells.table.bbox, window, shape)[row]:
             return cells, row, window
         t = cells.table.bbox[row]
         box = [t[0] + window[0], t[1] + window[2], t[2] + window[0], t[3] + window[2]]
@@ -276,7 +268,7 @@ def find_slide_cells(
         first = cells.first_pixels() + (window[0], window[2])
         own = ((first[:, 0] >= inner[0]) & (first[:, 0] < inner[1])
                & (first[:, 1] >= inner[2]) & (first[:, 1] < inner[3]))
-        cut = own & edge_touching(cells, window, shape)
+        cut = own & touches_window_edge(cells.table.bbox, window, shape)
         t = cells.table
         keep = own & ~cut
         parts.append(_rows(t, keep, first[keep], window))

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from napari_deepliif.atomic import write_atomic
+from napari_deepliif.cells.find import touches_window_edge
 from napari_deepliif.cells.outlines import cell_outlines
 from napari_deepliif.cells.scoring import counts, density, in_polygons
 from napari_deepliif.errors import InputImageError
@@ -26,7 +27,6 @@ from napari_deepliif.io.placement import Placement
 from napari_deepliif.slides import omezarr
 from napari_deepliif.slides.cells import (
     SlideCells,
-    edge_touching,
     global_ids,
     region_classes,
     store_arrays,
@@ -62,7 +62,7 @@ def write_labels_and_outlines(root: Any, cells: SlideCells, geojson: Path | None
             bbox = found.table.bbox + (window[0], window[2], window[0], window[2])
             reach = (bbox[:, 0] < y1) & (bbox[:, 2] > y0) & (bbox[:, 1] < x1) & (bbox[:, 3] > x0)
             wholes = {}
-            for local in np.flatnonzero(edge_touching(found, window, cells.shape) & reach & ((ids == 0) | in_core)):
+            for local in np.flatnonzero(touches_window_edge(found.table.bbox, window, cells.shape) & reach & ((ids == 0) | in_core)):
                 big, row, big_window = whole_cell(seg, marker, tuple(first[local]), bbox[local], cells.shape, margin,
                                                   cells.settings.seg_thresh)
                 true_first = big.first_pixels()[row] + (big_window[0], big_window[2])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Literal
@@ -102,6 +102,25 @@ class Settings:
         if self.marker_thresh is not None and not has_marker:
             raise InputImageError("marker_thresh needs a Marker image; pass marker= or leave it None")
         return replace(self, resolution=resolve_resolution(self.resolution))
+
+    def resolved(self, default_size: Callable[[], int], default_marker: Callable[[], int]) -> dict:
+        """The thresholds as numbers: ``'default'`` size and marker thresholds from the callables
+        (called only when needed), the default upper cap from the resolution.
+
+        Returns
+        -------
+        dict
+            ``seg_thresh``, ``size_thresh``, ``size_thresh_upper``, ``marker_thresh`` (the last
+            two None where not applied).
+        """
+        size = default_size() if self.size_thresh == "default" else self.size_thresh
+        upper = self.size_thresh_upper
+        if upper == "default":
+            upper = DEFAULT_LARGE_NOISE_BY_RESOLUTION[self.resolution]
+        marker = default_marker() if self.marker_thresh == "default" else self.marker_thresh
+        return {"seg_thresh": int(self.seg_thresh), "size_thresh": int(size or 0),
+                "size_thresh_upper": None if upper is None else int(upper),
+                "marker_thresh": None if marker is None else int(marker)}
 
 
 def _check_whole(name: str, value: object, low: int, high: int | None = None, *,
@@ -298,21 +317,8 @@ def _score(source: _Source, settings: Settings, overrides: Mapping[int, Override
     settings = settings.checked(source.pixels.marker is not None)
     cells = source.cells(int(settings.seg_thresh))
     checked = check_overrides(overrides, len(cells.table))
-    size = settings.size_thresh
-    if size == "default":
-        size = source.default_size_thresh(cells, settings.resolution)
-    upper = settings.size_thresh_upper
-    if upper == "default":
-        upper = DEFAULT_LARGE_NOISE_BY_RESOLUTION[settings.resolution]
-    marker = settings.marker_thresh
-    if marker == "default":
-        marker = source.default_marker_thresh()
-    thresholds = {
-        "seg_thresh": int(settings.seg_thresh),
-        "size_thresh": int(size or 0),
-        "size_thresh_upper": None if upper is None else int(upper),
-        "marker_thresh": None if marker is None else int(marker),
-    }
+    thresholds = settings.resolved(lambda: source.default_size_thresh(cells, settings.resolution),
+                                   source.default_marker_thresh)
     counted, positive = classify(cells.table, thresholds["size_thresh"], thresholds["size_thresh_upper"],
                                  thresholds["marker_thresh"], checked)
     counted = counted & source.members(cells.table)

@@ -32,7 +32,6 @@ from napari_deepliif.cells.scoring import (
     in_box,
 )
 from napari_deepliif.constants import (
-    DEFAULT_LARGE_NOISE_BY_RESOLUTION,
     MARKER_RANGE_PERCENTILES,
     MARKER_THRESH_FRACTION,
 )
@@ -130,28 +129,12 @@ class SlideCells:
 def _scored(cells: SlideCells, overrides: dict | None) -> SlideCells:
     settings = cells.settings.checked(cells.marker_histogram is not None)
     checked = check_overrides(overrides, len(cells.table))
-    thresholds = _thresholds(settings, cells.table.area, cells.marker_histogram)
+    thresholds = settings.resolved(lambda: default_size_threshold(cells.table.area, settings.resolution),
+                                   lambda: marker_threshold_from_histogram(cells.marker_histogram))
     counted, positive = classify(cells.table, thresholds["size_thresh"], thresholds["size_thresh_upper"],
                                  thresholds["marker_thresh"], checked)
     return replace(cells, overrides=checked, counted=counted, positive=positive,
                    scoring={**counts(counted, positive), **thresholds})
-
-
-def _thresholds(settings: Settings, areas: np.ndarray, marker_histogram: np.ndarray | None) -> dict:
-    """The thresholds of ``settings`` with ``'default'`` resolved from these cells' areas and
-    this Marker histogram."""
-    size = settings.size_thresh
-    if size == "default":
-        size = default_size_threshold(areas, settings.resolution)
-    upper = settings.size_thresh_upper
-    if upper == "default":
-        upper = DEFAULT_LARGE_NOISE_BY_RESOLUTION[settings.resolution]
-    marker = settings.marker_thresh
-    if marker == "default":
-        marker = marker_threshold_from_histogram(marker_histogram)
-    return {"seg_thresh": int(settings.seg_thresh), "size_thresh": int(size or 0),
-            "size_thresh_upper": None if upper is None else int(upper),
-            "marker_thresh": None if marker is None else int(marker)}
 
 
 def region_classes(cells: SlideCells, box: tuple[int, int, int, int], marker: Any | None,
@@ -177,7 +160,9 @@ def region_classes(cells: SlideCells, box: tuple[int, int, int, int], marker: An
     if cells.settings.marker_thresh == "default" and marker is not None:
         x, y, w, h = box
         histogram = np.bincount(np.asarray(marker[y : y + h, x : x + w]).max(axis=-1).ravel(), minlength=256)
-    thresholds = _thresholds(cells.settings, cells.table.area[members], histogram)
+    settings = cells.settings
+    thresholds = settings.resolved(lambda: default_size_threshold(cells.table.area[members], settings.resolution),
+                                   lambda: marker_threshold_from_histogram(histogram))
     counted, positive = classify(cells.table, thresholds["size_thresh"], thresholds["size_thresh_upper"],
                                  thresholds["marker_thresh"], cells.overrides)
     return counted & members, positive

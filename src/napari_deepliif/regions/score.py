@@ -204,9 +204,8 @@ def _infer_window(engine: EngineBase, source: Any, resolution: str, names: tuple
         if cy0 < cy1 and cx0 < cx1:
             images[name][cy0 - wy0 : cy1 - wy0, cx0 - wx0 : cx1 - wx0] = array[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
 
-    whole = window == (0, int(source.shape[0]), 0, int(source.shape[1]))
-    infer_chunks(engine, source, resolution, names, write, chunk_size=chunk_size,
-                 include=include if whole else wanted, statistics=statistics, progress=progress, cancel=cancel)
+    infer_chunks(engine, source, resolution, names, write, chunk_size=chunk_size, include=wanted,
+                 statistics=statistics, progress=progress, cancel=cancel)
     return images
 
 

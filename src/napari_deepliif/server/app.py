@@ -16,7 +16,7 @@ from fastapi.responses import Response
 
 from napari_deepliif import __version__
 from napari_deepliif.cells.postprocess import Settings
-from napari_deepliif.constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH, MICRONS_PER_PIXEL_BY_RESOLUTION
+from napari_deepliif.constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
 from napari_deepliif.engine.engines import EngineBase
 from napari_deepliif.regions.score import score_region
 from napari_deepliif.server.images import MEDIA_TYPES, decode, png_base64, read_header
@@ -38,8 +38,7 @@ from napari_deepliif.server.schemas import (
 )
 from napari_deepliif.server.security import DEFAULT_HOST, Guard, HostCheck, Limits
 from napari_deepliif.server.state import ERRORS, ServerState, bearer, state
-from napari_deepliif.slides.readers import Slide
-from napari_deepliif.slides.tissue import tissue_mask
+from napari_deepliif.slides.tissue import levels_tissue
 
 #: Media types each POST endpoint takes (anything else: 415, before the body is read).
 ACCEPTED_TYPES: dict[str, tuple[str, ...]] = {
@@ -97,9 +96,9 @@ async def score(
 
         image = decode(data, header, "request body")
         # the tissue rule of score and batch, the upload being the whole image
-        tissue = tissue_mask(Slide.from_arrays("upload", [image]), MICRONS_PER_PIXEL_BY_RESOLUTION[resolution])
         result = score_region(server.engine, image, resolution=resolution, settings=Settings(**settings),
-                              outputs="all" if modalities else "score", include=tissue.includer(), cancel=cancel)
+                              outputs="all" if modalities else "score",
+                              include=levels_tissue([image], 0, resolution), cancel=cancel)
         body = cells_geojson(result.post, origin=(origin_x + result.origin[0], origin_y + result.origin[1]),
                              downsample=downsample)
         body["score"] = result.record(image=None, downsample=downsample, level_origin=(origin_x, origin_y))

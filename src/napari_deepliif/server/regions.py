@@ -25,6 +25,7 @@ from napari_deepliif.constants import DEFAULT_SEG_THRESH
 from napari_deepliif.errors import InputImageError
 from napari_deepliif.io.geojson import cells_geojson
 from napari_deepliif.server.problems import Problem
+from napari_deepliif.server.schemas import WholeNumber
 from napari_deepliif.server.state import ERRORS, bearer, state
 from napari_deepliif.slides.readers import SlideMetadataError
 from napari_deepliif.slides.region import RegionTooLarge, score_file_region
@@ -33,8 +34,6 @@ router = APIRouter(prefix="/api")
 
 #: ``type`` of the problem answered when the server cannot open the file named.
 NOT_READABLE = "https://napari-deepliif.invalid/problems/image-not-readable"
-
-WholeNumber = Annotated[int, Field(ge=0)]
 
 
 class RegionRequest(BaseModel):

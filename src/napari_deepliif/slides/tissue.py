@@ -24,6 +24,7 @@ from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 from skimage.morphology import disk
 
+from napari_deepliif.constants import MICRONS_PER_PIXEL_BY_RESOLUTION
 from napari_deepliif.slides.readers import Downsampled, Slide
 
 log = logging.getLogger(__name__)
@@ -145,3 +146,25 @@ def tissue_mask(slide: Slide, assumed_mpp: float | None = None) -> TissueMask:
     """
     rgb, downsample = _low_resolution_view(slide, slide.mpp or assumed_mpp)
     return tissue_mask_from_rgb(rgb, downsample)
+
+
+def levels_tissue(levels: list[Any], level: int, resolution: str,
+                  mpp: float | None = None) -> Callable[[int, int, int, int], bool]:
+    """The tissue test of ``score`` and ``batch`` for in-memory pyramid levels (a napari
+    layer's, or an uploaded image as one level): which boxes of level ``level`` hold tissue.
+
+    Parameters
+    ----------
+    levels : list of array-like
+        H x W x 3 levels, level 0 first.
+    level : int
+        The level the boxes are in, scored at ``resolution``.
+    resolution : str
+        Its magnification: gives level 0's pixel size when ``mpp`` is unknown.
+    mpp : float, optional
+        Level 0's pixel size (µm/px).
+    """
+    slide = Slide.from_arrays("levels", levels, mpp)
+    downsample = slide.levels[level].downsample
+    assumed = MICRONS_PER_PIXEL_BY_RESOLUTION[resolution] / downsample
+    return tissue_mask(slide, assumed).includer(downsample)

@@ -14,13 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from napari_deepliif.constants import MICRONS_PER_PIXEL_BY_RESOLUTION
 from napari_deepliif.engine.engines import load_engine
 from napari_deepliif.errors import Cancelled
 from napari_deepliif.models.index import fetch_model
 from napari_deepliif.regions.score import ScoreResult, score_region
-from napari_deepliif.slides.readers import Slide
-from napari_deepliif.slides.tissue import tissue_mask
+from napari_deepliif.slides.tissue import levels_tissue
 
 #: Engine choice of the widget for the classical engine (else a model name or folder).
 STAIN = "stain"
@@ -74,10 +72,9 @@ class RunSpec:
     def tissue(self) -> Any:
         """Which parts of ``image`` hold tissue: the slide rule ``score`` and ``batch`` apply
         (:func:`napari_deepliif.slides.tissue.tissue_mask`), on the layer's levels."""
-        slide = Slide.from_arrays("layer", self.levels or [self.image], self.mpp)
-        level = slide.levels[self.level if self.levels else 0]
-        assumed = MICRONS_PER_PIXEL_BY_RESOLUTION[self.resolution] / level.downsample
-        return tissue_mask(slide, assumed).includer(level.downsample)
+        if not self.levels:
+            return levels_tissue([self.image], 0, self.resolution, self.mpp)
+        return levels_tissue(self.levels, self.level, self.resolution, self.mpp)
 
 
 def get_engine(choice: EngineChoice) -> Any:

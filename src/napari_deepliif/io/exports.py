@@ -20,8 +20,8 @@ Two pixel conventions meet here; each file states which it uses.
   the top-left corner of the full-resolution image, as QuPath places ROIs on pixels (sources
   in :mod:`napari_deepliif.cells.outlines`). A cell's polygon centroid is its table centroid + 0.5.
 
-Both are full-image coordinates: ``origin = (x0, y0)`` is the top-left pixel of the scored
-region in the full image and is added to every coordinate.
+Both are full-resolution (level-0) coordinates: a :class:`~napari_deepliif.io.placement.Placement`
+says where the pixels scored lie (their origin, and the downsample of the level scored).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from napari_deepliif.engine.engines import EngineBase, input_region
 from napari_deepliif.engine.tiling import Chunk
 from napari_deepliif.regions.infer import CHUNK_SIZE, Include, Writer, infer_chunks
 from napari_deepliif.slides import omezarr
-from napari_deepliif.slides.readers import Slide
+from napari_deepliif.slides.readers import LevelChoice, Slide
 from napari_deepliif.slides.tissue import TissueMask, tissue_mask
 
 log = logging.getLogger(__name__)
@@ -92,20 +92,28 @@ def stored_mask(store: Path) -> TissueMask | None:
                       float(array.attrs["threshold"]))
 
 
-def slide_source(slide: Slide, resolution: str | None, region: tuple[int, int, int, int] | None,
-                 mask: TissueMask | None) -> tuple[Any, Any, Include | None]:
+def slide_source(slide: Slide, choice: LevelChoice, region: tuple[int, int, int, int] | None,
+                 mask: TissueMask | None) -> tuple[Any, Include | None]:
     """The image a run scores and which of its parts to compute.
+
+    Parameters
+    ----------
+    slide : Slide
+    choice : LevelChoice
+        The level scored (:meth:`Slide.level_or_default`).
+    region : (x, y, width, height), optional
+        Rectangle in pixels of that level.
+    mask : TissueMask, optional
 
     Returns
     -------
-    (LevelChoice, array-like, callable or None)
-        The level chosen for ``resolution``; a lazy H x W x 3 view of it (or of ``region``,
-        checked to lie in it); the tissue test of boxes of that view (None without a mask).
+    (array-like, callable or None)
+        A lazy H x W x 3 view of the level (or of ``region``, checked to lie in it); the
+        tissue test of boxes of that view (None without a mask).
     """
-    choice = slide.level_or_default(resolution)
     source = input_region(slide.array(choice), region)  # checks the region lies in the level
     origin = (int(region[1]), int(region[0])) if region is not None else (0, 0)
-    return choice, source, None if mask is None else mask.includer(choice.downsample, origin)
+    return source, None if mask is None else mask.includer(choice.downsample, origin)
 
 
 @dataclass
@@ -116,6 +124,8 @@ class StoreRun:
     ----------
     run : SlideRun
         The counts, filled as the run goes.
+    choice : LevelChoice
+        The level scored.
     record : RunRecord
         The resume record (settings, with the statistics once known; chunks done).
     names : tuple of str
@@ -129,6 +139,7 @@ class StoreRun:
     """
 
     run: SlideRun
+    choice: LevelChoice
     record: omezarr.RunRecord
     names: tuple[str, ...]
     source: Any
@@ -161,7 +172,8 @@ def open_store_run(
     (:func:`ensure_statistics`)."""
     store = Path(store)
     names = engine.resolve_outputs(outputs)
-    choice, source, _ = slide_source(slide, resolution, region, None)
+    choice = slide.level_or_default(resolution)
+    source, _ = slide_source(slide, choice, region, None)
     shape = (int(source.shape[0]), int(source.shape[1]))
     settings = _settings(engine, slide, choice, region, names, chunk_size, tissue is not False)
     record = None if overwrite else omezarr.RunRecord.load(store)
@@ -173,8 +185,8 @@ def open_store_run(
         mask = mask or (tissue if isinstance(tissue, TissueMask) else tissue_mask(slide, choice.level0_mpp))
     if record is None:
         record = _create(store, settings, shape, mask)
-    _, source, include = slide_source(slide, resolution, region, mask)
-    return StoreRun(SlideRun(store, shape, choice.resolution, settings), record, names, source, include,
+    source, include = slide_source(slide, choice, region, mask)
+    return StoreRun(SlideRun(store, shape, choice.resolution, settings), choice, record, names, source, include,
                     engine.plan(shape, choice.resolution, chunk_size))
 
 
@@ -203,15 +215,14 @@ def store_writer(store: Path, names: tuple[str, ...]) -> Writer:
     return write
 
 
-def finish_inference(opened: StoreRun) -> SlideRun:
-    """Record the inference as done and build the outputs' pyramids (once)."""
+def finish_inference(run: SlideRun, record: omezarr.RunRecord, names: tuple[str, ...]) -> SlideRun:
+    """Record the inference of ``run`` as done and build the outputs' pyramids (once)."""
     import zarr
 
-    record, run = opened.record, opened.run
     record.finish("inference")
     if "pyramid" not in record.phases:
         root = zarr.open_group(str(run.store), mode="r+")
-        for name in opened.names:
+        for name in names:
             omezarr.build_pyramid(root[name])
         record.finish("pyramid")
     log.info("%s: %d chunks run, %d resumed; %d tiles run, %d skipped (no tissue)", run.settings["slide"],
@@ -273,4 +284,4 @@ def infer_slide(
                              cancel=cancel)
     run.chunks_run, run.chunks_resumed = counts.chunks_run, counts.chunks_resumed
     run.tiles_run, run.tiles_skipped = counts.tiles_run, counts.tiles_skipped
-    return finish_inference(opened)
+    return finish_inference(run, record, opened.names)

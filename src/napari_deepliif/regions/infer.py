@@ -108,7 +108,7 @@ def infer_chunks(
             on_statistics(statistics)
     statistics = statistics or {}
     worker = engine.with_statistics(statistics) if statistics else engine
-    units = [max(len(c.tiles), 1) for c in chunks]
+    units = [progress_units(c) for c in chunks]
     total = sum(units)
     finished = sum(n for c, n in zip(chunks, units) if c.index in done)
     if progress:
@@ -137,6 +137,11 @@ def infer_chunks(
         if progress:
             progress(finished, total)
     return run, statistics
+
+
+def progress_units(chunk: Chunk) -> int:
+    """Progress units of ``chunk``: its tiles, or 1 for an untiled engine's chunk."""
+    return max(len(chunk.tiles), 1)
 
 
 def compute_chunk(

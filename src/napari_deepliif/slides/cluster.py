@@ -159,7 +159,8 @@ def run_slides(
             state.units_done += result.units
             tiles.report(state, result.units)
         if not state.pending:
-            workers = {w: {**spent, "seconds": round(spent["seconds"], 2)} for w, spent in sorted(state.workers.items())}
+            workers = {w: {**spent, "seconds": round(spent["seconds"], 2)}
+                       for w, spent in sorted(state.workers.items())}
             submit("finish", i, finish_task, state.start, state.start.run, time.perf_counter() - state.submitted,
                    workers, name=state.out.name)
     return [r for r in records if r is not None]

@@ -157,7 +157,8 @@ def finish_slide(
     regions = (score_annotations(cells, read_annotations(Path(annotations)), place, stored["mpp"], marker)
                if annotations else {})
     region = request["region"]
-    region_full = None if region is None else (*place.corner, region[2] * place.downsample, region[3] * place.downsample)
+    region_full = (None if region is None
+                   else (*place.corner, region[2] * place.downsample, region[3] * place.downsample))
     where = placement(image=Path(path).name, resolution=run.resolution, shape=run.shape,
                       level=stored["level"], downsample=place.downsample, mpp=stored["mpp"], origin=place.corner,
                       region=region_full)

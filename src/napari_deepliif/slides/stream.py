@@ -146,10 +146,6 @@ class StoreRun:
     include: Include | None
     chunks: list[Chunk]
 
-    def units(self, chunk: Chunk) -> int:
-        """Progress units of ``chunk``: its tiles (1 for an untiled engine)."""
-        return max(len(chunk.tiles), 1)
-
     def todo(self) -> list[Chunk]:
         """The chunks not done yet."""
         return [c for c in self.chunks if c.index not in self.record.done]

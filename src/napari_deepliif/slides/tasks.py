@@ -33,7 +33,7 @@ from typing import Any
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.engine.tiling import Chunk
 from napari_deepliif.errors import DeepLIIFError
-from napari_deepliif.regions.infer import compute_chunk
+from napari_deepliif.regions.infer import compute_chunk, progress_units
 from napari_deepliif.slides import omezarr
 from napari_deepliif.slides.readers import LevelChoice, open_slide
 from napari_deepliif.slides.run import STORE_NAME, finish_slide, finished, slide_request
@@ -283,8 +283,8 @@ def start_task(slide: str, out: str, options: BatchOptions) -> SlideStart | dict
         todo = opened.todo()
         opened.run.chunks_resumed = len(opened.chunks) - len(todo)
         job = ChunkJob(str(slide_path), str(out_path), options, opened.choice, statistics, opened.names)
-        units = [opened.units(c) for c in opened.chunks]
-        return SlideStart(job, opened.run, todo, sum(units), sum(units) - sum(opened.units(c) for c in todo),
+        units = [progress_units(c) for c in opened.chunks]
+        return SlideStart(job, opened.run, todo, sum(units), sum(units) - sum(progress_units(c) for c in todo),
                           request, annotations)
     return outcome["failed"]
 
@@ -325,7 +325,7 @@ def chunk_task(job: ChunkJob, chunk: Chunk) -> ChunkDone:
     with storage_locks(job.store, chunk.box):
         for name in job.names:
             write(name, chunk.box, buffers[name])
-    return ChunkDone(chunk.index, chunk.box, omezarr.chunk_checksums(chunk.box, buffers), max(len(chunk.tiles), 1),
+    return ChunkDone(chunk.index, chunk.box, omezarr.chunk_checksums(chunk.box, buffers), progress_units(chunk),
                      ran, skipped, worker_name(), time.perf_counter() - started)
 
 

@@ -48,6 +48,9 @@ DEFAULT_POSITIVE_OD = 0.2
 DEFAULT_BINS_OD = (0.4, 0.6)
 #: Width of the membrane ring (µm).
 DEFAULT_MEMBRANE_UM = 1.0
+#: Largest OD threshold and expansion a front end takes (a DAB OD of 5 transmits 1/100,000
+#: of the light; an expansion past 50 µm is no longer one cell's).
+MAX_OD, MAX_EXPANSION_UM = 5.0, 50.0
 
 #: Rows of the image converted to optical densities at once (bounds the float32 memory).
 _OD_ROWS = 512

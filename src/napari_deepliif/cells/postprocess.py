@@ -142,6 +142,10 @@ class Settings:
             raise InputImageError("marker_thresh needs a Marker image; pass marker= or leave it None")
         check_compartment(self.compartment, self.positive_od, self.bins_od, self.min_completeness)
         check_lengths(1.0, self.expansion_um, self.membrane_um)
+        if self.expansion_um == 0 and (self.compartment in ("cytoplasm", "membrane", "cell")
+                                       or self.min_completeness is not None):
+            raise InputImageError(f"compartment {self.compartment!r} and min_completeness need a cell expansion:"
+                                  f" set expansion_um above 0 (QuPath's default is {DEFAULT_EXPANSION_UM:g} µm)")
         bins = None if self.bins_od is None else (float(self.bins_od[0]), float(self.bins_od[1]))
         return replace(self, resolution=resolve_resolution(self.resolution), positive_od=float(self.positive_od),
                        bins_od=bins, expansion_um=float(self.expansion_um), membrane_um=float(self.membrane_um))

@@ -8,6 +8,8 @@ from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from napari_deepliif.cells.find import MAX_SEG_THRESH
+from napari_deepliif.cells.measure import MAX_EXPANSION_UM, MAX_OD
+from napari_deepliif.cells.scoring import COMPARTMENTS
 from napari_deepliif.resolution import RESOLUTIONS
 
 #: Largest threshold or coordinate a query parameter takes (keeps numbers in int32 range).
@@ -19,6 +21,21 @@ WholeNumber = Annotated[int, Field(ge=0, le=MAX_INT)]
 #: and it refuses it.
 UpperCap = Annotated[int, Field(ge=1, le=MAX_INT)]
 
+#: What decides positive, and the compartment settings (docs/measurements.md), for query
+#: parameters and request bodies alike.
+Compartment = Literal[COMPARTMENTS]  # type: ignore[valid-type]
+COMPARTMENT_HELP = ("what decides positive: 'class' the engine's class; 'nucleus', 'cytoplasm', 'membrane' or 'cell' "
+                    "that compartment's mean DAB OD above positive_od")
+OD = Annotated[float, Field(ge=0, le=MAX_OD)]
+POSITIVE_OD_HELP = "DAB OD above which a cell is positive (1+) in a compartment mode, and a membrane pixel stained"
+BINS_OD_HELP = "two DAB ODs above which a positive cell is 2+ and 3+ (a compartment mode): adds the bins and the H-score"
+Fraction = Annotated[float, Field(ge=0, le=1)]
+COMPLETENESS_HELP = "a compartment mode's positive cell needs at least this fraction of its membrane ring above positive_od"
+Expansion = Annotated[float, Field(ge=0, le=MAX_EXPANSION_UM)]
+EXPANSION_HELP = "cell expansion beyond the nucleus, micrometres (cytoplasm, membrane and cell measurements; 0: none)"
+RingWidth = Annotated[float, Field(gt=0, le=MAX_EXPANSION_UM)]
+MEMBRANE_HELP = "width of the membrane ring, micrometres"
+
 # ---- query parameters -------------------------------------------------------------------
 
 ResolutionQuery = Annotated[Resolution, Query(description="magnification the image was scanned at; picks the tile size (512/256/128 px) and the size-threshold rules")]
@@ -28,6 +45,12 @@ UpperQuery = Annotated[UpperCap | Literal["default"] | None, Query(description="
 MarkerQuery = Annotated[Annotated[int, Field(ge=0, le=255)] | Literal["default"] | None, Query(description="a cell whose marker value (0-255) is above this is positive; 'default': 90 % of the Marker's range; absent: not applied")]
 OriginQuery = Annotated[int, Query(ge=0, le=MAX_INT, description="added to every returned coordinate (e.g. the region's top-left pixel in the slide)")]
 DownsampleQuery = Annotated[float, Query(ge=1, le=1024, description="full-resolution pixels per pixel of the image sent: returned coordinates are (x + origin) * downsample")]
+CompartmentQuery = Annotated[Compartment, Query(description=COMPARTMENT_HELP)]
+PositiveOdQuery = Annotated[OD, Query(description=POSITIVE_OD_HELP)]
+BinsOdQuery = Annotated[list[OD] | None, Query(min_length=2, max_length=2, description=BINS_OD_HELP + " (repeat the parameter: bins_od=0.4&bins_od=0.6)")]
+CompletenessQuery = Annotated[Fraction | None, Query(description=COMPLETENESS_HELP)]
+ExpansionQuery = Annotated[Expansion, Query(description=EXPANSION_HELP)]
+MembraneQuery = Annotated[RingWidth, Query(description=MEMBRANE_HELP)]
 ModalitiesQuery = Annotated[bool, Query(description="also return the engine's images (Hema, Marker, Seg, ...) as base64 PNG")]
 RequestIdQuery = Annotated[str | None, Query(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$", description="your id for this request, to cancel it with POST /api/cancel")]
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 from skimage.color import rgb_from_hed
-from test_server_support import client, running_server
+from test_server_support import client, png_bytes, running_server
 
 from napari_deepliif.cells import measure
 from napari_deepliif.cells.postprocess import Settings, postprocess
@@ -22,6 +22,7 @@ from napari_deepliif.engine.engines import load_engine
 from napari_deepliif.errors import InputImageError
 from napari_deepliif.io.image_input import read_image
 from napari_deepliif.regions.score import score_region
+from napari_deepliif.slides.tissue import levels_tissue
 
 SCORE_SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "score.schema.json").read_text())
 MPP = 0.25
@@ -208,3 +209,15 @@ def test_cli_and_server_give_the_same_compartment_score(roi_1, tmp_path, monkeyp
             assert served[int(row["id"])][measure.MEMBRANE_DAB_MEAN] == pytest.approx(float(row[measure.MEMBRANE_DAB_MEAN]))
         bad = http.post("/api/regions/score", json={**body, "compartment": "cell", "expansion_um": 0})
         assert bad.status_code == 422 and "expansion_um" in bad.json()["detail"]
+
+        # uploaded pixels: the same settings as query parameters give the region core's score
+        crop = np.ascontiguousarray(read_image(path)[y : y + h, x : x + w])
+        params = [("resolution", "40x"), ("compartment", "cell"), ("positive_od", "0.25"),
+                  ("bins_od", "0.4"), ("bins_od", "0.6"), ("expansion_um", "3")]
+        uploaded = http.post("/api/score", content=png_bytes(crop), headers={"Content-Type": "image/png"},
+                             params=params)
+        assert uploaded.status_code == 200, uploaded.text
+        settings = Settings(compartment="cell", positive_od=0.25, bins_od=(0.4, 0.6), expansion_um=3.0)
+        core = score_region(load_engine("stain"), crop, resolution="40x", settings=settings,
+                            include=levels_tissue([crop], 0, "40x"))
+        assert uploaded.json()["score"]["scoring"] == core.record(image=None)["scoring"]

@@ -199,7 +199,7 @@ def test_cli_and_server_give_the_same_compartment_score(roi_1, tmp_path, monkeyp
 
     with running_server(tmp_path / "config", "stain") as server, client(server) as http:
         body = {"image": str(path), "region": list(REGION), "resolution": "40x",
-                **{**MEMBRANE, "bins_od": list(MEMBRANE["bins_od"])}}
+                **MEMBRANE, "bins_od": list(MEMBRANE["bins_od"])}
         answer = http.post("/api/regions/score", json=body)
         assert answer.status_code == 200, answer.text
         assert answer.json()["score"]["scoring"] == record["scoring"]

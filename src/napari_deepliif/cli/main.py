@@ -17,10 +17,10 @@ from napari_deepliif import __version__
 from napari_deepliif.cli.options import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
+    add_compartment_options,
     add_engine_options,
     add_output_option,
     add_resolution_options,
-    add_compartment_options,
     add_threshold_options,
     progress_bar,
     roi,

@@ -15,7 +15,11 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 
 from napari_deepliif import __version__
-from napari_deepliif.cells.measure import DEFAULT_EXPANSION_UM, DEFAULT_MEMBRANE_UM, DEFAULT_POSITIVE_OD
+from napari_deepliif.cells.measure import (
+    DEFAULT_EXPANSION_UM,
+    DEFAULT_MEMBRANE_UM,
+    DEFAULT_POSITIVE_OD,
+)
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
 from napari_deepliif.engine.engines import EngineBase
@@ -24,8 +28,8 @@ from napari_deepliif.server.images import MEDIA_TYPES, decode, png_base64, read_
 from napari_deepliif.server.jobs import JobQueue
 from napari_deepliif.server.problems import PROBLEM_MEDIA_TYPE, install_handlers
 from napari_deepliif.server.schemas import (
-    CancelResponse,
     BinsOdQuery,
+    CancelResponse,
     CompartmentQuery,
     CompletenessQuery,
     DownsampleQuery,

@@ -20,12 +20,16 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from napari_deepliif.cells.find import MAX_SEG_THRESH
+from napari_deepliif.cells.measure import (
+    DEFAULT_EXPANSION_UM,
+    DEFAULT_MEMBRANE_UM,
+    DEFAULT_POSITIVE_OD,
+)
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.constants import DEFAULT_SEG_THRESH
 from napari_deepliif.errors import InputImageError
 from napari_deepliif.io.geojson import cells_geojson
 from napari_deepliif.server.problems import Problem
-from napari_deepliif.cells.measure import DEFAULT_EXPANSION_UM, DEFAULT_MEMBRANE_UM, DEFAULT_POSITIVE_OD
 from napari_deepliif.server.schemas import (
     BINS_OD_HELP,
     COMPARTMENT_HELP,

@@ -221,3 +221,18 @@ def test_cli_and_server_give_the_same_compartment_score(roi_1, tmp_path, monkeyp
         core = score_region(load_engine("stain"), crop, resolution="40x", settings=settings,
                             include=levels_tissue([crop], 0, "40x"))
         assert uploaded.json()["score"]["scoring"] == core.record(image=None)["scoring"]
+
+
+def test_cli_postprocess_scores_a_compartment_on_the_original_image(shared_dir, tmp_path):
+    case = shared_dir / "fixtures" / "postprocess" / "deepliif2021_22_2"
+    out = tmp_path / "out"
+    assert main(["postprocess", str(case / "orig.png"), "--seg", str(case / "seg.png"), "--resolution", "40x",
+                 "--compartment", "nucleus", "--bins-od", "0.4,0.6", "--out", str(out)]) == 0
+    record = json.loads((out / "orig" / "score.json").read_text())
+    jsonschema.validate(record, SCORE_SCHEMA)
+    expected = postprocess(read_image(case / "seg.png"), image=read_image(case / "orig.png"),
+                           compartment="nucleus", bins_od=(0.4, 0.6)).scoring
+    assert record["scoring"] == {**expected, "bins_od": [0.4, 0.6]}
+    with open(out / "orig" / "cells.csv", newline="", encoding="utf-8") as handle:
+        positive = [float(r[measure.NUCLEUS_DAB_MEAN]) for r in csv.DictReader(handle) if r["class"] == "Positive"]
+    assert len(positive) == record["scoring"]["num_pos"] and min(positive) > 0.2

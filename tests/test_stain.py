@@ -10,8 +10,9 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 from napari_deepliif.cells.metrics import class_masks, evaluate_seg, instance_labels
-from napari_deepliif.engine import stain
-from napari_deepliif.engine.stain import DEFAULT_DAB_THRESHOLD, STAIN_OUTPUTS, StainSettings, stain_infer
+from napari_deepliif.engine import stain, stain_nuclei
+from napari_deepliif.engine.stain import STAIN_OUTPUTS, stain_infer
+from napari_deepliif.engine.stain_nuclei import DEFAULT_DAB_THRESHOLD, StainSettings
 from napari_deepliif.engine.stain_vectors import REFERENCE_VECTORS
 from napari_deepliif.errors import Cancelled, DeepLIIFError, InputImageError
 
@@ -116,11 +117,11 @@ def test_marker_value_follows_dab(tiles, name):
 
 def test_renderings_are_monotonic():
     od = np.array([[0.0, 0.1, 0.2, 1.0, 2.0, 3.0]], dtype=np.float32)
-    marker = stain.render_marker(od)
+    marker = stain_nuclei.render_marker(od)
     level = marker.max(axis=2)[0]
     assert list(level) == [0, 10, 20, 100, 200, 255]
     assert (marker[..., 0] == marker[..., 1]).all() and (marker[..., 1] == marker[..., 2]).all()
-    hema = stain.render_hema(od).astype(int).sum(axis=2)[0]
+    hema = stain_nuclei.render_hema(od).astype(int).sum(axis=2)[0]
     assert hema[0] == 3 * 255 and (np.diff(hema) < 0).all()  # more hematoxylin, darker
 
 
@@ -161,8 +162,8 @@ def test_lower_resolutions_scale_sizes(shared_dir, resolution, factor):
 
 def test_pixel_sizes_follow_resolution():
     settings = StainSettings()
-    at40 = stain._PixelSettings.from_settings(settings, "40x")
-    at10 = stain._PixelSettings.from_settings(settings, "10x")
+    at40 = stain_nuclei.PixelSettings.from_settings(settings, "40x")
+    at10 = stain_nuclei.PixelSettings.from_settings(settings, "10x")
     assert at40.min_area == 160 and at10.min_area == 10
     assert at40.split_depth == 0.5 and at10.split_depth == 0.125
     assert at40.background_radius == 32 and at10.background_radius == 8

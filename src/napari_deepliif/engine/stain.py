@@ -37,6 +37,9 @@ positive cell detection; the full description and measured accuracy are in
 
 The vectors and the threshold are statistics of the whole image, computed once and given to
 every part of it (``vectors=``, ``threshold=``, ``box=``), so its parts are segmented alike.
+This module holds the image-level passes; the steps on one block are in :mod:`.stain_nuclei`
+and the stain-vector estimate in :mod:`.stain_vectors`.
+
 Lengths and areas are set in micrometres and converted to pixels with the nominal pixel size
 of the resolution (40x 0.25, 20x 0.5, 10x 1.0 µm/px). Large images are processed in
 overlapping blocks, so memory beyond the outputs stays bounded.
@@ -47,22 +50,23 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.color import rgb_from_hed
 from skimage.filters import threshold_otsu
-from skimage.morphology import h_maxima
-from skimage.segmentation import find_boundaries, watershed
 
-from napari_deepliif.constants import (
-    BOUNDARY_RGB,
-    MICRONS_PER_PIXEL_BY_RESOLUTION,
-    NEGATIVE_RGB,
-    NOISE_SIZE,
-    POSITIVE_RGB,
+from napari_deepliif.engine.stain_nuclei import (
+    DEFAULT_DAB_THRESHOLD,
+    PixelSettings,
+    StainSettings,
+    contrast,
+    nuclear_signal,
+    positive_labels,
+    render_hema,
+    render_marker,
+    render_seg,
+    segment_nuclei,
 )
 from napari_deepliif.engine.stain_vectors import (
     ANGLE_BINS,
@@ -84,10 +88,6 @@ log = logging.getLogger(__name__)
 ENGINE_NAME = "stain"
 #: Outputs of the engine, in the DeepLIIF engine's names.
 STAIN_OUTPUTS: tuple[str, ...] = ("Hema", "Marker", "Seg")
-#: Mean nuclear DAB OD above which a nucleus is positive (QuPath's default threshold).
-DEFAULT_DAB_THRESHOLD = 0.2
-#: Marker image grey level per unit of DAB OD (level = OD * this, capped at 255).
-MARKER_LEVELS_PER_OD = 100.0
 
 #: Edge of the blocks an image is processed in (pixels), and the histogram used to find
 #: one Otsu threshold for all of them (OD range and bins).
@@ -95,81 +95,6 @@ BLOCK_SIZE = 1024
 _OTSU_RANGE = (0.0, 3.0)
 _OTSU_BINS = 600
 
-
-
-@dataclass(frozen=True)
-class StainSettings:
-    """Detection settings in physical units; converted to pixels for each resolution.
-
-    Attributes
-    ----------
-    smoothing_sigma_um : float
-        Gaussian sigma applied to the hematoxylin and DAB ODs (µm).
-    background_radius_um : float
-        Half-width of the square grey opening that estimates the local hematoxylin and DAB
-        backgrounds (µm); QuPath's default background radius is 8 µm.
-    min_nuclear_od : float
-        Lowest foreground threshold on the hematoxylin contrast (OD); keeps blank or
-        faint images from producing nuclei out of noise.
-    dab_detection_od : float
-        DAB contrast (OD above its local background) above which DAB adds to the nuclear
-        signal (OD); by default the positivity threshold ``DEFAULT_DAB_THRESHOLD``.
-    min_area_um2 : float
-        Smallest nucleus kept (µm²); QuPath's default minimum nucleus area is 10 µm².
-    max_area_um2 : float
-        Largest nucleus kept (µm²). Larger objects are stained tissue, not nuclei (glands
-        under a cytoplasmic or membranous DAB stain); the ground-truth nuclei of the sample
-        tiles are at most ~100 µm².
-    split_depth_um : float
-        Touching nuclei are split where the distance to the background dips by more than
-        this between two centres (µm): the depth of the h-maxima that mark nuclei.
-    distance_smoothing_um : float
-        Gaussian sigma applied to that distance map before its domes are found (µm), so
-        the steps of the pixel grid do not make domes of their own.
-    block_margin_um : float
-        Context added around each block so nuclei crossing block edges are split the same
-        way on both sides (µm).
-    """
-
-    smoothing_sigma_um: float = 0.5
-    background_radius_um: float = 8.0
-    min_nuclear_od: float = 0.05
-    dab_detection_od: float = DEFAULT_DAB_THRESHOLD
-    min_area_um2: float = 10.0
-    max_area_um2: float = 200.0
-    split_depth_um: float = 0.125
-    distance_smoothing_um: float = 0.25
-    block_margin_um: float = 16.0
-
-
-@dataclass(frozen=True)
-class _PixelSettings:
-    """:class:`StainSettings` with lengths and areas in pixels of one resolution."""
-
-    sigma: float
-    background_radius: int
-    min_area: int
-    max_area: int
-    split_depth: float
-    distance_sigma: float
-    margin: int
-    min_nuclear_od: float
-    dab_detection_od: float
-
-    @classmethod
-    def from_settings(cls, settings: StainSettings, resolution: str) -> _PixelSettings:
-        mpp = MICRONS_PER_PIXEL_BY_RESOLUTION[resolution]
-        return cls(
-            sigma=settings.smoothing_sigma_um / mpp,
-            background_radius=max(1, round(settings.background_radius_um / mpp)),
-            min_area=max(1, round(settings.min_area_um2 / mpp**2)),
-            max_area=round(settings.max_area_um2 / mpp**2),
-            split_depth=settings.split_depth_um / mpp,
-            distance_sigma=settings.distance_smoothing_um / mpp,
-            margin=math.ceil(settings.block_margin_um / mpp),
-            min_nuclear_od=settings.min_nuclear_od,
-            dab_detection_od=settings.dab_detection_od,
-        )
 
 
 def stain_infer(
@@ -234,7 +159,7 @@ def stain_infer(
     for label, value in (("dab_threshold", dab_threshold), ("threshold", threshold)):
         if value is not None and not (math.isfinite(value) and value >= 0):
             raise DeepLIIFError(f"{label} must be a non-negative OD, got {value!r}")
-    px = _PixelSettings.from_settings(settings or StainSettings(), resolution)
+    px = PixelSettings.from_settings(settings or StainSettings(), resolution)
     height, width = image.shape[:2]
     y0, y1, x0, x1 = (int(v) for v in box) if box is not None else (0, height, 0, width)
     if not (0 <= y0 < y1 <= height and 0 <= x0 < x1 <= width):
@@ -255,8 +180,8 @@ def stain_infer(
     for outer, _, core in parts:
         steps.check()
         ods = optical_density(_read(image, outer)) @ unmixing
-        labels = _segment(_nuclear_signal(ods, px), threshold, px)
-        positive = _positive_labels(labels, ods[..., 2], dab_threshold)
+        labels = segment_nuclei(nuclear_signal(ods, px), threshold, px)
+        positive = positive_labels(labels, ods[..., 2], dab_threshold)
         # the part of this block's core inside the box: in the outputs, and in the block read
         cy0, cy1 = max(core[0].start, y0), min(core[0].stop, y1)
         cx0, cx1 = max(core[1].start, x0), min(core[1].stop, x1)
@@ -313,7 +238,7 @@ def stain_threshold(
         is included).
     """
     image = check_rgb(image)
-    px = _PixelSettings.from_settings(settings or StainSettings(), resolve_resolution(resolution))
+    px = PixelSettings.from_settings(settings or StainSettings(), resolve_resolution(resolution))
     blocks = _included(_blocks(*image.shape[:2], px.margin), include)
     steps = _Steps(len(blocks) * (1 if vectors is not None else 3), progress, cancel)
     if vectors is None:
@@ -421,29 +346,18 @@ def _vectors(image: Any, blocks: list[_Block], steps: _Steps) -> StainVectors:
     return vectors
 
 
-def _threshold(image: Any, px: _PixelSettings, vectors: StainVectors, blocks: list[_Block], steps: _Steps) -> float:
+def _threshold(image: Any, px: PixelSettings, vectors: StainVectors, blocks: list[_Block], steps: _Steps) -> float:
     """Otsu threshold of the hematoxylin contrast of the DAB-free pixels of the blocks' cores."""
     counts = np.zeros(_OTSU_BINS, dtype=np.int64)
     unmixing = vectors.unmixing()
     for outer, inner, _ in blocks:
         steps.check()
         ods = optical_density(_read(image, outer)) @ unmixing
-        contrast = _contrast(ods[..., 0], px)[inner]
+        hema = contrast(ods[..., 0], px)[inner]
         no_dab = ndi.gaussian_filter(ods[..., 2], px.sigma)[inner] < DEFAULT_DAB_THRESHOLD
-        counts += np.histogram(np.clip(contrast[no_dab], *_OTSU_RANGE), bins=_OTSU_BINS, range=_OTSU_RANGE)[0]
+        counts += np.histogram(np.clip(hema[no_dab], *_OTSU_RANGE), bins=_OTSU_BINS, range=_OTSU_RANGE)[0]
         steps.done()
     return _foreground_threshold(counts, px.min_nuclear_od)
-
-
-def _contrast(od: np.ndarray, px: _PixelSettings) -> np.ndarray:
-    """Smoothed stain OD (H x W) minus its local background (grey opening), >= 0."""
-    smooth = ndi.gaussian_filter(np.maximum(od, 0), px.sigma)
-    return smooth - ndi.grey_opening(smooth, size=2 * px.background_radius + 1)
-
-
-def _nuclear_signal(ods: np.ndarray, px: _PixelSettings) -> np.ndarray:
-    """Hematoxylin contrast plus DAB contrast in excess of ``dab_detection_od``."""
-    return _contrast(ods[..., 0], px) + np.maximum(_contrast(ods[..., 2], px) - px.dab_detection_od, 0)
 
 
 def _foreground_threshold(counts: np.ndarray, floor: float) -> float:
@@ -455,119 +369,3 @@ def _foreground_threshold(counts: np.ndarray, floor: float) -> float:
     return max(floor, float(threshold_otsu(hist=(counts, centres))))
 
 
-def _segment(signal: np.ndarray, threshold: float, px: _PixelSettings) -> np.ndarray:
-    """Nucleus labels (int32, 0 = background) from the nuclear signal."""
-    foreground = ndi.binary_fill_holes(signal > threshold)
-    blobs, n_blobs = ndi.label(foreground)
-    if n_blobs == 0:
-        return blobs.astype(np.int32)
-    sizes = np.bincount(blobs.ravel())
-    sizes[0] = 0
-    blobs[sizes[blobs] < px.min_area] = 0
-    distance = ndi.distance_transform_edt(blobs > 0)
-    markers, _ = ndi.label(_domes(ndi.gaussian_filter(distance, px.distance_sigma), blobs, px.split_depth),
-                           structure=np.ones((3, 3)))
-    labels = watershed(-distance, markers, mask=blobs > 0).astype(np.int32)
-    sizes = np.bincount(labels.ravel())
-    labels[(sizes[labels] < px.min_area) | (sizes[labels] > px.max_area)] = 0
-    return _one_interior_each(labels)
-
-
-def _domes(height: np.ndarray, blobs: np.ndarray, depth: float) -> np.ndarray:
-    """Markers of the nuclei in ``blobs``: the h-maxima of ``height`` within each blob, so two
-    domes count apart only when the neck between them dips by more than ``depth``. A blob
-    with one local maximum is its own answer; the (slower) grey reconstruction runs only on
-    blobs with several."""
-    tops, n_tops = ndi.label((height == ndi.maximum_filter(height, size=3)) & (blobs > 0), structure=np.ones((3, 3)))
-    top_blob = np.zeros(n_tops + 1, dtype=np.int64)
-    top_blob[tops] = blobs
-    tops_per_blob = np.bincount(top_blob[1:], minlength=int(blobs.max()) + 1)
-    domes = (tops > 0) & (tops_per_blob[blobs] == 1)
-    boxes = ndi.find_objects(blobs)
-    for label in np.flatnonzero(tops_per_blob > 1):
-        box = boxes[label - 1]
-        inside = blobs[box] == label
-        domes[box] |= h_maxima(np.where(inside, height[box], 0), depth).astype(bool) & inside
-    return domes
-
-
-def _one_interior_each(labels: np.ndarray) -> np.ndarray:
-    """Trim nuclei so each reads back as exactly one cell from its Seg rendering.
-
-    The interior of a nucleus (its pixels minus the green edge of :func:`render_seg`) can fall
-    apart at a neck 1-2 px wide; the postprocessing would count each piece as a cell. Keep
-    the pixels within one pixel (8-neighbourhood) of the largest interior piece; drop
-    nuclei whose interior has no more pixels than the postprocessing's noise size.
-    """
-    interior = (labels > 0) & ~find_boundaries(labels, connectivity=2, mode="inner")
-    pieces, n_pieces = ndi.label(interior, structure=np.ones((3, 3)))
-    if n_pieces == 0:
-        return np.zeros_like(labels)
-    piece_size = np.bincount(pieces.ravel())
-    piece_label = np.zeros(n_pieces + 1, dtype=labels.dtype)
-    piece_label[pieces[interior]] = labels[interior]
-    ids = np.arange(1, n_pieces + 1)
-    order = np.lexsort((-piece_size[ids], piece_label[ids]))  # per label, largest first
-    first = np.ones(order.size, dtype=bool)
-    first[1:] = piece_label[ids][order][1:] != piece_label[ids][order][:-1]
-    kept = ids[order][first]
-    kept = kept[piece_size[kept] > NOISE_SIZE]
-    kept_labels = np.where(np.isin(pieces, kept), labels, 0)
-    keep = np.zeros(labels.shape, dtype=bool)
-    padded = np.pad(kept_labels, 1)
-    height, width = labels.shape
-    for dy in (0, 1, 2):
-        for dx in (0, 1, 2):
-            keep |= padded[dy : dy + height, dx : dx + width] == labels
-    return np.where(keep & (labels > 0), labels, 0)
-
-
-def _positive_labels(labels: np.ndarray, dab: np.ndarray, dab_threshold: float) -> np.ndarray:
-    """Boolean per label id (index 0 = background, False): mean DAB OD > threshold."""
-    n = int(labels.max(initial=0)) + 1
-    area = np.bincount(labels.ravel(), minlength=n)
-    total = np.bincount(labels.ravel(), weights=dab.ravel().astype(np.float64), minlength=n)
-    mean = np.divide(total, area, out=np.zeros(n), where=area > 0)
-    positive = mean > dab_threshold
-    positive[0] = False
-    return positive
-
-
-def render_seg(labels: np.ndarray, positive: np.ndarray) -> np.ndarray:
-    """Seg-colour image of labelled nuclei.
-
-    Parameters
-    ----------
-    labels : ndarray of int, shape (H, W)
-        Nucleus labels, 0 for background.
-    positive : ndarray of bool
-        ``positive[label]`` is True for a positive nucleus (index 0 ignored).
-
-    Returns
-    -------
-    ndarray of uint8, shape (H, W, 3)
-        Red positive / blue negative interiors; green on every nucleus pixel that has an
-        8-neighbour outside its nucleus, so the interiors of two nuclei are never
-        8-connected and every green line reaches the background.
-    """
-    seg = np.zeros((*labels.shape, 3), dtype=np.uint8)
-    seg[(labels > 0) & positive[labels]] = POSITIVE_RGB
-    seg[(labels > 0) & ~positive[labels]] = NEGATIVE_RGB
-    seg[find_boundaries(labels, connectivity=2, mode="inner")] = BOUNDARY_RGB
-    return seg
-
-
-def render_hema(hematoxylin_od: np.ndarray, colour: tuple[float, float, float] | None = None) -> np.ndarray:
-    """Hematoxylin-only RGB image (uint8, H x W x 3) from hematoxylin OD (H x W).
-
-    ``colour`` is the hematoxylin OD vector (red, green, blue), by default scikit-image's.
-    """
-    vector = rgb_from_hed[0] if colour is None else np.asarray(colour)
-    od = np.maximum(hematoxylin_od, 0)[..., None] * vector.astype(np.float32)
-    return np.clip(np.rint(255.0 * np.power(np.float32(10.0), -od)), 0, 255).astype(np.uint8)
-
-
-def render_marker(dab_od: np.ndarray) -> np.ndarray:
-    """Grey DAB image on black (uint8, H x W x 3): level = DAB OD * 100, capped at 255."""
-    level = np.clip(np.rint(dab_od * MARKER_LEVELS_PER_OD), 0, 255).astype(np.uint8)
-    return np.repeat(level[..., None], 3, axis=2)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.color import rgb_from_hed
-from skimage.morphology import h_maxima
 from skimage.segmentation import find_boundaries, watershed
 
 from napari_deepliif.constants import (
@@ -178,22 +177,66 @@ def segment_nuclei(signal: np.ndarray, threshold: float, px: PixelSettings) -> n
     return _one_interior_each(labels)
 
 
+#: Pixel pairs that are 8-neighbours: (these pixels, their neighbours) to the right, below,
+#: below right and below left.
+_NEIGHBOURS = (
+    ((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
+    ((slice(None, -1), slice(None)), (slice(1, None), slice(None))),
+    ((slice(None, -1), slice(None, -1)), (slice(1, None), slice(1, None))),
+    ((slice(None, -1), slice(1, None)), (slice(1, None), slice(None, -1))),
+)
+
+
 def _domes(height: np.ndarray, blobs: np.ndarray, depth: float) -> np.ndarray:
-    """Markers of the nuclei in ``blobs``: the h-maxima of ``height`` within each blob, so two
-    domes count apart only when the neck between them dips by more than ``depth``. A blob
-    with one local maximum is its own answer; the (slower) grey reconstruction runs only on
-    blobs with several."""
-    tops, n_tops = ndi.label((height == ndi.maximum_filter(height, size=3)) & (blobs > 0), structure=np.ones((3, 3)))
-    top_blob = np.zeros(n_tops + 1, dtype=np.int64)
-    top_blob[tops] = blobs
-    tops_per_blob = np.bincount(top_blob[1:], minlength=int(blobs.max()) + 1)
-    domes = (tops > 0) & (tops_per_blob[blobs] == 1)
-    boxes = ndi.find_objects(blobs)
-    for label in np.flatnonzero(tops_per_blob > 1):
-        box = boxes[label - 1]
-        inside = blobs[box] == label
-        domes[box] |= h_maxima(np.where(inside, height[box], 0), depth).astype(bool) & inside
-    return domes
+    """Markers of the nuclei in ``blobs``: the local maxima of ``height`` whose dome rises more
+    than ``depth`` above the saddle to any higher one in the same blob (their dynamics, as in
+    h-maxima), so two domes count apart only when the neck between them dips by more.
+
+    Every local maximum gets its basin (a watershed of ``-height``); the saddle of two
+    adjacent basins is the highest of ``min(height)`` over their adjacent pixel pairs; basins
+    are then merged from the highest saddle down, and at each merge the lower of the two
+    maxima is kept only if it rises more than ``depth`` above that saddle.
+    """
+    eight = np.ones((3, 3))
+    tops, n_tops = ndi.label((height == ndi.maximum_filter(height, size=3)) & (blobs > 0), structure=eight)
+    if n_tops < 2:
+        return tops > 0
+    basins = watershed(-height, tops, mask=blobs > 0, connectivity=2)
+    peak = np.zeros(n_tops + 1)
+    on_top = tops > 0
+    np.maximum.at(peak, tops[on_top], height[on_top])
+    keys, saddles = [], []
+    for here, there in _NEIGHBOURS:
+        a, b = basins[here], basins[there]
+        across = (a != b) & (a > 0) & (b > 0) & (blobs[here] == blobs[there])
+        low, high = np.minimum(a[across], b[across]), np.maximum(a[across], b[across])
+        keys.append(low.astype(np.int64) * (n_tops + 1) + high)
+        saddles.append(np.minimum(height[here][across], height[there][across]))
+    keys, saddles = np.concatenate(keys), np.concatenate(saddles)
+    if keys.size == 0:
+        return tops > 0
+    order = np.argsort(keys, kind="stable")
+    keys, saddles = keys[order], saddles[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    pair_keys, pair_saddles = keys[starts], np.maximum.reduceat(saddles, starts)
+    root = np.arange(n_tops + 1)
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = root[i]
+        return i
+
+    kept = np.ones(n_tops + 1, dtype=bool)
+    for index in np.argsort(-pair_saddles, kind="stable"):
+        first, second = find(int(pair_keys[index] // (n_tops + 1))), find(int(pair_keys[index] % (n_tops + 1)))
+        if first == second:
+            continue
+        lower, higher = (first, second) if peak[first] < peak[second] else (second, first)
+        kept[lower] = peak[lower] - pair_saddles[index] > depth
+        root[lower] = higher
+    kept[0] = False
+    return kept[tops]
 
 
 def _one_interior_each(labels: np.ndarray) -> np.ndarray:

@@ -102,7 +102,9 @@ def od_moments(od: np.ndarray) -> tuple[int, np.ndarray]:
     (up to ~10^11 pixels).
     """
     stained = np.rint(_stained(od) * OD_STEPS).astype(np.int64)
-    return len(stained), stained.T @ stained
+    columns = [stained[:, i] for i in range(3)]
+    moments = np.array([[int(np.dot(a, b)) for b in columns] for a in columns], dtype=np.int64)
+    return len(stained), moments
 
 
 def stain_plane(count: int, moments: np.ndarray) -> np.ndarray | None:
@@ -118,8 +120,10 @@ def stain_plane(count: int, moments: np.ndarray) -> np.ndarray | None:
 def angle_histogram(od: np.ndarray, plane: np.ndarray) -> np.ndarray:
     """Histogram (``ANGLE_BINS`` counts over [-90, 90) degrees) of the stained pixels' angles
     in ``plane``, measured from its principal direction."""
-    projected = _stained(od).astype(np.float64) @ plane
-    angles = np.arctan2(projected[:, 1], projected[:, 0])
+    stained = _stained(od).astype(np.float64)
+    # element by element, so a pixel's angle never depends on how many pixels come with it
+    x, y = (stained[:, 0] * plane[0, k] + stained[:, 1] * plane[1, k] + stained[:, 2] * plane[2, k] for k in (0, 1))
+    angles = np.arctan2(y, x)
     bins = np.clip(((angles + math.pi / 2) * (ANGLE_BINS / math.pi)).astype(np.int64), 0, ANGLE_BINS - 1)
     return np.bincount(bins, minlength=ANGLE_BINS)
 

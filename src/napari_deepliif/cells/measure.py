@@ -135,12 +135,12 @@ def check_lengths(microns_per_pixel: float, expansion_um: float, membrane_um: fl
             raise InputImageError(f"{name} must be a number {bound} (µm), got {value!r}")
 
 
-def _stain_channels(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _stain_channels(rgb: np.ndarray, unmixing: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Hematoxylin and DAB OD images (H, W) float32 of ``rgb``, converted a band of rows at a time."""
     height, width = rgb.shape[:2]
     hema, dab = np.empty((height, width), np.float32), np.empty((height, width), np.float32)
     for y in range(0, height, _OD_ROWS):
-        od = stain_od(np.asarray(rgb[y : y + _OD_ROWS, :, :3]))
+        od = stain_od(np.asarray(rgb[y : y + _OD_ROWS, :, :3]), unmixing)
         hema[y : y + _OD_ROWS], dab[y : y + _OD_ROWS] = od[..., HEMATOXYLIN], od[..., DAB]
     return hema, dab
 
@@ -158,6 +158,7 @@ def measure_cells(
     n_cells: int | None = None,
     expansion_um: float = DEFAULT_EXPANSION_UM,
     membrane_um: float = DEFAULT_MEMBRANE_UM,
+    unmixing: np.ndarray | None = None,
 ) -> CellMeasurements:
     """Stain measurements of every cell of a label image (see module docstring).
 
@@ -175,6 +176,9 @@ def measure_cells(
         Cell expansion beyond the nucleus (µm); 0 measures the nucleus alone.
     membrane_um : float
         Width of the membrane ring (µm; at least one pixel).
+    unmixing : ndarray, shape (3, 3), optional
+        The image's stain unmixing matrix (see :func:`napari_deepliif.rgb.stain_od`), e.g.
+        the stain engine's estimated vectors; default the HED matrix.
 
     Returns
     -------
@@ -195,7 +199,7 @@ def measure_cells(
         raise InputImageError(f"the IHC image is {rgb.shape[1]} x {rgb.shape[0]} px but the cells' labels are"
                               f" {labels.shape[1]} x {labels.shape[0]} px; they must cover the same window")
     n = int(labels.max(initial=0)) if n_cells is None else int(n_cells)
-    hema, dab = _stain_channels(rgb)
+    hema, dab = _stain_channels(rgb, unmixing)
     flat, dab_flat = labels.ravel().astype(np.intp), dab.ravel()  # bincount's index type, cast once
     nucleus_px = np.bincount(flat, minlength=n + 1)[1 : n + 1]
     nucleus_dab = np.bincount(flat, dab_flat, minlength=n + 1)[1 : n + 1]

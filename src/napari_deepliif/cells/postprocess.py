@@ -199,12 +199,14 @@ class _Source:
 
     def __init__(self, pixels: SegPixels, region: tuple[int, int, int, int] | None = None,
                  rois: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]] | None = None,
-                 image: np.ndarray | None = None, microns_per_pixel: float | None = None):
+                 image: np.ndarray | None = None, microns_per_pixel: float | None = None,
+                 unmixing: np.ndarray | None = None):
         self.pixels = pixels
         self.region = region
         self.rois = rois
         self.image = image
         self.microns_per_pixel = microns_per_pixel
+        self.unmixing = unmixing
         self._measured: dict[tuple[int, float, float], CellMeasurements] = {}
         self._cells: dict[int, CellMap] = {}
         self._default_size: dict[tuple[int, str], int] = {}
@@ -231,7 +233,8 @@ class _Source:
         if measured is None:
             mpp = self.microns_per_pixel or MICRONS_PER_PIXEL_BY_RESOLUTION[settings.resolution]
             measured = measure_cells(cells.labels(), self.image, mpp, n_cells=len(cells.table),
-                                     expansion_um=settings.expansion_um, membrane_um=settings.membrane_um)
+                                     expansion_um=settings.expansion_um, membrane_um=settings.membrane_um,
+                                     unmixing=self.unmixing)
             while len(self._measured) >= _MEASURED_CACHE_SIZE:
                 self._measured.pop(next(iter(self._measured)))
             self._measured[key] = measured
@@ -467,6 +470,7 @@ def postprocess(
     min_completeness: float | None = None,
     expansion_um: float = DEFAULT_EXPANSION_UM,
     membrane_um: float = DEFAULT_MEMBRANE_UM,
+    unmixing: np.ndarray | None = None,
 ) -> PostprocessResult:
     """Cells and IHC score of a DeepLIIF Seg map, as the reference's ``compute_final_results``.
 
@@ -498,6 +502,9 @@ def postprocess(
         Pixel size for the measurements; default the resolution's nominal one (40x: 0.25).
     compartment, positive_od, bins_od, min_completeness, expansion_um, membrane_um
         Compartment scoring and measurement settings; see :class:`Settings`.
+    unmixing : ndarray, shape (3, 3), optional
+        Stain unmixing matrix for the measurements (see :func:`napari_deepliif.rgb.stain_od`);
+        default the HED matrix.
 
     Returns
     -------
@@ -520,4 +527,4 @@ def postprocess(
                                   f" {pixels.shape[1]} x {pixels.shape[0]} px; they must cover the same pixels")
     if microns_per_pixel is not None:
         check_lengths(microns_per_pixel, 0.0, 1.0)
-    return _score(_Source(pixels, region, rois, image, microns_per_pixel), settings, overrides)
+    return _score(_Source(pixels, region, rois, image, microns_per_pixel, unmixing), settings, overrides)

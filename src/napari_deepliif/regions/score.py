@@ -169,7 +169,8 @@ def score_region(
         wy0, wy1, wx0, wx1 = window
         pixels = np.asarray(source[wy0:wy1, wx0:wx1])[..., :3]
         post = postprocess(images["Seg"], images.get("Marker"), **asdict(settings), region=(x - wx0, y - wy0, w, h),
-                           rois=_shifted(rois, (wx0, wy0)), image=pixels, microns_per_pixel=mpp)
+                           rois=_shifted(rois, (wx0, wy0)), image=pixels, microns_per_pixel=mpp,
+                           unmixing=engine.unmixing(statistics))
         if not _cut_at_window_edge(post, window, (height, width)) or window == (0, height, 0, width):
             break
         margin *= 2

@@ -24,6 +24,7 @@ from napari_deepliif.server.jobs import JobQueue
 from napari_deepliif.server.problems import PROBLEM_MEDIA_TYPE, install_handlers
 from napari_deepliif.server.schemas import (
     CancelResponse,
+    DabThresholdQuery,
     DownsampleQuery,
     Health,
     MarkerQuery,
@@ -74,6 +75,7 @@ async def score(
     size_thresh: SizeThreshQuery = "default",
     size_thresh_upper: UpperQuery = None,
     marker_thresh: MarkerQuery = None,
+    dab_threshold: DabThresholdQuery = None,
     origin_x: OriginQuery = 0,
     origin_y: OriginQuery = 0,
     downsample: DownsampleQuery = 1.0,
@@ -84,6 +86,7 @@ async def score(
     detections at ``(x + origin) * downsample``, full-resolution pixels when the image was
     read at ``downsample`` from there) with the score record."""
     server = state(request)
+    engine = server.engine_with(dab_threshold=dab_threshold)
     media_type = request.headers["content-type"].split(";")[0].strip().lower()
     data = await request.body()
     fmt = next(f for f, t in MEDIA_TYPES.items() if t == media_type)
@@ -96,7 +99,7 @@ async def score(
 
         image = decode(data, header, "request body")
         # the tissue rule of score and batch, the upload being the whole image
-        result = score_region(server.engine, image, resolution=resolution, settings=Settings(**settings),
+        result = score_region(engine, image, resolution=resolution, settings=Settings(**settings),
                               outputs="all" if modalities else "score",
                               include=levels_tissue([image], 0, resolution), cancel=cancel)
         body = cells_geojson(result.post, origin=(origin_x + result.origin[0], origin_y + result.origin[1]),

@@ -22,10 +22,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from napari_deepliif.cells.find import MAX_SEG_THRESH
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.constants import DEFAULT_SEG_THRESH
+from napari_deepliif.engine.engines import EngineBase
 from napari_deepliif.errors import InputImageError
 from napari_deepliif.io.geojson import cells_geojson
 from napari_deepliif.server.problems import Problem
-from napari_deepliif.server.schemas import WholeNumber
+from napari_deepliif.server.schemas import DAB_THRESHOLD_TEXT, OpticalDensity, WholeNumber
 from napari_deepliif.server.state import ERRORS, bearer, state
 from napari_deepliif.slides.readers import SlideMetadataError
 from napari_deepliif.slides.region import RegionTooLarge, score_file_region
@@ -51,6 +52,7 @@ class RegionRequest(BaseModel):
     size_thresh: WholeNumber | Literal["default"] = "default"
     size_thresh_upper: Annotated[int, Field(ge=1)] | Literal["default"] | None = None
     marker_thresh: Annotated[int, Field(ge=0, le=255)] | Literal["default"] | None = None
+    dab_threshold: OpticalDensity | None = Field(None, description=DAB_THRESHOLD_TEXT)
     request_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
 
 
@@ -61,14 +63,15 @@ async def score_region_of_a_file(request: Request, body: RegionRequest) -> Respo
     type ``.../image-not-readable`` when the file cannot be opened here (upload it to
     ``/api/score`` instead)."""
     server = state(request)
+    engine = server.engine_with(dab_threshold=body.dab_threshold)
 
     def work(cancel: threading.Event) -> bytes:
-        return json.dumps(_score(server, body, cancel), separators=(",", ":"), allow_nan=False).encode()
+        return json.dumps(_score(server, engine, body, cancel), separators=(",", ":"), allow_nan=False).encode()
 
     return Response(await server.jobs.run(work, body.request_id), media_type="application/json")
 
 
-def _score(server: Any, body: RegionRequest, cancel: threading.Event) -> dict:
+def _score(server: Any, engine: EngineBase, body: RegionRequest, cancel: threading.Event) -> dict:
     path = Path(body.image)
     if not (path.is_absolute() and path.is_file()):
         raise Problem(422, f"{path} is not an image file this server can see (an absolute path of an existing "
@@ -76,7 +79,7 @@ def _score(server: Any, body: RegionRequest, cancel: threading.Event) -> dict:
     settings = Settings(seg_thresh=body.seg_thresh, size_thresh=body.size_thresh,
                         size_thresh_upper=body.size_thresh_upper, marker_thresh=body.marker_thresh)
     try:
-        result, choice = score_file_region(server.engine, path, region=body.region, rois=_polygons(body.roi),
+        result, choice = score_file_region(engine, path, region=body.region, rois=_polygons(body.roi),
                                            resolution=body.resolution, mpp=body.mpp, settings=settings,
                                            max_pixels=server.limits.max_pixels, cancel=cancel)
     except RegionTooLarge as exc:

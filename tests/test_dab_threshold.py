@@ -124,3 +124,29 @@ def test_a_deepliif_server_refuses_a_dab_threshold(fit_model_dir, crop_path, tmp
             answer = http.post("/api/regions/score", json={"image": str(crop_path.resolve()), "dab_threshold": 0.3})
             assert_problem(answer, 422, "dab_threshold", "stain engine")
             assert httpx.get(f"{handle.url}/api/health").json()["engine"] == "deepliif"
+
+
+def test_batch_dab_threshold_equals_score_and_is_kept_with_the_slide(cli_records, crop_path, tmp_path):
+    from napari_deepliif.slides.batch import BatchOptions, score_one
+
+    options = BatchOptions(engine="stain", resolution="40x", parameters={"dab_threshold": RAISED})
+    row = score_one(str(crop_path), str(tmp_path / "slide"), options)
+    assert row["status"] == "done", row["error"]
+    record = json.loads((tmp_path / "slide" / "score.json").read_text())
+    jsonschema.validate(record, SCORE_SCHEMA)
+    assert record["provenance"]["parameters"] == {"dab_threshold": RAISED}
+    expected = cli_records["raised"]["score"]["scoring"]
+    assert {k: record["scoring"][k] for k in ("num_total", "num_pos")} == {k: expected[k] for k in ("num_total", "num_pos")}
+    # the store was computed at RAISED: another threshold is not resumed from it
+    other = score_one(str(crop_path), str(tmp_path / "slide"), BatchOptions(engine="stain", resolution="40x"))
+    assert other["status"] != "done" and "dab_threshold" in other["error"] and "--overwrite" in other["error"]
+
+
+def test_batch_takes_the_option_as_score_does(tmp_path):
+    from napari_deepliif.cli.main import build_parser
+    from napari_deepliif.cli.options import engine_parameters
+
+    args = build_parser().parse_args(["batch", "slides/", "--out", str(tmp_path), "--dab-threshold", "0.35"])
+    assert engine_parameters(args) == {"dab_threshold": 0.35}
+    args = build_parser().parse_args(["batch", "slides/", "--out", str(tmp_path)])
+    assert engine_parameters(args) == {}

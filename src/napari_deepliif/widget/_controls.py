@@ -22,18 +22,20 @@ from napari_deepliif.widget import strings
 
 
 class ThresholdSlider(QWidget):
-    """A labelled integer slider whose ends can mean "not applied" (None).
+    """A labelled slider whose ends can mean "not applied" (None).
 
     ``none_at``: ``"min"`` or ``"max"`` makes that end of the range stand for None.
-    ``changed`` is emitted with the threshold (int or None) when the user moves it.
+    ``steps``: slider positions per unit; above 1 the threshold is a float (``low`` and
+    ``high`` are then in positions, e.g. hundredths). ``changed`` is emitted with the
+    threshold (int, float or None) when the user moves it.
     """
 
     changed = Signal(object)
 
     def __init__(self, title: str, tooltip: str, low: int, high: int,
-                 none_at: str | None = None, parent: QWidget | None = None) -> None:
+                 none_at: str | None = None, steps: int = 1, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.none_at = none_at
+        self.none_at, self.steps = none_at, steps
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(low, high)
         self.value_label = QLabel()
@@ -53,18 +55,21 @@ class ThresholdSlider(QWidget):
             (self.none_at == "max" and position == self.slider.maximum())
 
     def _show(self, position: int) -> None:
-        self.value_label.setText(strings.OFF if self._is_none(position) else str(position))
+        text = str(position) if self.steps == 1 else f"{position / self.steps:.2f}"
+        self.value_label.setText(strings.OFF if self._is_none(position) else text)
 
     def _moved(self, position: int) -> None:
         self._show(position)
         self.changed.emit(self.value())
 
-    def value(self) -> int | None:
+    def value(self) -> int | float | None:
         """The threshold shown (None at the "not applied" end)."""
         position = self.slider.value()
-        return None if self._is_none(position) else position
+        if self._is_none(position):
+            return None
+        return position if self.steps == 1 else position / self.steps
 
-    def set_value(self, value: int | None, *, high: int | None = None) -> None:
+    def set_value(self, value: int | float | None, *, high: int | None = None) -> None:
         """Show ``value`` (None: the "not applied" end) without emitting ``changed``;
         ``high`` moves the top of the range first."""
         self.slider.blockSignals(True)
@@ -74,7 +79,7 @@ class ThresholdSlider(QWidget):
             if value is None:
                 position = self.slider.maximum() if self.none_at == "max" else self.slider.minimum()
             else:
-                position = min(max(int(value), self.slider.minimum()), self.slider.maximum())
+                position = min(max(round(value * self.steps), self.slider.minimum()), self.slider.maximum())
                 if self.none_at == "max" and position == self.slider.maximum():
                     self.slider.setMaximum(position + 1)
             self.slider.setValue(position)

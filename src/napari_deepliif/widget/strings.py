@@ -57,6 +57,14 @@ DOWNLOADED = "Model {name} downloaded to {path}."
 ADDED = "Local model {name} added ({path})."
 
 # ---- sliders -------------------------------------------------------------------------------
+THRESHOLDS = "Thresholds"
+DAB_THRESH = "DAB threshold (OD)"
+DAB_THRESH_TIP = ("Stain engine: a nucleus whose mean DAB optical density is above this is positive (QuPath's "
+                  "default 0.2). Raise it where hematoxylin-only nuclei come out positive. Moving it re-runs the "
+                  "stain engine on the same area (its foreground threshold is kept), as score --dab-threshold does.")
+SEG_THRESH_STAIN = ("Seg threshold: not used by the stain engine. Its Seg map has no probability ramp (every "
+                    "nucleus pixel is pure red or blue), so only its top value would change anything, and it "
+                    "removes every cell. Use the DAB threshold and the size sliders instead.")
 SEG_THRESH = "Seg threshold"
 SEG_THRESH_TIP = "A pixel is a cell pixel if R + B of the Seg map exceeds this (recomputes the cells; no network)."
 SIZE_THRESH = "Min size (px)"

@@ -26,6 +26,7 @@ Integer segThresh = null          // null: the server's default
 def sizeThresh = 'default'        // a number of pixels, or 'default': DeepLIIF's rule over the whole annotation
 def sizeThreshUpper = null        // a number of pixels, 'default' (DeepLIIF's rule), or null: no upper size limit
 def markerThresh = null           // a number (0-255), 'default' (DeepLIIF's rule), or null: no marker threshold
+Double dabThreshold = null        // stain engine only: mean nuclear DAB OD above which a nucleus is positive (null: 0.2)
 // ----------------------------------------------------------------------------------------------
 
 def imageData = getCurrentImageData()
@@ -44,6 +45,6 @@ println "Token file: ${ServerConfig.tokenFile()}"
 def client = new DeepLIIFClient(URI.create(serverUrl), ServerConfig.resolveToken(token))
 def settings = new ScoreSettings(ScoreSettings.magnification(magnification), segThresh,
         Threshold.parse(sizeThresh, Threshold.DEFAULT), Threshold.parse(sizeThreshUpper, Threshold.NONE),
-        Threshold.parse(markerThresh, Threshold.NONE))
+        Threshold.parse(markerThresh, Threshold.NONE), dabThreshold)
 int cells = DeepLIIFScripting.scoreAnnotations(imageData, annotations, client, settings)
 println "DeepLIIF: ${cells} cells in ${annotations.size()} annotation(s)"

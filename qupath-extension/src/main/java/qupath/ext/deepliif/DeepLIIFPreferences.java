@@ -30,6 +30,7 @@ final class DeepLIIFPreferences {
     private static final StringProperty SIZE_THRESH = PathPrefs.createPersistentPreference("deepliif.sizeThresh", "");
     private static final StringProperty SIZE_THRESH_UPPER = PathPrefs.createPersistentPreference("deepliif.sizeThreshUpper", "");
     private static final StringProperty MARKER_THRESH = PathPrefs.createPersistentPreference("deepliif.markerThresh", "");
+    private static final StringProperty DAB_THRESHOLD = PathPrefs.createPersistentPreference("deepliif.dabThreshold", "");
 
     private DeepLIIFPreferences() {
     }
@@ -44,7 +45,8 @@ final class DeepLIIFPreferences {
         return new ScoreSettings(ScoreSettings.magnification(MAGNIFICATION.get()),
                 segThreshold(SEG_THRESH.get()), threshold(Messages.PREF_SIZE, SIZE_THRESH.get(), Threshold.DEFAULT),
                 threshold(Messages.PREF_SIZE_UPPER, SIZE_THRESH_UPPER.get(), Threshold.NONE),
-                threshold(Messages.PREF_MARKER, MARKER_THRESH.get(), Threshold.NONE));
+                threshold(Messages.PREF_MARKER, MARKER_THRESH.get(), Threshold.NONE),
+                dabThreshold(DAB_THRESHOLD.get()));
     }
 
     /** Show the preferences dialog (JavaFX thread) and store what the user accepts. */
@@ -58,7 +60,8 @@ final class DeepLIIFPreferences {
                 .addStringParameter("seg", Messages.PREF_SEG, SEG_THRESH.get(), Messages.PREF_SEG_HELP)
                 .addStringParameter("size", Messages.PREF_SIZE, SIZE_THRESH.get(), Messages.PREF_SIZE_HELP)
                 .addStringParameter("sizeUpper", Messages.PREF_SIZE_UPPER, SIZE_THRESH_UPPER.get(), Messages.PREF_OPTIONAL_HELP)
-                .addStringParameter("marker", Messages.PREF_MARKER, MARKER_THRESH.get(), Messages.PREF_OPTIONAL_HELP);
+                .addStringParameter("marker", Messages.PREF_MARKER, MARKER_THRESH.get(), Messages.PREF_OPTIONAL_HELP)
+                .addStringParameter("dab", Messages.PREF_DAB, DAB_THRESHOLD.get(), Messages.PREF_DAB_HELP);
         if (!GuiTools.showParameterDialog(Messages.TITLE_PREFERENCES, params))
             return;
         try {
@@ -67,6 +70,7 @@ final class DeepLIIFPreferences {
             threshold(Messages.PREF_SIZE, params.getStringParameterValue("size"), Threshold.DEFAULT);
             threshold(Messages.PREF_SIZE_UPPER, params.getStringParameterValue("sizeUpper"), Threshold.NONE);
             threshold(Messages.PREF_MARKER, params.getStringParameterValue("marker"), Threshold.NONE);
+            dabThreshold(params.getStringParameterValue("dab"));
         } catch (IllegalArgumentException | DeepLIIFException e) {
             Dialogs.showErrorMessage(Messages.TITLE_PREFERENCES, e.getMessage());
             return;
@@ -78,6 +82,17 @@ final class DeepLIIFPreferences {
         SIZE_THRESH.set(params.getStringParameterValue("size").strip());
         SIZE_THRESH_UPPER.set(params.getStringParameterValue("sizeUpper").strip());
         MARKER_THRESH.set(params.getStringParameterValue("marker").strip());
+        DAB_THRESHOLD.set(params.getStringParameterValue("dab").strip());
+    }
+
+    /** Empty -> null (the server's default); otherwise an optical density. */
+    static Double dabThreshold(String text) throws DeepLIIFException {
+        try {
+            return ScoreSettings.dabThreshold(text);
+        } catch (IllegalArgumentException e) {
+            throw new DeepLIIFException(0, Messages.TITLE_PREFERENCES, String.format(Messages.BAD_THRESHOLD, Messages.PREF_DAB,
+                    e.getMessage()), e);
+        }
     }
 
     /** Empty -> null (the server's default); otherwise a whole number. */

@@ -19,7 +19,7 @@ import qupath.lib.scripting.QP;
  * Scripting API of the extension: what the workflow history's "Create script" replays, and what
  * Groovy users call, e.g.
  * <pre>
- * qupath.ext.deepliif.DeepLIIFScripting.scoreAnnotations("40x", false, null, "default", null, null)
+ * qupath.ext.deepliif.DeepLIIFScripting.scoreAnnotations("40x", false, null, "default", null, null, 0.3)
  * </pre>
  * Each annotation is one request: the server reads the annotation's region from the image file
  * (or, when it cannot open the file, the extension uploads the pixels once).
@@ -42,19 +42,34 @@ public final class DeepLIIFScripting {
      * @param sizeThresh      smallest cell size in pixels, "default" (or null) for DeepLIIF's rule
      * @param sizeThreshUpper largest cell size in pixels, "default" for DeepLIIF's rule, null for none
      * @param markerThresh    marker threshold, "default" for DeepLIIF's rule, null for none
+     * @param dabThreshold    the stain engine's DAB threshold (OD), null for the server's default
      * @return number of cells added
      * @throws DeepLIIFException with the server's reason
      * @throws IllegalArgumentException for a magnification or threshold it cannot read
      */
     public static int scoreAnnotations(String magnification, boolean selectedOnly, Integer segThresh, Object sizeThresh,
-                                       Object sizeThreshUpper, Object markerThresh) throws DeepLIIFException {
+                                       Object sizeThreshUpper, Object markerThresh, Number dabThreshold)
+            throws DeepLIIFException {
         ImageData<BufferedImage> imageData = QP.getCurrentImageData();
         if (imageData == null)
             throw new DeepLIIFException(0, Messages.TITLE, Messages.NO_IMAGE);
         var settings = new ScoreSettings(ScoreSettings.magnification(magnification), segThresh,
                 Threshold.parse(sizeThresh, Threshold.DEFAULT), Threshold.parse(sizeThreshUpper, Threshold.NONE),
-                Threshold.parse(markerThresh, Threshold.NONE));
+                Threshold.parse(markerThresh, Threshold.NONE), dabThreshold == null ? null : dabThreshold.doubleValue());
         return scoreAnnotations(imageData, annotations(imageData, selectedOnly), DeepLIIFPreferences.client(), settings);
+    }
+
+    /**
+     * Score the current image's annotations with the server's DAB threshold (the scripts
+     * written before the DAB threshold was an option).
+     *
+     * @return number of cells added
+     * @throws DeepLIIFException with the server's reason
+     * @see #scoreAnnotations(String, boolean, Integer, Object, Object, Object, Number)
+     */
+    public static int scoreAnnotations(String magnification, boolean selectedOnly, Integer segThresh, Object sizeThresh,
+                                       Object sizeThreshUpper, Object markerThresh) throws DeepLIIFException {
+        return scoreAnnotations(magnification, selectedOnly, segThresh, sizeThresh, sizeThreshUpper, markerThresh, null);
     }
 
     /**
@@ -68,7 +83,7 @@ public final class DeepLIIFScripting {
     public static int scoreAnnotations(String magnification, boolean selectedOnly) throws DeepLIIFException {
         ScoreSettings preferred = DeepLIIFPreferences.settings();
         return scoreAnnotations(magnification, selectedOnly, preferred.segThresh(), preferred.sizeThresh(),
-                preferred.sizeThreshUpper(), preferred.markerThresh());
+                preferred.sizeThreshUpper(), preferred.markerThresh(), preferred.dabThreshold());
     }
 
     /**

@@ -23,6 +23,8 @@ final class Messages {
     static final String STAIN_ENGINE = "The server runs the classical 'stain' engine (colour deconvolution), "
             + "not DeepLIIF: install a DeepLIIF model ('napari-deepliif models fetch deepliif-latest') and restart "
             + "the server for DeepLIIF results.";
+    static final String DAB_NOT_FOR_DEEPLIIF = "A DAB threshold is set (Preferences or script), but the server runs "
+            + "DeepLIIF, which classifies cells by its own Seg map: clear the DAB threshold, or serve the stain engine.";
     static final String CANCELLED = "Scoring was cancelled; annotations already finished keep their results.";
     static final String RUNNING = "Scoring %d annotation(s) on %s...";
     static final String PROGRESS = "Annotation %d of %d";
@@ -50,6 +52,10 @@ final class Messages {
             + "computed by the server over the whole annotation.";
     static final String PREF_OPTIONAL_HELP = "A whole number, 'default' for DeepLIIF's rule (computed by the server over "
             + "the whole annotation), or 'none' (or empty) to not apply it.";
+    static final String PREF_DAB = "DAB threshold (OD, stain engine)";
+    static final String PREF_DAB_HELP = "For a server running the classical stain engine: a nucleus whose mean DAB optical "
+            + "density is above this is positive (empty: the server's default, 0.2). Raise it where hematoxylin-only "
+            + "nuclei come out positive. A DeepLIIF server refuses it (DeepLIIF classifies by its own Seg map).";
     static final String BAD_THRESHOLD = "'%s': %s";
 
     private Messages() {

@@ -40,6 +40,8 @@ public final class ScoreMeasurements {
     public static final String SIZE_THRESH_UPPER = PREFIX + "Size threshold upper";
     /** Marker threshold used (absent when none was applied). */
     public static final String MARKER_THRESH = PREFIX + "Marker threshold";
+    /** The stain engine's DAB threshold used, OD (absent for DeepLIIF). */
+    public static final String DAB_THRESHOLD = PREFIX + "DAB threshold (OD)";
 
     private ScoreMeasurements() {
     }
@@ -74,6 +76,9 @@ public final class ScoreMeasurements {
         put(m, SIZE_THRESH, s.sizeThresh());
         put(m, SIZE_THRESH_UPPER, s.sizeThreshUpper());
         put(m, MARKER_THRESH, s.markerThresh());
+        Double dab = result.score().parameters().get("dab_threshold");
+        if (dab != null)
+            m.put(DAB_THRESHOLD, dab);
         return m;
     }
 

@@ -15,9 +15,12 @@ import com.google.gson.JsonObject;
  *
  * @param scoring    counts and thresholds used
  * @param provenance engine, model, model_hash, version (as strings; null values are left out)
+ * @param parameters the engine's numeric parameters (e.g. the stain engine's {@code dab_threshold});
+ *                   empty when it has none or the server does not report them
  * @param placement  where the scored pixels lie in the image
  */
-public record ScoreRecord(Scoring scoring, Map<String, String> provenance, Placement placement) {
+public record ScoreRecord(Scoring scoring, Map<String, String> provenance, Map<String, Double> parameters,
+                          Placement placement) {
 
     /** The version of the server's score record this extension reads (docs/score-format.md). */
     public static final int FORMAT_VERSION = 1;
@@ -109,10 +112,17 @@ public record ScoreRecord(Scoring scoring, Map<String, String> provenance, Place
                     shape.get(1).getAsInt(), shape.get(0).getAsInt());
             Map<String, String> provenance = new LinkedHashMap<>();
             // names and numbers only: the engine's whole-image statistics are an object
-            for (Map.Entry<String, JsonElement> e : object(score, "provenance").entrySet())
+            JsonObject source = object(score, "provenance");
+            for (Map.Entry<String, JsonElement> e : source.entrySet())
                 if (e.getValue().isJsonPrimitive())
                     provenance.put(e.getKey(), e.getValue().getAsString());
-            return new ScoreRecord(scoring, Collections.unmodifiableMap(provenance), placement);
+            Map<String, Double> parameters = new LinkedHashMap<>();
+            if (source.has("parameters") && source.get("parameters").isJsonObject())
+                for (Map.Entry<String, JsonElement> e : source.getAsJsonObject("parameters").entrySet())
+                    if (e.getValue().isJsonPrimitive() && e.getValue().getAsJsonPrimitive().isNumber())
+                        parameters.put(e.getKey(), e.getValue().getAsDouble());
+            return new ScoreRecord(scoring, Collections.unmodifiableMap(provenance),
+                    Collections.unmodifiableMap(parameters), placement);
         } catch (NullPointerException | IllegalStateException | UnsupportedOperationException | ClassCastException
                  | IndexOutOfBoundsException | NumberFormatException e) {
             // What Gson's accessors throw for a field that is missing or of another type.
@@ -124,7 +134,7 @@ public record ScoreRecord(Scoring scoring, Map<String, String> provenance, Place
 
     /** @return the same record with other counts (see {@link Scoring#withCounts}) */
     public ScoreRecord withCounts(int positive, int total) {
-        return new ScoreRecord(scoring.withCounts(positive, total), provenance, placement);
+        return new ScoreRecord(scoring.withCounts(positive, total), provenance, parameters, placement);
     }
 
     /** @return whether DeepLIIF scored (not the classical stain engine) */

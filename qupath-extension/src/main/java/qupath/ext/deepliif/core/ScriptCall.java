@@ -22,12 +22,14 @@ public final class ScriptCall {
      * @return e.g. {@code qupath.ext.deepliif.DeepLIIFScripting.scoreAnnotations("40x", true, null, "default", null, 120)}:
      *         magnification ("auto" for the server's choice), selected only, then the segmentation,
      *         size, upper size and marker thresholds, each a number, {@code "default"} or
-     *         {@code null} (segmentation: the server's default; upper size and marker: not applied)
+     *         {@code null} (segmentation: the server's default; upper size and marker: not applied),
+     *         and the stain engine's DAB threshold (OD) when one is set (left out: the server's default)
      */
     public static String scoreAnnotations(ScoreSettings settings, boolean selectedOnly) {
         return SCRIPTING_CLASS + ".scoreAnnotations(\"" + settings.magnificationLabel() + "\", " + selectedOnly + ", "
                 + settings.segThresh() + ", " + settings.sizeThresh().toScript() + ", "
-                + settings.sizeThreshUpper().toScript() + ", " + settings.markerThresh().toScript() + ")";
+                + settings.sizeThreshUpper().toScript() + ", " + settings.markerThresh().toScript()
+                + (settings.dabThreshold() == null ? "" : ", " + ScoreSettings.number(settings.dabThreshold())) + ")";
     }
 
     /**
@@ -43,6 +45,7 @@ public final class ScriptCall {
         map.put("size_thresh", settings.sizeThresh().toString());
         map.put("size_thresh_upper", settings.sizeThreshUpper().toString());
         map.put("marker_thresh", settings.markerThresh().toString());
+        map.put("dab_threshold", settings.dabThreshold() == null ? Threshold.DEFAULT_TEXT : settings.dabThreshold());
         return map;
     }
 }

@@ -19,6 +19,18 @@ class ScoreMeasurementsTest {
     }
 
     @Test
+    void theStainEnginesDabThresholdIsAMeasurement() throws DeepLIIFException {
+        var body = Answers.answer(1.0, Answers.cell(0, 0, 4, true));
+        var parameters = new com.google.gson.JsonObject();
+        parameters.addProperty("dab_threshold", 0.35);
+        body.getAsJsonObject("score").getAsJsonObject("provenance").add("parameters", parameters);
+        ScoreResponse response = ScoreResponse.fromJson(body);
+        assertEquals(Map.of("dab_threshold", 0.35), response.score().parameters());
+        var m = ScoreMeasurements.of(new RegionResult(response.cells(), response.score(), null, null));
+        assertEquals(0.35, m.get(ScoreMeasurements.DAB_THRESHOLD));
+    }
+
+    @Test
     void measurementsComeFromTheScoreRecord() throws DeepLIIFException {
         Map<String, Double> m = ScoreMeasurements.of(result("deepliif", null));
         m.keySet().forEach(name -> assertTrue(ScoreMeasurements.isOwn(name), name));
@@ -38,6 +50,7 @@ class ScoreMeasurementsTest {
         assertEquals(1.0, ScoreMeasurements.of(result("stain", "no reader")).get(ScoreMeasurements.UPLOADED));
         assertFalse(ScoreMeasurements.isOwn("Num Positive"), "QuPath's own columns are left alone");
         assertTrue(ScoreMeasurements.isOwn("DeepLIIF: Tiles"), "an earlier version's measurement is cleared too");
+        assertFalse(m.containsKey(ScoreMeasurements.DAB_THRESHOLD), "no parameters: no DAB measurement");
     }
 
     @Test

@@ -13,6 +13,7 @@ import java.net.URI;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 import org.junit.jupiter.api.Tag;
@@ -93,6 +94,31 @@ class ServerClientTest {
         var none = ServerEnv.client().scoreRegion(region.requestBody(ScoreSettings.defaults(Magnification.X40), "none-1"));
         assertNull(none.score().scoring().sizeThreshUpper(), "null: not applied");
         assertNull(none.score().scoring().markerThresh(), "null: not applied");
+    }
+
+    /**
+     * Needs a stain-engine server whose POST /api/regions/score and /api/score take
+     * {@code dab_threshold}: a raised threshold leaves the cells and makes fewer of them positive,
+     * read by the server or uploaded alike, and the record says which threshold was used.
+     */
+    @Test
+    void theStainEnginesDabThresholdIsSentWithTheRegionAndTheUpload() throws IOException, DeepLIIFException {
+        var client = ServerEnv.client();
+        var region = new ScoreRegion(ServerEnv.samplePath(), 300, 200, 400, 300, null, Double.NaN);
+        var settings = ScoreSettings.defaults(Magnification.X40);
+        var plain = client.scoreRegion(region.requestBody(settings, "dab-plain")).score();
+        var raised = client.scoreRegion(region.requestBody(settings.withDabThreshold(0.45), "dab-raised")).score();
+        assertEquals(Map.of("dab_threshold", 0.2), plain.parameters());
+        assertEquals(Map.of("dab_threshold", 0.45), raised.parameters());
+        assertEquals(plain.scoring().numTotal(), raised.scoring().numTotal(), "the same nuclei");
+        assertTrue(raised.scoring().numPos() < plain.scoring().numPos(),
+                raised.scoring().numPos() + " positive at 0.45 OD, " + plain.scoring().numPos() + " at 0.2");
+        var scorer = new RegionScorer(client, settings.withDabThreshold(0.45), client.health().limits());
+        RegionResult uploaded = scorer.score(region.withoutImagePath(),
+                (x, y, w, h, d) -> ServerEnv.crop(ServerEnv.sample(), x, y, w, h));
+        assertTrue(uploaded.uploaded());
+        assertEquals(Map.of("dab_threshold", 0.45), uploaded.score().parameters());
+        assertEquals(ScoreMeasurements.of(uploaded).get(ScoreMeasurements.DAB_THRESHOLD), 0.45);
     }
 
     /** Needs POST /api/regions/score (its 422 image-not-readable) and the new POST /api/score. */

@@ -68,3 +68,31 @@ class _DropAlpha:
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return self[:, :] if dtype is None else self[:, :].astype(dtype)
+
+
+#: Channels of :func:`stain_od`'s last axis.
+HEMATOXYLIN, EOSIN, DAB = 0, 1, 2
+
+
+def stain_od(rgb: np.ndarray) -> np.ndarray:
+    """Hematoxylin, eosin and DAB optical densities (log10 units) of brightfield pixels.
+
+    Ruifrok & Johnston (2001) colour deconvolution with scikit-image's HED stain matrix: the
+    one conversion behind the stain engine's detection and every per-cell stain measurement,
+    so a DAB OD means the same number everywhere.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (H, W, 3), uint8
+        The incident light is 255 per channel; a zero channel counts as 1.
+
+    Returns
+    -------
+    ndarray, shape (H, W, 3), float32
+        ``-log10(I / 255) @ hed_from_rgb``: channels :data:`HEMATOXYLIN`, :data:`EOSIN`,
+        :data:`DAB`.
+    """
+    from skimage.color import hed_from_rgb
+
+    od = -np.log10(np.maximum(rgb, 1).astype(np.float32) / np.float32(255.0))
+    return od @ hed_from_rgb.astype(np.float32)

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage.color import hed_from_rgb, rgb_from_hed
+from skimage.color import rgb_from_hed
 from skimage.feature import peak_local_max
 from skimage.filters import threshold_otsu
 from skimage.segmentation import find_boundaries, watershed
@@ -64,6 +64,7 @@ from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.progress import ProgressCallback, check_cancel
 from napari_deepliif.resolution import resolve_resolution
 from napari_deepliif.rgb import check_rgb
+from napari_deepliif.rgb import stain_od as _stain_od
 
 log = logging.getLogger(__name__)
 
@@ -331,16 +332,6 @@ def _threshold(image: Any, px: _PixelSettings, blocks: list[tuple[_Region, _Regi
         counts += np.histogram(np.clip(contrast, *_OTSU_RANGE), bins=_OTSU_BINS, range=_OTSU_RANGE)[0]
         steps.done()
     return _foreground_threshold(counts, px.min_nuclear_od)
-
-
-def _stain_od(rgb: np.ndarray) -> np.ndarray:
-    """Hematoxylin, eosin and DAB optical densities (log10 units), shape (H, W, 3).
-
-    Ruifrok-Johnston deconvolution with scikit-image's HED matrix; the incident light is
-    255 per channel and a zero channel counts as 1.
-    """
-    od = -np.log10(np.maximum(rgb, 1).astype(np.float32) / np.float32(255.0))
-    return od @ hed_from_rgb.astype(np.float32)
 
 
 def _hematoxylin_contrast(ods: np.ndarray, px: _PixelSettings) -> np.ndarray:

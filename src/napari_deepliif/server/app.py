@@ -15,6 +15,11 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 
 from napari_deepliif import __version__
+from napari_deepliif.cells.measure import (
+    DEFAULT_EXPANSION_UM,
+    DEFAULT_MEMBRANE_UM,
+    DEFAULT_POSITIVE_OD,
+)
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
 from napari_deepliif.engine.engines import EngineBase
@@ -23,13 +28,19 @@ from napari_deepliif.server.images import MEDIA_TYPES, decode, png_base64, read_
 from napari_deepliif.server.jobs import JobQueue
 from napari_deepliif.server.problems import PROBLEM_MEDIA_TYPE, install_handlers
 from napari_deepliif.server.schemas import (
+    BinsOdQuery,
     CancelResponse,
+    CompartmentQuery,
+    CompletenessQuery,
     DabThresholdQuery,
     DownsampleQuery,
+    ExpansionQuery,
     Health,
     MarkerQuery,
+    MembraneQuery,
     ModalitiesQuery,
     OriginQuery,
+    PositiveOdQuery,
     RequestIdQuery,
     ResolutionQuery,
     ScoreResponse,
@@ -76,6 +87,12 @@ async def score(
     size_thresh_upper: UpperQuery = None,
     marker_thresh: MarkerQuery = None,
     dab_threshold: DabThresholdQuery = None,
+    compartment: CompartmentQuery = "class",
+    positive_od: PositiveOdQuery = DEFAULT_POSITIVE_OD,
+    bins_od: BinsOdQuery = None,
+    min_completeness: CompletenessQuery = None,
+    expansion_um: ExpansionQuery = DEFAULT_EXPANSION_UM,
+    membrane_um: MembraneQuery = DEFAULT_MEMBRANE_UM,
     origin_x: OriginQuery = 0,
     origin_y: OriginQuery = 0,
     downsample: DownsampleQuery = 1.0,
@@ -92,7 +109,10 @@ async def score(
     fmt = next(f for f, t in MEDIA_TYPES.items() if t == media_type)
     header = read_header(data, "request body", server.limits.max_pixels, formats=(fmt,))
     settings = {"seg_thresh": seg_thresh, "size_thresh": size_thresh,
-                "size_thresh_upper": size_thresh_upper, "marker_thresh": marker_thresh}
+                "size_thresh_upper": size_thresh_upper, "marker_thresh": marker_thresh,
+                "compartment": compartment, "positive_od": positive_od,
+                "bins_od": None if bins_od is None else tuple(bins_od), "min_completeness": min_completeness,
+                "expansion_um": expansion_um, "membrane_um": membrane_um}
 
     def work(cancel: threading.Event) -> bytes:
         from napari_deepliif.io.geojson import cells_geojson

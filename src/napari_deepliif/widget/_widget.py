@@ -41,7 +41,13 @@ from napari_deepliif.widget._controls import ScoreTable, VerticalScroll
 from napari_deepliif.widget._engine_box import EngineBox
 from napari_deepliif.widget._serve_box import ServeBox
 from napari_deepliif.widget._thresholds import ThresholdBox
-from napari_deepliif.widget.workers import STAIN, EngineChoice, RunSpec, roi_scores, score_area
+from napari_deepliif.widget.workers import (
+    STAIN,
+    EngineChoice,
+    RunSpec,
+    roi_scores,
+    score_area,
+)
 
 log = logging.getLogger(__name__)
 

@@ -84,3 +84,60 @@ def test_the_dab_slider_rescores_as_score_dab_threshold_does(widget, qtbot, shar
         assert widget.score_table.cell_text(0, 2) == str(widget.post.scoring["num_pos"])
     assert expected["num_pos"] < default["num_pos"]
     assert widget.dab_slider.value() == 0.3 and widget.threshold_box.seg_note.isVisibleTo(widget)
+
+
+def test_compartment_modes_rescore_live_as_score_does_and_export(widget, qtbot, tmp_path):
+    """The FHL2 sample (a cytoplasmic/membranous stain) scored on its membrane: every control
+    of the "Positive by" box re-scores from the cell table as ``score --compartment`` does."""
+    import csv
+
+    from napari_deepliif.io.sample import load_sample
+
+    widget.viewer.add_image(load_sample(), name="fhl2", rgb=True)
+    choose(widget, "stain")
+    widget.run()
+    wait_idle(widget, qtbot)
+    box = widget.compartment_box
+    assert not box.positive_od.isEnabled() and box.note.isVisibleTo(widget)  # class mode: explained
+    cells_before = widget.post.labels().copy()
+
+    def settled() -> bool:
+        return widget.relabelling is None and widget.score_table.isEnabled()
+
+    def expect(*options: str) -> dict:
+        out = tmp_path / f"cli{len(list(tmp_path.iterdir()))}"
+        assert main(["score", "--sample", "--engine", "stain", "--out", str(out), *options]) == 0
+        return json.loads((out / "ihc_colon_fhl2" / "score.json").read_text())["scoring"]
+
+    box.mode.setCurrentIndex(box.mode.findData("membrane"))  # first measurement: in the background
+    qtbot.waitUntil(lambda: widget.post.settings.compartment == "membrane" and settled(), timeout=30_000)
+    assert widget.post.scoring == expect("--compartment", "membrane")
+    assert box.positive_od.isEnabled() and not box.note.isVisibleTo(widget)
+    assert "membrane DAB OD > 0.20" in widget.result_label.text()
+    box.positive_od.move_to(35)
+    box.bins.setChecked(True)
+    box.completeness.move_to(50)
+    qtbot.waitUntil(lambda: widget.post.settings.min_completeness == 0.5 and settled(), timeout=3000)
+    expected = expect("--compartment", "membrane", "--positive-od", "0.35", "--bins-od", "0.4,0.6",
+                      "--min-completeness", "0.5")
+    assert widget.post.scoring == expected and "h_score" in expected
+    assert widget.score_table.columnCount() == 9
+    assert widget.score_table.cell_text(0, 8) == str(expected["h_score"])
+    assert f"H-score {expected['h_score']}" in widget.result_label.text()
+    box.expansion.move_to(6)  # 3 µm: the cells are measured again, in the background
+    qtbot.waitUntil(lambda: widget.post.settings.expansion_um == 3.0 and settled(), timeout=30_000)
+    expected = expect("--compartment", "membrane", "--positive-od", "0.35", "--bins-od", "0.4,0.6",
+                      "--min-completeness", "0.5", "--expansion-um", "3")
+    assert widget.post.scoring == expected
+    assert (widget.post.labels() == cells_before).all()  # no cell was found again, no network run
+    widget.export(tmp_path / "export")
+    record = json.loads((tmp_path / "export" / "score.json").read_text())
+    assert record["scoring"] == expected
+    with open(tmp_path / "export" / "cells.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == expected["num_total"] and "Membrane: DAB OD mean" in rows[0]
+    assert sum(r["class"] == "Positive" for r in rows) == expected["num_pos"]
+    box.mode.setCurrentIndex(box.mode.findData("class"))  # back to the engine's class
+    qtbot.waitUntil(lambda: widget.post.settings.compartment == "class" and settled(), timeout=3000)
+    assert widget.post.scoring["num_pos"] == expect()["num_pos"]
+    assert widget.result_label.text() == "Positive by the engine's class."

@@ -104,10 +104,18 @@ class ScoreTable(QTableWidget):
         self.setMinimumHeight(140)
 
     def show_scores(self, rows: Sequence[tuple[str, dict]]) -> None:
-        """One row per ``(name, score)``; score has the reference's count keys."""
+        """One row per ``(name, score)``; score has the reference's count keys, and the
+        intensity bins and H-score (``num_1plus`` ... ``h_score``) add columns."""
+        keys = ["num_total", "num_pos", "num_neg", "percent_pos"]
+        headers = list(strings.SCORE_HEADERS)
+        if rows and all("h_score" in score for _, score in rows):
+            keys += ["num_1plus", "num_2plus", "num_3plus", "h_score"]
+            headers += strings.BIN_HEADERS
+        self.setColumnCount(len(headers))
+        self.setHorizontalHeaderLabels(headers)
         self.setRowCount(len(rows))
         for r, (name, score) in enumerate(rows):
-            values = (name, score["num_total"], score["num_pos"], score["num_neg"], score["percent_pos"])
+            values = (name, *(score[k] for k in keys))
             for c, value in enumerate(values):
                 self.setItem(r, c, QTableWidgetItem(str(value)))
 

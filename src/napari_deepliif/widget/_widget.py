@@ -37,6 +37,7 @@ from napari_deepliif.errors import Cancelled, DeepLIIFError
 from napari_deepliif.resolution import RESOLUTIONS
 from napari_deepliif.widget import layers as out
 from napari_deepliif.widget import roi, strings
+from napari_deepliif.widget._compartments import COMPARTMENT_DEFAULTS, CompartmentBox, result_text
 from napari_deepliif.widget._controls import ScoreTable, VerticalScroll
 from napari_deepliif.widget._engine_box import EngineBox
 from napari_deepliif.widget._serve_box import ServeBox
@@ -63,7 +64,7 @@ DAB_DEBOUNCE_MS = 250
 RELABEL_ON_GUI_THREAD_MAX_PX = 16_000_000
 #: Reference defaults of the thresholds (see ``napari_deepliif.cells.postprocess.Settings``).
 DEFAULT_SETTINGS = {"seg_thresh": DEFAULT_SEG_THRESH, "size_thresh": "default",
-                    "size_thresh_upper": None, "marker_thresh": None}
+                    "size_thresh_upper": None, "marker_thresh": None, **COMPARTMENT_DEFAULTS}
 AREAS = (strings.AREA_WHOLE, strings.AREA_ROIS, strings.AREA_VIEW)
 
 
@@ -124,6 +125,9 @@ class DeepLIIFWidget(QWidget):
         layout.addWidget(self._options_box())
         layout.addLayout(self._run_row())
         layout.addWidget(self._threshold_box())
+        self.compartment_box = CompartmentBox()
+        self.compartment_box.changed.connect(self.set_compartment)
+        layout.addWidget(self.compartment_box)
         layout.addWidget(self._cells_box())
         self.serve_box = ServeBox(self.engine_choice)
         layout.addWidget(self.serve_box)
@@ -209,6 +213,9 @@ class DeepLIIFWidget(QWidget):
         layout.addLayout(row)
         self.score_table = ScoreTable()
         layout.addWidget(self.score_table)
+        self.result_label = QLabel()
+        self.result_label.setWordWrap(True)
+        layout.addWidget(self.result_label)
         self.export_button = QPushButton(strings.EXPORT)
         self.export_button.setToolTip(strings.EXPORT_TIP)
         self.export_button.clicked.connect(self._export_clicked)
@@ -402,6 +409,12 @@ class DeepLIIFWidget(QWidget):
         spec = replace(last.spec, engine=choice, statistics=last.result.provenance["statistics"])
         return self._start(spec, last.layer, last.level, keep=True)
 
+    def set_compartment(self, values: dict) -> None:
+        """Change what decides positive (the compartment settings, as the "Positive by" box
+        does) and re-score, throttled."""
+        self.settings.update(values)
+        self.apply_settings_throttled()
+
     def reset_thresholds(self) -> None:
         """Back to the reference defaults."""
         self.settings = dict(DEFAULT_SETTINGS)
@@ -418,16 +431,29 @@ class DeepLIIFWidget(QWidget):
         if self.settings["seg_thresh"] != self.post.settings.seg_thresh:
             self._relabel(in_background=np.prod(self.post.cells.shape) > RELABEL_ON_GUI_THREAD_MAX_PX)
             return
+        if self._measures_again():
+            self._relabel(in_background=True)
+            return
         before, self.post = self.post, self.post.rescore(**self.settings)
         if not (np.array_equal(before.counted, self.post.counted)
                 and np.array_equal(before.positive, self.post.positive)):
             out.recolor(self.viewer, self.post)
         self._update_panel()
 
+    def _measures_again(self) -> bool:
+        """Whether the settings score a compartment whose measurements are not there yet: the
+        first compartment mode, or a new cell expansion (the IHC image is measured again,
+        ~0.5 s per megapixel, so in a worker)."""
+        now, asked = self.post.settings, self.settings
+        return asked["compartment"] != "class" and (now.compartment == "class"
+                                                    or asked["expansion_um"] != now.expansion_um)
+
     def _relabel(self, in_background: bool) -> None:
-        """Find the cells for the current settings and show them; ``in_background``: in a
-        worker thread (on a large area this takes long enough to freeze napari), with
-        the score table greyed out and settings changed meanwhile applied when it ends."""
+        """Re-score for the current settings where that means finding the cells again (a new
+        seg threshold) or measuring them again (see :meth:`_measures_again`), and show them;
+        ``in_background``: in a worker thread (on a large area this takes long enough to
+        freeze napari), with the score table greyed out and settings changed meanwhile
+        applied when it ends."""
         self._relabel_for = self.last
         settings = dict(self.settings)
         if not in_background:
@@ -444,10 +470,10 @@ class DeepLIIFWidget(QWidget):
     def _relabelled(self, post: Any) -> None:
         if self.last is not self._relabel_for:  # a new run replaced these cells meanwhile
             return
-        self.post = post
-        out.recolor(self.viewer, self.post, relabel=True)
+        before, self.post = self.post, post
+        out.recolor(self.viewer, self.post, relabel=post.settings.seg_thresh != before.settings.seg_thresh)
         if self._relabel_again:  # the sliders stay where the user has moved them since
-            self.score_table.show_scores(self.scores())
+            self._show_scores()
         else:
             self._update_panel()
 
@@ -495,10 +521,15 @@ class DeepLIIFWidget(QWidget):
         self.sliders["size_thresh"].set_value(scoring["size_thresh"], high=max(biggest, scoring["size_thresh"] + 1))
         self.sliders["size_thresh_upper"].set_value(scoring["size_thresh_upper"], high=biggest + 1)
         self.sliders["marker_thresh"].set_value(scoring["marker_thresh"])
+        self.compartment_box.show_settings(self.post.settings)
         dab = self.last.result.provenance.get("parameters", {}).get("dab_threshold")
         if dab is not None:
             self.dab_slider.set_value(dab)
+        self._show_scores()
+
+    def _show_scores(self) -> None:
         self.score_table.show_scores(self.scores())
+        self.result_label.setText(result_text(self.post.scoring))
 
     def scores(self) -> list[tuple[str, dict]]:
         """``[(name, score)]``: the whole area (or all ROIs together), then each ROI."""

@@ -5,6 +5,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.StringJoiner;
 
 import com.google.gson.JsonNull;
@@ -25,9 +26,15 @@ import com.google.gson.JsonObject;
  * @param dabThreshold    the stain engine's DAB threshold (mean nuclear DAB OD above which a
  *                        nucleus is positive), null for the server's default (left out); a
  *                        DeepLIIF server refuses it
+ * @param compartment     what decides positive (the engine's class or a compartment's DAB OD),
+ *                        bins, completeness and cell expansion; null for {@link CompartmentSettings#CLASS}
  */
 public record ScoreSettings(Magnification magnification, Integer segThresh, Threshold sizeThresh,
-                            Threshold sizeThreshUpper, Threshold markerThresh, Double dabThreshold) {
+                            Threshold sizeThreshUpper, Threshold markerThresh, Double dabThreshold,
+                            CompartmentSettings compartment) {
+
+    /** Query parameters the server reads as a list: their value "a,b" is sent as {@code key=a&key=b}. */
+    static final Set<String> REPEATED = Set.of("bins_od");
 
     /** What the script line and preferences write for "the server decides the magnification". */
     public static final String AUTO = "auto";
@@ -41,12 +48,14 @@ public record ScoreSettings(Magnification magnification, Integer segThresh, Thre
             throw new IllegalArgumentException("The segmentation threshold must be >= 0, got " + segThresh);
         if (dabThreshold != null && !(Double.isFinite(dabThreshold) && dabThreshold >= 0))
             throw new IllegalArgumentException("The DAB threshold is an optical density, 0 or more, got " + dabThreshold);
+        if (compartment == null)
+            compartment = CompartmentSettings.CLASS;
     }
 
-    /** Settings with the server's DAB threshold (see the canonical constructor). */
+    /** Settings with the server's DAB threshold, positive by the engine's class (see the canonical constructor). */
     public ScoreSettings(Magnification magnification, Integer segThresh, Threshold sizeThresh,
                          Threshold sizeThreshUpper, Threshold markerThresh) {
-        this(magnification, segThresh, sizeThresh, sizeThreshUpper, markerThresh, null);
+        this(magnification, segThresh, sizeThresh, sizeThreshUpper, markerThresh, null, null);
     }
 
     /**
@@ -54,7 +63,17 @@ public record ScoreSettings(Magnification magnification, Integer segThresh, Thre
      * @return these settings with that DAB threshold
      */
     public ScoreSettings withDabThreshold(Double dabThreshold) {
-        return new ScoreSettings(magnification, segThresh, sizeThresh, sizeThreshUpper, markerThresh, dabThreshold);
+        return new ScoreSettings(magnification, segThresh, sizeThresh, sizeThreshUpper, markerThresh, dabThreshold,
+                compartment);
+    }
+
+    /**
+     * @param compartment what decides positive, null for the engine's class
+     * @return these settings scoring that way
+     */
+    public ScoreSettings withCompartment(CompartmentSettings compartment) {
+        return new ScoreSettings(magnification, segThresh, sizeThresh, sizeThreshUpper, markerThresh, dabThreshold,
+                compartment);
     }
 
     /**
@@ -122,6 +141,7 @@ public record ScoreSettings(Magnification magnification, Integer segThresh, Thre
         body.add("marker_thresh", markerThresh.toJson());
         if (dabThreshold != null)
             body.addProperty("dab_threshold", dabThreshold);
+        compartment.addTo(body);
     }
 
     /**
@@ -149,6 +169,7 @@ public record ScoreSettings(Magnification magnification, Integer segThresh, Thre
             query.put("marker_thresh", markerThresh.toQuery());
         if (dabThreshold != null)
             query.put("dab_threshold", number(dabThreshold));
+        compartment.addTo(query);
         query.put("origin_x", Integer.toString(originX));
         query.put("origin_y", Integer.toString(originY));
         query.put("downsample", number(downsample));
@@ -168,8 +189,10 @@ public record ScoreSettings(Magnification magnification, Integer segThresh, Thre
      */
     public static String encode(Map<String, String> query) {
         StringJoiner joiner = new StringJoiner("&");
-        query.forEach((k, v) -> joiner.add(URLEncoder.encode(k, StandardCharsets.UTF_8) + "="
-                + URLEncoder.encode(v, StandardCharsets.UTF_8)));
+        query.forEach((k, v) -> {
+            for (String value : REPEATED.contains(k) ? v.split(",") : new String[] {v})
+                joiner.add(URLEncoder.encode(k, StandardCharsets.UTF_8) + "=" + URLEncoder.encode(value, StandardCharsets.UTF_8));
+        });
         return joiner.toString();
     }
 }

@@ -32,8 +32,10 @@ def result_text(scoring: dict) -> str:
     if scoring.get("compartment", "class") == "class":
         return strings.RESULT_CLASS
     completeness = scoring["min_completeness"]
+    expanded = scoring["compartment"] != "nucleus"
     text = strings.RESULT_COMPARTMENT.format(
-        compartment=scoring["compartment"], od=scoring["positive_od"], expansion=scoring["expansion_um"],
+        compartment=scoring["compartment"], od=scoring["positive_od"],
+        expansion=strings.RESULT_EXPANSION.format(expansion=scoring["expansion_um"]) if expanded else "",
         completeness="" if completeness is None else strings.RESULT_COMPLETENESS.format(share=completeness * 100))
     if "h_score" in scoring:
         text += strings.RESULT_BINS.format(n1=scoring["num_1plus"], n2=scoring["num_2plus"], n3=scoring["num_3plus"],

@@ -101,6 +101,7 @@ class ScoreTable(QTableWidget):
         self.verticalHeader().setVisible(False)
         self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.horizontalHeader().setStretchLastSection(True)
         self.setMinimumHeight(140)
 
     def show_scores(self, rows: Sequence[tuple[str, dict]]) -> None:
@@ -113,6 +114,10 @@ class ScoreTable(QTableWidget):
             headers += strings.BIN_HEADERS
         self.setColumnCount(len(headers))
         self.setHorizontalHeaderLabels(headers)
+        # nine columns do not fit a dock's width in equal shares: each gets what it shows
+        mode = QHeaderView.ResizeMode.Stretch if len(headers) == len(strings.SCORE_HEADERS) \
+            else QHeaderView.ResizeMode.ResizeToContents
+        self.horizontalHeader().setSectionResizeMode(mode)
         self.setRowCount(len(rows))
         for r, (name, score) in enumerate(rows):
             values = (name, *(score[k] for k in keys))

@@ -106,7 +106,8 @@ EXPANSION_TIP = ("How far each nucleus is grown into a cell (stopped where neigh
 CLASS_MODE_NOTE = ("Positive by the engine's class: choose a compartment to score on its DAB OD instead (the "
                    "compartment measurements are in the export either way).")
 RESULT_CLASS = "Positive by the engine's class."
-RESULT_COMPARTMENT = "Positive by {compartment} DAB OD > {od:.2f}{completeness} (cells expanded {expansion:g} µm)."
+RESULT_COMPARTMENT = "Positive by {compartment} DAB OD > {od:.2f}{completeness}{expansion}."
+RESULT_EXPANSION = " (cells expanded {expansion:g} µm)"
 RESULT_COMPLETENESS = " and at least {share:.0f}% of the membrane"
 RESULT_BINS = " 1+ {n1}, 2+ {n2}, 3+ {n3}: H-score {h_score}."
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 from skimage.color import rgb_from_hed
-from test_server_support import client, running_server
+from test_server_support import client, png_bytes, running_server
 
 from napari_deepliif.cells import measure
 from napari_deepliif.cells.postprocess import Settings, postprocess
@@ -22,6 +22,7 @@ from napari_deepliif.engine.engines import load_engine
 from napari_deepliif.errors import InputImageError
 from napari_deepliif.io.image_input import read_image
 from napari_deepliif.regions.score import score_region
+from napari_deepliif.slides.tissue import levels_tissue
 
 SCORE_SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "score.schema.json").read_text())
 MPP = 0.25
@@ -198,7 +199,7 @@ def test_cli_and_server_give_the_same_compartment_score(roi_1, tmp_path, monkeyp
 
     with running_server(tmp_path / "config", "stain") as server, client(server) as http:
         body = {"image": str(path), "region": list(REGION), "resolution": "40x",
-                **{**MEMBRANE, "bins_od": list(MEMBRANE["bins_od"])}}
+                **MEMBRANE, "bins_od": list(MEMBRANE["bins_od"])}
         answer = http.post("/api/regions/score", json=body)
         assert answer.status_code == 200, answer.text
         assert answer.json()["score"]["scoring"] == record["scoring"]
@@ -208,3 +209,30 @@ def test_cli_and_server_give_the_same_compartment_score(roi_1, tmp_path, monkeyp
             assert served[int(row["id"])][measure.MEMBRANE_DAB_MEAN] == pytest.approx(float(row[measure.MEMBRANE_DAB_MEAN]))
         bad = http.post("/api/regions/score", json={**body, "compartment": "cell", "expansion_um": 0})
         assert bad.status_code == 422 and "expansion_um" in bad.json()["detail"]
+
+        # uploaded pixels: the same settings as query parameters give the region core's score
+        crop = np.ascontiguousarray(read_image(path)[y : y + h, x : x + w])
+        params = [("resolution", "40x"), ("compartment", "cell"), ("positive_od", "0.25"),
+                  ("bins_od", "0.4"), ("bins_od", "0.6"), ("expansion_um", "3")]
+        uploaded = http.post("/api/score", content=png_bytes(crop), headers={"Content-Type": "image/png"},
+                             params=params)
+        assert uploaded.status_code == 200, uploaded.text
+        settings = Settings(compartment="cell", positive_od=0.25, bins_od=(0.4, 0.6), expansion_um=3.0)
+        core = score_region(load_engine("stain"), crop, resolution="40x", settings=settings,
+                            include=levels_tissue([crop], 0, "40x"))
+        assert uploaded.json()["score"]["scoring"] == core.record(image=None)["scoring"]
+
+
+def test_cli_postprocess_scores_a_compartment_on_the_original_image(shared_dir, tmp_path):
+    case = shared_dir / "fixtures" / "postprocess" / "deepliif2021_22_2"
+    out = tmp_path / "out"
+    assert main(["postprocess", str(case / "orig.png"), "--seg", str(case / "seg.png"), "--resolution", "40x",
+                 "--compartment", "nucleus", "--bins-od", "0.4,0.6", "--out", str(out)]) == 0
+    record = json.loads((out / "orig" / "score.json").read_text())
+    jsonschema.validate(record, SCORE_SCHEMA)
+    expected = postprocess(read_image(case / "seg.png"), image=read_image(case / "orig.png"),
+                           compartment="nucleus", bins_od=(0.4, 0.6)).scoring
+    assert record["scoring"] == {**expected, "bins_od": [0.4, 0.6]}
+    with open(out / "orig" / "cells.csv", newline="", encoding="utf-8") as handle:
+        positive = [float(r[measure.NUCLEUS_DAB_MEAN]) for r in csv.DictReader(handle) if r["class"] == "Positive"]
+    assert len(positive) == record["scoring"]["num_pos"] and min(positive) > 0.2

@@ -196,10 +196,10 @@ def measure_cells(
                               f" {labels.shape[1]} x {labels.shape[0]} px; they must cover the same window")
     n = int(labels.max(initial=0)) if n_cells is None else int(n_cells)
     hema, dab = _stain_channels(rgb)
-    flat, dab_flat = labels.ravel(), dab.ravel()
+    flat, dab_flat = labels.ravel().astype(np.intp), dab.ravel()  # bincount's index type, cast once
     nucleus_px = np.bincount(flat, minlength=n + 1)[1 : n + 1]
     nucleus_dab = np.bincount(flat, dab_flat, minlength=n + 1)[1 : n + 1]
-    dab_max = np.full(n + 1, -np.inf)
+    dab_max = np.full(n + 1, -np.inf, np.float32)  # the values' type: ufunc.at's fast path
     np.maximum.at(dab_max, flat, dab_flat)
     area = microns_per_pixel**2
     columns = {
@@ -211,7 +211,7 @@ def measure_cells(
     keys, bounds = np.zeros(0), np.zeros(n + 1, np.int64)
     if expansion_um > 0:
         cells = expand_labels(labels, distance=expansion_um / microns_per_pixel)
-        cell_flat = cells.ravel()
+        cell_flat = cells.ravel().astype(np.intp)
         cell_px = np.bincount(cell_flat, minlength=n + 1)[1 : n + 1]
         cell_dab = np.bincount(cell_flat, dab_flat, minlength=n + 1)[1 : n + 1]
         within = disk(max(1, round(membrane_um / microns_per_pixel)))

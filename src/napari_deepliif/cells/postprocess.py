@@ -42,9 +42,9 @@ from napari_deepliif.cells.scoring import (
     Compartment,
     Override,
     check_compartment,
-    compartment_positive,
     check_overrides,
     classify,
+    compartment_positive,
     counts,
     default_marker_threshold,
     default_size_threshold,
@@ -370,7 +370,8 @@ class PostprocessResult:
             everywhere (``percent_pos`` 0).
         intensity_thresholds : (int, int), optional
             Marker values above which a positive cell is 2+ and 3+: adds ``num_1plus``,
-            ``num_2plus``, ``num_3plus`` and ``h_score`` (needs a Marker).
+            ``num_2plus``, ``num_3plus`` and ``h_score`` (needs a Marker). Without them, a
+            compartment score's ``bins_od`` bins the region's cells.
         microns_per_pixel : float, optional
             Pixel size in µm/px: adds ``area_mm2`` and ``pos_per_mm2``.
 
@@ -392,7 +393,8 @@ class PostprocessResult:
                                       f" got {intensity_thresholds}")
             result.update(intensity_classes(self.table.marker, counted, self.positive, intensity_thresholds))
         elif self.settings.bins_od is not None:
-            result.update(intensity_classes(self._compartment_dab(), counted, self.positive, self.settings.bins_od))
+            values = self.measurements.dab(self.settings.compartment)
+            result.update(intensity_classes(values, counted, self.positive, self.settings.bins_od))
         if microns_per_pixel is not None:
             result.update(density(result["num_pos"], area, microns_per_pixel))
         return result
@@ -408,9 +410,6 @@ class PostprocessResult:
         return {name: self.score(region, intensity_thresholds=intensity_thresholds,
                                  microns_per_pixel=microns_per_pixel)
                 for name, region in regions.items()}
-
-    def _compartment_dab(self) -> np.ndarray:
-        return self._source.measurements(self.cells, self.settings).dab(self.settings.compartment)
 
     @cached_property
     def _classes_and_borders(self) -> tuple[np.ndarray, np.ndarray]:

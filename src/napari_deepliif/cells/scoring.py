@@ -314,11 +314,10 @@ def check_compartment(compartment: str, positive_od: float, bins_od: tuple[float
         raise InputImageError(f"compartment must be one of {COMPARTMENTS}, got {compartment!r}")
     if not _is_number(positive_od):
         raise InputImageError(f"positive_od must be a DAB OD (a number), got {positive_od!r}")
-    if bins_od is not None:
-        if len(bins_od) != 2 or not all(_is_number(t) for t in bins_od) \
-                or not positive_od <= bins_od[0] <= bins_od[1]:
-            raise InputImageError(f"bins_od must be two DAB ODs (2+, 3+) with positive_od ({positive_od}) <= 2+ <= 3+,"
-                                  f" got {bins_od!r}")
+    pair = isinstance(bins_od, (tuple, list)) and len(bins_od) == 2 and all(_is_number(t) for t in bins_od)
+    if bins_od is not None and not (pair and positive_od <= bins_od[0] <= bins_od[1]):
+        raise InputImageError(f"bins_od must be two DAB ODs (2+, 3+) with positive_od ({positive_od}) <= 2+ <= 3+,"
+                              f" got {bins_od!r}")
     if min_completeness is not None and not (_is_number(min_completeness) and 0 <= min_completeness <= 1):
         raise InputImageError(f"min_completeness must be a fraction from 0 to 1, got {min_completeness!r}")
     if compartment == "class" and (bins_od is not None or min_completeness is not None):

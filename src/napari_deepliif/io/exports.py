@@ -38,7 +38,12 @@ import numpy as np
 from napari_deepliif.atomic import write_atomic, write_bytes
 from napari_deepliif.cells.postprocess import PostprocessResult
 from napari_deepliif.errors import InputImageError
-from napari_deepliif.io.geojson import _chosen_cells, _class_names, cells_geojson, stain_columns
+from napari_deepliif.io.geojson import (
+    _chosen_cells,
+    _class_names,
+    cells_geojson,
+    stain_columns,
+)
 from napari_deepliif.io.image_output import write_images, write_png
 from napari_deepliif.io.jsonable import json_bytes
 from napari_deepliif.io.placement import Placement

@@ -35,7 +35,7 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 COMPLETENESS_HELP = "a compartment mode's positive cell needs at least this fraction of its membrane ring above positive_od"
 Expansion = Annotated[float, Field(ge=0, le=MAX_EXPANSION_UM)]
 EXPANSION_HELP = "cell expansion beyond the nucleus, micrometres (cytoplasm, membrane and cell measurements; 0: none)"
-RingWidth = Annotated[float, Field(gt=0, le=MAX_EXPANSION_UM)]
+RingWidth = Annotated[float, Field(ge=0.01, le=MAX_EXPANSION_UM)]
 MEMBRANE_HELP = "width of the membrane ring, micrometres"
 
 # ---- query parameters -------------------------------------------------------------------

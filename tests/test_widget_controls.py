@@ -141,3 +141,26 @@ def test_compartment_modes_rescore_live_as_score_does_and_export(widget, qtbot, 
     qtbot.waitUntil(lambda: widget.post.settings.compartment == "class" and settled(), timeout=3000)
     assert widget.post.scoring["num_pos"] == expect()["num_pos"]
     assert widget.result_label.text() == "Positive by the engine's class."
+
+
+def test_compartments_are_measured_at_the_layers_pixel_size(widget, qtbot, tmp_path):
+    """A layer that says it is 0.45 µm/px is scored at 20x (nominally 0.5 µm/px), and its cells
+    are measured and expanded in micrometres of its own pixel size, as ``score --mpp 0.45``
+    does for the file."""
+    from napari_deepliif.io.sample import load_sample
+
+    widget.viewer.add_image(load_sample(), name="fhl2", rgb=True, metadata={"mpp": 0.45})
+    assert widget.resolution_combo.currentText() == "20x"
+    choose(widget, "stain")
+    widget.run()
+    wait_idle(widget, qtbot)
+    box = widget.compartment_box
+    box.mode.setCurrentIndex(box.mode.findData("cytoplasm"))
+    qtbot.waitUntil(lambda: widget.post.settings.compartment == "cytoplasm" and widget.relabelling is None,
+                    timeout=30_000)
+    assert main(["score", "--sample", "--engine", "stain", "--mpp", "0.45", "--compartment", "cytoplasm",
+                 "--out", str(tmp_path)]) == 0
+    expected = json.loads((tmp_path / "ihc_colon_fhl2" / "score.json").read_text())["scoring"]
+    assert widget.post.scoring == expected
+    areas = widget.post.measurements.columns["Nucleus: Area µm^2"]
+    assert areas[0] == pytest.approx(widget.post.table.area[0] * 0.45**2)

@@ -276,8 +276,10 @@ class DeepLIIFWidget(QWidget):
         choice = self.engine_choice()
         outputs = "all" if self.outputs_combo.currentText() == strings.OUTPUTS_ALL else "score"
         levels = list(layer.data) if layer.multiscale else [layer.data]
+        mpp = roi.pixel_size_um(layer)
+        scored = None if mpp is None else mpp * float(roi.downsample_factors(layer, level)[-1])
         spec = RunSpec(choice, data, rect, self.resolution_combo.currentText(), outputs, polygons, levels, level,
-                       roi.pixel_size_um(layer))
+                       mpp, scored)
         return spec, layer, level
 
     def engine_choice(self) -> EngineChoice:

@@ -59,6 +59,9 @@ class RunSpec:
         The level ``image`` is.
     mpp : float, optional
         Level 0's pixel size (µm/px), when the layer says.
+    pixel_size : float, optional
+        Pixel size of the level scored (µm/px), when the layer says: the cells' stain
+        measurements (areas, cell expansion) use it, as ``score`` uses the file's.
     statistics : dict, optional
         The engine's whole-image statistics from an earlier run of the same pixels, so a
         re-run with another engine parameter skips computing them again.
@@ -73,6 +76,7 @@ class RunSpec:
     levels: list = field(default_factory=list)
     level: int = 0
     mpp: float | None = None
+    pixel_size: float | None = None
     statistics: dict | None = None
 
     def tissue(self) -> Any:
@@ -105,8 +109,8 @@ def score_area(spec: RunSpec, progress: Progress | None = None,
     origin = np.array(spec.rect[:2] if spec.rect else (0, 0), float)
     rois = [(np.asarray(p, float) + origin, []) for p in spec.polygons] or None
     result = score_region(engine, spec.image, region=spec.rect, rois=rois, resolution=spec.resolution,
-                          outputs=spec.outputs, include=spec.tissue(), statistics=spec.statistics,
-                          progress=progress, cancel=cancel)
+                          mpp=spec.pixel_size, outputs=spec.outputs, include=spec.tissue(),
+                          statistics=spec.statistics, progress=progress, cancel=cancel)
     return engine, result
 
 

@@ -113,6 +113,10 @@ def test_compartment_modes_rescore_live_as_score_does_and_export(widget, qtbot, 
     qtbot.waitUntil(lambda: widget.post.settings.compartment == "membrane" and settled(), timeout=30_000)
     assert widget.post.scoring == expect("--compartment", "membrane")
     assert box.positive_od.isEnabled() and not box.note.isVisibleTo(widget)
+    # the engine's class thresholds do nothing now: greyed out, and said so
+    thresholds = widget.threshold_box
+    assert not widget.dab_slider.isEnabled() and not widget.sliders["marker_thresh"].isEnabled()
+    assert thresholds.class_note.isVisibleTo(widget)
     assert "membrane DAB OD > 0.20" in widget.result_label.text()
     box.positive_od.move_to(35)
     box.bins.setChecked(True)
@@ -141,6 +145,8 @@ def test_compartment_modes_rescore_live_as_score_does_and_export(widget, qtbot, 
     qtbot.waitUntil(lambda: widget.post.settings.compartment == "class" and settled(), timeout=3000)
     assert widget.post.scoring["num_pos"] == expect()["num_pos"]
     assert widget.result_label.text() == "Positive by the engine's class."
+    assert widget.dab_slider.isEnabled() and widget.sliders["marker_thresh"].isEnabled()
+    assert not thresholds.class_note.isVisibleTo(widget)
 
 
 def test_compartments_are_measured_at_the_layers_pixel_size(widget, qtbot, tmp_path):

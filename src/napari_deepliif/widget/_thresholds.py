@@ -52,20 +52,28 @@ class ThresholdBox(QGroupBox):
                 self.seg_note = QLabel(strings.SEG_THRESH_STAIN)
                 self.seg_note.setWordWrap(True)
                 layout.addWidget(self.seg_note)
+        self.class_note = QLabel(strings.CLASS_THRESHOLDS_OFF)
+        self.class_note.setWordWrap(True)
+        layout.addWidget(self.class_note)
         self.defaults_button = QPushButton(strings.DEFAULTS)
         self.defaults_button.setToolTip(strings.DEFAULTS_TIP)
         layout.addWidget(self.defaults_button)
         self.show_for(chosen=STAIN, shown=None)
 
-    def show_for(self, chosen: str, shown: str | None) -> None:
+    def show_for(self, chosen: str, shown: str | None, by_compartment: bool = False) -> None:
         """Show the controls that act on the cells shown (engine ``shown``; None before a run)
         or on the next run (engine ``chosen``): the DAB threshold for the stain engine, which
         has no Seg probability ramp, so its Seg threshold only changes anything at its top,
-        where every cell vanishes, and is replaced by a note."""
+        where every cell vanishes, and is replaced by a note. ``by_compartment``: a
+        compartment's DAB OD decides, so the engine's class thresholds (DAB, marker) are
+        greyed out, with a note."""
         stain_cells = (shown or chosen) == STAIN
         self.dab.setVisible(STAIN in (chosen, shown))
         self.sliders["seg_thresh"].setVisible(not stain_cells)
         self.seg_note.setVisible(stain_cells)
+        self.dab.setEnabled(not by_compartment)
+        self.sliders["marker_thresh"].setEnabled(not by_compartment and self.sliders["size_thresh"].isEnabled())
+        self.class_note.setVisible(by_compartment)
 
     def enable(self) -> None:
         """Let the sliders act (there are cells to re-score)."""

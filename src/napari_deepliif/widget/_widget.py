@@ -290,7 +290,8 @@ class DeepLIIFWidget(QWidget):
 
     def _show_controls(self) -> None:
         self.threshold_box.show_for(chosen=self.engine_box.combo.currentData(),
-                                    shown=self.last.engine.name if self.last is not None else None)
+                                    shown=self.last.engine.name if self.last is not None else None,
+                                    by_compartment=self.post is not None and self.post.settings.compartment != "class")
 
     def run(self) -> Any:
         """Start a run in a worker thread; returns the worker (None if the input is unusable)."""
@@ -375,7 +376,6 @@ class DeepLIIFWidget(QWidget):
                 shown[role].events.visible.connect(self._layer_shown)
         self.engine_box.show_engine(engine)
         self.threshold_box.enable()
-        self._show_controls()
         self._update_panel()
         # the image stays the active layer: a click then pans, not paints into the new labels
         self.viewer.layers.selection.active = layer
@@ -524,6 +524,7 @@ class DeepLIIFWidget(QWidget):
         self.sliders["size_thresh_upper"].set_value(scoring["size_thresh_upper"], high=biggest + 1)
         self.sliders["marker_thresh"].set_value(scoring["marker_thresh"])
         self.compartment_box.show_settings(self.post.settings)
+        self._show_controls()
         dab = self.last.result.provenance.get("parameters", {}).get("dab_threshold")
         if dab is not None:
             self.dab_slider.set_value(dab)

@@ -62,6 +62,8 @@ DAB_THRESH = "DAB threshold (OD)"
 DAB_THRESH_TIP = ("Stain engine: a nucleus whose mean DAB optical density is above this is positive (QuPath's "
                   "default 0.2). Raise it where hematoxylin-only nuclei come out positive. Moving it re-runs the "
                   "stain engine on the same area (its foreground threshold is kept), as score --dab-threshold does.")
+CLASS_THRESHOLDS_OFF = ("Positive by a compartment (below): the DAB and marker thresholds, which set the "
+                        "engine's class, do not apply; back to \"engine's class\" to use them.")
 SEG_THRESH_STAIN = ("Seg threshold: not used by the stain engine. Its Seg map has no probability ramp (every "
                     "nucleus pixel is pure red or blue), so only its top value would change anything, and it "
                     "removes every cell. Use the DAB threshold and the size sliders instead.")

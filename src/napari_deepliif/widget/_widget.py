@@ -402,7 +402,7 @@ class DeepLIIFWidget(QWidget):
         clicks set here stay.
         """
         last = self.last
-        if last is None or last.engine.name != STAIN or last.spec is None:
+        if last is None or last.engine.name != STAIN or last.spec is None or last.layer not in self.viewer.layers:
             return None
         if self.worker is not None:
             self._dab_again = True

@@ -18,10 +18,12 @@ from napari_deepliif.cli.options import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     add_compartment_options,
+    add_dab_threshold_option,
     add_engine_options,
     add_output_option,
     add_resolution_options,
     add_threshold_options,
+    engine_parameters,
     progress_bar,
     roi,
     summary,
@@ -60,6 +62,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if not args.images and not args.sample:
         raise DeepLIIFError("give IMAGE files or --sample")
     engine = load_engine(args.engine, args.model, device=args.device, precision=args.precision, batch_size=args.batch_size)
+    engine = engine.with_parameters(**engine_parameters(args))
     paths = [Path(p) for p in args.images]
     jobs = [(SAMPLE_NAME, sample_path())] if args.sample else []
     jobs += list(zip(output_names(paths), paths))
@@ -146,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outputs", choices=("score", "all"), default="all", help="all modalities, or only what scoring needs")
     add_output_option(p)
     add_engine_options(p, model_default=None)
+    add_dab_threshold_option(p)
     add_threshold_options(p)
     add_compartment_options(p)
     p.set_defaults(func=cmd_score)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from napari_deepliif.cells.measure import (
 from napari_deepliif.cells.scoring import COMPARTMENTS
 from napari_deepliif.constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
 from napari_deepliif.engine.devices import DEVICES, PRECISIONS
+from napari_deepliif.engine.engines import StainEngine
 from napari_deepliif.resolution import RESOLUTIONS
 
 EXIT_ERROR = 1
@@ -89,6 +91,29 @@ def add_threshold_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size-thresh", type=threshold, default="default", metavar="N|default", help="count cells larger than N pixels (default: the reference's KDE rule)")
     parser.add_argument("--size-thresh-upper", type=threshold, default=None, metavar="N|default", help="count cells smaller than N pixels (default: no cap)")
     parser.add_argument("--marker-thresh", type=threshold, default=None, metavar="N|default", help="a cell whose marker value exceeds N is positive (default: not applied)")
+
+
+def optical_density(text: str) -> float:
+    """An OD option: a finite number, not negative."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an optical density (a number such as 0.3), got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"an optical density is a finite number, 0 or more, got {text!r}")
+    return value
+
+
+def add_dab_threshold_option(parser: argparse.ArgumentParser) -> None:
+    """``--dab-threshold OD``: the stain engine's positive rule."""
+    parser.add_argument("--dab-threshold", type=optical_density, default=None, metavar="OD",
+                        help="stain engine: a nucleus whose mean DAB OD exceeds OD is positive; raise it where "
+                             f"hematoxylin-only nuclei come out positive (default: {StainEngine.dab_threshold})")
+
+
+def engine_parameters(args: argparse.Namespace) -> dict:
+    """The engine parameters given on the command line (``EngineBase.with_parameters``)."""
+    return {} if args.dab_threshold is None else {"dab_threshold": args.dab_threshold}
 
 
 def add_compartment_options(parser: argparse.ArgumentParser) -> None:

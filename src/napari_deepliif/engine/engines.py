@@ -45,6 +45,30 @@ class EngineBase:
 
     name: str
     outputs: tuple[str, ...]
+    #: Attributes a run may change without reloading the engine (:meth:`with_parameters`);
+    #: they are recorded with every result (:attr:`parameters`).
+    parameter_names: tuple[str, ...] = ()
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The engine's values of :attr:`parameter_names` (what a score record keeps)."""
+        return {name: getattr(self, name) for name in self.parameter_names}
+
+    def with_parameters(self, **parameters: Any) -> "EngineBase":
+        """This engine with some of :attr:`parameter_names` changed (a copy sharing the loaded
+        model, so a server can run each request with its own).
+
+        Raises
+        ------
+        DeepLIIFError
+            For a parameter this engine does not have.
+        """
+        unknown = sorted(set(parameters) - set(self.parameter_names))
+        if unknown:
+            takes = f"it takes {', '.join(self.parameter_names)}" if self.parameter_names else "it takes none"
+            raise DeepLIIFError(f"the {self.name} engine has no parameter {', '.join(unknown)} ({takes}; "
+                                "dab_threshold is the stain engine's: choose that engine to set it)")
+        return replace(self, **parameters) if parameters else self
 
     def resolve_outputs(self, outputs: str | Iterable[str] = "all") -> tuple[str, ...]:
         """``all`` -> every output, ``score`` -> Marker and Seg, else the names given."""
@@ -277,6 +301,7 @@ class StainEngine(EngineBase):
     vectors: StainVectors | None = None
 
     name = "stain"
+    parameter_names = ("dab_threshold",)
     model_name = None
     model_hash = None
 

@@ -35,7 +35,7 @@ BIN_KEYS: tuple[str, ...] = ("num_1plus", "num_2plus", "num_3plus", "h_score")
 #: Keys of ``placement``: where the scored pixels are in the full-resolution image.
 PLACEMENT_KEYS: tuple[str, ...] = ("image", "level", "downsample", "mpp", "resolution", "origin", "shape", "region")
 #: Keys of ``provenance``: what produced the score.
-PROVENANCE_KEYS: tuple[str, ...] = ("engine", "model", "model_hash", "version", "statistics")
+PROVENANCE_KEYS: tuple[str, ...] = ("engine", "model", "model_hash", "version", "statistics", "parameters")
 ENGINES: tuple[str, ...] = ("deepliif", "stain")
 
 
@@ -100,8 +100,10 @@ def score_record(
     placement : mapping
         From :func:`placement`.
     provenance : mapping
-        ``engine`` (one of :data:`ENGINES`), ``model``, ``model_hash``, ``version`` and the
-        engine's whole-image ``statistics`` (values may be None where they do not apply).
+        ``engine`` (one of :data:`ENGINES`), ``model``, ``model_hash``, ``version``, the
+        engine's whole-image ``statistics`` (values may be None where they do not apply) and
+        its ``parameters`` (``EngineBase.parameters``, e.g. the stain engine's
+        ``dab_threshold``; absent: ``{}``).
     regions : mapping of str to dict, optional
         Per-region (ROI, annotation) scores: the count keys, and ``area_mm2`` and
         ``pos_per_mm2`` where the pixel size is known.
@@ -119,6 +121,7 @@ def score_record(
     ValueError
         For a placement or provenance key missing, or an unknown engine.
     """
+    provenance = {"parameters": {}, **provenance}
     missing = [k for k in PLACEMENT_KEYS if k not in placement] + [k for k in PROVENANCE_KEYS if k not in provenance]
     if missing:
         raise ValueError(f"score record without {', '.join(missing)}")

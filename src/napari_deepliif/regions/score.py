@@ -47,8 +47,8 @@ class ScoreResult:
         Cells of the window; only those in the region count. :meth:`rescore` changes
         settings without rerunning the engine.
     provenance : dict
-        ``engine``, ``model``, ``model_hash``, ``version``, ``resolution`` and the engine's
-        whole-image ``statistics``.
+        ``engine``, ``model``, ``model_hash``, ``version``, ``resolution``, the engine's
+        whole-image ``statistics`` and its ``parameters``.
     origin : (int, int)
         ``(x, y)`` of the window's top-left pixel in the image.
     region : (int, int, int, int)
@@ -175,7 +175,7 @@ def score_region(
             break
         margin *= 2
     provenance = {"engine": engine.name, "model": engine.model_name, "model_hash": engine.model_hash,
-                  "version": __version__, "resolution": res, "statistics": statistics}
+                  "version": __version__, "resolution": res, "statistics": statistics, "parameters": engine.parameters}
     return ScoreResult(pixels, images, post, provenance, (wx0, wy0), (x, y, w, h))
 
 

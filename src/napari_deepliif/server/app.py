@@ -32,6 +32,7 @@ from napari_deepliif.server.schemas import (
     CancelResponse,
     CompartmentQuery,
     CompletenessQuery,
+    DabThresholdQuery,
     DownsampleQuery,
     ExpansionQuery,
     Health,
@@ -85,6 +86,7 @@ async def score(
     size_thresh: SizeThreshQuery = "default",
     size_thresh_upper: UpperQuery = None,
     marker_thresh: MarkerQuery = None,
+    dab_threshold: DabThresholdQuery = None,
     compartment: CompartmentQuery = "class",
     positive_od: PositiveOdQuery = DEFAULT_POSITIVE_OD,
     bins_od: BinsOdQuery = None,
@@ -101,6 +103,7 @@ async def score(
     detections at ``(x + origin) * downsample``, full-resolution pixels when the image was
     read at ``downsample`` from there) with the score record."""
     server = state(request)
+    engine = server.engine_with(dab_threshold=dab_threshold)
     media_type = request.headers["content-type"].split(";")[0].strip().lower()
     data = await request.body()
     fmt = next(f for f, t in MEDIA_TYPES.items() if t == media_type)
@@ -116,7 +119,7 @@ async def score(
 
         image = decode(data, header, "request body")
         # the tissue rule of score and batch, the upload being the whole image
-        result = score_region(server.engine, image, resolution=resolution, settings=Settings(**settings),
+        result = score_region(engine, image, resolution=resolution, settings=Settings(**settings),
                               outputs="all" if modalities else "score",
                               include=levels_tissue([image], 0, resolution), cancel=cancel)
         body = cells_geojson(result.post, origin=(origin_x + result.origin[0], origin_y + result.origin[1]),

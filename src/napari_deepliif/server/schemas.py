@@ -20,6 +20,8 @@ WholeNumber = Annotated[int, Field(ge=0, le=MAX_INT)]
 #: An upper size cap: the engine counts cells with fewer pixels than it, so 0 would count none
 #: and it refuses it.
 UpperCap = Annotated[int, Field(ge=1, le=MAX_INT)]
+DAB_THRESHOLD_TEXT = ("stain engine only: a nucleus whose mean DAB OD is above this is positive (default 0.2, "
+                      "QuPath's); raise it where hematoxylin-only nuclei come out positive")
 
 #: What decides positive, and the compartment settings (docs/measurements.md), for query
 #: parameters and request bodies alike.
@@ -43,6 +45,7 @@ SegThreshQuery = Annotated[int, Query(ge=0, le=MAX_SEG_THRESH, description="a Se
 SizeThreshQuery = Annotated[WholeNumber | Literal["default"], Query(description="count cells with more pixels than this; 'default': the reference's KDE rule")]
 UpperQuery = Annotated[UpperCap | Literal["default"] | None, Query(description="count cells with fewer pixels than this; 'default': 1000/4000/16000 at 10x/20x/40x; absent: no cap")]
 MarkerQuery = Annotated[Annotated[int, Field(ge=0, le=255)] | Literal["default"] | None, Query(description="a cell whose marker value (0-255) is above this is positive; 'default': 90 % of the Marker's range; absent: not applied")]
+DabThresholdQuery = Annotated[OD | None, Query(description=DAB_THRESHOLD_TEXT)]
 OriginQuery = Annotated[int, Query(ge=0, le=MAX_INT, description="added to every returned coordinate (e.g. the region's top-left pixel in the slide)")]
 DownsampleQuery = Annotated[float, Query(ge=1, le=1024, description="full-resolution pixels per pixel of the image sent: returned coordinates are (x + origin) * downsample")]
 CompartmentQuery = Annotated[Compartment, Query(description=COMPARTMENT_HELP)]

@@ -139,7 +139,7 @@ def score_slide(
     request = {"slide": str(Path(path).resolve()), "resolution": resolution, "mpp": mpp,
                "region": list(region) if region else None, "outputs": outputs, "chunk_size": chunk_size,
                "tissue": tissue, "annotations": str(annotations) if annotations else None,
-               "engine": engine.name, "model_hash": engine.model_hash, **thresholds}
+               "engine": engine.name, "model_hash": engine.model_hash, "parameters": engine.parameters, **thresholds}
     if not overwrite and (done := finished(out, request)) is not None:
         log.info("%s: already scored, skipped", Path(path).name)
         return {**done, "run": {**done["run"], "skipped": True}}
@@ -173,7 +173,8 @@ def score_slide(
     where = placement(image=Path(path).name, resolution=run.resolution, shape=run.shape, level=settings["level"],
                       downsample=place.downsample, mpp=settings["mpp"], origin=place.corner, region=region_full)
     statistics = omezarr.RunRecord.load(store).settings.get("statistics")
-    provenance = {**{k: settings[k] for k in ("engine", "model", "model_hash", "version")}, "statistics": statistics}
+    provenance = {**{k: settings[k] for k in ("engine", "model", "model_hash", "version", "parameters")},
+                  "statistics": statistics}
     facts = {"status": "done", "seconds": round(time.perf_counter() - started, 2), "tiles_run": run.tiles_run,
              "tiles_skipped": run.tiles_skipped, "chunks_resumed": run.chunks_resumed,
              "cells_regrown": cells.regrown, "request": request,

@@ -2,7 +2,10 @@
 
 Loads the bundled IHC sample, draws two ROIs, runs the classical ``stain`` engine (no weights
 needed) and saves ``docs/images/widget-*.png``: the whole window after the run, the window
-with the filled cells layer shown, and after a threshold change. Run it on a virtual display::
+with the filled cells layer shown, and after a threshold change; then the compartment modes:
+the sample (FHL2, a cytoplasmic and membranous stain) positive by membrane DAB OD, and a Ki67
+tile of the shared data (``--nuclear``) positive by nucleus DAB OD, both with 1+/2+/3+ bins
+and the H-score. Run it on a virtual display::
 
     xvfb-run -a -s "-screen 0 1600x1000x24" env PYTHONPATH=src python scripts/screenshots.py
 """
@@ -15,7 +18,10 @@ import time
 from pathlib import Path
 
 log = logging.getLogger("screenshots")
-IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
+ROOT = Path(__file__).resolve().parents[1]
+IMAGES = ROOT / "docs" / "images"
+#: A Ki67 tile of the shared data (documentation use; see ../shared/data/SOURCES.md).
+KI67_TILE = ROOT.parent / "shared" / "data" / "ihc" / "22_2.png"
 
 
 def wait(app, condition, timeout: float = 120.0) -> None:
@@ -43,9 +49,37 @@ def save(viewer, app, name: str, out: Path) -> None:
     log.info("wrote %s", path)
 
 
+def positive_by(widget, app, compartment: str, bins: bool = True) -> None:
+    """Choose a compartment mode (with bins) and wait until the cells are measured and scored."""
+    box = widget.compartment_box
+    box.bins.setChecked(bins)
+    box.mode.setCurrentIndex(box.mode.findData(compartment))
+    wait(app, lambda: widget.post.settings.compartment == compartment and widget.relabelling is None
+         and widget.score_table.isEnabled())
+
+
+def run_whole(widget, app, layer_name: str) -> None:
+    """Score the whole of an image layer with the stain engine."""
+    widget.image_combo.setCurrentText(layer_name)
+    widget.area_combo.setCurrentText("Whole image")
+    widget.run()
+    wait(app, lambda: widget.worker is None and widget.post is not None)
+
+
+def show_compartment_panel(widget, app) -> None:
+    """Scroll the dock so that the "Positive by" box and the score table are in view."""
+    from qtpy.QtWidgets import QScrollArea
+
+    scroll = widget.findChild(QScrollArea)
+    app.processEvents()
+    scroll.ensureWidgetVisible(widget.result_label)
+    scroll.ensureWidgetVisible(widget.compartment_box)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=IMAGES, help="folder for the PNGs")
+    parser.add_argument("--nuclear", type=Path, default=KI67_TILE, help="Ki67 tile for the nuclear example (default: %(default)s)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -53,6 +87,7 @@ def main() -> None:
     import napari
     from qtpy.QtWidgets import QApplication
 
+    from napari_deepliif.io.sample import SAMPLE_NAME
     from napari_deepliif.widget import DeepLIIFWidget
     from napari_deepliif.widget.sample_data import ihc_sample
 
@@ -79,6 +114,31 @@ def main() -> None:
     widget.sliders["size_thresh"].move_to(widget.post.scoring["size_thresh"] + 80)
     wait(app, lambda: widget.settings["size_thresh"] != "default")
     save(viewer, app, "size-threshold", args.out)
+
+    # membrane / cytoplasm: the sample, positive by membrane DAB OD, filled cells shown
+    viewer.layers["ROIs"].visible = False
+    run_whole(widget, app, SAMPLE_NAME)
+    positive_by(widget, app, "membrane")
+    viewer.layers["DeepLIIF cells"].visible = True
+    viewer.layers["DeepLIIF cells"].opacity = 0.45
+    viewer.reset_view()
+    show_compartment_panel(widget, app)
+    save(viewer, app, "membrane", args.out)
+
+    # nuclear: a Ki67 tile, positive by nucleus DAB OD
+    if args.nuclear.is_file():
+        from napari_deepliif.io.image_input import read_image
+
+        viewer.layers[SAMPLE_NAME].visible = False
+        viewer.add_image(read_image(args.nuclear), name=f"Ki67 {args.nuclear.stem}", rgb=True)
+        viewer.layers.move(len(viewer.layers) - 1, 0)  # under the DeepLIIF layers
+        run_whole(widget, app, f"Ki67 {args.nuclear.stem}")
+        positive_by(widget, app, "nucleus")
+        viewer.reset_view()
+        show_compartment_panel(widget, app)
+        save(viewer, app, "nuclear", args.out)
+    else:
+        log.warning("%s not found: no nuclear example (give --nuclear)", args.nuclear)
     viewer.close()
 
 

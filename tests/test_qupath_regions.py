@@ -75,6 +75,10 @@ def test_junit_core_tests_pass_against_the_real_server(junit_run: dict) -> None:
     assert summary_count(output, "skipped") == 0
     assert "excluding the tests tagged 'server'" not in output
     assert "ServerClientTest" in output and "RoundTripTest" in output, "the server tests did not run"
+    # the stain engine's DAB threshold, sent with a region and with an upload
+    assert "theStainEnginesDabThresholdIsSentWithTheRegionAndTheUpload() ✔" in output
+    # a compartment score with bins, read by the server and uploaded
+    assert "aCompartmentScoreComesBackWithBinsAndMeasurementsOnEveryCell() ✔" in output
 
 
 def engine_cells(image: np.ndarray, region: tuple[int, int, int, int], outline, uploaded: bool = False):

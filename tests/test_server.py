@@ -132,7 +132,8 @@ def test_openapi_documents_every_endpoint_with_problem_errors(server):
     body = schema["paths"]["/api/score"]["post"]["requestBody"]["content"]
     assert set(body) == {"image/png", "image/tiff"}
     names = {p["name"] for p in schema["paths"]["/api/score"]["post"]["parameters"]}
-    assert names == {"resolution", "seg_thresh", "size_thresh", "size_thresh_upper", "marker_thresh",
+    assert names == {"resolution", "seg_thresh", "size_thresh", "size_thresh_upper", "marker_thresh", "dab_threshold",
+                     "compartment", "positive_od", "bins_od", "min_completeness", "expansion_um", "membrane_um",
                      "origin_x", "origin_y", "downsample", "modalities", "request_id"}
 
 

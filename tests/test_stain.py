@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -10,19 +11,27 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 from napari_deepliif.cells.metrics import class_masks, evaluate_seg, instance_labels
-from napari_deepliif.engine import stain
-from napari_deepliif.engine.stain import DEFAULT_DAB_THRESHOLD, STAIN_OUTPUTS, StainSettings, stain_infer
+from napari_deepliif.engine import stain, stain_nuclei
+from napari_deepliif.engine.engines import StainEngine
+from napari_deepliif.engine.stain import STAIN_OUTPUTS, stain_infer
+from napari_deepliif.engine.stain_nuclei import DEFAULT_DAB_THRESHOLD, StainSettings
+from napari_deepliif.engine.stain_vectors import (
+    MAX_DEVIATION_DEG,
+    REFERENCE_VECTORS,
+    StainVectors,
+)
+from napari_deepliif.rgb import optical_density
 from napari_deepliif.errors import Cancelled, DeepLIIFError, InputImageError
 
 SEG_COLOURS = {(0, 0, 0), (255, 0, 0), (0, 0, 255), (0, 255, 0)}
 
 # Measured at 40x with the default settings (see docs/stain-engine.md); floors keep a margin.
 # 34_3's ground truth leaves many brown nuclei unlabelled or marks them negative, hence its
-# lower floors and wide percent-positive tolerance.
+# wide percent-positive tolerance.
 FLOORS = {
     #        Dice  AJI   F1    max |percent-positive difference| (pp)
-    "22_2": (0.70, 0.43, 0.53, 4.0),
-    "34_3": (0.60, 0.35, 0.45, 20.0),
+    "22_2": (0.70, 0.45, 0.60, 3.0),
+    "34_3": (0.60, 0.43, 0.52, 20.0),
 }
 
 
@@ -115,11 +124,11 @@ def test_marker_value_follows_dab(tiles, name):
 
 def test_renderings_are_monotonic():
     od = np.array([[0.0, 0.1, 0.2, 1.0, 2.0, 3.0]], dtype=np.float32)
-    marker = stain.render_marker(od)
+    marker = stain_nuclei.render_marker(od)
     level = marker.max(axis=2)[0]
     assert list(level) == [0, 10, 20, 100, 200, 255]
     assert (marker[..., 0] == marker[..., 1]).all() and (marker[..., 1] == marker[..., 2]).all()
-    hema = stain.render_hema(od).astype(int).sum(axis=2)[0]
+    hema = stain_nuclei.render_hema(od).astype(int).sum(axis=2)[0]
     assert hema[0] == 3 * 255 and (np.diff(hema) < 0).all()  # more hematoxylin, darker
 
 
@@ -160,10 +169,10 @@ def test_lower_resolutions_scale_sizes(shared_dir, resolution, factor):
 
 def test_pixel_sizes_follow_resolution():
     settings = StainSettings()
-    at40 = stain._PixelSettings.from_settings(settings, "40x")
-    at10 = stain._PixelSettings.from_settings(settings, "10x")
+    at40 = stain_nuclei.PixelSettings.from_settings(settings, "40x")
+    at10 = stain_nuclei.PixelSettings.from_settings(settings, "10x")
     assert at40.min_area == 160 and at10.min_area == 10
-    assert at40.min_distance == 8 and at10.min_distance == 2
+    assert at40.split_depth == 0.5 and at10.split_depth == 0.125
     assert at40.background_radius == 32 and at10.background_radius == 8
 
 
@@ -172,7 +181,7 @@ def test_blocks_match_one_pass(tiles, monkeypatch):
     calls: list[tuple[int, int]] = []
     monkeypatch.setattr(stain, "BLOCK_SIZE", 200)  # 3 x 3 blocks
     blocked = stain_infer(image, progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(i, 18) for i in range(1, 19)]
+    assert calls == [(i, 36) for i in range(1, 37)]  # 2 x 9 for the vectors, 9 threshold, 9 blocks
     for name in STAIN_OUTPUTS:
         assert (blocked[name] != out[name]).any(-1).mean() < 0.001
 
@@ -232,17 +241,22 @@ def test_bad_settings_are_refused():
         stain_infer(image, dab_threshold=-0.1)
 
 
-def test_given_threshold_and_boxes_match_one_pass(tiles, monkeypatch):
+def test_given_statistics_and_boxes_match_one_pass(tiles, monkeypatch):
     image, _, out = tiles["22_2"]
-    threshold = stain.stain_threshold(image)
+    vectors = stain.stain_vectors(image)
+    threshold = stain.stain_threshold(image, vectors=vectors)
+    assert stain.stain_threshold(image) == threshold
     calls: list[tuple[int, int]] = []
-    given = stain_infer(image, threshold=threshold, progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(1, 1)]  # no histogram pass
+    given = stain_infer(image, threshold=threshold, vectors=vectors,
+                        progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 1)]  # no statistics passes
     monkeypatch.setattr(stain, "BLOCK_SIZE", 200)
-    assert stain.stain_threshold(image) == threshold  # block histograms add up
-    blocked = stain_infer(image)
+    blocked_vectors = stain.stain_vectors(image)  # block sums add up
+    assert blocked_vectors == vectors
+    assert stain.stain_threshold(image, vectors=vectors) == threshold  # block histograms add up
+    blocked = stain_infer(image, threshold=threshold, vectors=vectors)
     boxes = [(0, 150, 0, 512), (150, 512, 0, 333), (150, 512, 333, 512)]
-    parts = [stain_infer(image, threshold=threshold, box=box) for box in boxes]
+    parts = [stain_infer(image, threshold=threshold, vectors=vectors, box=box) for box in boxes]
     for name in STAIN_OUTPUTS:
         np.testing.assert_array_equal(given[name], out[name])
         pieced = np.zeros_like(out[name])
@@ -250,7 +264,69 @@ def test_given_threshold_and_boxes_match_one_pass(tiles, monkeypatch):
             pieced[y0:y1, x0:x1] = part[name]
         np.testing.assert_array_equal(pieced, blocked[name])
     assert stain.stain_threshold(image, include=lambda *box: False) == StainSettings().min_nuclear_od
+    assert stain.stain_vectors(image, include=lambda *box: False) == REFERENCE_VECTORS
     with pytest.raises(DeepLIIFError, match="box"):
         stain_infer(image, box=(0, 0, 0, 10))
     with pytest.raises(DeepLIIFError, match="threshold"):
         stain_infer(image, threshold=-1.0)
+
+
+def _angle(a, b) -> float:
+    a, b = np.asarray(a) / np.linalg.norm(a), np.asarray(b) / np.linalg.norm(b)
+    return float(np.degrees(np.arccos(np.clip(a @ b, -1, 1))))
+
+
+def test_stain_vectors_are_estimated_per_image_with_the_hed_matrix_as_fallback(tiles):
+    image = tiles["22_2"][0]
+    vectors = stain.stain_vectors(image)
+    assert vectors.estimated
+    for estimated, reference in ((vectors.hematoxylin, REFERENCE_VECTORS.hematoxylin),
+                                 (vectors.dab, REFERENCE_VECTORS.dab)):
+        assert 0.5 < _angle(estimated, reference) <= MAX_DEVIATION_DEG  # the tile's own, near the reference
+    assert StainVectors.from_dict(json.loads(json.dumps(vectors.to_dict()))) == vectors
+    assert stain.stain_vectors(tiles["34_3"][0]) != vectors
+    grey = np.repeat(image.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)
+    assert stain.stain_vectors(grey) == REFERENCE_VECTORS  # one hue: no second stain
+    rotated = np.ascontiguousarray(image[..., [1, 2, 0]])
+    assert stain.stain_vectors(rotated) == REFERENCE_VECTORS  # hues far from hematoxylin and DAB
+    glass = np.clip(np.random.default_rng(0).normal(235, 2, size=(300, 400, 3)), 0, 255).astype(np.uint8)
+    assert stain.stain_vectors(glass) == REFERENCE_VECTORS  # too few stained pixels
+
+
+def test_engine_statistics_are_the_image_statistics(tiles):
+    image, _, out = tiles["34_3"]
+    engine = StainEngine()
+    statistics = engine.statistics(image, "40x")
+    vectors = stain.stain_vectors(image)
+    assert statistics == {"stain_threshold": stain.stain_threshold(image, vectors=vectors),
+                          "stain_vectors": vectors.to_dict()}
+    fixed = engine.with_statistics(json.loads(json.dumps(statistics)))
+    assert fixed.vectors == vectors
+    np.testing.assert_array_equal(fixed.infer(image, resolution="40x")["Seg"], out["Seg"])
+    hed = StainEngine(vectors=REFERENCE_VECTORS).statistics(image, "40x")
+    assert hed["stain_vectors"] == REFERENCE_VECTORS.to_dict() and hed["stain_threshold"] != statistics["stain_threshold"]
+
+
+def test_lung1_seg_panel_counts_and_percent_positive(shared_dir):
+    """The third ground-truth tile: the IHC panel of paired/Lung1 against its Seg panel. The
+    panel's truth is offset from the IHC by a few pixels (docs/stain-engine.md), so the AJI
+    floor is lower than on the other tiles."""
+    paired = _read(shared_dir / "data/paired/Lung1.png")
+    image, truth = np.ascontiguousarray(paired[:, :512]), np.ascontiguousarray(paired[:, 2560:])
+    m = evaluate_seg(stain_infer(image)["Seg"], truth)
+    assert 0.8 * m.num_truth <= m.num_predicted <= 1.2 * m.num_truth
+    assert m.quantification_difference <= 4.0 and m.aji >= 0.37
+
+
+@pytest.mark.parametrize("paler", [0.5, 0.3])
+def test_pale_counterstain_keeps_the_pale_nuclei(tiles, paler):
+    """22_2 with its hematoxylin made paler (unmixed, scaled, mixed back): the nuclei and the
+    percent positive hold."""
+    image, truth, _ = tiles["22_2"]
+    ods = optical_density(image) @ REFERENCE_VECTORS.unmixing()
+    ods[..., 0] *= paler
+    mixed = ods @ np.array([REFERENCE_VECTORS.hematoxylin, REFERENCE_VECTORS.third, REFERENCE_VECTORS.dab])
+    pale = np.clip(np.rint(255 * 10.0 ** -mixed), 0, 255).astype(np.uint8)
+    m = evaluate_seg(stain_infer(pale)["Seg"], truth)
+    assert 0.75 * m.num_truth <= m.num_predicted <= 1.2 * m.num_truth
+    assert m.quantification_difference <= 3.0 and m.aji >= 0.43

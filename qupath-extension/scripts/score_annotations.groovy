@@ -12,6 +12,7 @@
  * engine used is written into the annotation's description.
  */
 import qupath.ext.deepliif.DeepLIIFScripting
+import qupath.ext.deepliif.core.CompartmentSettings
 import qupath.ext.deepliif.core.DeepLIIFClient
 import qupath.ext.deepliif.core.ScoreSettings
 import qupath.ext.deepliif.core.ServerConfig
@@ -26,6 +27,11 @@ Integer segThresh = null          // null: the server's default
 def sizeThresh = 'default'        // a number of pixels, or 'default': DeepLIIF's rule over the whole annotation
 def sizeThreshUpper = null        // a number of pixels, 'default' (DeepLIIF's rule), or null: no upper size limit
 def markerThresh = null           // a number (0-255), 'default' (DeepLIIF's rule), or null: no marker threshold
+Double dabThreshold = null        // stain engine only: mean nuclear DAB OD above which a nucleus is positive (null: 0.2)
+// What decides positive: [:] the engine's class; or a compartment's mean DAB OD, e.g.
+// [compartment: 'membrane', positive_od: 0.2, bins_od: [0.4, 0.6], min_completeness: 0.5, expansion_um: 5]
+// (compartment: 'nucleus', 'cytoplasm', 'membrane' or 'cell'; leave a key out for the server's default)
+def compartment = [:]
 // ----------------------------------------------------------------------------------------------
 
 def imageData = getCurrentImageData()
@@ -44,6 +50,6 @@ println "Token file: ${ServerConfig.tokenFile()}"
 def client = new DeepLIIFClient(URI.create(serverUrl), ServerConfig.resolveToken(token))
 def settings = new ScoreSettings(ScoreSettings.magnification(magnification), segThresh,
         Threshold.parse(sizeThresh, Threshold.DEFAULT), Threshold.parse(sizeThreshUpper, Threshold.NONE),
-        Threshold.parse(markerThresh, Threshold.NONE))
+        Threshold.parse(markerThresh, Threshold.NONE), dabThreshold, CompartmentSettings.fromMap(compartment))
 int cells = DeepLIIFScripting.scoreAnnotations(imageData, annotations, client, settings)
 println "DeepLIIF: ${cells} cells in ${annotations.size()} annotation(s)"

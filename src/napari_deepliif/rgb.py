@@ -68,3 +68,41 @@ class _DropAlpha:
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return self[:, :] if dtype is None else self[:, :].astype(dtype)
+
+
+#: Channels of :func:`stain_od`'s last axis.
+HEMATOXYLIN, EOSIN, DAB = 0, 1, 2
+
+
+def optical_density(rgb: np.ndarray) -> np.ndarray:
+    """Optical density ``-log10(I / 255)`` per channel (float32, same shape) of brightfield
+    pixels; a zero channel counts as 1. The one OD rule behind the stain engine and every
+    per-cell stain measurement, so a DAB OD means the same number everywhere."""
+    return -np.log10(np.maximum(rgb, 1).astype(np.float32) / np.float32(255.0))
+
+
+def stain_od(rgb: np.ndarray, unmixing: np.ndarray | None = None) -> np.ndarray:
+    """Hematoxylin, eosin and DAB optical densities (log10 units) of brightfield pixels.
+
+    Ruifrok & Johnston (2001) colour deconvolution of :func:`optical_density`, with
+    scikit-image's HED stain matrix unless an image's own stain vectors are given.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (H, W, 3), uint8
+        The incident light is 255 per channel; a zero channel counts as 1.
+    unmixing : ndarray, shape (3, 3), optional
+        ``od @ unmixing`` = (hematoxylin, third stain, DAB) ODs, e.g. the stain engine's
+        estimated vectors for the image; default ``skimage.color.hed_from_rgb``.
+
+    Returns
+    -------
+    ndarray, shape (H, W, 3), float32
+        ``optical_density(rgb) @ unmixing``: channels :data:`HEMATOXYLIN`, :data:`EOSIN` (or
+        the third stain), :data:`DAB`.
+    """
+    if unmixing is None:
+        from skimage.color import hed_from_rgb
+
+        unmixing = hed_from_rgb
+    return optical_density(rgb) @ np.asarray(unmixing, np.float32)

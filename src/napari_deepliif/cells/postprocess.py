@@ -30,10 +30,21 @@ from napari_deepliif.cells.find import (
     SegPixels,
     find_cells,
 )
+from napari_deepliif.cells.measure import (
+    DEFAULT_EXPANSION_UM,
+    DEFAULT_MEMBRANE_UM,
+    DEFAULT_POSITIVE_OD,
+    CellMeasurements,
+    check_lengths,
+    measure_cells,
+)
 from napari_deepliif.cells.scoring import (
+    Compartment,
     Override,
+    check_compartment,
     check_overrides,
     classify,
+    compartment_positive,
     counts,
     default_marker_threshold,
     default_size_threshold,
@@ -47,9 +58,11 @@ from napari_deepliif.constants import (
     DEFAULT_LARGE_NOISE_BY_RESOLUTION,
     DEFAULT_RESOLUTION,
     DEFAULT_SEG_THRESH,
+    MICRONS_PER_PIXEL_BY_RESOLUTION,
 )
 from napari_deepliif.errors import InputImageError
 from napari_deepliif.resolution import resolve_resolution
+from napari_deepliif.rgb import check_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +70,8 @@ logger = logging.getLogger(__name__)
 Threshold = int | Literal["default"] | None
 #: Cells found at this many ``seg_thresh`` values are kept, so going back is instant.
 _CELL_CACHE_SIZE = 4
+#: Measurements kept for this many (``seg_thresh``, expansion, ring width) settings.
+_MEASURED_CACHE_SIZE = 2
 
 
 class _Keep(enum.Enum):
@@ -85,6 +100,24 @@ class Settings:
     marker_thresh : int, 'default' or None
         A cell whose marker value (0-255) is above this is positive (needs a Marker;
         'default': 90 % of the Marker's 0.1-99.9 percentile range).
+    compartment : {'class', 'nucleus', 'cytoplasm', 'membrane', 'cell'}
+        What decides positive: the engine's class (and ``marker_thresh``), or the mean DAB OD
+        of that compartment above ``positive_od`` (needs the IHC image; see
+        :mod:`napari_deepliif.cells.measure`).
+    positive_od : float
+        DAB OD above which a cell is positive (1+) in a compartment mode, and above which a
+        membrane pixel counts as stained for the membrane completeness.
+    bins_od : (float, float) or None
+        DAB ODs above which a positive cell is 2+ and 3+ (a compartment mode): adds
+        ``num_1plus``, ``num_2plus``, ``num_3plus`` and ``h_score`` to the score.
+    min_completeness : float or None
+        With a compartment mode, a cell is positive only if at least this fraction (0-1) of
+        its membrane ring is above ``positive_od``.
+    expansion_um : float
+        Cell expansion beyond the nucleus (µm) for the cytoplasm, membrane and cell
+        measurements; 0: the nucleus alone.
+    membrane_um : float
+        Width of the membrane ring (µm).
     """
 
     resolution: str = DEFAULT_RESOLUTION
@@ -92,6 +125,12 @@ class Settings:
     size_thresh: Threshold = "default"
     size_thresh_upper: Threshold = None
     marker_thresh: Threshold = None
+    compartment: Compartment = "class"
+    positive_od: float = DEFAULT_POSITIVE_OD
+    bins_od: tuple[float, float] | None = None
+    min_completeness: float | None = None
+    expansion_um: float = DEFAULT_EXPANSION_UM
+    membrane_um: float = DEFAULT_MEMBRANE_UM
 
     def checked(self, has_marker: bool) -> Settings:
         """These settings validated (resolution normalised); raises :class:`InputImageError`."""
@@ -101,7 +140,15 @@ class Settings:
         _check_whole("marker_thresh", self.marker_thresh, 0, 255)
         if self.marker_thresh is not None and not has_marker:
             raise InputImageError("marker_thresh needs a Marker image; pass marker= or leave it None")
-        return replace(self, resolution=resolve_resolution(self.resolution))
+        check_compartment(self.compartment, self.positive_od, self.bins_od, self.min_completeness)
+        check_lengths(1.0, self.expansion_um, self.membrane_um)
+        if self.expansion_um == 0 and (self.compartment in ("cytoplasm", "membrane", "cell")
+                                       or self.min_completeness is not None):
+            raise InputImageError(f"compartment {self.compartment!r} and min_completeness need a cell expansion:"
+                                  f" set expansion_um above 0 (QuPath's default is {DEFAULT_EXPANSION_UM:g} µm)")
+        bins = None if self.bins_od is None else (float(self.bins_od[0]), float(self.bins_od[1]))
+        return replace(self, resolution=resolve_resolution(self.resolution), positive_od=float(self.positive_od),
+                       bins_od=bins, expansion_um=float(self.expansion_um), membrane_um=float(self.membrane_um))
 
     def resolved(self, default_size: Callable[[], int], default_marker: Callable[[], int]) -> dict:
         """The thresholds as numbers: ``'default'`` size and marker thresholds from the callables
@@ -122,6 +169,17 @@ class Settings:
                 "size_thresh_upper": None if upper is None else int(upper),
                 "marker_thresh": None if marker is None else int(marker)}
 
+    def compartment_scoring(self) -> dict:
+        """What a compartment mode adds to the score's settings (empty for ``'class'``):
+        ``compartment``, ``positive_od``, ``bins_od``, ``min_completeness``, ``expansion_um``,
+        ``membrane_um``."""
+        if self.compartment == "class":
+            return {}
+        return {"compartment": self.compartment, "positive_od": self.positive_od,
+                "bins_od": None if self.bins_od is None else list(self.bins_od),
+                "min_completeness": self.min_completeness, "expansion_um": self.expansion_um,
+                "membrane_um": self.membrane_um}
+
 
 def _check_whole(name: str, value: object, low: int, high: int | None = None, *,
                  optional: bool = True) -> None:
@@ -136,13 +194,20 @@ def _check_whole(name: str, value: object, low: int, high: int | None = None, *,
 
 
 class _Source:
-    """A prepared Seg map with what is cached across re-scores (cells, default thresholds)."""
+    """A prepared Seg map with what is cached across re-scores (cells, default thresholds,
+    stain measurements)."""
 
     def __init__(self, pixels: SegPixels, region: tuple[int, int, int, int] | None = None,
-                 rois: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]] | None = None):
+                 rois: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]] | None = None,
+                 image: np.ndarray | None = None, microns_per_pixel: float | None = None,
+                 unmixing: np.ndarray | None = None):
         self.pixels = pixels
         self.region = region
         self.rois = rois
+        self.image = image
+        self.microns_per_pixel = microns_per_pixel
+        self.unmixing = unmixing
+        self._measured: dict[tuple[int, float, float], CellMeasurements] = {}
         self._cells: dict[int, CellMap] = {}
         self._default_size: dict[tuple[int, str], int] = {}
         self._default_marker: int | None = None
@@ -157,6 +222,23 @@ class _Source:
                 self._default_size = {k: v for k, v in self._default_size.items() if k[0] != dropped}
             self._cells[seg_thresh] = cells
         return cells
+
+    def measurements(self, cells: CellMap, settings: Settings) -> CellMeasurements:
+        """Stain measurements of ``cells`` at the settings' expansion and ring width (the
+        last few kept); raises :class:`InputImageError` without the IHC image."""
+        if self.image is None:
+            raise InputImageError("stain measurements need the IHC image: pass image= to postprocess")
+        key = (cells.seg_thresh, settings.expansion_um, settings.membrane_um)
+        measured = self._measured.get(key)
+        if measured is None:
+            mpp = self.microns_per_pixel or MICRONS_PER_PIXEL_BY_RESOLUTION[settings.resolution]
+            measured = measure_cells(cells.labels(), self.image, mpp, n_cells=len(cells.table),
+                                     expansion_um=settings.expansion_um, membrane_um=settings.membrane_um,
+                                     unmixing=self.unmixing)
+            while len(self._measured) >= _MEASURED_CACHE_SIZE:
+                self._measured.pop(next(iter(self._measured)))
+            self._measured[key] = measured
+        return measured
 
     def default_size_thresh(self, cells: CellMap, resolution: str) -> int:
         key = (cells.seg_thresh, resolution)
@@ -224,6 +306,20 @@ class PostprocessResult:
         """(n,) bool: the cells of the region scored (all cells without a region)."""
         return self._source.members(self.table)
 
+    @property
+    def measurements(self) -> CellMeasurements | None:
+        """Stain measurements of the cells at the current expansion (computed on first use),
+        or None when the IHC image was not given (see :mod:`napari_deepliif.cells.measure`)."""
+        if self._source.image is None:
+            return None
+        return self._source.measurements(self.cells, self.settings)
+
+    def measurement_columns(self) -> dict[str, np.ndarray]:
+        """QuPath-style name -> (n,) value per cell (table order), membrane completeness at
+        ``positive_od`` included; empty without the IHC image."""
+        measured = self.measurements
+        return {} if measured is None else measured.table(self.settings.positive_od)
+
     def rescore(
         self,
         *,
@@ -232,16 +328,27 @@ class PostprocessResult:
         size_thresh_upper: Threshold | _Keep = KEEP,
         marker_thresh: Threshold | _Keep = KEEP,
         overrides: Mapping[int, Override] | None | _Keep = KEEP,
+        compartment: Compartment | _Keep = KEEP,
+        positive_od: float | _Keep = KEEP,
+        bins_od: tuple[float, float] | None | _Keep = KEEP,
+        min_completeness: float | None | _Keep = KEEP,
+        expansion_um: float | _Keep = KEEP,
+        membrane_um: float | _Keep = KEEP,
     ) -> PostprocessResult:
-        """The result with some settings changed; the others are kept.
+        """The result with some settings changed; the others are kept (see :class:`Settings`).
 
-        Size and marker thresholds and overrides only re-read the cell table; a new
-        ``seg_thresh`` finds the cells again from the Seg map, and then drops the overrides
-        unless new ones are given (cell ids change with the cells).
+        Size and marker thresholds, overrides and the compartment settings only re-read the
+        cell table and its measurements; a new expansion or ring width measures the cells
+        again on the IHC image; a new ``seg_thresh`` finds the cells again from the Seg map,
+        and then drops the overrides unless new ones are given (cell ids change with the
+        cells).
         """
         changes = {k: v for k, v in dict(seg_thresh=seg_thresh, size_thresh=size_thresh,
                                          size_thresh_upper=size_thresh_upper,
-                                         marker_thresh=marker_thresh).items() if v is not KEEP}
+                                         marker_thresh=marker_thresh, compartment=compartment,
+                                         positive_od=positive_od, bins_od=bins_od,
+                                         min_completeness=min_completeness, expansion_um=expansion_um,
+                                         membrane_um=membrane_um).items() if v is not KEEP}
         settings = replace(self.settings, **changes)
         if overrides is KEEP:
             overrides = self.overrides if settings.seg_thresh == self.settings.seg_thresh else None
@@ -266,7 +373,8 @@ class PostprocessResult:
             everywhere (``percent_pos`` 0).
         intensity_thresholds : (int, int), optional
             Marker values above which a positive cell is 2+ and 3+: adds ``num_1plus``,
-            ``num_2plus``, ``num_3plus`` and ``h_score`` (needs a Marker).
+            ``num_2plus``, ``num_3plus`` and ``h_score`` (needs a Marker). Without them, a
+            compartment score's ``bins_od`` bins the region's cells.
         microns_per_pixel : float, optional
             Pixel size in µm/px: adds ``area_mm2`` and ``pos_per_mm2``.
 
@@ -283,7 +391,13 @@ class PostprocessResult:
         if intensity_thresholds is not None:
             if self._source.pixels.marker is None:
                 raise InputImageError("intensity classes need a Marker image")
-            result.update(intensity_classes(self.table, counted, self.positive, intensity_thresholds))
+            if not 0 <= intensity_thresholds[0] <= intensity_thresholds[1] <= 255:
+                raise InputImageError("intensity thresholds must satisfy 0 <= 2+ <= 3+ <= 255,"
+                                      f" got {intensity_thresholds}")
+            result.update(intensity_classes(self.table.marker, counted, self.positive, intensity_thresholds))
+        elif self.settings.bins_od is not None:
+            values = self.measurements.dab(self.settings.compartment)
+            result.update(intensity_classes(values, counted, self.positive, self.settings.bins_od))
         if microns_per_pixel is not None:
             result.update(density(result["num_pos"], area, microns_per_pixel))
         return result
@@ -317,12 +431,22 @@ def _score(source: _Source, settings: Settings, overrides: Mapping[int, Override
     settings = settings.checked(source.pixels.marker is not None)
     cells = source.cells(int(settings.seg_thresh))
     checked = check_overrides(overrides, len(cells.table))
-    thresholds = settings.resolved(lambda: source.default_size_thresh(cells, settings.resolution),
-                                   source.default_marker_thresh)
+    by_compartment = settings.compartment != "class"
+    # in a compartment mode the compartment's DAB OD decides and the marker is not used
+    thresholds = replace(settings, marker_thresh=None if by_compartment else settings.marker_thresh).resolved(
+        lambda: source.default_size_thresh(cells, settings.resolution), source.default_marker_thresh)
+    compartment = None
+    if by_compartment:
+        measured = source.measurements(cells, settings)
+        values = measured.dab(settings.compartment)
+        completeness = None if settings.min_completeness is None else measured.completeness(settings.positive_od)
+        compartment = compartment_positive(values, settings.positive_od, completeness, settings.min_completeness)
     counted, positive = classify(cells.table, thresholds["size_thresh"], thresholds["size_thresh_upper"],
-                                 thresholds["marker_thresh"], checked)
+                                 thresholds["marker_thresh"], checked, compartment)
     counted = counted & source.members(cells.table)
-    scoring = {**counts(counted, positive), **thresholds}
+    scoring = {**counts(counted, positive), **thresholds, **settings.compartment_scoring()}
+    if settings.bins_od is not None:
+        scoring.update(intensity_classes(values, counted, positive, settings.bins_od))
     return PostprocessResult(cells, settings, checked, counted, positive, scoring, source)
 
 
@@ -338,6 +462,15 @@ def postprocess(
     overrides: Mapping[int, Override] | None = None,
     region: tuple[int, int, int, int] | None = None,
     rois: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]] | None = None,
+    image: np.ndarray | None = None,
+    microns_per_pixel: float | None = None,
+    compartment: Compartment = "class",
+    positive_od: float = DEFAULT_POSITIVE_OD,
+    bins_od: tuple[float, float] | None = None,
+    min_completeness: float | None = None,
+    expansion_um: float = DEFAULT_EXPANSION_UM,
+    membrane_um: float = DEFAULT_MEMBRANE_UM,
+    unmixing: np.ndarray | None = None,
 ) -> PostprocessResult:
     """Cells and IHC score of a DeepLIIF Seg map, as the reference's ``compute_final_results``.
 
@@ -362,6 +495,16 @@ def postprocess(
         Polygons ((k, 2) ``(x, y)`` vertices, pixel centres at integers) in the map's pixels:
         only cells whose centroid lies in one of them count, and the default size threshold
         comes from those cells (see :func:`scoring.in_polygons`).
+    image : array-like, shape (H, W, 3), uint8, optional
+        The IHC pixels of the same window: gives the cells their stain measurements
+        (:attr:`PostprocessResult.measurements`) and makes the compartment modes possible.
+    microns_per_pixel : float, optional
+        Pixel size for the measurements; default the resolution's nominal one (40x: 0.25).
+    compartment, positive_od, bins_od, min_completeness, expansion_um, membrane_um
+        Compartment scoring and measurement settings; see :class:`Settings`.
+    unmixing : ndarray, shape (3, 3), optional
+        Stain unmixing matrix for the measurements (see :func:`napari_deepliif.rgb.stain_od`);
+        default the HED matrix.
 
     Returns
     -------
@@ -374,6 +517,14 @@ def postprocess(
     DeepLIIFError
         For an unknown resolution.
     """
-    settings = Settings(resolution, seg_thresh, size_thresh, size_thresh_upper, marker_thresh)
+    settings = Settings(resolution, seg_thresh, size_thresh, size_thresh_upper, marker_thresh, compartment,
+                        positive_od, bins_od, min_completeness, expansion_um, membrane_um)
     pixels = SegPixels.from_images(seg, marker)
-    return _score(_Source(pixels, region, rois), settings, overrides)
+    if image is not None:
+        image = np.asarray(check_rgb(image, "IHC image"))[..., :3]
+        if image.shape[:2] != pixels.shape:
+            raise InputImageError(f"the IHC image is {image.shape[1]} x {image.shape[0]} px but the Seg map is"
+                                  f" {pixels.shape[1]} x {pixels.shape[0]} px; they must cover the same pixels")
+    if microns_per_pixel is not None:
+        check_lengths(microns_per_pixel, 0.0, 1.0)
+    return _score(_Source(pixels, region, rois, image, microns_per_pixel, unmixing), settings, overrides)

@@ -32,6 +32,10 @@ from napari_deepliif.errors import InputImageError
 #: with this class.
 Override = Literal["exclude", "include", "positive", "negative"]
 OVERRIDES: tuple[str, ...] = get_args(Override)
+#: What decides a cell's class: the engine's class (the Seg map, and a marker threshold), or
+#: the mean DAB OD of one compartment (:mod:`napari_deepliif.cells.measure`).
+Compartment = Literal["class", "nucleus", "cytoplasm", "membrane", "cell"]
+COMPARTMENTS: tuple[str, ...] = get_args(Compartment)
 #: Cells whose KDE terms are summed at once (8 MB of float64).
 _KDE_BLOCK = 2_000
 
@@ -152,14 +156,16 @@ def check_overrides(overrides: Mapping[int, Override] | None, n_cells: int) -> d
 
 
 def classify(table: CellTable, size_thresh: int, size_thresh_upper: int | None,
-             marker_thresh: int | None, overrides: Mapping[int, Override]) -> tuple[np.ndarray, np.ndarray]:
+             marker_thresh: int | None, overrides: Mapping[int, Override],
+             positive: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Which cells count and which of them are positive.
 
     A cell counts if ``area > size_thresh`` and (no upper cap or ``area < size_thresh_upper``);
     it is positive if its Seg class is positive or (with a marker threshold) ``marker >
-    marker_thresh``. Overrides (validated, keyed by cell id) then apply: ``exclude`` removes a
-    cell, ``include`` counts it whatever its size, ``positive``/``negative`` count it with that
-    class.
+    marker_thresh``, unless ``positive`` gives the class (a compartment's, see
+    :func:`compartment_positive`). Overrides (validated, keyed by cell id) then apply:
+    ``exclude`` removes a cell, ``include`` counts it whatever its size,
+    ``positive``/``negative`` count it with that class.
 
     Returns
     -------
@@ -168,9 +174,12 @@ def classify(table: CellTable, size_thresh: int, size_thresh_upper: int | None,
     counted = table.area > size_thresh
     if size_thresh_upper is not None:
         counted &= table.area < size_thresh_upper
-    positive = table.positive.copy()
-    if marker_thresh is not None:
-        positive |= table.marker > marker_thresh
+    if positive is not None:
+        positive = np.asarray(positive, bool).copy()
+    else:
+        positive = table.positive.copy()
+        if marker_thresh is not None:
+            positive |= table.marker > marker_thresh
     for cell_id, what in overrides.items():
         counted[cell_id - 1] = what != "exclude"
         if what in ("positive", "negative"):
@@ -266,32 +275,71 @@ def region_cells(table: CellTable, region: np.ndarray, shape: tuple[int, int]) -
     return points_in_poly(table.centroid_xy, np.column_stack([x, y])), area
 
 
-def intensity_classes(table: CellTable, counted: np.ndarray, positive: np.ndarray,
-                      thresholds: tuple[int, int]) -> dict[str, int | float]:
+def intensity_classes(values: np.ndarray, counted: np.ndarray, positive: np.ndarray,
+                      thresholds: tuple[float, float]) -> dict[str, int | float]:
     """Intensity classes of the counted positive cells and the H-score.
 
-    A positive cell is 3+ if ``marker > thresholds[1]``, else 2+ if ``marker > thresholds[0]``,
+    A positive cell is 3+ if ``value > thresholds[1]``, else 2+ if ``value > thresholds[0]``,
     else 1+; negative cells are 0. H-score = (1 * n1+ + 2 * n2+ + 3 * n3+) / num_total * 100,
     from 0 to 300, rounded to 0.1 (0 without cells).
 
     Parameters
     ----------
-    thresholds : (int, int)
-        Marker values (0-255, max(R, G, B) of the Marker) above which a positive cell is 2+
-        and 3+; the first must not exceed the second.
+    values : ndarray, shape (n,)
+        What is binned, per cell: the marker value (0-255, ``table.marker``) or a
+        compartment's DAB OD.
+    thresholds : (number, number)
+        Values above which a positive cell is 2+ and 3+; the first must not exceed the second.
     """
-    low, high = (int(t) for t in thresholds)
-    if not 0 <= low <= high <= 255:
-        raise InputImageError(f"intensity thresholds must satisfy 0 <= 2+ <= 3+ <= 255, got {thresholds}")
-    marker = table.marker[counted & positive]
-    n3 = int(np.count_nonzero(marker > high))
-    n2 = int(np.count_nonzero(marker > low)) - n3
-    n1 = marker.size - n2 - n3
+    low, high = thresholds
+    if not low <= high:
+        raise InputImageError(f"intensity thresholds must satisfy 2+ <= 3+, got {thresholds}")
+    binned = np.asarray(values)[counted & positive]
+    n3 = int(np.count_nonzero(binned > high))
+    n2 = int(np.count_nonzero(binned > low)) - n3
+    n1 = binned.size - n2 - n3
     total = int(np.count_nonzero(counted))
     return {
         "num_1plus": n1, "num_2plus": n2, "num_3plus": n3,
         "h_score": round((n1 + 2 * n2 + 3 * n3) / total * 100, 1) if total else 0,
     }
+
+
+def check_compartment(compartment: str, positive_od: float, bins_od: tuple[float, float] | None,
+                      min_completeness: float | None) -> None:
+    """Raise :class:`InputImageError` unless these compartment-scoring settings make sense:
+    a known compartment, finite ODs with ``positive_od <= bins_od[0] <= bins_od[1]``, a
+    completeness from 0 to 1; bins and completeness only with a compartment."""
+    if compartment not in COMPARTMENTS:
+        raise InputImageError(f"compartment must be one of {COMPARTMENTS}, got {compartment!r}")
+    if not _is_number(positive_od):
+        raise InputImageError(f"positive_od must be a DAB OD (a number), got {positive_od!r}")
+    pair = isinstance(bins_od, (tuple, list)) and len(bins_od) == 2 and all(_is_number(t) for t in bins_od)
+    if bins_od is not None and not (pair and positive_od <= bins_od[0] <= bins_od[1]):
+        raise InputImageError(f"bins_od must be two DAB ODs (2+, 3+) with positive_od ({positive_od}) <= 2+ <= 3+,"
+                              f" got {bins_od!r}")
+    if min_completeness is not None and not (_is_number(min_completeness) and 0 <= min_completeness <= 1):
+        raise InputImageError(f"min_completeness must be a fraction from 0 to 1, got {min_completeness!r}")
+    if compartment == "class" and (bins_od is not None or min_completeness is not None):
+        raise InputImageError("bins_od and min_completeness score a compartment's DAB OD: choose a compartment"
+                              " (nucleus, cytoplasm, membrane or cell) or leave them None")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def compartment_positive(values: np.ndarray, positive_od: float, completeness: np.ndarray | None = None,
+                         min_completeness: float | None = None) -> np.ndarray:
+    """(n,) bool: cells whose compartment DAB OD is above ``positive_od`` (an empty
+    compartment, NaN, is negative) and, with ``min_completeness``, whose membrane
+    ``completeness`` (fraction of the ring above ``positive_od``) is at least that."""
+    with np.errstate(invalid="ignore"):
+        positive = np.asarray(values) > positive_od
+        if min_completeness is not None:
+            positive &= np.asarray(completeness) >= min_completeness
+    return positive
 
 
 def density(num_pos: int, area_px: float, microns_per_pixel: float) -> dict[str, float]:

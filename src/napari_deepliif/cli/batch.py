@@ -13,9 +13,11 @@ from typing import Any
 
 from napari_deepliif.cli.options import (
     EXIT_ERROR,
+    add_dab_threshold_option,
     add_engine_options,
     add_output_option,
     add_threshold_options,
+    engine_parameters,
     thresholds,
 )
 from napari_deepliif.engine.engines import ENGINES
@@ -45,6 +47,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--no-geojson", dest="geojson", action="store_false", help="skip cells.geojson (cell outlines)")
     p.add_argument("--overwrite", action="store_true", help="redo slides already scored")
     add_engine_options(p, model_default=None)
+    add_dab_threshold_option(p)
     add_threshold_options(p)
     p.set_defaults(func=cmd_batch)
 
@@ -74,7 +77,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from napari_deepliif.slides.tasks import BatchOptions
 
     options = BatchOptions(engine=args.engine, model=args.model, device=args.device, precision=args.precision,
-                           batch_size=args.batch_size, resolution=args.resolution, mpp=args.mpp,
+                           batch_size=args.batch_size, parameters=engine_parameters(args), resolution=args.resolution, mpp=args.mpp,
                            outputs=args.outputs, chunk_size=args.chunk_size, tissue=args.tissue,
                            settings=Settings(**thresholds(args)), annotations=args.annotations, geojson=args.geojson,
                            parquet=args.parquet, overwrite=args.overwrite)

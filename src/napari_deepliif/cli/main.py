@@ -17,10 +17,13 @@ from napari_deepliif import __version__
 from napari_deepliif.cli.options import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
+    add_compartment_options,
+    add_dab_threshold_option,
     add_engine_options,
     add_output_option,
     add_resolution_options,
     add_threshold_options,
+    engine_parameters,
     progress_bar,
     roi,
     summary,
@@ -59,6 +62,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if not args.images and not args.sample:
         raise DeepLIIFError("give IMAGE files or --sample")
     engine = load_engine(args.engine, args.model, device=args.device, precision=args.precision, batch_size=args.batch_size)
+    engine = engine.with_parameters(**engine_parameters(args))
     paths = [Path(p) for p in args.images]
     jobs = [(SAMPLE_NAME, sample_path())] if args.sample else []
     jobs += list(zip(output_names(paths), paths))
@@ -104,7 +108,7 @@ def cmd_postprocess(args: argparse.Namespace) -> int:
         if other is not None and other.shape != orig.shape:
             raise DeepLIIFError(f"{name} image is {other.shape[1]} x {other.shape[0]} px but the original is {orig.shape[1]} x {orig.shape[0]}")
     resolution = resolve_resolution(args.resolution, args.mpp)
-    post = postprocess(seg, marker, resolution=resolution, **thresholds(args))
+    post = postprocess(seg, marker, resolution=resolution, image=orig, microns_per_pixel=args.mpp, **thresholds(args))
     stem = Path(args.orig).stem
     # the Seg/Marker came from a DeepLIIF run elsewhere: the model is not known here
     provenance = {"engine": "deepliif", "model": None, "model_hash": None, "version": __version__,
@@ -145,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outputs", choices=("score", "all"), default="all", help="all modalities, or only what scoring needs")
     add_output_option(p)
     add_engine_options(p, model_default=None)
+    add_dab_threshold_option(p)
     add_threshold_options(p)
+    add_compartment_options(p)
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("postprocess", help="re-score existing DeepLIIF Seg/Marker images", description="Re-score the outputs of a DeepLIIF run (the reference's /api/postprocess): writes DIR/<ORIG stem>/ with SegRefined.png, SegOverlaid.png, score.json, cells.geojson, cells.csv and labels.tif.")
@@ -155,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_output_option(p)
     add_resolution_options(p)
     add_threshold_options(p)
+    add_compartment_options(p)
     p.set_defaults(func=cmd_postprocess)
 
     cli_models.add_parser(sub)

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from pathlib import Path
 
+from napari_deepliif.cells.measure import (
+    DEFAULT_BINS_OD,
+    DEFAULT_EXPANSION_UM,
+    DEFAULT_MEMBRANE_UM,
+    DEFAULT_POSITIVE_OD,
+)
+from napari_deepliif.cells.scoring import COMPARTMENTS
 from napari_deepliif.constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
 from napari_deepliif.engine.devices import DEVICES, PRECISIONS
+from napari_deepliif.engine.engines import StainEngine
 from napari_deepliif.resolution import RESOLUTIONS
 
 EXIT_ERROR = 1
@@ -67,6 +76,15 @@ def roi(text: str) -> tuple[int, int, int, int]:
     return x, y, w, h
 
 
+def od_pair(text: str) -> tuple[float, float]:
+    """``T2,T3``: two DAB ODs."""
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected T2,T3 (two DAB ODs, e.g. 0.4,0.6), got {text!r}") from None
+    return low, high
+
+
 def add_threshold_options(parser: argparse.ArgumentParser) -> None:
     """The postprocessing settings, with the reference's defaults."""
     parser.add_argument("--seg-thresh", type=int, default=DEFAULT_SEG_THRESH, metavar="N", help="a pixel is a cell pixel if R + B > N (default: %(default)s)")
@@ -75,17 +93,59 @@ def add_threshold_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--marker-thresh", type=threshold, default=None, metavar="N|default", help="a cell whose marker value exceeds N is positive (default: not applied)")
 
 
+def optical_density(text: str) -> float:
+    """An OD option: a finite number, not negative."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an optical density (a number such as 0.3), got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"an optical density is a finite number, 0 or more, got {text!r}")
+    return value
+
+
+def add_dab_threshold_option(parser: argparse.ArgumentParser) -> None:
+    """``--dab-threshold OD``: the stain engine's positive rule."""
+    parser.add_argument("--dab-threshold", type=optical_density, default=None, metavar="OD",
+                        help="stain engine: a nucleus whose mean DAB OD exceeds OD is positive; raise it where "
+                             f"hematoxylin-only nuclei come out positive (default: {StainEngine.dab_threshold})")
+
+
+def engine_parameters(args: argparse.Namespace) -> dict:
+    """The engine parameters given on the command line (``EngineBase.with_parameters``)."""
+    return {} if args.dab_threshold is None else {"dab_threshold": args.dab_threshold}
+
+
+def add_compartment_options(parser: argparse.ArgumentParser) -> None:
+    """Stain measurements and compartment scoring (commands that have the IHC image)."""
+    group = parser.add_argument_group("compartment scoring", "score on a compartment's DAB OD measured on the IHC image (see docs/measurements.md)")
+    group.add_argument("--compartment", choices=COMPARTMENTS, default="class", help="what decides positive: the engine's class, or that compartment's mean DAB OD above --positive-od (default: %(default)s)")
+    group.add_argument("--positive-od", type=float, default=DEFAULT_POSITIVE_OD, metavar="OD", help="DAB OD above which a cell is positive (1+) and a membrane pixel stained (default: %(default)s)")
+    group.add_argument("--bins-od", type=od_pair, default=None, metavar="T2,T3", help=f"DAB ODs above which a positive cell is 2+ and 3+: adds the bins and the H-score (QuPath: {','.join(map(str, DEFAULT_BINS_OD))})")
+    group.add_argument("--min-completeness", type=float, default=None, metavar="F", help="a positive cell needs at least this fraction (0-1) of its membrane ring above --positive-od")
+    group.add_argument("--expansion-um", type=float, default=DEFAULT_EXPANSION_UM, metavar="UM", help="cell expansion beyond the nucleus in µm, stopped where neighbours meet; 0: nucleus only (default: %(default)s)")
+    group.add_argument("--membrane-um", type=float, default=DEFAULT_MEMBRANE_UM, metavar="UM", help="width of the membrane ring in µm (default: %(default)s)")
+
+
 def thresholds(args: argparse.Namespace) -> dict:
-    """The threshold options as keyword arguments of ``postprocess``."""
-    return {"seg_thresh": args.seg_thresh, "size_thresh": args.size_thresh,
-            "size_thresh_upper": args.size_thresh_upper, "marker_thresh": args.marker_thresh}
+    """The threshold options (and the compartment options, where the command has them) as
+    keyword arguments of ``postprocess``."""
+    chosen = {"seg_thresh": args.seg_thresh, "size_thresh": args.size_thresh,
+              "size_thresh_upper": args.size_thresh_upper, "marker_thresh": args.marker_thresh}
+    if hasattr(args, "compartment"):
+        chosen.update(compartment=args.compartment, positive_od=args.positive_od, bins_od=args.bins_od,
+                      min_completeness=args.min_completeness, expansion_um=args.expansion_um,
+                      membrane_um=args.membrane_um)
+    return chosen
 
 
 def summary(name: str, scoring: dict, provenance: dict, directory: Path) -> str:
     """One line per scored image."""
     model = f", model {provenance['model']}" if provenance.get("model") else ""
-    return (f"{name}: {scoring['num_total']} cells, {scoring['num_pos']} positive "
-            f"({scoring['percent_pos']}%) [engine {provenance['engine']}{model}, "
+    mode = f" by {scoring['compartment']} DAB OD > {scoring['positive_od']:g}" if "compartment" in scoring else ""
+    h_score = f", H-score {scoring['h_score']}" if "h_score" in scoring else ""
+    return (f"{name}: {scoring['num_total']} cells, {scoring['num_pos']} positive{mode} "
+            f"({scoring['percent_pos']}%{h_score}) [engine {provenance['engine']}{model}, "
             f"{provenance['resolution']}] -> {directory}")
 
 

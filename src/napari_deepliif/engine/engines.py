@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from napari_deepliif.progress import CancelCheck, ProgressCallback
 from napari_deepliif.resolution import resolve_resolution, tile_size_for
 from napari_deepliif.rgb import check_rgb
 
+if TYPE_CHECKING:
+    from napari_deepliif.engine.stain_vectors import StainVectors
+
 log = logging.getLogger(__name__)
 
 #: ``outputs="score"``: what scoring needs (the Marker for marker values, and Seg).
@@ -42,6 +45,30 @@ class EngineBase:
 
     name: str
     outputs: tuple[str, ...]
+    #: Attributes a run may change without reloading the engine (:meth:`with_parameters`);
+    #: they are recorded with every result (:attr:`parameters`).
+    parameter_names: tuple[str, ...] = ()
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The engine's values of :attr:`parameter_names` (what a score record keeps)."""
+        return {name: getattr(self, name) for name in self.parameter_names}
+
+    def with_parameters(self, **parameters: Any) -> "EngineBase":
+        """This engine with some of :attr:`parameter_names` changed (a copy sharing the loaded
+        model, so a server can run each request with its own).
+
+        Raises
+        ------
+        DeepLIIFError
+            For a parameter this engine does not have.
+        """
+        unknown = sorted(set(parameters) - set(self.parameter_names))
+        if unknown:
+            takes = f"it takes {', '.join(self.parameter_names)}" if self.parameter_names else "it takes none"
+            raise DeepLIIFError(f"the {self.name} engine has no parameter {', '.join(unknown)} ({takes}; "
+                                "dab_threshold is the stain engine's: choose that engine to set it)")
+        return replace(self, **parameters) if parameters else self
 
     def resolve_outputs(self, outputs: str | Iterable[str] = "all") -> tuple[str, ...]:
         """``all`` -> every output, ``score`` -> Marker and Seg, else the names given."""
@@ -129,6 +156,11 @@ class EngineBase:
     def with_statistics(self, statistics: Mapping[str, Any]) -> "EngineBase":
         """This engine using ``statistics`` from :meth:`statistics` for every chunk."""
         return self
+
+    def unmixing(self, statistics: Mapping[str, Any]) -> np.ndarray | None:
+        """The stain unmixing matrix (3 x 3) that cells scored with ``statistics`` are
+        measured with (see :func:`napari_deepliif.rgb.stain_od`); None: the HED matrix."""
+        return None
 
     def infer_chunk(self, source: Any, chunk: Chunk, resolution: str, names: tuple[str, ...],
                     out: Mapping[str, np.ndarray], *, include: Callable[[int, int, int, int], bool] | None = None,
@@ -258,12 +290,18 @@ class StainEngine(EngineBase):
         Fixed foreground threshold (OD) for every image inferred, e.g. one
         :func:`~napari_deepliif.engine.stain.stain_threshold` of a whole slide, so that its chunks
         are segmented alike; None (default): each image's own Otsu threshold.
+    vectors : StainVectors, optional
+        Fixed stain vectors for every image inferred (e.g. those of a whole slide, or
+        :data:`~napari_deepliif.engine.stain_vectors.REFERENCE_VECTORS` for the fixed HED
+        matrix); None (default): each image's own estimate.
     """
 
     dab_threshold: float = 0.2
     threshold: float | None = None
+    vectors: StainVectors | None = None
 
     name = "stain"
+    parameter_names = ("dab_threshold",)
     model_name = None
     model_hash = None
 
@@ -279,25 +317,37 @@ class StainEngine(EngineBase):
         from napari_deepliif.engine.stain import stain_infer
 
         images = stain_infer(source, resolution, dab_threshold=self.dab_threshold, threshold=self.threshold,
-                             progress=progress, cancel=cancel)
+                             vectors=self.vectors, progress=progress, cancel=cancel)
         for name in names:
             result[name][:] = images[name]
 
     def statistics(self, source: Any, resolution: str, *, include: Callable[[int, int, int, int], bool] | None = None,
                    cancel: CancelCheck | Any | None = None) -> dict:
-        """The foreground threshold over the whole image (its blocks ``include`` accepts),
-        unless this engine has one fixed already."""
-        from napari_deepliif.engine.stain import stain_threshold
+        """The stain vectors and the foreground threshold over the whole image (its blocks
+        ``include`` accepts), except those this engine has fixed already."""
+        from napari_deepliif.engine.stain import stain_threshold, stain_vectors
 
-        if self.threshold is not None:
-            return {"stain_threshold": float(self.threshold)}
-        threshold = stain_threshold(source, resolution, include=include, cancel=cancel)
-        log.info("stain engine: threshold %.3f OD over the whole image", threshold)
-        return {"stain_threshold": float(threshold)}
+        vectors = self.vectors or stain_vectors(source, include=include, cancel=cancel)
+        threshold = self.threshold
+        if threshold is None:
+            threshold = stain_threshold(source, resolution, vectors=vectors, include=include, cancel=cancel)
+        log.info("stain engine: threshold %.3f OD, %s stain vectors over the whole image", threshold,
+                 "estimated" if vectors.estimated else "reference (HED)")
+        return {"stain_threshold": float(threshold), "stain_vectors": vectors.to_dict()}
 
     def with_statistics(self, statistics: Mapping[str, Any]) -> "StainEngine":
-        """This engine with the threshold of :meth:`statistics`."""
-        return replace(self, threshold=float(statistics["stain_threshold"]))
+        """This engine with the threshold and stain vectors of :meth:`statistics`; a record
+        without vectors was written when the engine always used the HED matrix."""
+        from napari_deepliif.engine.stain_vectors import REFERENCE_VECTORS, StainVectors
+
+        vectors = statistics.get("stain_vectors")
+        return replace(self, threshold=float(statistics["stain_threshold"]),
+                       vectors=StainVectors.from_dict(vectors) if vectors else REFERENCE_VECTORS)
+
+    def unmixing(self, statistics: Mapping[str, Any]) -> np.ndarray | None:
+        """The stain vectors the cells were classified with, so a cell's measured nuclear
+        DAB OD is the one its class came from."""
+        return self.with_statistics(statistics).vectors.unmixing()
 
     def infer_chunk(self, source: Any, chunk: Chunk, resolution: str, names: tuple[str, ...],
                     out: Mapping[str, np.ndarray], *, include: Callable[[int, int, int, int], bool] | None = None,
@@ -311,7 +361,7 @@ class StainEngine(EngineBase):
             fill_empty(out, names, (0, y1 - y0, 0, x1 - x0))
             return 0, 1
         images = stain_infer(source, resolution, dab_threshold=self.dab_threshold, threshold=self.threshold,
-                             box=chunk.box, cancel=cancel)
+                             vectors=self.vectors, box=chunk.box, cancel=cancel)
         for name in names:
             out[name][:] = images[name]
         return 1, 0

@@ -27,6 +27,7 @@ says where the pixels scored lie (their origin, and the downsample of the level 
 from __future__ import annotations
 
 import csv
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,7 +38,12 @@ import numpy as np
 from napari_deepliif.atomic import write_atomic, write_bytes
 from napari_deepliif.cells.postprocess import PostprocessResult
 from napari_deepliif.errors import InputImageError
-from napari_deepliif.io.geojson import _chosen_cells, _class_names, cells_geojson
+from napari_deepliif.io.geojson import (
+    _chosen_cells,
+    _class_names,
+    cells_geojson,
+    stain_columns,
+)
 from napari_deepliif.io.image_output import write_images, write_png
 from napari_deepliif.io.jsonable import json_bytes
 from napari_deepliif.io.placement import Placement
@@ -111,7 +117,9 @@ def cells_rows(post: PostprocessResult, *, placement: Placement = Placement()) -
         ``centroid_y`` (mean pixel position, holes included), ``area_px`` (pixels scored),
         ``bbox_x0``, ``bbox_y0`` (first column/row), ``bbox_x1``, ``bbox_y1`` (last
         column/row + 1), ``class`` (``"Positive"``/``"Negative"``, final), ``n_positive_px``,
-        ``n_negative_px``, ``marker`` (max Marker value, 0-255; 0 without a Marker).
+        ``n_negative_px``, ``marker`` (max Marker value, 0-255; 0 without a Marker); then,
+        when the result has the IHC image, the stain measurements under their QuPath names
+        (:func:`napari_deepliif.io.geojson.stain_columns`; empty where a compartment is).
     """
     table = post.table
     indices = _chosen_cells(post, counted_only=True)
@@ -124,7 +132,11 @@ def cells_rows(post: PostprocessResult, *, placement: Placement = Placement()) -
                   _class_names(post, indices),
                   table.n_positive_px[indices].tolist(), table.n_negative_px[indices].tolist(),
                   table.marker[indices].tolist())
-    return [dict(zip(CSV_COLUMNS, values)) for values in columns]
+    rows = [dict(zip(CSV_COLUMNS, values)) for values in columns]
+    for name, values in stain_columns(post, indices).items():
+        for row, value in zip(rows, values):
+            row[name] = "" if math.isnan(value) else value
+    return rows
 
 
 def _whole(values: np.ndarray) -> list:
@@ -134,13 +146,18 @@ def _whole(values: np.ndarray) -> list:
 
 def write_cells_csv(path: str | Path, post: PostprocessResult, *, placement: Placement = Placement()) -> None:
     """Write :func:`cells_rows` as a UTF-8 CSV with a header row, atomically."""
-    _write_csv(Path(path), cells_rows(post, placement=placement))
+    _write_csv(Path(path), cells_rows(post, placement=placement), _columns(post))
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
+def _columns(post: PostprocessResult) -> list[str]:
+    """The CSV's header: :data:`CSV_COLUMNS`, then the stain measurements the result has."""
+    return [*CSV_COLUMNS, *post.measurement_columns()]
+
+
+def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
     def write(tmp: Path) -> None:
         with tmp.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+            writer = csv.DictWriter(f, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
 
@@ -251,7 +268,7 @@ def write_score_outputs(
     paths[GEOJSON_FILE] = directory / GEOJSON_FILE
     write_bytes(paths[GEOJSON_FILE], geojson)
     paths[CSV_FILE] = directory / CSV_FILE
-    _write_csv(paths[CSV_FILE], rows)
+    _write_csv(paths[CSV_FILE], rows, _columns(post))
     paths[LABELS_FILE] = directory / LABELS_FILE
     write_labels_tiff(paths[LABELS_FILE], labels)
     return paths

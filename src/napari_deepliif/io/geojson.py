@@ -66,6 +66,8 @@ UNCOUNTED_RGB = (160, 160, 160)
 MEASUREMENT_NAMES: tuple[str, ...] = (
     "Area px", "Marker value", "Positive pixels", "Negative pixels", "Cell id",
 )
+#: Decimals the stain measurements (ODs, µm²) are written with.
+STAIN_DECIMALS = 4
 
 
 @contextlib.contextmanager
@@ -98,6 +100,14 @@ def class_names(positive: np.ndarray, counted: np.ndarray) -> list[str]:
 def _class_names(post: PostprocessResult, indices: np.ndarray) -> list[str]:
     """:func:`class_names` of the rows in ``indices``."""
     return class_names(post.positive[indices], post.counted[indices])
+
+
+def stain_columns(post: PostprocessResult, indices: np.ndarray) -> dict[str, list[float]]:
+    """The cells' stain measurements (:meth:`PostprocessResult.measurement_columns`, QuPath
+    names) of the rows in ``indices``, rounded to :data:`STAIN_DECIMALS`; NaN where a
+    compartment is empty; no column without the IHC image."""
+    return {name: np.round(values[indices], STAIN_DECIMALS).tolist()
+            for name, values in post.measurement_columns().items()}
 
 
 def _extra_columns(post: PostprocessResult, measurements_extra: Mapping[str, Any] | None
@@ -153,7 +163,8 @@ def cells_geojson(
         coordinates, exact outline, closed counter-clockwise outer ring) and ``properties``
         ``objectType`` ``"detection"``, ``classification`` (final class, ``post.positive``) and
         ``measurements``: ``Area px``, ``Marker value``, ``Positive pixels``,
-        ``Negative pixels``, ``Cell id``.
+        ``Negative pixels``, ``Cell id`` and, when the result has the IHC image, the stain
+        measurements (:func:`stain_columns`; an empty compartment's is left out).
     """
     if classification not in ("string", "object"):
         raise ValueError(f"classification must be 'string' or 'object', got {classification!r}")
@@ -186,7 +197,8 @@ def _features(post: PostprocessResult, indices: np.ndarray, coordinates: list, r
     }
     if not counted_only:
         columns["Counted"] = post.counted[indices].astype(int).tolist()
-    extra_values = {name: values[indices].tolist() for name, values in extra.items()}
+    extra_values = {**stain_columns(post, indices),
+                    **{name: values[indices].tolist() for name, values in extra.items()}}
     colours = {POSITIVE_CLASS: list(POSITIVE_RGB), NEGATIVE_CLASS: list(NEGATIVE_RGB),
                UNCOUNTED_CLASS: list(UNCOUNTED_RGB)}
     features = []

@@ -5,7 +5,10 @@ record with :func:`score_record`; ``docs/score-format.md`` describes it and
 ``docs/score.schema.json`` is its JSON Schema. ``scoring`` holds the reference's score keys
 in the reference's order (``compute_final_results``), as the reference web API's ``scoring``
 does; ``placement`` says where the pixels scored lie in the full-resolution image, and
-``provenance`` what produced the score.
+``provenance`` what produced the score. A score on a compartment's DAB OD (rather than the
+engine's class) adds its settings and, with intensity bins, the bin counts and H-score after
+the reference's keys; a record without them is laid out exactly as before, so a version-1
+reader that reads the reference's keys reads either.
 """
 
 from __future__ import annotations
@@ -23,16 +26,29 @@ SCORE_KEYS: tuple[str, ...] = (
     "num_total", "num_pos", "num_neg", "percent_pos",
     "seg_thresh", "size_thresh", "size_thresh_upper", "marker_thresh",
 )
+#: Keys a compartment score adds after :data:`SCORE_KEYS` (``Settings.compartment_scoring``).
+COMPARTMENT_KEYS: tuple[str, ...] = (
+    "compartment", "positive_od", "bins_od", "min_completeness", "expansion_um", "membrane_um",
+)
+#: Keys intensity bins add: counts of the positive cells in each bin and the H-score.
+BIN_KEYS: tuple[str, ...] = ("num_1plus", "num_2plus", "num_3plus", "h_score")
 #: Keys of ``placement``: where the scored pixels are in the full-resolution image.
 PLACEMENT_KEYS: tuple[str, ...] = ("image", "level", "downsample", "mpp", "resolution", "origin", "shape", "region")
 #: Keys of ``provenance``: what produced the score.
-PROVENANCE_KEYS: tuple[str, ...] = ("engine", "model", "model_hash", "version", "statistics")
+PROVENANCE_KEYS: tuple[str, ...] = ("engine", "model", "model_hash", "version", "statistics", "parameters")
 ENGINES: tuple[str, ...] = ("deepliif", "stain")
 
 
 def reference_scoring(scoring: Mapping[str, Any]) -> dict:
     """The reference's score keys of ``scoring`` (e.g. ``PostprocessResult.scoring``), in order."""
     return {key: jsonable(scoring[key]) for key in SCORE_KEYS}
+
+
+def record_scoring(scoring: Mapping[str, Any]) -> dict:
+    """``scoring`` of a record: :data:`SCORE_KEYS`, then the :data:`COMPARTMENT_KEYS` and
+    :data:`BIN_KEYS` that ``scoring`` holds, in that order."""
+    extra = [key for key in (*COMPARTMENT_KEYS, *BIN_KEYS) if key in scoring]
+    return {**reference_scoring(scoring), **{key: jsonable(scoring[key]) for key in extra}}
 
 
 def placement(*, image: str | None, resolution: str, shape: tuple[int, int], level: int = 0,
@@ -79,12 +95,15 @@ def score_record(
     Parameters
     ----------
     scoring : mapping
-        The score: at least :data:`SCORE_KEYS` (``PostprocessResult.scoring``).
+        The score: at least :data:`SCORE_KEYS` (``PostprocessResult.scoring``); its
+        :data:`COMPARTMENT_KEYS` and :data:`BIN_KEYS` are kept too (:func:`record_scoring`).
     placement : mapping
         From :func:`placement`.
     provenance : mapping
-        ``engine`` (one of :data:`ENGINES`), ``model``, ``model_hash``, ``version`` and the
-        engine's whole-image ``statistics`` (values may be None where they do not apply).
+        ``engine`` (one of :data:`ENGINES`), ``model``, ``model_hash``, ``version``, the
+        engine's whole-image ``statistics`` (values may be None where they do not apply) and
+        its ``parameters`` (``EngineBase.parameters``, e.g. the stain engine's
+        ``dab_threshold``; absent: ``{}``).
     regions : mapping of str to dict, optional
         Per-region (ROI, annotation) scores: the count keys, and ``area_mm2`` and
         ``pos_per_mm2`` where the pixel size is known.
@@ -94,7 +113,7 @@ def score_record(
     Returns
     -------
     dict
-        ``format``, ``format_version``, ``scoring`` (:data:`SCORE_KEYS`), ``placement``,
+        ``format``, ``format_version``, ``scoring`` (:func:`record_scoring`), ``placement``,
         ``provenance``, ``regions`` and ``run``; JSON types only.
 
     Raises
@@ -102,12 +121,13 @@ def score_record(
     ValueError
         For a placement or provenance key missing, or an unknown engine.
     """
+    provenance = {"parameters": {}, **provenance}
     missing = [k for k in PLACEMENT_KEYS if k not in placement] + [k for k in PROVENANCE_KEYS if k not in provenance]
     if missing:
         raise ValueError(f"score record without {', '.join(missing)}")
     if provenance["engine"] not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {provenance['engine']!r}")
-    return {"format": FORMAT, "format_version": FORMAT_VERSION, "scoring": reference_scoring(scoring),
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "scoring": record_scoring(scoring),
             "placement": jsonable({k: placement[k] for k in PLACEMENT_KEYS}),
             "provenance": jsonable({k: provenance[k] for k in PROVENANCE_KEYS}),
             "regions": jsonable(dict(regions or {})), "run": jsonable(dict(run or {}))}

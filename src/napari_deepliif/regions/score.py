@@ -13,7 +13,7 @@ edge is larger than the margin: the window is then grown and scored again.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -47,8 +47,8 @@ class ScoreResult:
         Cells of the window; only those in the region count. :meth:`rescore` changes
         settings without rerunning the engine.
     provenance : dict
-        ``engine``, ``model``, ``model_hash``, ``version``, ``resolution`` and the engine's
-        whole-image ``statistics``.
+        ``engine``, ``model``, ``model_hash``, ``version``, ``resolution``, the engine's
+        whole-image ``statistics`` and its ``parameters``.
     origin : (int, int)
         ``(x, y)`` of the window's top-left pixel in the image.
     region : (int, int, int, int)
@@ -135,9 +135,12 @@ def score_region(
         centres at integers): only cells whose centroid lies in one count, and the default
         size threshold comes from them.
     resolution, mpp
-        Magnification of ``image``, or its pixel size (µm/px) to pick it; default 40x.
+        Magnification of ``image``, or its pixel size (µm/px) to pick it; default 40x. The
+        pixel size, when given, is also the one the cells' stain measurements use (else the
+        resolution's nominal one).
     settings : Settings, optional
-        Thresholds (its ``resolution`` is replaced by the one scored); default the package's.
+        Thresholds and compartment scoring (its ``resolution`` is replaced by the one scored);
+        default the package's. Cells are measured on ``image``'s pixels of the window.
     outputs : 'score' or 'all'
         ``score`` infers only Marker and Seg; ``all`` every modality too.
     include : callable(y0, y1, x0, x1) -> bool, optional
@@ -164,16 +167,15 @@ def score_region(
         window = (max(0, y - margin), min(height, y + h + margin), max(0, x - margin), min(width, x + w + margin))
         images = _infer_window(engine, source, res, names, window, include, statistics, chunk_size, progress, cancel)
         wy0, wy1, wx0, wx1 = window
-        post = postprocess(images["Seg"], images.get("Marker"), resolution=res, seg_thresh=settings.seg_thresh,
-                           size_thresh=settings.size_thresh, size_thresh_upper=settings.size_thresh_upper,
-                           marker_thresh=settings.marker_thresh, region=(x - wx0, y - wy0, w, h),
-                           rois=_shifted(rois, (wx0, wy0)))
+        pixels = np.asarray(source[wy0:wy1, wx0:wx1])[..., :3]
+        post = postprocess(images["Seg"], images.get("Marker"), **asdict(settings), region=(x - wx0, y - wy0, w, h),
+                           rois=_shifted(rois, (wx0, wy0)), image=pixels, microns_per_pixel=mpp,
+                           unmixing=engine.unmixing(statistics))
         if not _cut_at_window_edge(post, window, (height, width)) or window == (0, height, 0, width):
             break
         margin *= 2
     provenance = {"engine": engine.name, "model": engine.model_name, "model_hash": engine.model_hash,
-                  "version": __version__, "resolution": res, "statistics": statistics}
-    pixels = np.asarray(source[wy0:wy1, wx0:wx1])[..., :3]
+                  "version": __version__, "resolution": res, "statistics": statistics, "parameters": engine.parameters}
     return ScoreResult(pixels, images, post, provenance, (wx0, wy0), (x, y, w, h))
 
 

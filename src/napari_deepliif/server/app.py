@@ -15,6 +15,11 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 
 from napari_deepliif import __version__
+from napari_deepliif.cells.measure import (
+    DEFAULT_EXPANSION_UM,
+    DEFAULT_MEMBRANE_UM,
+    DEFAULT_POSITIVE_OD,
+)
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
 from napari_deepliif.engine.engines import EngineBase
@@ -23,12 +28,19 @@ from napari_deepliif.server.images import MEDIA_TYPES, decode, png_base64, read_
 from napari_deepliif.server.jobs import JobQueue
 from napari_deepliif.server.problems import PROBLEM_MEDIA_TYPE, install_handlers
 from napari_deepliif.server.schemas import (
+    BinsOdQuery,
     CancelResponse,
+    CompartmentQuery,
+    CompletenessQuery,
+    DabThresholdQuery,
     DownsampleQuery,
+    ExpansionQuery,
     Health,
     MarkerQuery,
+    MembraneQuery,
     ModalitiesQuery,
     OriginQuery,
+    PositiveOdQuery,
     RequestIdQuery,
     ResolutionQuery,
     ScoreResponse,
@@ -74,6 +86,13 @@ async def score(
     size_thresh: SizeThreshQuery = "default",
     size_thresh_upper: UpperQuery = None,
     marker_thresh: MarkerQuery = None,
+    dab_threshold: DabThresholdQuery = None,
+    compartment: CompartmentQuery = "class",
+    positive_od: PositiveOdQuery = DEFAULT_POSITIVE_OD,
+    bins_od: BinsOdQuery = None,
+    min_completeness: CompletenessQuery = None,
+    expansion_um: ExpansionQuery = DEFAULT_EXPANSION_UM,
+    membrane_um: MembraneQuery = DEFAULT_MEMBRANE_UM,
     origin_x: OriginQuery = 0,
     origin_y: OriginQuery = 0,
     downsample: DownsampleQuery = 1.0,
@@ -84,19 +103,23 @@ async def score(
     detections at ``(x + origin) * downsample``, full-resolution pixels when the image was
     read at ``downsample`` from there) with the score record."""
     server = state(request)
+    engine = server.engine_with(dab_threshold=dab_threshold)
     media_type = request.headers["content-type"].split(";")[0].strip().lower()
     data = await request.body()
     fmt = next(f for f, t in MEDIA_TYPES.items() if t == media_type)
     header = read_header(data, "request body", server.limits.max_pixels, formats=(fmt,))
     settings = {"seg_thresh": seg_thresh, "size_thresh": size_thresh,
-                "size_thresh_upper": size_thresh_upper, "marker_thresh": marker_thresh}
+                "size_thresh_upper": size_thresh_upper, "marker_thresh": marker_thresh,
+                "compartment": compartment, "positive_od": positive_od,
+                "bins_od": None if bins_od is None else tuple(bins_od), "min_completeness": min_completeness,
+                "expansion_um": expansion_um, "membrane_um": membrane_um}
 
     def work(cancel: threading.Event) -> bytes:
         from napari_deepliif.io.geojson import cells_geojson
 
         image = decode(data, header, "request body")
         # the tissue rule of score and batch, the upload being the whole image
-        result = score_region(server.engine, image, resolution=resolution, settings=Settings(**settings),
+        result = score_region(engine, image, resolution=resolution, settings=Settings(**settings),
                               outputs="all" if modalities else "score",
                               include=levels_tissue([image], 0, resolution), cancel=cancel)
         body = cells_geojson(result.post, origin=(origin_x + result.origin[0], origin_y + result.origin[1]),

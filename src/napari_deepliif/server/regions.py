@@ -20,12 +20,32 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from napari_deepliif.cells.find import MAX_SEG_THRESH
+from napari_deepliif.cells.measure import (
+    DEFAULT_EXPANSION_UM,
+    DEFAULT_MEMBRANE_UM,
+    DEFAULT_POSITIVE_OD,
+)
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.constants import DEFAULT_SEG_THRESH
+from napari_deepliif.engine.engines import EngineBase
 from napari_deepliif.errors import InputImageError
 from napari_deepliif.io.geojson import cells_geojson
 from napari_deepliif.server.problems import Problem
-from napari_deepliif.server.schemas import WholeNumber
+from napari_deepliif.server.schemas import (
+    BINS_OD_HELP,
+    COMPARTMENT_HELP,
+    COMPLETENESS_HELP,
+    DAB_THRESHOLD_TEXT,
+    EXPANSION_HELP,
+    MEMBRANE_HELP,
+    OD,
+    POSITIVE_OD_HELP,
+    Compartment,
+    Expansion,
+    Fraction,
+    RingWidth,
+    WholeNumber,
+)
 from napari_deepliif.server.state import ERRORS, bearer, state
 from napari_deepliif.slides.readers import SlideMetadataError
 from napari_deepliif.slides.region import RegionTooLarge, score_file_region
@@ -51,6 +71,13 @@ class RegionRequest(BaseModel):
     size_thresh: WholeNumber | Literal["default"] = "default"
     size_thresh_upper: Annotated[int, Field(ge=1)] | Literal["default"] | None = None
     marker_thresh: Annotated[int, Field(ge=0, le=255)] | Literal["default"] | None = None
+    dab_threshold: OD | None = Field(None, description=DAB_THRESHOLD_TEXT)
+    compartment: Compartment = Field("class", description=COMPARTMENT_HELP)
+    positive_od: OD = Field(DEFAULT_POSITIVE_OD, description=POSITIVE_OD_HELP)
+    bins_od: list[OD] | None = Field(None, min_length=2, max_length=2, description=BINS_OD_HELP)
+    min_completeness: Fraction | None = Field(None, description=COMPLETENESS_HELP)
+    expansion_um: Expansion = Field(DEFAULT_EXPANSION_UM, description=EXPANSION_HELP)
+    membrane_um: RingWidth = Field(DEFAULT_MEMBRANE_UM, description=MEMBRANE_HELP)
     request_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
 
 
@@ -61,22 +88,31 @@ async def score_region_of_a_file(request: Request, body: RegionRequest) -> Respo
     type ``.../image-not-readable`` when the file cannot be opened here (upload it to
     ``/api/score`` instead)."""
     server = state(request)
+    engine = server.engine_with(dab_threshold=body.dab_threshold)
 
     def work(cancel: threading.Event) -> bytes:
-        return json.dumps(_score(server, body, cancel), separators=(",", ":"), allow_nan=False).encode()
+        return json.dumps(_score(server, engine, body, cancel), separators=(",", ":"), allow_nan=False).encode()
 
     return Response(await server.jobs.run(work, body.request_id), media_type="application/json")
 
 
-def _score(server: Any, body: RegionRequest, cancel: threading.Event) -> dict:
+def _score(server: Any, engine: EngineBase, body: RegionRequest, cancel: threading.Event) -> dict:
     path = Path(body.image)
     if not (path.is_absolute() and path.is_file()):
         raise Problem(422, f"{path} is not an image file this server can see (an absolute path of an existing "
                            "file is needed): upload the pixels to /api/score instead", problem_type=NOT_READABLE)
     settings = Settings(seg_thresh=body.seg_thresh, size_thresh=body.size_thresh,
-                        size_thresh_upper=body.size_thresh_upper, marker_thresh=body.marker_thresh)
+                        size_thresh_upper=body.size_thresh_upper, marker_thresh=body.marker_thresh,
+                        compartment=body.compartment, positive_od=body.positive_od,
+                        bins_od=None if body.bins_od is None else tuple(body.bins_od),
+                        min_completeness=body.min_completeness, expansion_um=body.expansion_um,
+                        membrane_um=body.membrane_um)
     try:
-        result, choice = score_file_region(server.engine, path, region=body.region, rois=_polygons(body.roi),
+        settings.checked(has_marker=True)
+    except InputImageError as exc:
+        raise Problem(422, str(exc)) from exc
+    try:
+        result, choice = score_file_region(engine, path, region=body.region, rois=_polygons(body.roi),
                                            resolution=body.resolution, mpp=body.mpp, settings=settings,
                                            max_pixels=server.limits.max_pixels, cancel=cancel)
     except RegionTooLarge as exc:

@@ -8,6 +8,8 @@ from fastapi import Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from napari_deepliif.cells.find import MAX_SEG_THRESH
+from napari_deepliif.cells.measure import MAX_EXPANSION_UM, MAX_OD
+from napari_deepliif.cells.scoring import COMPARTMENTS
 from napari_deepliif.resolution import RESOLUTIONS
 
 #: Largest threshold or coordinate a query parameter takes (keeps numbers in int32 range).
@@ -18,6 +20,23 @@ WholeNumber = Annotated[int, Field(ge=0, le=MAX_INT)]
 #: An upper size cap: the engine counts cells with fewer pixels than it, so 0 would count none
 #: and it refuses it.
 UpperCap = Annotated[int, Field(ge=1, le=MAX_INT)]
+DAB_THRESHOLD_TEXT = ("stain engine only: a nucleus whose mean DAB OD is above this is positive (default 0.2, "
+                      "QuPath's); raise it where hematoxylin-only nuclei come out positive")
+
+#: What decides positive, and the compartment settings (docs/measurements.md), for query
+#: parameters and request bodies alike.
+Compartment = Literal[COMPARTMENTS]  # type: ignore[valid-type]
+COMPARTMENT_HELP = ("what decides positive: 'class' the engine's class; 'nucleus', 'cytoplasm', 'membrane' or 'cell' "
+                    "that compartment's mean DAB OD above positive_od")
+OD = Annotated[float, Field(ge=0, le=MAX_OD)]
+POSITIVE_OD_HELP = "DAB OD above which a cell is positive (1+) in a compartment mode, and a membrane pixel stained"
+BINS_OD_HELP = "two DAB ODs above which a positive cell is 2+ and 3+ (a compartment mode): adds the bins and the H-score"
+Fraction = Annotated[float, Field(ge=0, le=1)]
+COMPLETENESS_HELP = "a compartment mode's positive cell needs at least this fraction of its membrane ring above positive_od"
+Expansion = Annotated[float, Field(ge=0, le=MAX_EXPANSION_UM)]
+EXPANSION_HELP = "cell expansion beyond the nucleus, micrometres (cytoplasm, membrane and cell measurements; 0: none)"
+RingWidth = Annotated[float, Field(ge=0.01, le=MAX_EXPANSION_UM)]
+MEMBRANE_HELP = "width of the membrane ring, micrometres"
 
 # ---- query parameters -------------------------------------------------------------------
 
@@ -26,8 +45,15 @@ SegThreshQuery = Annotated[int, Query(ge=0, le=MAX_SEG_THRESH, description="a Se
 SizeThreshQuery = Annotated[WholeNumber | Literal["default"], Query(description="count cells with more pixels than this; 'default': the reference's KDE rule")]
 UpperQuery = Annotated[UpperCap | Literal["default"] | None, Query(description="count cells with fewer pixels than this; 'default': 1000/4000/16000 at 10x/20x/40x; absent: no cap")]
 MarkerQuery = Annotated[Annotated[int, Field(ge=0, le=255)] | Literal["default"] | None, Query(description="a cell whose marker value (0-255) is above this is positive; 'default': 90 % of the Marker's range; absent: not applied")]
+DabThresholdQuery = Annotated[OD | None, Query(description=DAB_THRESHOLD_TEXT)]
 OriginQuery = Annotated[int, Query(ge=0, le=MAX_INT, description="added to every returned coordinate (e.g. the region's top-left pixel in the slide)")]
 DownsampleQuery = Annotated[float, Query(ge=1, le=1024, description="full-resolution pixels per pixel of the image sent: returned coordinates are (x + origin) * downsample")]
+CompartmentQuery = Annotated[Compartment, Query(description=COMPARTMENT_HELP)]
+PositiveOdQuery = Annotated[OD, Query(description=POSITIVE_OD_HELP)]
+BinsOdQuery = Annotated[list[OD] | None, Query(min_length=2, max_length=2, description=BINS_OD_HELP + " (repeat the parameter: bins_od=0.4&bins_od=0.6)")]
+CompletenessQuery = Annotated[Fraction | None, Query(description=COMPLETENESS_HELP)]
+ExpansionQuery = Annotated[Expansion, Query(description=EXPANSION_HELP)]
+MembraneQuery = Annotated[RingWidth, Query(description=MEMBRANE_HELP)]
 ModalitiesQuery = Annotated[bool, Query(description="also return the engine's images (Hema, Marker, Seg, ...) as base64 PNG")]
 RequestIdQuery = Annotated[str | None, Query(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$", description="your id for this request, to cancel it with POST /api/cancel")]
 

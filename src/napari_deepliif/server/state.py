@@ -9,8 +9,9 @@ from fastapi import Request
 from fastapi.security import HTTPBearer
 
 from napari_deepliif.engine.engines import EngineBase
+from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.server.jobs import JobQueue
-from napari_deepliif.server.problems import ProblemDetails
+from napari_deepliif.server.problems import Problem, ProblemDetails
 from napari_deepliif.server.security import Limits
 
 #: Error responses of every authenticated endpoint, for the OpenAPI document.
@@ -45,6 +46,15 @@ class ServerState:
     def device(self) -> str:
         """The engine's device (the stain engine runs on the CPU)."""
         return str(getattr(self.engine, "device", "cpu"))
+
+    def engine_with(self, **parameters: Any) -> EngineBase:
+        """The served engine with a request's parameters (those not None): a copy sharing the
+        loaded model, so requests never change one another's engine; 422 for a parameter the
+        served engine does not have."""
+        try:
+            return self.engine.with_parameters(**{k: v for k, v in parameters.items() if v is not None})
+        except DeepLIIFError as exc:
+            raise Problem(422, str(exc)) from exc
 
 
 def state(request: Request) -> ServerState:

@@ -128,6 +128,10 @@ class SlideCells:
 
 def _scored(cells: SlideCells, overrides: dict | None) -> SlideCells:
     settings = cells.settings.checked(cells.marker_histogram is not None)
+    if settings.compartment != "class":
+        raise InputImageError("whole slides are scored on the engine's class: compartment scoring needs the cells'"
+                              " stain measurements, which batch does not make yet; score regions with"
+                              " napari-deepliif score --roi or the server instead")
     checked = check_overrides(overrides, len(cells.table))
     thresholds = settings.resolved(lambda: default_size_threshold(cells.table.area, settings.resolution),
                                    lambda: marker_threshold_from_histogram(cells.marker_histogram))

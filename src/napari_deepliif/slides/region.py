@@ -92,7 +92,7 @@ def score_file_region(
         level_rois = None if rois is None else [
             (place.full_edges_to_centres(exterior), [place.full_edges_to_centres(h) for h in holes])
             for exterior, holes in rois]
-        result = score_region(engine, level, region=box, rois=level_rois, resolution=choice.resolution,
+        result = score_region(engine, level, region=box, rois=level_rois, resolution=choice.resolution, mpp=choice.mpp,
                               settings=settings, outputs=outputs, include=include, statistics=statistics,
                               progress=progress, cancel=cancel)
     return result, choice

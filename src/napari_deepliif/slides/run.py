@@ -94,7 +94,7 @@ def slide_request(engine: EngineBase, path: str | Path, *, resolution: str | Non
     return {"slide": str(Path(path).resolve()), "resolution": resolution, "mpp": mpp,
             "region": list(region) if region else None, "outputs": outputs, "chunk_size": chunk_size,
             "tissue": tissue, "annotations": str(annotations) if annotations else None,
-            "engine": engine.name, "model_hash": engine.model_hash, **thresholds}
+            "engine": engine.name, "model_hash": engine.model_hash, "parameters": engine.parameters, **thresholds}
 
 
 def finish_slide(
@@ -163,7 +163,8 @@ def finish_slide(
                       level=stored["level"], downsample=place.downsample, mpp=stored["mpp"], origin=place.corner,
                       region=region_full)
     statistics = omezarr.RunRecord.load(store).settings.get("statistics")
-    provenance = {**{k: stored[k] for k in ("engine", "model", "model_hash", "version")}, "statistics": statistics}
+    provenance = {**{k: stored[k] for k in ("engine", "model", "model_hash", "version", "parameters")},
+                  "statistics": statistics}
     run_facts = {"status": "done", "seconds": round(seconds + time.perf_counter() - started, 2),
                  "tiles_run": run.tiles_run, "tiles_skipped": run.tiles_skipped, "chunks_resumed": run.chunks_resumed,
                  "cells_regrown": cells.regrown, **(facts or {}), "request": request,

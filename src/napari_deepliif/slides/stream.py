@@ -64,7 +64,7 @@ class SlideRun:
 def _settings(engine: EngineBase, slide: Slide, choice: Any, region: tuple[int, int, int, int] | None,
               names: tuple[str, ...], chunk_size: int, use_tissue: bool) -> dict:
     return {"engine": engine.name, "model": engine.model_name, "model_hash": engine.model_hash,
-            "version": __version__, "slide": slide.path.name, "level": choice.level, "factor": choice.factor,
+            "parameters": engine.parameters, "version": __version__, "slide": slide.path.name, "level": choice.level, "factor": choice.factor,
             "downsample": choice.downsample, "mpp": choice.mpp, "resolution": choice.resolution,
             "region": list(region) if region else None, "outputs": list(names),
             "chunk_size": chunk_size, "tissue_mask": use_tissue}

@@ -65,6 +65,8 @@ class BatchOptions:
     device: str = "auto"
     precision: str = "fp32"
     batch_size: int | None = None
+    #: engine parameters (``EngineBase.with_parameters``), e.g. the stain engine's ``dab_threshold``
+    parameters: dict[str, Any] = field(default_factory=dict)
     resolution: str | None = None
     mpp: float | None = None
     region: tuple[int, int, int, int] | None = None
@@ -179,7 +181,7 @@ def worker_engine(options: BatchOptions) -> Any:
     if key not in _ENGINES:
         _ENGINES[key] = load_engine(options.engine, options.model, device=options.device,
                                     precision=options.precision, batch_size=options.batch_size)
-    return _ENGINES[key]
+    return _ENGINES[key].with_parameters(**options.parameters)
 
 
 def _worker_mask(store: Path) -> TissueMask | None:

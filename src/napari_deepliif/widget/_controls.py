@@ -22,18 +22,20 @@ from napari_deepliif.widget import strings
 
 
 class ThresholdSlider(QWidget):
-    """A labelled integer slider whose ends can mean "not applied" (None).
+    """A labelled slider whose ends can mean "not applied" (None).
 
     ``none_at``: ``"min"`` or ``"max"`` makes that end of the range stand for None.
-    ``changed`` is emitted with the threshold (int or None) when the user moves it.
+    ``steps``: slider positions per unit; above 1 the threshold is a float (``low`` and
+    ``high`` are then in positions, e.g. hundredths). ``changed`` is emitted with the
+    threshold (int, float or None) when the user moves it.
     """
 
     changed = Signal(object)
 
     def __init__(self, title: str, tooltip: str, low: int, high: int,
-                 none_at: str | None = None, parent: QWidget | None = None) -> None:
+                 none_at: str | None = None, steps: int = 1, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.none_at = none_at
+        self.none_at, self.steps = none_at, steps
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(low, high)
         self.value_label = QLabel()
@@ -53,18 +55,21 @@ class ThresholdSlider(QWidget):
             (self.none_at == "max" and position == self.slider.maximum())
 
     def _show(self, position: int) -> None:
-        self.value_label.setText(strings.OFF if self._is_none(position) else str(position))
+        text = str(position) if self.steps == 1 else f"{position / self.steps:.2f}"
+        self.value_label.setText(strings.OFF if self._is_none(position) else text)
 
     def _moved(self, position: int) -> None:
         self._show(position)
         self.changed.emit(self.value())
 
-    def value(self) -> int | None:
+    def value(self) -> int | float | None:
         """The threshold shown (None at the "not applied" end)."""
         position = self.slider.value()
-        return None if self._is_none(position) else position
+        if self._is_none(position):
+            return None
+        return position if self.steps == 1 else position / self.steps
 
-    def set_value(self, value: int | None, *, high: int | None = None) -> None:
+    def set_value(self, value: int | float | None, *, high: int | None = None) -> None:
         """Show ``value`` (None: the "not applied" end) without emitting ``changed``;
         ``high`` moves the top of the range first."""
         self.slider.blockSignals(True)
@@ -74,7 +79,7 @@ class ThresholdSlider(QWidget):
             if value is None:
                 position = self.slider.maximum() if self.none_at == "max" else self.slider.minimum()
             else:
-                position = min(max(int(value), self.slider.minimum()), self.slider.maximum())
+                position = min(max(round(value * self.steps), self.slider.minimum()), self.slider.maximum())
                 if self.none_at == "max" and position == self.slider.maximum():
                     self.slider.setMaximum(position + 1)
             self.slider.setValue(position)
@@ -96,13 +101,26 @@ class ScoreTable(QTableWidget):
         self.verticalHeader().setVisible(False)
         self.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.horizontalHeader().setStretchLastSection(True)
         self.setMinimumHeight(140)
 
     def show_scores(self, rows: Sequence[tuple[str, dict]]) -> None:
-        """One row per ``(name, score)``; score has the reference's count keys."""
+        """One row per ``(name, score)``; score has the reference's count keys, and the
+        intensity bins and H-score (``num_1plus`` ... ``h_score``) add columns."""
+        keys = ["num_total", "num_pos", "num_neg", "percent_pos"]
+        headers = list(strings.SCORE_HEADERS)
+        if rows and all("h_score" in score for _, score in rows):
+            keys += ["num_1plus", "num_2plus", "num_3plus", "h_score"]
+            headers += strings.BIN_HEADERS
+        self.setColumnCount(len(headers))
+        self.setHorizontalHeaderLabels(headers)
+        # nine columns do not fit a dock's width in equal shares: each gets what it shows
+        mode = QHeaderView.ResizeMode.Stretch if len(headers) == len(strings.SCORE_HEADERS) \
+            else QHeaderView.ResizeMode.ResizeToContents
+        self.horizontalHeader().setSectionResizeMode(mode)
         self.setRowCount(len(rows))
         for r, (name, score) in enumerate(rows):
-            values = (name, score["num_total"], score["num_pos"], score["num_neg"], score["percent_pos"])
+            values = (name, *(score[k] for k in keys))
             for c, value in enumerate(values):
                 self.setItem(r, c, QTableWidgetItem(str(value)))
 

@@ -44,7 +44,10 @@ def describe(engine: EngineBase) -> str:
 
 class EngineBox(QGroupBox):
     """Engine combo (installed models, downloadable ones, ``stain``), Download (with progress
-    and cancel), "Use local folder..." and the name of the engine in use."""
+    and cancel), "Use local folder..." and the name of the engine in use; ``chosen`` is emitted
+    whenever the choice changes (by the user or a refresh)."""
+
+    chosen = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(strings.ENGINE, parent)
@@ -113,6 +116,7 @@ class EngineBox(QGroupBox):
 
     def _choice_changed(self, index: int = -1) -> None:
         self.download_button.setEnabled(not self.installed() and self.worker is None)
+        self.chosen.emit()
 
     def show_engine(self, engine: EngineBase) -> None:
         """Name the engine that produced the results shown."""

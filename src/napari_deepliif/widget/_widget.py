@@ -27,7 +27,7 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt.utils import qthrottled
+from superqt.utils import qdebounced, qthrottled
 
 from napari_deepliif.constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
 from napari_deepliif.engine.cpu_memory import keep_freed_memory
@@ -37,15 +37,25 @@ from napari_deepliif.errors import Cancelled, DeepLIIFError
 from napari_deepliif.resolution import RESOLUTIONS
 from napari_deepliif.widget import layers as out
 from napari_deepliif.widget import roi, strings
-from napari_deepliif.widget._controls import ScoreTable, ThresholdSlider, VerticalScroll
+from napari_deepliif.widget._compartments import COMPARTMENT_DEFAULTS, CompartmentBox, result_text
+from napari_deepliif.widget._controls import ScoreTable, VerticalScroll
 from napari_deepliif.widget._engine_box import EngineBox
 from napari_deepliif.widget._serve_box import ServeBox
-from napari_deepliif.widget.workers import EngineChoice, RunSpec, roi_scores, score_area
+from napari_deepliif.widget._thresholds import ThresholdBox
+from napari_deepliif.widget.workers import (
+    STAIN,
+    EngineChoice,
+    RunSpec,
+    roi_scores,
+    score_area,
+)
 
 log = logging.getLogger(__name__)
 
 #: Slider input is applied at most this often (ms); the first move applies at once.
 THROTTLE_MS = 40
+#: A DAB threshold move re-runs the stain engine once the slider has rested this long (ms).
+DAB_DEBOUNCE_MS = 250
 #: Largest area (pixels) whose cells a seg threshold move finds on the GUI thread (~30-55 ms
 #: for 9 MP on the machines of docs/benchmarks.md, ~230-330 ms for 64 MP); larger ones are
 #: found in a worker thread so napari never freezes (at 64 MP its longest stall is then
@@ -54,7 +64,7 @@ THROTTLE_MS = 40
 RELABEL_ON_GUI_THREAD_MAX_PX = 16_000_000
 #: Reference defaults of the thresholds (see ``napari_deepliif.cells.postprocess.Settings``).
 DEFAULT_SETTINGS = {"seg_thresh": DEFAULT_SEG_THRESH, "size_thresh": "default",
-                    "size_thresh_upper": None, "marker_thresh": None}
+                    "size_thresh_upper": None, "marker_thresh": None, **COMPARTMENT_DEFAULTS}
 AREAS = (strings.AREA_WHOLE, strings.AREA_ROIS, strings.AREA_VIEW)
 
 
@@ -77,6 +87,8 @@ class _Run:
     level: int = 0
     downsample: float = 1.0
     mpp: float | None = None
+    spec: RunSpec | None = None
+    layer: Any = None
 
 
 class DeepLIIFWidget(QWidget):
@@ -97,13 +109,15 @@ class DeepLIIFWidget(QWidget):
         self.relabelling: Any = None  # the worker finding the cells for a new seg threshold
         self._relabel_for: _Run | None = None  # the run whose cells it finds again
         self._relabel_again = False  # settings changed while it ran
-        self._running: tuple = ()  # (spec, layer, level) of the run in progress
+        self._running: tuple = ()  # (spec, layer, level, keep) of the run in progress
+        self._dab_again = False  # the DAB threshold moved while a run was going
         self.last: _Run | None = None
         self.settings: dict[str, Any] = dict(DEFAULT_SETTINGS)
         self._cancel = threading.Event()
         self._relay = _Relay()
         self._relay.progress.connect(self._on_progress)
         self.apply_settings_throttled = qthrottled(self.apply_settings, timeout=THROTTLE_MS, leading=True)
+        self.rerun_dab_debounced = qdebounced(self.rerun_dab, timeout=DAB_DEBOUNCE_MS)
         layout = QVBoxLayout(self._scrolled())
         layout.addWidget(self._input_box())
         self.engine_box = EngineBox(self)
@@ -111,10 +125,15 @@ class DeepLIIFWidget(QWidget):
         layout.addWidget(self._options_box())
         layout.addLayout(self._run_row())
         layout.addWidget(self._threshold_box())
+        self.compartment_box = CompartmentBox()
+        self.compartment_box.changed.connect(self.set_compartment)
+        layout.addWidget(self.compartment_box)
         layout.addWidget(self._cells_box())
         self.serve_box = ServeBox(self.engine_choice)
         layout.addWidget(self.serve_box)
         layout.addStretch(1)
+        self.engine_box.chosen.connect(self._show_controls)
+        self._show_controls()
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed,
                       viewer.layers.events.reordered):
             event.connect(self._refresh_layers)
@@ -173,25 +192,12 @@ class DeepLIIFWidget(QWidget):
             row.addWidget(w)
         return row
 
-    def _threshold_box(self) -> QGroupBox:
-        box = QGroupBox(strings.DEFAULTS)
-        box.setTitle("Thresholds")
-        layout = QVBoxLayout(box)
-        self.sliders = {
-            "seg_thresh": ThresholdSlider(strings.SEG_THRESH, strings.SEG_THRESH_TIP, 0, 510),
-            "size_thresh": ThresholdSlider(strings.SIZE_THRESH, strings.SIZE_THRESH_TIP, 0, 1000),
-            "size_thresh_upper": ThresholdSlider(strings.SIZE_UPPER, strings.SIZE_UPPER_TIP, 1, 1001, none_at="max"),
-            "marker_thresh": ThresholdSlider(strings.MARKER_THRESH, strings.MARKER_THRESH_TIP, -1, 255, none_at="min"),
-        }
-        for key, slider in self.sliders.items():
-            slider.set_value(DEFAULT_SETTINGS[key] if key != "size_thresh" else 0)
-            slider.changed.connect(lambda value, key=key: self.set_threshold(key, value))
-            slider.setEnabled(False)
-            layout.addWidget(slider)
-        self.defaults_button = QPushButton(strings.DEFAULTS)
-        self.defaults_button.setToolTip(strings.DEFAULTS_TIP)
-        self.defaults_button.clicked.connect(self.reset_thresholds)
-        layout.addWidget(self.defaults_button)
+    def _threshold_box(self) -> ThresholdBox:
+        self.threshold_box = box = ThresholdBox(DEFAULT_SETTINGS)
+        self.sliders, self.dab_slider, self.defaults_button = box.sliders, box.dab, box.defaults_button
+        box.changed.connect(self.set_threshold)
+        box.dab_changed.connect(self.set_dab_threshold)
+        box.defaults_button.clicked.connect(self.reset_thresholds)
         return box
 
     def _cells_box(self) -> QGroupBox:
@@ -207,6 +213,9 @@ class DeepLIIFWidget(QWidget):
         layout.addLayout(row)
         self.score_table = ScoreTable()
         layout.addWidget(self.score_table)
+        self.result_label = QLabel()
+        self.result_label.setWordWrap(True)
+        layout.addWidget(self.result_label)
         self.export_button = QPushButton(strings.EXPORT)
         self.export_button.setToolTip(strings.EXPORT_TIP)
         self.export_button.clicked.connect(self._export_clicked)
@@ -267,14 +276,22 @@ class DeepLIIFWidget(QWidget):
         choice = self.engine_choice()
         outputs = "all" if self.outputs_combo.currentText() == strings.OUTPUTS_ALL else "score"
         levels = list(layer.data) if layer.multiscale else [layer.data]
+        mpp = roi.pixel_size_um(layer)
+        scored = None if mpp is None else mpp * float(roi.downsample_factors(layer, level)[-1])
         spec = RunSpec(choice, data, rect, self.resolution_combo.currentText(), outputs, polygons, levels, level,
-                       roi.pixel_size_um(layer))
+                       mpp, scored)
         return spec, layer, level
 
     def engine_choice(self) -> EngineChoice:
         """The engine the controls ask for (raises DeepLIIFError if it is not installed)."""
-        return EngineChoice(self.engine_box.model(), self.device_combo.currentText(),
-                            self.precision_combo.currentText())
+        model = self.engine_box.model()
+        return EngineChoice(model, self.device_combo.currentText(), self.precision_combo.currentText(),
+                            self.dab_slider.value() if model == STAIN else None)
+
+    def _show_controls(self) -> None:
+        self.threshold_box.show_for(chosen=self.engine_box.combo.currentData(),
+                                    shown=self.last.engine.name if self.last is not None else None,
+                                    by_compartment=self.post is not None and self.post.settings.compartment != "class")
 
     def run(self) -> Any:
         """Start a run in a worker thread; returns the worker (None if the input is unusable)."""
@@ -283,11 +300,16 @@ class DeepLIIFWidget(QWidget):
         except DeepLIIFError as exc:
             show_error(str(exc))
             return None
+        return self._start(spec, layer, level, keep=False)
+
+    def _start(self, spec: RunSpec, layer: Any, level: int, keep: bool) -> Any:
+        """Score ``spec`` in a worker; ``keep``: the same area again, whose cells keep the
+        thresholds and clicks the user set."""
         self._cancel = threading.Event()
         worker = create_worker(score_area, spec, self._relay.progress.emit, self._cancel,
                                _connect={"errored": self._on_error}, _start_thread=False)
         # bound methods, not lambdas: Qt drops these connections if the widget is closed first
-        self._running = (spec, layer, level)
+        self._running = (spec, layer, level, keep)
         worker.returned.connect(self._run_returned)
         worker.finished.connect(self._on_finished)
         self.run_button.setEnabled(False)
@@ -320,12 +342,18 @@ class DeepLIIFWidget(QWidget):
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
         self.worker = None
+        if self._dab_again:
+            self._dab_again = False
+            self.rerun_dab()
 
     def _run_returned(self, found: tuple[Any, Any]) -> None:
         self._show(found, *self._running)
 
-    def _show(self, found: tuple[Any, Any], spec: RunSpec, layer: Any, level: int) -> None:
+    def _show(self, found: tuple[Any, Any], spec: RunSpec, layer: Any, level: int, keep: bool = False) -> None:
         engine, result = found
+        if keep and self.post is not None:  # the same cells: the user's settings and clicks stay
+            same = np.array_equal(result.post.table.centroid_xy, self.post.table.centroid_xy)
+            result = result.rescore(**self.settings, **({"overrides": self.post.overrides} if same else {}))
         # the layers show the window scored (the area and its context), ROIs move with it
         origin = result.origin
         scale, translate = out.placement(layer.scale, layer.translate, origin, roi.downsample_factors(layer, level))
@@ -335,8 +363,9 @@ class DeepLIIFWidget(QWidget):
         factors = roi.downsample_factors(layer, level)
         base_mpp = roi.pixel_size_um(layer)
         self.last = _Run(result, engine, polygons, union, layer.name, origin, level, float(factors[-1]),
-                         None if base_mpp is None else base_mpp * float(factors[-1]))
-        self.settings = dict(DEFAULT_SETTINGS)
+                         None if base_mpp is None else base_mpp * float(factors[-1]), spec, layer)
+        if not keep:
+            self.settings = dict(DEFAULT_SETTINGS)
         self.post = result.post
         meta = {"source": layer.name, "origin_xy": list(origin), "level": level,
                 "provenance": dict(result.provenance)}
@@ -346,8 +375,7 @@ class DeepLIIFWidget(QWidget):
                 shown[role].mouse_drag_callbacks.append(self._on_click)
                 shown[role].events.visible.connect(self._layer_shown)
         self.engine_box.show_engine(engine)
-        for slider in self.sliders.values():
-            slider.setEnabled(True)
+        self.threshold_box.enable()
         self._update_panel()
         # the image stays the active layer: a click then pans, not paints into the new labels
         self.viewer.layers.selection.active = layer
@@ -356,6 +384,37 @@ class DeepLIIFWidget(QWidget):
     def set_threshold(self, key: str, value: int | None) -> None:
         """Change one threshold (as a slider does) and re-score, throttled."""
         self.settings[key] = value
+        self.apply_settings_throttled()
+
+    def set_dab_threshold(self, value: float) -> None:
+        """The stain engine's DAB threshold moved: the shown stain cells are scored again
+        (:meth:`rerun_dab`, debounced); before a run it is the next run's."""
+        if self.last is not None and self.last.engine.name == STAIN:
+            self.rerun_dab_debounced()
+
+    def rerun_dab(self) -> Any:
+        """Score the shown stain-engine area again at the slider's DAB threshold; returns the
+        worker (None if there is nothing to re-score, or a run is going: it follows that run).
+
+        The stain engine classifies each nucleus by its mean DAB OD while it segments, so its
+        Seg map changes: the engine runs again on the same pixels with its whole-image
+        statistics kept (the cells equal ``score --dab-threshold``), and the thresholds and
+        clicks set here stay.
+        """
+        last = self.last
+        if last is None or last.engine.name != STAIN or last.spec is None or last.layer not in self.viewer.layers:
+            return None
+        if self.worker is not None:
+            self._dab_again = True
+            return None
+        choice = replace(last.spec.engine, dab_threshold=self.dab_slider.value())
+        spec = replace(last.spec, engine=choice, statistics=last.result.provenance["statistics"])
+        return self._start(spec, last.layer, last.level, keep=True)
+
+    def set_compartment(self, values: dict) -> None:
+        """Change what decides positive (the compartment settings, as the "Positive by" box
+        does) and re-score, throttled."""
+        self.settings.update(values)
         self.apply_settings_throttled()
 
     def reset_thresholds(self) -> None:
@@ -374,16 +433,29 @@ class DeepLIIFWidget(QWidget):
         if self.settings["seg_thresh"] != self.post.settings.seg_thresh:
             self._relabel(in_background=np.prod(self.post.cells.shape) > RELABEL_ON_GUI_THREAD_MAX_PX)
             return
+        if self._measures_again():
+            self._relabel(in_background=True)
+            return
         before, self.post = self.post, self.post.rescore(**self.settings)
         if not (np.array_equal(before.counted, self.post.counted)
                 and np.array_equal(before.positive, self.post.positive)):
             out.recolor(self.viewer, self.post)
         self._update_panel()
 
+    def _measures_again(self) -> bool:
+        """Whether the settings score a compartment whose measurements are not there yet: the
+        first compartment mode, or a new cell expansion (the IHC image is measured again,
+        ~0.5 s per megapixel, so in a worker)."""
+        now, asked = self.post.settings, self.settings
+        return asked["compartment"] != "class" and (now.compartment == "class"
+                                                    or asked["expansion_um"] != now.expansion_um)
+
     def _relabel(self, in_background: bool) -> None:
-        """Find the cells for the current settings and show them; ``in_background``: in a
-        worker thread (on a large area this takes long enough to freeze napari), with
-        the score table greyed out and settings changed meanwhile applied when it ends."""
+        """Re-score for the current settings where that means finding the cells again (a new
+        seg threshold) or measuring them again (see :meth:`_measures_again`), and show them;
+        ``in_background``: in a worker thread (on a large area this takes long enough to
+        freeze napari), with the score table greyed out and settings changed meanwhile
+        applied when it ends."""
         self._relabel_for = self.last
         settings = dict(self.settings)
         if not in_background:
@@ -400,10 +472,10 @@ class DeepLIIFWidget(QWidget):
     def _relabelled(self, post: Any) -> None:
         if self.last is not self._relabel_for:  # a new run replaced these cells meanwhile
             return
-        self.post = post
-        out.recolor(self.viewer, self.post, relabel=True)
+        before, self.post = self.post, post
+        out.recolor(self.viewer, self.post, relabel=post.settings.seg_thresh != before.settings.seg_thresh)
         if self._relabel_again:  # the sliders stay where the user has moved them since
-            self.score_table.show_scores(self.scores())
+            self._show_scores()
         else:
             self._update_panel()
 
@@ -451,7 +523,16 @@ class DeepLIIFWidget(QWidget):
         self.sliders["size_thresh"].set_value(scoring["size_thresh"], high=max(biggest, scoring["size_thresh"] + 1))
         self.sliders["size_thresh_upper"].set_value(scoring["size_thresh_upper"], high=biggest + 1)
         self.sliders["marker_thresh"].set_value(scoring["marker_thresh"])
+        self.compartment_box.show_settings(self.post.settings)
+        self._show_controls()
+        dab = self.last.result.provenance.get("parameters", {}).get("dab_threshold")
+        if dab is not None:
+            self.dab_slider.set_value(dab)
+        self._show_scores()
+
+    def _show_scores(self) -> None:
         self.score_table.show_scores(self.scores())
+        self.result_label.setText(result_text(self.post.scoring))
 
     def scores(self) -> list[tuple[str, dict]]:
         """``[(name, score)]``: the whole area (or all ROIs together), then each ROI."""

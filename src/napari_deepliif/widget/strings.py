@@ -57,6 +57,16 @@ DOWNLOADED = "Model {name} downloaded to {path}."
 ADDED = "Local model {name} added ({path})."
 
 # ---- sliders -------------------------------------------------------------------------------
+THRESHOLDS = "Thresholds"
+DAB_THRESH = "DAB threshold (OD)"
+DAB_THRESH_TIP = ("Stain engine: a nucleus whose mean DAB optical density is above this is positive (QuPath's "
+                  "default 0.2). Raise it where hematoxylin-only nuclei come out positive. Moving it re-runs the "
+                  "stain engine on the same area (its foreground threshold is kept), as score --dab-threshold does.")
+CLASS_THRESHOLDS_OFF = ("Positive by a compartment (below): the DAB and marker thresholds, which set the "
+                        "engine's class, do not apply; back to \"engine's class\" to use them.")
+SEG_THRESH_STAIN = ("Seg threshold: not used by the stain engine. Its Seg map has no probability ramp (every "
+                    "nucleus pixel is pure red or blue), so only its top value would change anything, and it "
+                    "removes every cell. Use the DAB threshold and the size sliders instead.")
 SEG_THRESH = "Seg threshold"
 SEG_THRESH_TIP = "A pixel is a cell pixel if R + B of the Seg map exceeds this (recomputes the cells; no network)."
 SIZE_THRESH = "Min size (px)"
@@ -70,6 +80,39 @@ OFF = "off"
 DEFAULTS = "Defaults"
 DEFAULTS_TIP = "Back to the reference defaults of every threshold."
 
+# ---- positive by compartment -----------------------------------------------------------------
+POSITIVE_BY_BOX = "Positive by"
+POSITIVE_BY = "Positive by"
+POSITIVE_BY_TIP = ("What decides that a cell is positive: the engine's class (DeepLIIF's Seg map, the stain "
+                   "engine's nuclear DAB), or the mean DAB optical density of one compartment measured on the IHC "
+                   "image: nucleus (nuclear markers: Ki67, ER, PR), cytoplasm, membrane (PD-L1, HER2) or the whole "
+                   "cell. Re-scored from the cell table; the network does not run again.")
+COMPARTMENT_ITEMS = {"class": "engine's class", "nucleus": "nucleus DAB OD", "cytoplasm": "cytoplasm DAB OD",
+                     "membrane": "membrane DAB OD", "cell": "cell DAB OD"}
+POSITIVE_OD = "Positive above (OD)"
+POSITIVE_OD_TIP = ("A cell whose compartment's mean DAB OD is above this is positive (1+); a membrane pixel above it "
+                   "counts as stained for the completeness. QuPath's default: 0.2.")
+BINS = "1+ / 2+ / 3+ and H-score"
+BINS_TIP = ("Bin the positive cells by their compartment's DAB OD: 2+ above the first value, 3+ above the second "
+            "(QuPath's defaults 0.4 and 0.6), and show the H-score (1 x %1+ + 2 x %2+ + 3 x %3+, 0-300).")
+BIN_2 = "2+ above (OD)"
+BIN_3 = "3+ above (OD)"
+COMPLETENESS = "Min. membrane (%)"
+COMPLETENESS_TIP = ("For membrane markers: a positive cell also needs at least this share of its membrane ring above "
+                    "the positive OD (a complete ring is 100%); at the left end it is not used.")
+EXPANSION = "Cell expansion (µm)"
+EXPANSION_TIP = ("How far each nucleus is grown into a cell (stopped where neighbours meet); the cytoplasm is the "
+                 "cell minus its nucleus, the membrane its outer ring (1 µm). A change measures the cells again on "
+                 "the IHC image (not the network): in the background, the score table greyed out meanwhile. "
+                 "Also sets the measurements the export writes.")
+CLASS_MODE_NOTE = ("Positive by the engine's class: choose a compartment to score on its DAB OD instead (the "
+                   "compartment measurements are in the export either way).")
+RESULT_CLASS = "Positive by the engine's class."
+RESULT_COMPARTMENT = "Positive by {compartment} DAB OD > {od:.2f}{completeness}{expansion}."
+RESULT_EXPANSION = " (cells expanded {expansion:g} µm)"
+RESULT_COMPLETENESS = " and at least {share:.0f}% of the membrane"
+RESULT_BINS = " 1+ {n1}, 2+ {n2}, 3+ {n3}: H-score {h_score}."
+
 # ---- cells and score -----------------------------------------------------------------------
 CLICK = "Click on a cell"
 CLICK_NOTHING = "does nothing"
@@ -78,6 +121,7 @@ CLICK_FLIP = "flips its class"
 CLICK_RESTORE = "restores it"
 CLICK_TIP = "What a click on a cell of the cells layer does (overrides are kept until Seg threshold changes)."
 SCORE_HEADERS = ("Area", "Total", "Pos.", "Neg.", "% pos.")
+BIN_HEADERS = ("1+", "2+", "3+", "H-score")
 SCORE_ALL = "All"
 SCORE_ROI = "ROI {index}"
 

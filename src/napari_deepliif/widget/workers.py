@@ -28,11 +28,13 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class EngineChoice:
-    """Which engine to load: ``model`` is ``STAIN`` or a model index name/folder."""
+    """Which engine to load: ``model`` is ``STAIN`` or a model index name/folder;
+    ``dab_threshold`` (the stain engine's, OD) None: the engine's default."""
 
     model: str
     device: str = "auto"
     precision: str = "fp32"
+    dab_threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,12 @@ class RunSpec:
         The level ``image`` is.
     mpp : float, optional
         Level 0's pixel size (µm/px), when the layer says.
+    pixel_size : float, optional
+        Pixel size of the level scored (µm/px), when the layer says: the cells' stain
+        measurements (areas, cell expansion) use it, as ``score`` uses the file's.
+    statistics : dict, optional
+        The engine's whole-image statistics from an earlier run of the same pixels, so a
+        re-run with another engine parameter skips computing them again.
     """
 
     engine: EngineChoice
@@ -68,6 +76,8 @@ class RunSpec:
     levels: list = field(default_factory=list)
     level: int = 0
     mpp: float | None = None
+    pixel_size: float | None = None
+    statistics: dict | None = None
 
     def tissue(self) -> Any:
         """Which parts of ``image`` hold tissue: the slide rule ``score`` and ``batch`` apply
@@ -80,8 +90,10 @@ class RunSpec:
 def get_engine(choice: EngineChoice) -> Any:
     """Load (or reuse: networks are cached by :mod:`napari_deepliif.models.loader`) an engine."""
     if choice.model == STAIN:
-        return load_engine("stain")
-    return load_engine("deepliif", choice.model, device=choice.device, precision=choice.precision)
+        engine = load_engine("stain")
+    else:
+        engine = load_engine("deepliif", choice.model, device=choice.device, precision=choice.precision)
+    return engine.with_parameters(**({} if choice.dab_threshold is None else {"dab_threshold": choice.dab_threshold}))
 
 
 def score_area(spec: RunSpec, progress: Progress | None = None,
@@ -97,7 +109,8 @@ def score_area(spec: RunSpec, progress: Progress | None = None,
     origin = np.array(spec.rect[:2] if spec.rect else (0, 0), float)
     rois = [(np.asarray(p, float) + origin, []) for p in spec.polygons] or None
     result = score_region(engine, spec.image, region=spec.rect, rois=rois, resolution=spec.resolution,
-                          outputs=spec.outputs, include=spec.tissue(), progress=progress, cancel=cancel)
+                          mpp=spec.pixel_size, outputs=spec.outputs, include=spec.tissue(),
+                          statistics=spec.statistics, progress=progress, cancel=cancel)
     return engine, result
 
 

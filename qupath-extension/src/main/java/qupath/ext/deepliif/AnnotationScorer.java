@@ -91,6 +91,8 @@ final class AnnotationScorer {
         if (!health.isOk())
             throw new DeepLIIFException(0, Messages.TITLE, "The DeepLIIF server at " + client.getBaseUrl()
                     + " reports status '" + health.status() + "'.");
+        if (settings.dabThreshold() != null && health.isDeepLIIF())
+            throw new DeepLIIFException(0, Messages.TITLE, Messages.DAB_NOT_FOR_DEEPLIIF);
         return new AnnotationScorer(imageData, client, settings, health);
     }
 

@@ -23,6 +23,8 @@ final class Messages {
     static final String STAIN_ENGINE = "The server runs the classical 'stain' engine (colour deconvolution), "
             + "not DeepLIIF: install a DeepLIIF model ('napari-deepliif models fetch deepliif-latest') and restart "
             + "the server for DeepLIIF results.";
+    static final String DAB_NOT_FOR_DEEPLIIF = "A DAB threshold is set (Preferences or script), but the server runs "
+            + "DeepLIIF, which classifies cells by its own Seg map: clear the DAB threshold, or serve the stain engine.";
     static final String CANCELLED = "Scoring was cancelled; annotations already finished keep their results.";
     static final String RUNNING = "Scoring %d annotation(s) on %s...";
     static final String PROGRESS = "Annotation %d of %d";
@@ -50,6 +52,26 @@ final class Messages {
             + "computed by the server over the whole annotation.";
     static final String PREF_OPTIONAL_HELP = "A whole number, 'default' for DeepLIIF's rule (computed by the server over "
             + "the whole annotation), or 'none' (or empty) to not apply it.";
+    static final String PREF_DAB = "DAB threshold (OD, stain engine)";
+    static final String PREF_DAB_HELP = "For a server running the classical stain engine: a nucleus whose mean DAB optical "
+            + "density is above this is positive (empty: the server's default, 0.2). Raise it where hematoxylin-only "
+            + "nuclei come out positive. A DeepLIIF server refuses it (DeepLIIF classifies by its own Seg map).";
+    static final String PREF_COMPARTMENT = "Positive by";
+    static final String PREF_COMPARTMENT_HELP = "What decides that a cell is positive: 'class' the engine's class, or the "
+            + "mean DAB optical density of the nucleus (Ki67, ER, PR), cytoplasm, membrane (PD-L1, HER2) or whole cell, "
+            + "measured by the server on the IHC image. The proportion is over all cells the engine detects in the "
+            + "annotation: there is no tumour / non-tumour classifier.";
+    static final String PREF_POSITIVE_OD = "Positive above (DAB OD)";
+    static final String PREF_POSITIVE_OD_HELP = "A compartment mode's cell is positive (1+) above this DAB OD (empty: 0.2).";
+    static final String PREF_BINS = "2+,3+ above (DAB OD)";
+    static final String PREF_BINS_HELP = "Two DAB ODs, e.g. 0.4,0.6 (QuPath's), for 1+/2+/3+ counts and the H-score; "
+            + "empty: no bins.";
+    static final String PREF_COMPLETENESS = "Min. membrane completeness (%)";
+    static final String PREF_COMPLETENESS_HELP = "For membrane markers: a positive cell also needs this share of its "
+            + "membrane ring above the positive OD; empty: not used.";
+    static final String PREF_EXPANSION = "Cell expansion (µm)";
+    static final String PREF_EXPANSION_HELP = "How far nuclei are grown into cells (stopped where neighbours meet) for the "
+            + "cytoplasm, membrane and cell measurements; empty: the server's 5 µm.";
     static final String BAD_THRESHOLD = "'%s': %s";
 
     private Messages() {

@@ -40,6 +40,21 @@ public final class ScoreMeasurements {
     public static final String SIZE_THRESH_UPPER = PREFIX + "Size threshold upper";
     /** Marker threshold used (absent when none was applied). */
     public static final String MARKER_THRESH = PREFIX + "Marker threshold";
+    /** The stain engine's DAB threshold used, OD (absent for DeepLIIF). */
+    public static final String DAB_THRESHOLD = PREFIX + "DAB threshold (OD)";
+    /** What decided positive, as its index in {@link CompartmentSettings#COMPARTMENTS}. */
+    public static final String POSITIVE_BY = PREFIX + "Positive by (0 class, 1 nucleus, 2 cytoplasm, 3 membrane, 4 cell)";
+    /** Compartment mode: DAB OD above which a cell is positive. */
+    public static final String POSITIVE_OD = PREFIX + "Positive DAB OD";
+    /** Compartment mode: cell expansion, µm. */
+    public static final String EXPANSION = PREFIX + "Cell expansion µm";
+    /** Compartment mode: the membrane completeness a positive cell needed (absent when none). */
+    public static final String MIN_COMPLETENESS = PREFIX + "Min membrane completeness";
+    /** Compartment mode with bins: positive cells in each bin, and the H-score (0-300). */
+    public static final String NUM_1PLUS = PREFIX + "Num 1+";
+    public static final String NUM_2PLUS = PREFIX + "Num 2+";
+    public static final String NUM_3PLUS = PREFIX + "Num 3+";
+    public static final String H_SCORE = PREFIX + "H-score";
 
     private ScoreMeasurements() {
     }
@@ -74,6 +89,16 @@ public final class ScoreMeasurements {
         put(m, SIZE_THRESH, s.sizeThresh());
         put(m, SIZE_THRESH_UPPER, s.sizeThreshUpper());
         put(m, MARKER_THRESH, s.markerThresh());
+        Double dab = result.score().parameters().get("dab_threshold");
+        if (dab != null)
+            m.put(DAB_THRESHOLD, dab);
+        m.put(POSITIVE_BY, (double) CompartmentSettings.COMPARTMENTS.indexOf(result.score().compartment()));
+        Map<String, Double> c = result.score().compartmentScoring();
+        String[][] names = {{"positive_od", POSITIVE_OD}, {"expansion_um", EXPANSION}, {"min_completeness", MIN_COMPLETENESS},
+                            {"num_1plus", NUM_1PLUS}, {"num_2plus", NUM_2PLUS}, {"num_3plus", NUM_3PLUS}, {"h_score", H_SCORE}};
+        for (String[] name : names)
+            if (c.containsKey(name[0]))
+                m.put(name[1], c.get(name[0]));
         return m;
     }
 
@@ -102,6 +127,9 @@ public final class ScoreMeasurements {
             sb.append(", ").append(resolution);
         if (!"deepliif".equals(p.get("engine")))
             sb.append(" (classical stain engine, not DeepLIIF)");
+        if (!"class".equals(result.score().compartment()))
+            sb.append(", positive by ").append(result.score().compartment()).append(" DAB OD > ")
+                    .append(ScoreSettings.number(result.score().compartmentScoring().get("positive_od")));
         return sb.toString();
     }
 

@@ -15,9 +15,21 @@ import com.google.gson.JsonObject;
  *
  * @param scoring    counts and thresholds used
  * @param provenance engine, model, model_hash, version (as strings; null values are left out)
+ * @param parameters the engine's numeric parameters (e.g. the stain engine's {@code dab_threshold});
+ *                   empty when it has none or the server does not report them
  * @param placement  where the scored pixels lie in the image
+ * @param compartment what decided positive: "class" (the engine's class) or the compartment
+ *                    whose DAB OD did
+ * @param compartmentScoring a compartment mode's numeric settings and results, in the server's
+ *                    names ({@code positive_od}, {@code min_completeness}, {@code expansion_um},
+ *                    {@code membrane_um}, and with bins {@code num_1plus}, {@code num_2plus},
+ *                    {@code num_3plus}, {@code h_score}); empty for the class
  */
-public record ScoreRecord(Scoring scoring, Map<String, String> provenance, Placement placement) {
+public record ScoreRecord(Scoring scoring, Map<String, String> provenance, Map<String, Double> parameters,
+                          Placement placement, String compartment, Map<String, Double> compartmentScoring) {
+
+    /** The keys of {@link #compartmentScoring} that count cells, and go stale when cells are dropped. */
+    public static final java.util.List<String> BIN_KEYS = java.util.List.of("num_1plus", "num_2plus", "num_3plus", "h_score");
 
     /** The version of the server's score record this extension reads (docs/score-format.md). */
     public static final int FORMAT_VERSION = 1;
@@ -109,10 +121,24 @@ public record ScoreRecord(Scoring scoring, Map<String, String> provenance, Place
                     shape.get(1).getAsInt(), shape.get(0).getAsInt());
             Map<String, String> provenance = new LinkedHashMap<>();
             // names and numbers only: the engine's whole-image statistics are an object
-            for (Map.Entry<String, JsonElement> e : object(score, "provenance").entrySet())
+            JsonObject source = object(score, "provenance");
+            for (Map.Entry<String, JsonElement> e : source.entrySet())
                 if (e.getValue().isJsonPrimitive())
                     provenance.put(e.getKey(), e.getValue().getAsString());
-            return new ScoreRecord(scoring, Collections.unmodifiableMap(provenance), placement);
+            Map<String, Double> parameters = new LinkedHashMap<>();
+            if (source.has("parameters") && source.get("parameters").isJsonObject())
+                for (Map.Entry<String, JsonElement> e : source.getAsJsonObject("parameters").entrySet())
+                    if (e.getValue().isJsonPrimitive() && e.getValue().getAsJsonPrimitive().isNumber())
+                        parameters.put(e.getKey(), e.getValue().getAsDouble());
+            String compartment = s.has("compartment") ? s.get("compartment").getAsString() : "class";
+            Map<String, Double> compartmentScoring = new LinkedHashMap<>();
+            for (String key : new String[] {"positive_od", "min_completeness", "expansion_um", "membrane_um",
+                                            "num_1plus", "num_2plus", "num_3plus", "h_score"})
+                if (s.has(key) && !s.get(key).isJsonNull())
+                    compartmentScoring.put(key, s.get(key).getAsDouble());
+            return new ScoreRecord(scoring, Collections.unmodifiableMap(provenance),
+                    Collections.unmodifiableMap(parameters), placement, compartment,
+                    Collections.unmodifiableMap(compartmentScoring));
         } catch (NullPointerException | IllegalStateException | UnsupportedOperationException | ClassCastException
                  | IndexOutOfBoundsException | NumberFormatException e) {
             // What Gson's accessors throw for a field that is missing or of another type.
@@ -122,9 +148,15 @@ public record ScoreRecord(Scoring scoring, Map<String, String> provenance, Place
         }
     }
 
-    /** @return the same record with other counts (see {@link Scoring#withCounts}) */
+    /**
+     * @return the same record with other counts (see {@link Scoring#withCounts}); the 1+/2+/3+
+     *         counts and H-score, which counted other cells, are left out
+     */
     public ScoreRecord withCounts(int positive, int total) {
-        return new ScoreRecord(scoring.withCounts(positive, total), provenance, placement);
+        Map<String, Double> settings = new LinkedHashMap<>(compartmentScoring);
+        settings.keySet().removeAll(BIN_KEYS);
+        return new ScoreRecord(scoring.withCounts(positive, total), provenance, parameters, placement, compartment,
+                Collections.unmodifiableMap(settings));
     }
 
     /** @return whether DeepLIIF scored (not the classical stain engine) */

@@ -5,6 +5,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.StringJoiner;
 
 import com.google.gson.JsonNull;
@@ -22,9 +23,18 @@ import com.google.gson.JsonObject;
  *                        (the server needs one of the two)
  * @param sizeThreshUpper largest cell size in pixels: a number, default, or not applied
  * @param markerThresh    marker threshold (0-255): a number, default, or not applied
+ * @param dabThreshold    the stain engine's DAB threshold (mean nuclear DAB OD above which a
+ *                        nucleus is positive), null for the server's default (left out); a
+ *                        DeepLIIF server refuses it
+ * @param compartment     what decides positive (the engine's class or a compartment's DAB OD),
+ *                        bins, completeness and cell expansion; null for {@link CompartmentSettings#CLASS}
  */
 public record ScoreSettings(Magnification magnification, Integer segThresh, Threshold sizeThresh,
-                            Threshold sizeThreshUpper, Threshold markerThresh) {
+                            Threshold sizeThreshUpper, Threshold markerThresh, Double dabThreshold,
+                            CompartmentSettings compartment) {
+
+    /** Query parameters the server reads as a list: their value "a,b" is sent as {@code key=a&key=b}. */
+    static final Set<String> REPEATED = Set.of("bins_od");
 
     /** What the script line and preferences write for "the server decides the magnification". */
     public static final String AUTO = "auto";
@@ -36,6 +46,54 @@ public record ScoreSettings(Magnification magnification, Integer segThresh, Thre
             throw new IllegalArgumentException("Use Threshold.NONE for a threshold that is not applied");
         if (segThresh != null && segThresh < 0)
             throw new IllegalArgumentException("The segmentation threshold must be >= 0, got " + segThresh);
+        if (dabThreshold != null && !(Double.isFinite(dabThreshold) && dabThreshold >= 0))
+            throw new IllegalArgumentException("The DAB threshold is an optical density, 0 or more, got " + dabThreshold);
+        if (compartment == null)
+            compartment = CompartmentSettings.CLASS;
+    }
+
+    /** Settings with the server's DAB threshold, positive by the engine's class (see the canonical constructor). */
+    public ScoreSettings(Magnification magnification, Integer segThresh, Threshold sizeThresh,
+                         Threshold sizeThreshUpper, Threshold markerThresh) {
+        this(magnification, segThresh, sizeThresh, sizeThreshUpper, markerThresh, null, null);
+    }
+
+    /**
+     * @param dabThreshold the stain engine's DAB threshold (OD), null for the server's default
+     * @return these settings with that DAB threshold
+     */
+    public ScoreSettings withDabThreshold(Double dabThreshold) {
+        return new ScoreSettings(magnification, segThresh, sizeThresh, sizeThreshUpper, markerThresh, dabThreshold,
+                compartment);
+    }
+
+    /**
+     * @param compartment what decides positive, null for the engine's class
+     * @return these settings scoring that way
+     */
+    public ScoreSettings withCompartment(CompartmentSettings compartment) {
+        return new ScoreSettings(magnification, segThresh, sizeThresh, sizeThreshUpper, markerThresh, dabThreshold,
+                compartment);
+    }
+
+    /**
+     * @param text an optical density such as "0.3", or blank / null for the server's default
+     * @return the DAB threshold, null for the server's default
+     * @throws IllegalArgumentException for text that is not a finite number, 0 or more
+     */
+    public static Double dabThreshold(String text) {
+        if (text == null || text.isBlank())
+            return null;
+        double value;
+        try {
+            value = Double.parseDouble(text.strip());
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("An optical density such as 0.3 (or empty for the server's default), got '"
+                    + text.strip() + "'", e);
+        }
+        if (!(Double.isFinite(value) && value >= 0))
+            throw new IllegalArgumentException("An optical density is a finite number, 0 or more, got '" + text.strip() + "'");
+        return value;
     }
 
     /**
@@ -66,7 +124,8 @@ public record ScoreSettings(Magnification magnification, Integer segThresh, Thre
      * Write the settings into a {@code /api/regions/score} body: {@code resolution} (null: the
      * server decides), {@code seg_thresh} (left out for the server's default),
      * {@code size_thresh}, {@code size_thresh_upper}, {@code marker_thresh} (a number,
-     * "default", or null for not applied).
+     * "default", or null for not applied), {@code dab_threshold} (left out for the server's
+     * default).
      *
      * @param body the request body to add to
      */
@@ -80,6 +139,9 @@ public record ScoreSettings(Magnification magnification, Integer segThresh, Thre
         body.add("size_thresh", sizeThresh.toJson());
         body.add("size_thresh_upper", sizeThreshUpper.toJson());
         body.add("marker_thresh", markerThresh.toJson());
+        if (dabThreshold != null)
+            body.addProperty("dab_threshold", dabThreshold);
+        compartment.addTo(body);
     }
 
     /**
@@ -105,6 +167,9 @@ public record ScoreSettings(Magnification magnification, Integer segThresh, Thre
             query.put("size_thresh_upper", sizeThreshUpper.toQuery());
         if (markerThresh.isApplied())
             query.put("marker_thresh", markerThresh.toQuery());
+        if (dabThreshold != null)
+            query.put("dab_threshold", number(dabThreshold));
+        compartment.addTo(query);
         query.put("origin_x", Integer.toString(originX));
         query.put("origin_y", Integer.toString(originY));
         query.put("downsample", number(downsample));
@@ -124,8 +189,10 @@ public record ScoreSettings(Magnification magnification, Integer segThresh, Thre
      */
     public static String encode(Map<String, String> query) {
         StringJoiner joiner = new StringJoiner("&");
-        query.forEach((k, v) -> joiner.add(URLEncoder.encode(k, StandardCharsets.UTF_8) + "="
-                + URLEncoder.encode(v, StandardCharsets.UTF_8)));
+        query.forEach((k, v) -> {
+            for (String value : REPEATED.contains(k) ? v.split(",") : new String[] {v})
+                joiner.add(URLEncoder.encode(k, StandardCharsets.UTF_8) + "=" + URLEncoder.encode(value, StandardCharsets.UTF_8));
+        });
         return joiner.toString();
     }
 }

@@ -22,12 +22,18 @@ public final class ScriptCall {
      * @return e.g. {@code qupath.ext.deepliif.DeepLIIFScripting.scoreAnnotations("40x", true, null, "default", null, 120)}:
      *         magnification ("auto" for the server's choice), selected only, then the segmentation,
      *         size, upper size and marker thresholds, each a number, {@code "default"} or
-     *         {@code null} (segmentation: the server's default; upper size and marker: not applied)
+     *         {@code null} (segmentation: the server's default; upper size and marker: not applied),
+     *         then, when set, the stain engine's DAB threshold (OD; {@code null}: the server's default)
+     *         and the compartment settings as a map ({@link CompartmentSettings#toScript})
      */
     public static String scoreAnnotations(ScoreSettings settings, boolean selectedOnly) {
+        boolean byClass = settings.compartment().equals(CompartmentSettings.CLASS);
+        String dab = settings.dabThreshold() == null ? "null" : ScoreSettings.number(settings.dabThreshold());
         return SCRIPTING_CLASS + ".scoreAnnotations(\"" + settings.magnificationLabel() + "\", " + selectedOnly + ", "
                 + settings.segThresh() + ", " + settings.sizeThresh().toScript() + ", "
-                + settings.sizeThreshUpper().toScript() + ", " + settings.markerThresh().toScript() + ")";
+                + settings.sizeThreshUpper().toScript() + ", " + settings.markerThresh().toScript()
+                + (settings.dabThreshold() == null && byClass ? "" : ", " + dab)
+                + (byClass ? "" : ", " + settings.compartment().toScript()) + ")";
     }
 
     /**
@@ -43,6 +49,8 @@ public final class ScriptCall {
         map.put("size_thresh", settings.sizeThresh().toString());
         map.put("size_thresh_upper", settings.sizeThreshUpper().toString());
         map.put("marker_thresh", settings.markerThresh().toString());
+        map.put("dab_threshold", settings.dabThreshold() == null ? Threshold.DEFAULT_TEXT : settings.dabThreshold());
+        map.putAll(settings.compartment().parameters());
         return map;
     }
 }

@@ -19,6 +19,46 @@ class ScoreMeasurementsTest {
     }
 
     @Test
+    void theStainEnginesDabThresholdIsAMeasurement() throws DeepLIIFException {
+        var body = Answers.answer(1.0, Answers.cell(0, 0, 4, true));
+        var parameters = new com.google.gson.JsonObject();
+        parameters.addProperty("dab_threshold", 0.35);
+        body.getAsJsonObject("score").getAsJsonObject("provenance").add("parameters", parameters);
+        ScoreResponse response = ScoreResponse.fromJson(body);
+        assertEquals(Map.of("dab_threshold", 0.35), response.score().parameters());
+        var m = ScoreMeasurements.of(new RegionResult(response.cells(), response.score(), null, null));
+        assertEquals(0.35, m.get(ScoreMeasurements.DAB_THRESHOLD));
+    }
+
+    @Test
+    void aCompartmentScoreGivesItsSettingsBinsAndHScoreUntilCellsAreDropped() throws DeepLIIFException {
+        var body = Answers.answer(1.0, Answers.cell(0, 0, 4, true), Answers.cell(10, 0, 4, false));
+        var scoring = body.getAsJsonObject("score").getAsJsonObject("scoring");
+        scoring.addProperty("compartment", "membrane");
+        scoring.addProperty("positive_od", 0.35);
+        scoring.addProperty("expansion_um", 5);
+        scoring.add("min_completeness", com.google.gson.JsonNull.INSTANCE);
+        scoring.addProperty("num_1plus", 0);
+        scoring.addProperty("num_2plus", 1);
+        scoring.addProperty("num_3plus", 0);
+        scoring.addProperty("h_score", 100.0);
+        ScoreResponse response = ScoreResponse.fromJson(body);
+        var m = ScoreMeasurements.of(new RegionResult(response.cells(), response.score(), null, null));
+        assertEquals(3.0, m.get(ScoreMeasurements.POSITIVE_BY));
+        assertEquals(0.35, m.get(ScoreMeasurements.POSITIVE_OD));
+        assertEquals(5.0, m.get(ScoreMeasurements.EXPANSION));
+        assertFalse(m.containsKey(ScoreMeasurements.MIN_COMPLETENESS), "not applied: no measurement");
+        assertEquals(1.0, m.get(ScoreMeasurements.NUM_2PLUS));
+        assertEquals(100.0, m.get(ScoreMeasurements.H_SCORE));
+        assertTrue(ScoreMeasurements.provenanceText(new RegionResult(response.cells(), response.score(), null, null))
+                .endsWith("positive by membrane DAB OD > 0.35"));
+        var recounted = ScoreMeasurements.of(new RegionResult(response.cells(), response.score().withCounts(1, 1), null, null));
+        assertFalse(recounted.containsKey(ScoreMeasurements.H_SCORE), "bins of other cells are not reported");
+        assertEquals(0.35, recounted.get(ScoreMeasurements.POSITIVE_OD));
+        assertEquals(0.0, ScoreMeasurements.of(result("stain", null)).get(ScoreMeasurements.POSITIVE_BY));
+    }
+
+    @Test
     void measurementsComeFromTheScoreRecord() throws DeepLIIFException {
         Map<String, Double> m = ScoreMeasurements.of(result("deepliif", null));
         m.keySet().forEach(name -> assertTrue(ScoreMeasurements.isOwn(name), name));
@@ -38,6 +78,7 @@ class ScoreMeasurementsTest {
         assertEquals(1.0, ScoreMeasurements.of(result("stain", "no reader")).get(ScoreMeasurements.UPLOADED));
         assertFalse(ScoreMeasurements.isOwn("Num Positive"), "QuPath's own columns are left alone");
         assertTrue(ScoreMeasurements.isOwn("DeepLIIF: Tiles"), "an earlier version's measurement is cleared too");
+        assertFalse(m.containsKey(ScoreMeasurements.DAB_THRESHOLD), "no parameters: no DAB measurement");
     }
 
     @Test

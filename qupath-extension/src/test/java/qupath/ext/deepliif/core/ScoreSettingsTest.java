@@ -45,6 +45,25 @@ class ScoreSettingsTest {
     }
 
     @Test
+    void aDabThresholdIsSentOnlyWhenSetAndMustBeAnOpticalDensity() {
+        ScoreSettings settings = ScoreSettings.defaults(Magnification.X40).withDabThreshold(0.4);
+        JsonObject body = new JsonObject();
+        settings.addTo(body);
+        assertEquals(0.4, body.get("dab_threshold").getAsDouble());
+        assertEquals("0.4", settings.queryParameters(Magnification.X40, 0, 0, 1, null).get("dab_threshold"));
+        JsonObject none = new JsonObject();
+        ScoreSettings.defaults(Magnification.X40).addTo(none);
+        assertFalse(none.has("dab_threshold"), "left out: the server's default");
+        assertFalse(ScoreSettings.defaults(null).queryParameters(Magnification.X40, 0, 0, 1, null).containsKey("dab_threshold"));
+        assertEquals(0.25, ScoreSettings.dabThreshold(" 0.25 "));
+        assertNull(ScoreSettings.dabThreshold(""));
+        assertNull(ScoreSettings.dabThreshold(null));
+        for (String bad : new String[] {"-0.1", "NaN", "Infinity", "high"})
+            assertThrows(IllegalArgumentException.class, () -> ScoreSettings.dabThreshold(bad), bad);
+        assertThrows(IllegalArgumentException.class, () -> settings.withDabThreshold(-1.0));
+    }
+
+    @Test
     void sizeThresholdMustBeAppliedAndMagnificationMayBeAuto() {
         assertThrows(IllegalArgumentException.class,
                 () -> new ScoreSettings(null, null, Threshold.NONE, Threshold.NONE, Threshold.NONE));

@@ -25,6 +25,15 @@ class ScriptCallTest {
     }
 
     @Test
+    void replayLineCarriesADabThresholdOnlyWhenOneIsSet() {
+        var settings = ScoreSettings.defaults(Magnification.X40).withDabThreshold(0.35);
+        assertEquals("qupath.ext.deepliif.DeepLIIFScripting.scoreAnnotations(\"40x\", false, null, \"default\", null, null, 0.35)",
+                ScriptCall.scoreAnnotations(settings, false));
+        assertEquals(0.35, ScriptCall.parameters(settings, false).get("dab_threshold"));
+        assertEquals("default", ScriptCall.parameters(ScoreSettings.defaults(null), false).get("dab_threshold"));
+    }
+
+    @Test
     void workflowParametersSayDefaultOrNone() {
         var params = ScriptCall.parameters(ScoreSettings.defaults(Magnification.X10), false);
         assertEquals("10x", params.get("magnification"));

@@ -13,6 +13,7 @@ import java.net.URI;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 import org.junit.jupiter.api.Tag;
@@ -93,6 +94,68 @@ class ServerClientTest {
         var none = ServerEnv.client().scoreRegion(region.requestBody(ScoreSettings.defaults(Magnification.X40), "none-1"));
         assertNull(none.score().scoring().sizeThreshUpper(), "null: not applied");
         assertNull(none.score().scoring().markerThresh(), "null: not applied");
+    }
+
+    /**
+     * Needs a stain-engine server whose POST /api/regions/score and /api/score take
+     * {@code dab_threshold}: a raised threshold leaves the cells and makes fewer of them positive,
+     * read by the server or uploaded alike, and the record says which threshold was used.
+     */
+    @Test
+    void theStainEnginesDabThresholdIsSentWithTheRegionAndTheUpload() throws IOException, DeepLIIFException {
+        var client = ServerEnv.client();
+        var region = new ScoreRegion(ServerEnv.samplePath(), 300, 200, 400, 300, null, Double.NaN);
+        var settings = ScoreSettings.defaults(Magnification.X40);
+        var plain = client.scoreRegion(region.requestBody(settings, "dab-plain")).score();
+        var raised = client.scoreRegion(region.requestBody(settings.withDabThreshold(0.45), "dab-raised")).score();
+        assertEquals(Map.of("dab_threshold", 0.2), plain.parameters());
+        assertEquals(Map.of("dab_threshold", 0.45), raised.parameters());
+        assertEquals(plain.scoring().numTotal(), raised.scoring().numTotal(), "the same nuclei");
+        assertTrue(raised.scoring().numPos() < plain.scoring().numPos(),
+                raised.scoring().numPos() + " positive at 0.45 OD, " + plain.scoring().numPos() + " at 0.2");
+        var scorer = new RegionScorer(client, settings.withDabThreshold(0.45), client.health().limits());
+        RegionResult uploaded = scorer.score(region.withoutImagePath(),
+                (x, y, w, h, d) -> ServerEnv.crop(ServerEnv.sample(), x, y, w, h));
+        assertTrue(uploaded.uploaded());
+        assertEquals(Map.of("dab_threshold", 0.45), uploaded.score().parameters());
+        assertEquals(ScoreMeasurements.of(uploaded).get(ScoreMeasurements.DAB_THRESHOLD), 0.45);
+    }
+
+    /**
+     * Needs a server whose POST /api/regions/score and /api/score take the compartment options:
+     * a membrane score with bins comes back with its settings, bin counts and H-score, read by
+     * the server or uploaded alike, and every cell carries the stain measurements QuPath users
+     * classify on.
+     */
+    @Test
+    void aCompartmentScoreComesBackWithBinsAndMeasurementsOnEveryCell() throws IOException, DeepLIIFException {
+        var client = ServerEnv.client();
+        var membrane = new CompartmentSettings("membrane", 0.3, 0.4, 0.6, null, 3.0);
+        var settings = ScoreSettings.defaults(Magnification.X40).withCompartment(membrane);
+        var region = new ScoreRegion(ServerEnv.samplePath(), 300, 200, 400, 300, null, Double.NaN);
+        var read = new RegionScorer(client, settings, client.health().limits()).score(region, (x, y, w, h, d) -> {
+            throw new IOException("the server should read the file itself");
+        });
+        var uploaded = new RegionScorer(client, settings, client.health().limits()).score(region.withoutImagePath(),
+                (x, y, w, h, d) -> ServerEnv.crop(ServerEnv.sample(), x, y, w, h));
+        for (RegionResult result : List.of(read, uploaded)) {
+            var score = result.score();
+            assertEquals("membrane", score.compartment());
+            assertEquals(0.3, score.compartmentScoring().get("positive_od"));
+            assertEquals(3.0, score.compartmentScoring().get("expansion_um"));
+            double binned = score.compartmentScoring().get("num_1plus") + score.compartmentScoring().get("num_2plus")
+                    + score.compartmentScoring().get("num_3plus");
+            assertEquals(score.scoring().numPos(), binned, 0, "every positive cell is in one bin");
+            var m = ScoreMeasurements.of(result);
+            assertEquals(3.0, m.get(ScoreMeasurements.POSITIVE_BY));
+            assertTrue(m.get(ScoreMeasurements.H_SCORE) >= 0);
+            for (Cell cell : result.cells())
+                for (String name : List.of("Nucleus: DAB OD mean", "Cell: Area µm^2"))
+                    assertTrue(cell.measurements().containsKey(name), name + " missing from " + cell.measurements().keySet());
+        }
+        var plain = client.scoreRegion(region.requestBody(ScoreSettings.defaults(Magnification.X40), "class-1")).score();
+        assertEquals("class", plain.compartment());
+        assertTrue(plain.compartmentScoring().isEmpty());
     }
 
     /** Needs POST /api/regions/score (its 422 image-not-readable) and the new POST /api/score. */

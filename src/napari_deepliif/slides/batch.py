@@ -29,7 +29,7 @@ from napari_deepliif.engine.cpu_memory import worker_environment
 from napari_deepliif.errors import InputImageError
 from napari_deepliif.slides.cluster import run_slides
 from napari_deepliif.slides.readers import IMAGE_SUFFIXES, TIFF_SUFFIXES
-from napari_deepliif.slides.tasks import PROGRESS_TOPIC, BatchOptions
+from napari_deepliif.slides.tasks import PROGRESS_TOPIC, BatchOptions, guarded, slide_annotations, worker_engine
 
 if TYPE_CHECKING:
     from distributed import LocalCluster
@@ -90,6 +90,26 @@ def summary_row(slide: Path, out: Path, record: dict) -> dict:
             **{k: run.get(k) for k in ("tiles_run", "tiles_skipped", "cells_regrown", "seconds", "error")},
             "workers": json.dumps(run["workers"]) if run.get("workers") else None,
             "skipped": bool(run.get("skipped")), "out": str(out)}
+
+
+def score_one(slide: str | Path, out: str | Path, options: BatchOptions = BatchOptions()) -> dict:
+    """Score one slide in this process with a batch's options (no cluster): its summary row.
+
+    The slide is scored by :func:`~napari_deepliif.slides.run.score_slide`, whose chunks and
+    cells a batch's tasks compute the same way; a failure is a row with status ``failed``, as
+    in a batch.
+    """
+    from napari_deepliif.slides.run import score_slide
+
+    slide_path, out_path = Path(slide), Path(out)
+    with guarded(slide_path, out_path) as outcome:
+        record = score_slide(worker_engine(options), slide_path, out_path, resolution=options.resolution,
+                             mpp=options.mpp, region=options.region, outputs=options.outputs,
+                             chunk_size=options.chunk_size, tissue=options.tissue, settings=options.settings,
+                             annotations=slide_annotations(options, out_path), geojson=options.geojson,
+                             parquet=options.parquet, overwrite=options.overwrite)
+        return summary_row(slide_path, out_path, record)
+    return summary_row(slide_path, out_path, outcome["failed"])
 
 
 def write_summary(path: Path, rows: list[dict]) -> Path:

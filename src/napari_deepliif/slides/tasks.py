@@ -233,7 +233,7 @@ def failure(exc: BaseException) -> dict:
 
 
 @contextmanager
-def _guarded(slide: Path, out: Path) -> Iterator[dict]:
+def guarded(slide: Path, out: Path) -> Iterator[dict]:
     """Catch a slide's failure into the record yielded (a bad slide is reported once, in its
     row, and the batch goes on); an output folder made by the failed step and left empty is
     removed."""
@@ -250,6 +250,14 @@ def _guarded(slide: Path, out: Path) -> Iterator[dict]:
         out.rmdir()
 
 
+def slide_annotations(options: BatchOptions, out: Path) -> str | None:
+    """The slide's annotation file: ``<options.annotations>/<out's name>.geojson`` if there is one."""
+    if not options.annotations:
+        return None
+    candidate = Path(options.annotations) / f"{out.name}.geojson"
+    return str(candidate) if candidate.is_file() else None
+
+
 def start_task(slide: str, out: str, options: BatchOptions) -> SlideStart | dict:
     """Open or resume a slide's store, plan it and take its statistics (a cluster task).
 
@@ -264,11 +272,8 @@ def start_task(slide: str, out: str, options: BatchOptions) -> SlideStart | dict
         error = (f"{slide_path} cannot be read on the worker at {socket.gethostname()}: a cluster's workers must see "
                  "the slides (and --out) at the same paths as this machine, e.g. on a shared file system")
         return {"run": {"status": "failed", "error": error}}
-    annotations = None
-    if options.annotations:
-        candidate = Path(options.annotations) / f"{out_path.name}.geojson"
-        annotations = str(candidate) if candidate.is_file() else None
-    with _guarded(slide_path, out_path) as outcome:
+    annotations = slide_annotations(options, out_path)
+    with guarded(slide_path, out_path) as outcome:
         engine = worker_engine(options)
         request = slide_request(engine, slide_path, resolution=options.resolution, mpp=options.mpp,
                                 region=options.region, outputs=options.outputs, chunk_size=options.chunk_size,
@@ -346,7 +351,7 @@ def finish_task(start: SlideStart, run: SlideRun, seconds: float, workers: dict[
         Worker -> ``{"chunks", "tiles", "seconds"}`` it spent on this slide.
     """
     job = start.job
-    with _guarded(Path(job.slide), Path(job.out)) as outcome:
+    with guarded(Path(job.slide), Path(job.out)) as outcome:
         record = omezarr.RunRecord.load(job.store)
         if record is None:
             raise DeepLIIFError(f"{job.store / omezarr.RECORD} cannot be read on the worker at "

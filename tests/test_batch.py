@@ -16,7 +16,8 @@ from test_slides import slide_pixels, write_ome_tiff, write_svs
 
 from napari_deepliif.cli.main import main
 from napari_deepliif.errors import InputImageError
-from napari_deepliif.slides.batch import BatchOptions, expand_inputs, output_names, run_batch, score_one
+from napari_deepliif.slides.batch import expand_inputs, output_names, run_batch
+from napari_deepliif.slides.tasks import BatchOptions, start_task
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +140,8 @@ def test_cli_batch_removes_only_the_empty_folders_it_made(default_run, given_run
 
 
 def test_slide_missing_on_the_worker_fails_clearly(tmp_path: Path) -> None:
-    row = score_one(str(tmp_path / "elsewhere.svs"), str(tmp_path / "out" / "elsewhere"), BatchOptions(engine="stain"))
-    assert row["status"] == "failed"
-    assert "cannot be read on the worker" in row["error"] and "shared file system" in row["error"]
+    record = start_task(str(tmp_path / "elsewhere.svs"), str(tmp_path / "out" / "elsewhere"), BatchOptions(engine="stain"))
+    assert record["run"]["status"] == "failed"
+    error = record["run"]["error"]
+    assert "cannot be read on the worker" in error and "shared file system" in error
     assert not (tmp_path / "out").exists()

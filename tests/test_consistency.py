@@ -133,6 +133,39 @@ def test_score_batch_and_the_server_region_agree_cell_for_cell(mosaic, fit_model
     assert missing.status_code == 422 and missing.json()["type"].endswith("/image-not-readable")
 
 
+@pytest.fixture(scope="module")
+def whole_by_engine(mosaic, fit_model_dir) -> dict[str, np.ndarray]:
+    """The whole mosaic's counted cells, per engine (the stain engine, the fixture model)."""
+    _, image = mosaic
+    engines = {"stain": load_engine("stain"), "fixture": load_engine("deepliif", fit_model_dir, device="cpu")}
+    return {name: counted_centroids(score_region(engine, image, resolution="40x", settings=SETTINGS))
+            for name, engine in engines.items()}
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_one_slide_over_several_workers_gives_the_cells_of_one_pass(mosaic, fit_model_dir, whole_by_engine,
+                                                                      workers, tmp_path) -> None:
+    """``batch`` spreads the mosaic's chunks over 1, 2 or 3 worker processes: 384 px chunks for
+    the stain engine, one 512 px tile each for the model (seams through cells, several chunks
+    per storage file); the cells are the whole image's, cell for cell. Every tile is run (no
+    tissue mask), as the whole-image score runs them."""
+    path, _ = mosaic
+    for engine, args in (("stain", ["--engine", "stain"]),
+                         ("fixture", ["--engine", "deepliif", "--model", str(fit_model_dir)])):
+        whole = whole_by_engine[engine]
+        out = tmp_path / engine
+        assert main(["batch", str(path), *args, "--workers", str(workers), "--chunk-size", "384", "--no-geojson",
+                     "--no-tissue-mask",
+                     "--out", str(out), *THRESHOLD_ARGS]) == 0
+        with open(out / "mosaic" / "cells.csv", newline="") as handle:
+            rows = [r for r in csv.DictReader(handle) if r["counted"] == "True"]
+        np.testing.assert_allclose(sorted_xy([(float(r["centroid_x"]), float(r["centroid_y"])) for r in rows]),
+                                   whole, atol=1e-6, err_msg=engine)
+        with open(out / "summary.csv", newline="") as handle:
+            spent = json.loads(next(csv.DictReader(handle))["workers"])
+        assert 1 <= len(spent) <= workers and sum(w["chunks"] for w in spent.values()) > 1
+
+
 def test_a_batch_annotation_scores_as_the_same_region_does_everywhere(mosaic, tmp_path) -> None:
     """Default thresholds: an annotation's score in batch equals its region's score through the
     region core (which score --roi, the widget and the server use)."""

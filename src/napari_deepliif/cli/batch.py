@@ -1,7 +1,7 @@
 """``napari-deepliif batch``: score whole slides on a local or remote dask cluster.
 
-A thin shell over :func:`napari_deepliif.slides.batch.run_batch`: per-slide progress and one line
-per finished slide on stderr/stdout, the summary table in ``OUT/summary.csv``.
+A thin shell over :func:`napari_deepliif.slides.batch.run_batch`: progress (tiles done over tiles
+planned, all workers) and one line per finished slide on stderr/stdout, the summary table in ``OUT/summary.csv``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from napari_deepliif.regions.infer import CHUNK_SIZE
 
 DESCRIPTION = (
     "Score whole slides (SVS, NDPI, OME-TIFF, tiled TIFF; other vendor formats with the openslide extra; "
-    "PNG/JPEG) one per dask worker. Writes OUT/<slide>/ (result.ome.zarr, cells.csv, cells.geojson, "
+    "PNG/JPEG) on a dask cluster, each slide's chunks spread over every worker. Writes OUT/<slide>/ (result.ome.zarr, cells.csv, cells.geojson, "
     "score.json) and OUT/summary.csv. Rerunning skips finished slides and resumes interrupted ones."
 )
 
@@ -37,7 +37,7 @@ def add_parser(subparsers: Any) -> None:
     add_output_option(p)
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=1, metavar="N", help="worker processes of the local cluster, 1 thread each (default: %(default)s)")
-    where.add_argument("--scheduler", metavar="ADDRESS", help="address of a running dask scheduler (tcp://host:8786) instead of a local cluster")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="address of a running dask scheduler (tcp://host:8786) instead of a local cluster; its workers must read the slides and --out at the same paths as this machine")
     p.add_argument("--engine", choices=ENGINES, default="auto", help="auto: DeepLIIF if --model is given or deepliif-latest is installed, else the classical stain engine")
     p.add_argument("--outputs", choices=("score", "all"), default="score", help="store only Marker and Seg, or every modality (default: %(default)s)")
     p.add_argument("--chunk-size", type=int, default=CHUNK_SIZE, metavar="PX", help="chunk edge in pixels; memory grows with its square (default: %(default)s)")
@@ -53,7 +53,10 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _show_progress(event: dict) -> None:
-    print(f"  {event['slide']}: {event['stage']} {event['done']}/{event['total']}", file=sys.stderr)
+    where = f"{event['slide']}: {event['stage']} {event['done']}/{event['total']}"
+    if "tiles_total" in event:
+        where = f"tiles {event['tiles_done']}/{event['tiles_total']} over all workers ({where})"
+    print(f"  {where}", file=sys.stderr)
 
 
 def _show_result(done: int, total: int, row: dict) -> None:
@@ -70,7 +73,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from napari_deepliif.cells.postprocess import Settings
-    from napari_deepliif.slides.batch import SUMMARY_NAME, BatchOptions, run_batch
+    from napari_deepliif.slides.batch import SUMMARY_NAME, run_batch
+    from napari_deepliif.slides.tasks import BatchOptions
 
     options = BatchOptions(engine=args.engine, model=args.model, device=args.device, precision=args.precision,
                            batch_size=args.batch_size, parameters=engine_parameters(args), resolution=args.resolution, mpp=args.mpp,

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from napari_deepliif.engine.engines import EngineBase
+from napari_deepliif.engine.tiling import Chunk
 from napari_deepliif.progress import CancelCheck, ProgressCallback, check_cancel
 
 #: Default chunk edge (pixels of the image scored), rounded to whole tiles.
@@ -107,7 +108,7 @@ def infer_chunks(
             on_statistics(statistics)
     statistics = statistics or {}
     worker = engine.with_statistics(statistics) if statistics else engine
-    units = [max(len(c.tiles), 1) for c in chunks]
+    units = [progress_units(c) for c in chunks]
     total = sum(units)
     finished = sum(n for c, n in zip(chunks, units) if c.index in done)
     if progress:
@@ -117,16 +118,14 @@ def infer_chunks(
             run.chunks_resumed += 1
             continue
         check_cancel(cancel, f"cancelled after {run.chunks_run + run.chunks_resumed} of {len(chunks)} chunks")
-        y0, y1, x0, x1 = chunk.box
-        buffers = {name: np.empty((y1 - y0, x1 - x0, 3), np.uint8) for name in names}
         base = finished
 
         def report(k: int, _total: int, base: int = base) -> None:
             if progress:
                 progress(min(base + k, total), total)
 
-        ran, skipped = worker.infer_chunk(source, chunk, resolution, names, buffers, include=include,
-                                          progress=report if chunk.tiles else None, cancel=cancel)
+        buffers, ran, skipped = compute_chunk(worker, source, chunk, resolution, names, include=include,
+                                              progress=report if progress else None, cancel=cancel)
         for name in names:
             write(name, chunk.box, buffers[name])
         if on_chunk:
@@ -138,3 +137,46 @@ def infer_chunks(
         if progress:
             progress(finished, total)
     return run, statistics
+
+
+def progress_units(chunk: Chunk) -> int:
+    """Progress units of ``chunk``: its tiles, or 1 for an untiled engine's chunk."""
+    return max(len(chunk.tiles), 1)
+
+
+def compute_chunk(
+    engine: EngineBase,
+    source: Any,
+    chunk: Chunk,
+    resolution: str,
+    names: tuple[str, ...],
+    *,
+    include: Include | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | Any | None = None,
+) -> tuple[dict[str, np.ndarray], int, int]:
+    """One chunk of the plan computed into new buffers (what :func:`infer_chunks` does per chunk).
+
+    Parameters
+    ----------
+    engine : EngineBase
+        Already given the whole image's statistics (:meth:`EngineBase.with_statistics`).
+    source : array-like, shape (H, W, 3), uint8
+        The whole image the plan was made for.
+    chunk : Chunk
+        From :meth:`EngineBase.plan`.
+    resolution, names, include, cancel
+        As :func:`infer_chunks`.
+    progress : callable(done, total), optional
+        Tiles of this chunk done (not called for an untiled engine).
+
+    Returns
+    -------
+    (dict, int, int)
+        Output name -> chunk-sized H x W x 3 uint8 array; tiles computed and skipped.
+    """
+    y0, y1, x0, x1 = chunk.box
+    buffers = {name: np.empty((y1 - y0, x1 - x0, 3), np.uint8) for name in names}
+    ran, skipped = engine.infer_chunk(source, chunk, resolution, names, buffers, include=include,
+                                      progress=progress if chunk.tiles else None, cancel=cancel)
+    return buffers, ran, skipped

@@ -1,33 +1,35 @@
-"""Score many slides on a dask.distributed cluster: one slide per task, one engine per worker.
+"""Score many slides on a dask.distributed cluster, each slide spread over every worker.
 
 A private LocalCluster (processes, N workers, 1 thread each, TLS on loopback, no dashboard:
-:func:`local_cluster`) is started unless a scheduler address is given. Each worker process
-loads the engine once (cached in a worker-global) and uses the device it was started with
-(give each worker of a GPU cluster its own GPU, e.g. with ``CUDA_VISIBLE_DEVICES``). A slide
-is scored by :func:`slides.run.score_slide` into ``OUT/<slide name>/``; a failure is reported
+:func:`local_cluster`) is started unless a scheduler address is given. Each slide is planned
+once, its chunks run as tasks on whichever workers are free, and its cells are merged in one
+finish task (:mod:`napari_deepliif.slides.cluster`, :mod:`napari_deepliif.slides.tasks`); slides
+run side by side. Each worker process loads the engine once and keeps it, and uses the device
+it was started with (give each worker of a GPU cluster its own GPU, e.g. with
+``CUDA_VISIBLE_DEVICES``). A slide is scored into ``OUT/<slide name>/``; a failure is reported
 once, in its summary row, and the batch goes on; finished slides are skipped on a rerun and
-interrupted ones resume. Results do not depend on the number of workers: each slide is
-scored whole by one worker, the same way.
+interrupted ones resume. Results do not depend on the number of workers: every chunk is the
+same pure function of the slide wherever it runs, and cells are merged by the one merge rule.
 """
 
 from __future__ import annotations
 
 import csv
 import glob
+import json
 import logging
 import os
-import socket
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from napari_deepliif.atomic import write_atomic
-from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.engine.cpu_memory import worker_environment
-from napari_deepliif.errors import DeepLIIFError, InputImageError
+from napari_deepliif.errors import InputImageError
+from napari_deepliif.slides.cluster import run_slides
 from napari_deepliif.slides.readers import IMAGE_SUFFIXES, TIFF_SUFFIXES
+from napari_deepliif.slides.tasks import PROGRESS_TOPIC, BatchOptions, guarded, slide_annotations, worker_engine
 
 if TYPE_CHECKING:
     from distributed import LocalCluster
@@ -36,38 +38,10 @@ log = logging.getLogger(__name__)
 
 #: Suffixes picked from a folder (OpenSlide formats included; they need the extra).
 SLIDE_SUFFIXES = (*TIFF_SUFFIXES, *IMAGE_SUFFIXES, ".mrxs", ".scn", ".vms", ".vmu", ".bif", ".czi")
-#: Topic of the progress events workers send to the client.
-PROGRESS_TOPIC = "napari-deepliif-progress"
-#: Seconds between two progress events of one slide.
-PROGRESS_INTERVAL = 1.0
 SUMMARY_NAME = "summary.csv"
 SUMMARY_COLUMNS = ("slide", "status", "num_total", "num_pos", "num_neg", "percent_pos", "seg_thresh", "size_thresh",
                    "size_thresh_upper", "marker_thresh", "engine", "model", "resolution", "mpp", "tiles_run",
-                   "tiles_skipped", "cells_regrown", "seconds", "skipped", "out", "error")
-
-
-@dataclass(frozen=True)
-class BatchOptions:
-    """How every slide of a batch is scored (engine settings and :func:`score_slide` options)."""
-
-    engine: str = "auto"
-    model: str | None = None
-    device: str = "auto"
-    precision: str = "fp32"
-    batch_size: int | None = None
-    #: engine parameters (``EngineBase.with_parameters``), e.g. the stain engine's ``dab_threshold``
-    parameters: dict[str, Any] = field(default_factory=dict)
-    resolution: str | None = None
-    mpp: float | None = None
-    region: tuple[int, int, int, int] | None = None
-    outputs: str = "score"
-    chunk_size: int = 2048
-    tissue: bool = True
-    settings: Settings = field(default_factory=Settings)
-    annotations: str | None = None
-    geojson: bool = True
-    parquet: bool = False
-    overwrite: bool = False
+                   "tiles_skipped", "cells_regrown", "seconds", "workers", "skipped", "out", "error")
 
 
 def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
@@ -106,40 +80,6 @@ def output_names(slides: list[Path]) -> list[str]:
     return names
 
 
-_ENGINES: dict[tuple, Any] = {}
-
-
-def worker_engine(options: BatchOptions) -> Any:
-    """The engine for ``options``, loaded once per process and kept."""
-    from napari_deepliif.engine.engines import load_engine
-
-    key = (options.engine, options.model, options.device, options.precision, options.batch_size)
-    if key not in _ENGINES:
-        _ENGINES[key] = load_engine(options.engine, options.model, device=options.device,
-                                    precision=options.precision, batch_size=options.batch_size)
-    return _ENGINES[key].with_parameters(**options.parameters)
-
-
-def _publisher(slide: str) -> Callable[[str, int, int], None]:
-    """Progress callback sending throttled events to the client (when run on a worker)."""
-    try:
-        from distributed import get_worker
-
-        worker = get_worker()
-    except ValueError:  # not on a worker
-        worker = None
-    last = [0.0]
-
-    def publish(stage: str, done: int, total: int) -> None:
-        now = time.monotonic()
-        if worker is None or (now - last[0] < PROGRESS_INTERVAL and done < total):
-            return
-        last[0] = now
-        worker.log_event(PROGRESS_TOPIC, {"slide": slide, "stage": stage, "done": done, "total": total})
-
-    return publish
-
-
 def summary_row(slide: Path, out: Path, record: dict) -> dict:
     """A summary CSV row from a slide's score record (or a failure's ``{"run": {...}}``)."""
     run, provenance, placement = (record.get(k, {}) for k in ("run", "provenance", "placement"))
@@ -148,37 +88,28 @@ def summary_row(slide: Path, out: Path, record: dict) -> dict:
             "engine": provenance.get("engine"), "model": provenance.get("model"),
             "resolution": placement.get("resolution"), "mpp": placement.get("mpp"),
             **{k: run.get(k) for k in ("tiles_run", "tiles_skipped", "cells_regrown", "seconds", "error")},
+            "workers": json.dumps(run["workers"]) if run.get("workers") else None,
             "skipped": bool(run.get("skipped")), "out": str(out)}
 
 
-def score_one(slide: str, out: str, options: BatchOptions) -> dict:
-    """Score one slide (a cluster task); never raises: a failure is a row with status 'failed'."""
+def score_one(slide: str | Path, out: str | Path, options: BatchOptions = BatchOptions()) -> dict:
+    """Score one slide in this process with a batch's options (no cluster): its summary row.
+
+    The slide is scored by :func:`~napari_deepliif.slides.run.score_slide`, whose chunks and
+    cells a batch's tasks compute the same way; a failure is a row with status ``failed``, as
+    in a batch.
+    """
     from napari_deepliif.slides.run import score_slide
 
     slide_path, out_path = Path(slide), Path(out)
-    if not slide_path.is_file():  # e.g. a remote worker that does not see the client's files
-        error = (f"{slide_path} cannot be read on the worker at {socket.gethostname()}: a cluster's workers must see "
-                 "the slides (and --out) at the same paths as this machine, e.g. on a shared file system")
-        return summary_row(slide_path, out_path, {"run": {"status": "failed", "error": error}})
-    created = not out_path.exists()
-    annotations = None
-    if options.annotations:
-        candidate = Path(options.annotations) / f"{out_path.name}.geojson"
-        annotations = candidate if candidate.is_file() else None
-    try:
+    with guarded(slide_path, out_path) as outcome:
         record = score_slide(worker_engine(options), slide_path, out_path, resolution=options.resolution,
-                             mpp=options.mpp, region=options.region, outputs=options.outputs, chunk_size=options.chunk_size,
-                             tissue=options.tissue, annotations=annotations, geojson=options.geojson,
-                             parquet=options.parquet, overwrite=options.overwrite,
-                             progress=_publisher(slide_path.name), settings=options.settings)
-    except DeepLIIFError as exc:  # a bad slide (unreadable...): reported once, in its row; the batch goes on
-        record = {"run": {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}}
-    except Exception as exc:  # an unexpected failure (a bug) must not stop the batch either; its traceback is logged
-        log.exception("%s: unexpected error; please report it with this traceback", slide_path.name)
-        record = {"run": {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}}
-    if record["run"]["status"] == "failed" and created and out_path.is_dir() and not any(out_path.iterdir()):
-        out_path.rmdir()  # made by this run and left empty: a failed slide leaves no folder behind
-    return summary_row(slide_path, out_path, record)
+                             mpp=options.mpp, region=options.region, outputs=options.outputs,
+                             chunk_size=options.chunk_size, tissue=options.tissue, settings=options.settings,
+                             annotations=slide_annotations(options, out_path), geojson=options.geojson,
+                             parquet=options.parquet, overwrite=options.overwrite)
+        return summary_row(slide_path, out_path, record)
+    return summary_row(slide_path, out_path, outcome["failed"])
 
 
 def write_summary(path: Path, rows: list[dict]) -> Path:
@@ -254,11 +185,13 @@ def run_batch(
         Address of a running dask scheduler (``tcp://host:8786``) to use instead; its workers
         must read the slides and ``out`` at the same paths (see docs/whole-slides.md).
     on_progress : callable(event), optional
-        Per-slide progress events ``{"slide", "stage", "done", "total"}`` from the workers.
+        Progress events ``{"slide", "stage", "done", "total"}``: stage ``'inference'`` (with
+        ``tiles_done`` and ``tiles_total`` over every slide and worker, see
+        :func:`~napari_deepliif.slides.cluster.run_slides`) and ``'cells'`` from the finish task.
     on_result : callable(done, total, row), optional
         Called as each slide finishes.
     """
-    from distributed import Client, as_completed
+    from distributed import Client
 
     slides = expand_inputs(inputs)
     out = Path(out).absolute()  # the workers open it, perhaps on another machine, from another folder
@@ -266,18 +199,18 @@ def run_batch(
     dirs = [out / name for name in output_names(slides)]
     cluster = None if scheduler else local_cluster(workers)
     rows: list[dict | None] = [None] * len(slides)
+
+    def finished(i: int, record: dict) -> None:
+        rows[i] = summary_row(slides[i], dirs[i], record)
+        if on_result:
+            on_result(sum(r is not None for r in rows), len(slides), rows[i])
+        write_summary(out / SUMMARY_NAME, [r for r in rows if r is not None])
+
     try:
         with Client(scheduler or cluster) as client:
             if on_progress:
                 client.subscribe_topic(PROGRESS_TOPIC, lambda event: on_progress(event[1]))
-            futures = {client.submit(score_one, str(s), str(d), options, pure=False, key=f"slide-{i}-{d.name}"): i
-                       for i, (s, d) in enumerate(zip(slides, dirs))}
-            for done, future in enumerate(as_completed(futures), 1):
-                i = futures[future]
-                rows[i] = future.result()
-                if on_result:
-                    on_result(done, len(slides), rows[i])
-                write_summary(out / SUMMARY_NAME, [r for r in rows if r is not None])
+            run_slides(client, slides, dirs, options, on_progress=on_progress, on_record=finished)
     finally:
         if cluster is not None:
             cluster.close()

@@ -148,6 +148,20 @@ def _checksum(block: Any) -> str:
     return hashlib.blake2b(np.ascontiguousarray(block).tobytes(), digest_size=8).hexdigest()
 
 
+def storage_keys(box: Box) -> list[tuple[int, int]]:
+    """(row, column) of each storage chunk (file) of a level-0 array that ``box`` touches,
+    in raster order."""
+    return [key for key, _, _ in _pieces(box)]
+
+
+def chunk_checksums(box: Box, outputs: dict[str, np.ndarray]) -> dict[str, list[str]]:
+    """The checksums :meth:`RunRecord.mark` records for ``box``, from the H x W x 3 outputs
+    written there (as the store holds them: channels first, one per storage chunk touched)."""
+    y0, _, x0, _ = box
+    return {name: [_checksum(np.moveaxis(array[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0], -1, 0))
+                   for _, ys, xs in _pieces(box)] for name, array in outputs.items()}
+
+
 class RunRecord:
     """The resume record (``deepliif.json``): run settings, chunks done with a checksum of what
     each holds, phases done.
@@ -197,15 +211,17 @@ class RunRecord:
                                    "checksums": self.checksums,
                                    "boxes": {str(k): list(v) for k, v in self._boxes.items()}}).encode())
 
-    def mark(self, chunk: int, box: Box) -> None:
+    def mark(self, chunk: int, box: Box, checksums: dict[str, list[str]] | None = None) -> None:
         """Record chunk ``chunk`` as written to ``box`` (y0, y1, x0, x1 of level 0), with the
-        checksums of what the store now holds there."""
+        checksums of what the store holds there: ``checksums`` from :func:`chunk_checksums`
+        of what the writer wrote, or read back from the store when None."""
         chunk = int(chunk)
-        root = self._root()
+        if checksums is None:
+            root = self._root()
+            checksums = {name: [_checksum(root[name]["0"][:, ys, xs]) for _, ys, xs in _pieces(box)]
+                         for name in self.settings["outputs"]}
         self._boxes[chunk] = tuple(int(v) for v in box)
-        self.checksums[str(chunk)] = {
-            name: [_checksum(root[name]["0"][:, ys, xs]) for _, ys, xs in _pieces(box)]
-            for name in self.settings["outputs"]}
+        self.checksums[str(chunk)] = checksums
         self.done.add(chunk)
         self.save()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ from napari_deepliif.slides.export import (
     write_labels_and_outlines,
 )
 from napari_deepliif.slides.readers import open_slide
-from napari_deepliif.slides.stream import infer_slide
+from napari_deepliif.slides.stream import SlideRun, infer_slide
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,96 @@ def finished(out: Path, request: dict) -> dict | None:
     if store is None or store.verify():
         log.warning("%s is damaged: the slide is scored again, its intact chunks kept", Path(out) / STORE_NAME)
         return None
+    return record
+
+
+def slide_request(engine: EngineBase, path: str | Path, *, resolution: str | None, mpp: float | None,
+                  region: tuple[int, int, int, int] | None, outputs: str, chunk_size: int, tissue: bool,
+                  settings: Settings, annotations: str | Path | None) -> dict:
+    """What a slide's ``score.json`` records as asked for: a rerun with the same request and
+    intact files is skipped (:func:`finished`)."""
+    thresholds = {"seg_thresh": settings.seg_thresh, "size_thresh": settings.size_thresh,
+                  "size_thresh_upper": settings.size_thresh_upper, "marker_thresh": settings.marker_thresh}
+    return {"slide": str(Path(path).resolve()), "resolution": resolution, "mpp": mpp,
+            "region": list(region) if region else None, "outputs": outputs, "chunk_size": chunk_size,
+            "tissue": tissue, "annotations": str(annotations) if annotations else None,
+            "engine": engine.name, "model_hash": engine.model_hash, "parameters": engine.parameters, **thresholds}
+
+
+def finish_slide(
+    run: SlideRun,
+    path: str | Path,
+    out: Path,
+    request: dict,
+    *,
+    settings: Settings,
+    annotations: str | Path | None = None,
+    geojson: bool = True,
+    parquet: bool = False,
+    seconds: float = 0.0,
+    facts: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """The reduce of a slide whose inference is done: its cells merged over the whole store
+    with the one merge rule (:func:`find_slide_cells`), the cell files and ``score.json``.
+
+    Parameters
+    ----------
+    run : SlideRun
+        The inference (:func:`infer_slide`, or its chunks on a cluster).
+    path : str or Path
+        The slide, as named by the user.
+    out : Path
+        The slide's output directory (holds the store).
+    request : dict
+        From :func:`slide_request`.
+    settings, annotations, geojson, parquet
+        As :func:`score_slide`.
+    seconds : float
+        Time spent on the slide before this step (added to this step's).
+    facts : dict, optional
+        More run facts for ``score.json`` (e.g. per-worker tiles and seconds).
+    progress : callable(done, total), optional
+        Cell windows done and in all.
+
+    Returns
+    -------
+    dict
+        The score record written.
+    """
+    import zarr
+
+    started = time.perf_counter()
+    store = out / STORE_NAME
+    root = zarr.open_group(str(store), mode="r+")
+    seg, marker = store_arrays(root)
+    margin = default_margin(run.resolution)
+    cells = find_slide_cells(seg, marker, settings=replace(settings, resolution=run.resolution), margin=margin,
+                             progress=progress)
+    place = Placement.from_settings(run.settings)
+    write_labels_and_outlines(root, cells, out / "cells.geojson" if geojson else None, core=CELL_CHUNK,
+                              margin=margin)
+    write_cells_csv(out / "cells.csv", cells, place)
+    if parquet:
+        write_cells_parquet(out / "cells.parquet", cells, place)
+    stored = run.settings
+    regions = (score_annotations(cells, read_annotations(Path(annotations)), place, stored["mpp"], marker)
+               if annotations else {})
+    region = request["region"]
+    region_full = (None if region is None
+                   else (*place.corner, region[2] * place.downsample, region[3] * place.downsample))
+    where = placement(image=Path(path).name, resolution=run.resolution, shape=run.shape,
+                      level=stored["level"], downsample=place.downsample, mpp=stored["mpp"], origin=place.corner,
+                      region=region_full)
+    statistics = omezarr.RunRecord.load(store).settings.get("statistics")
+    provenance = {**{k: stored[k] for k in ("engine", "model", "model_hash", "version", "parameters")},
+                  "statistics": statistics}
+    run_facts = {"status": "done", "seconds": round(seconds + time.perf_counter() - started, 2),
+                 "tiles_run": run.tiles_run, "tiles_skipped": run.tiles_skipped, "chunks_resumed": run.chunks_resumed,
+                 "cells_regrown": cells.regrown, **(facts or {}), "request": request,
+                 "files": {name: sha256_file(out / name) for name in CELL_FILES if (out / name).is_file()}}
+    record = score_record(cells.scoring, placement=where, provenance=provenance, regions=regions, run=run_facts)
+    write_bytes(out / SCORE_NAME, json_bytes(record))
     return record
 
 
@@ -134,51 +225,19 @@ def score_slide(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     settings = settings or Settings()
-    thresholds = {"seg_thresh": settings.seg_thresh, "size_thresh": settings.size_thresh,
-                  "size_thresh_upper": settings.size_thresh_upper, "marker_thresh": settings.marker_thresh}
-    request = {"slide": str(Path(path).resolve()), "resolution": resolution, "mpp": mpp,
-               "region": list(region) if region else None, "outputs": outputs, "chunk_size": chunk_size,
-               "tissue": tissue, "annotations": str(annotations) if annotations else None,
-               "engine": engine.name, "model_hash": engine.model_hash, "parameters": engine.parameters, **thresholds}
+    request = slide_request(engine, path, resolution=resolution, mpp=mpp, region=region, outputs=outputs,
+                            chunk_size=chunk_size, tissue=tissue, settings=settings, annotations=annotations)
     if not overwrite and (done := finished(out, request)) is not None:
         log.info("%s: already scored, skipped", Path(path).name)
         return {**done, "run": {**done["run"], "skipped": True}}
     started = time.perf_counter()
-    store = out / STORE_NAME
 
     def stage(name: str):
         return (lambda done, total: progress(name, done, total)) if progress else None
 
     with open_slide(path, mpp=mpp) as slide:
-        run = infer_slide(engine, slide, store, resolution=resolution, outputs=outputs, region=region,
+        run = infer_slide(engine, slide, out / STORE_NAME, resolution=resolution, outputs=outputs, region=region,
                           chunk_size=chunk_size, tissue=tissue, overwrite=overwrite,
                           progress=stage("inference"), cancel=cancel)
-    import zarr
-
-    root = zarr.open_group(str(store), mode="r+")
-    seg, marker = store_arrays(root)
-    margin = default_margin(run.resolution)
-    cells = find_slide_cells(seg, marker, settings=replace(settings, resolution=run.resolution), margin=margin,
-                             progress=stage("cells"))
-    place = Placement.from_settings(run.settings)
-    write_labels_and_outlines(root, cells, out / "cells.geojson" if geojson else None, core=CELL_CHUNK,
-                              margin=margin)
-    write_cells_csv(out / "cells.csv", cells, place)
-    if parquet:
-        write_cells_parquet(out / "cells.parquet", cells, place)
-    settings = run.settings
-    regions = (score_annotations(cells, read_annotations(Path(annotations)), place, settings["mpp"], marker)
-               if annotations else {})
-    region_full = None if region is None else (*place.corner, region[2] * place.downsample, region[3] * place.downsample)
-    where = placement(image=Path(path).name, resolution=run.resolution, shape=run.shape, level=settings["level"],
-                      downsample=place.downsample, mpp=settings["mpp"], origin=place.corner, region=region_full)
-    statistics = omezarr.RunRecord.load(store).settings.get("statistics")
-    provenance = {**{k: settings[k] for k in ("engine", "model", "model_hash", "version", "parameters")},
-                  "statistics": statistics}
-    facts = {"status": "done", "seconds": round(time.perf_counter() - started, 2), "tiles_run": run.tiles_run,
-             "tiles_skipped": run.tiles_skipped, "chunks_resumed": run.chunks_resumed,
-             "cells_regrown": cells.regrown, "request": request,
-             "files": {name: sha256_file(out / name) for name in CELL_FILES if (out / name).is_file()}}
-    record = score_record(cells.scoring, placement=where, provenance=provenance, regions=regions, run=facts)
-    write_bytes(out / SCORE_NAME, json_bytes(record))
-    return record
+    return finish_slide(run, path, out, request, settings=settings, annotations=annotations, geojson=geojson,
+                        parquet=parquet, seconds=time.perf_counter() - started, progress=stage("cells"))

@@ -23,9 +23,10 @@ import numpy as np
 
 from napari_deepliif import __version__
 from napari_deepliif.engine.engines import EngineBase, input_region
-from napari_deepliif.regions.infer import CHUNK_SIZE, infer_chunks
+from napari_deepliif.engine.tiling import Chunk
+from napari_deepliif.regions.infer import CHUNK_SIZE, Include, Writer, infer_chunks
 from napari_deepliif.slides import omezarr
-from napari_deepliif.slides.readers import Slide
+from napari_deepliif.slides.readers import LevelChoice, Slide
 from napari_deepliif.slides.tissue import TissueMask, tissue_mask
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,8 @@ def _create(store: Path, settings: dict, shape: tuple[int, int], mask: TissueMas
     return record
 
 
-def _stored_mask(store: Path) -> TissueMask | None:
+def stored_mask(store: Path) -> TissueMask | None:
+    """The tissue mask a store was written with (None if it was run without one)."""
     import zarr
 
     root = zarr.open_group(str(store), mode="r")
@@ -88,6 +90,140 @@ def _stored_mask(store: Path) -> TissueMask | None:
     array = root["tissue_mask"]
     return TissueMask(np.asarray(array[:]).astype(bool), float(array.attrs["downsample"]),
                       float(array.attrs["threshold"]))
+
+
+def slide_source(slide: Slide, choice: LevelChoice, region: tuple[int, int, int, int] | None,
+                 mask: TissueMask | None) -> tuple[Any, Include | None]:
+    """The image a run scores and which of its parts to compute.
+
+    Parameters
+    ----------
+    slide : Slide
+    choice : LevelChoice
+        The level scored (:meth:`Slide.level_or_default`).
+    region : (x, y, width, height), optional
+        Rectangle in pixels of that level.
+    mask : TissueMask, optional
+
+    Returns
+    -------
+    (array-like, callable or None)
+        A lazy H x W x 3 view of the level (or of ``region``, checked to lie in it); the
+        tissue test of boxes of that view (None without a mask).
+    """
+    source = input_region(slide.array(choice), region)  # checks the region lies in the level
+    origin = (int(region[1]), int(region[0])) if region is not None else (0, 0)
+    return source, None if mask is None else mask.includer(choice.downsample, origin)
+
+
+@dataclass
+class StoreRun:
+    """A slide's run into its store, opened (:func:`open_store_run`): what its chunks need.
+
+    Attributes
+    ----------
+    run : SlideRun
+        The counts, filled as the run goes.
+    choice : LevelChoice
+        The level scored.
+    record : RunRecord
+        The resume record (settings, with the statistics once known; chunks done).
+    names : tuple of str
+        Outputs computed.
+    source : array-like
+        The image scored (lazy).
+    include : callable or None
+        Tissue test of boxes of ``source``.
+    chunks : list of Chunk
+        The engine's plan of ``source``.
+    """
+
+    run: SlideRun
+    choice: LevelChoice
+    record: omezarr.RunRecord
+    names: tuple[str, ...]
+    source: Any
+    include: Include | None
+    chunks: list[Chunk]
+
+    def todo(self) -> list[Chunk]:
+        """The chunks not done yet."""
+        return [c for c in self.chunks if c.index not in self.record.done]
+
+
+def open_store_run(
+    engine: EngineBase,
+    slide: Slide,
+    store: str | Path,
+    *,
+    resolution: str | None = None,
+    outputs: str | Iterable[str] = "all",
+    region: tuple[int, int, int, int] | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    tissue: bool | TissueMask = True,
+    overwrite: bool = False,
+) -> StoreRun:
+    """Create or resume the store of a run (parameters as :func:`infer_slide`), its tissue
+    mask included, and plan the chunks; the statistics are not computed yet
+    (:func:`ensure_statistics`)."""
+    store = Path(store)
+    names = engine.resolve_outputs(outputs)
+    choice = slide.level_or_default(resolution)
+    source, _ = slide_source(slide, choice, region, None)
+    shape = (int(source.shape[0]), int(source.shape[1]))
+    settings = _settings(engine, slide, choice, region, names, chunk_size, tissue is not False)
+    record = None if overwrite else omezarr.RunRecord.load(store)
+    if record is not None:
+        record.check(settings)
+    mask = None
+    if tissue is not False:
+        mask = stored_mask(store) if record is not None else None
+        mask = mask or (tissue if isinstance(tissue, TissueMask) else tissue_mask(slide, choice.level0_mpp))
+    if record is None:
+        record = _create(store, settings, shape, mask)
+    source, include = slide_source(slide, choice, region, mask)
+    return StoreRun(SlideRun(store, shape, choice.resolution, settings), choice, record, names, source, include,
+                    engine.plan(shape, choice.resolution, chunk_size))
+
+
+def ensure_statistics(engine: EngineBase, opened: StoreRun, cancel: Any = None) -> dict:
+    """The engine's whole-image statistics of the run: those recorded, or computed now over
+    the tissue and recorded (only while chunks remain to be computed)."""
+    record = opened.record
+    if "statistics" not in record.settings and opened.todo():
+        record.settings["statistics"] = engine.statistics(opened.source, opened.run.resolution,
+                                                          include=opened.include, cancel=cancel)
+        record.save()
+    return record.settings.get("statistics") or {}
+
+
+def store_writer(store: Path, names: tuple[str, ...]) -> Writer:
+    """``write(name, box, array)`` of H x W x 3 outputs into the store's level-0 arrays."""
+    import zarr
+
+    root = zarr.open_group(str(store), mode="r+")
+    targets = {name: root[name]["0"] for name in names}
+
+    def write(name: str, box: tuple[int, int, int, int], array: np.ndarray) -> None:
+        y0, y1, x0, x1 = box
+        targets[name][:, y0:y1, x0:x1] = np.moveaxis(array, -1, 0)
+
+    return write
+
+
+def finish_inference(run: SlideRun, record: omezarr.RunRecord, names: tuple[str, ...]) -> SlideRun:
+    """Record the inference of ``run`` as done and build the outputs' pyramids (once)."""
+    import zarr
+
+    record.finish("inference")
+    if "pyramid" not in record.phases:
+        root = zarr.open_group(str(run.store), mode="r+")
+        for name in names:
+            omezarr.build_pyramid(root[name])
+        record.finish("pyramid")
+    log.info("%s: %d chunks run, %d resumed; %d tiles run, %d skipped (no tissue)", run.settings["slide"],
+             run.chunks_run, run.chunks_resumed, run.tiles_run, run.tiles_skipped)
+    return run
 
 
 def infer_slide(
@@ -134,48 +270,14 @@ def infer_slide(
     cancel : callable or threading.Event, optional
         Checked between batches; raises :class:`Cancelled`; chunks done stay done.
     """
-    store = Path(store)
-    choice = slide.level_or_default(resolution)
-    names = engine.resolve_outputs(outputs)
-    source = input_region(slide.array(choice), region)  # checks the region lies in the level
-    oy, ox = (int(region[1]), int(region[0])) if region is not None else (0, 0)
-    shape = (int(source.shape[0]), int(source.shape[1]))
-    settings = _settings(engine, slide, choice, region, names, chunk_size, tissue is not False)
-    record = None if overwrite else omezarr.RunRecord.load(store)
-    if record is not None:
-        record.check(settings)
-    mask = None
-    if tissue is not False:
-        mask = _stored_mask(store) if record is not None else None
-        mask = mask or (tissue if isinstance(tissue, TissueMask) else tissue_mask(slide, choice.level0_mpp))
-    if record is None:
-        record = _create(store, settings, shape, mask)
-    run = SlideRun(store, shape, choice.resolution, settings)
-
-    import zarr
-
-    root = zarr.open_group(str(store), mode="r+")
-    targets = {name: root[name]["0"] for name in names}
-
-    def write(name: str, box: tuple[int, int, int, int], array: np.ndarray) -> None:
-        y0, y1, x0, x1 = box
-        targets[name][:, y0:y1, x0:x1] = np.moveaxis(array, -1, 0)
-
-    def record_statistics(statistics: dict) -> None:
-        record.settings["statistics"] = statistics
-        record.save()
-
-    counts, _ = infer_chunks(engine, source, choice.resolution, names, write, chunk_size=chunk_size,
-                             include=None if mask is None else mask.includer(choice.downsample, (oy, ox)),
-                             statistics=record.settings.get("statistics"), done=set(record.done),
-                             on_chunk=record.mark, on_statistics=record_statistics, progress=progress, cancel=cancel)
+    opened = open_store_run(engine, slide, store, resolution=resolution, outputs=outputs, region=region,
+                            chunk_size=chunk_size, tissue=tissue, overwrite=overwrite)
+    statistics = ensure_statistics(engine, opened, cancel)
+    record, run = opened.record, opened.run
+    counts, _ = infer_chunks(engine, opened.source, run.resolution, opened.names,
+                             store_writer(run.store, opened.names), chunk_size=chunk_size, include=opened.include,
+                             statistics=statistics, done=set(record.done), on_chunk=record.mark, progress=progress,
+                             cancel=cancel)
     run.chunks_run, run.chunks_resumed = counts.chunks_run, counts.chunks_resumed
     run.tiles_run, run.tiles_skipped = counts.tiles_run, counts.tiles_skipped
-    record.finish("inference")
-    if "pyramid" not in record.phases:
-        for name in names:
-            omezarr.build_pyramid(root[name])
-        record.finish("pyramid")
-    log.info("%s: %d chunks run, %d resumed; %d tiles run, %d skipped (no tissue)", slide.path.name,
-             run.chunks_run, run.chunks_resumed, run.tiles_run, run.tiles_skipped)
-    return run
+    return finish_inference(run, record, opened.names)

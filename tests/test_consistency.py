@@ -26,6 +26,7 @@ from napari_deepliif.cli.main import main
 from napari_deepliif.engine.engines import load_engine
 from napari_deepliif.regions.score import score_region
 from napari_deepliif.server import ServerHandle
+from napari_deepliif.slides.tissue import levels_tissue
 
 SETTINGS = Settings(size_thresh=40, size_thresh_upper=None, marker_thresh=None)
 THRESHOLD_ARGS = ["--size-thresh", "40", "--resolution", "40x"]
@@ -133,6 +134,18 @@ def test_score_batch_and_the_server_region_agree_cell_for_cell(mosaic, fit_model
     assert missing.status_code == 422 and missing.json()["type"].endswith("/image-not-readable")
 
 
+def test_what_the_tissue_mask_leaves_out_does_not_depend_on_the_chunks(mosaic) -> None:
+    """The stain engine asks the tissue mask about squares of the tile size on the image's
+    grid, not about its chunks: 256 px and 1024 px chunks give the same cells."""
+    _, image = mosaic
+    include = levels_tissue([image], 0, "40x")
+    engine = load_engine("stain")
+    by_chunks = [counted_centroids(score_region(engine, image, resolution="40x", settings=SETTINGS,
+                                                include=include, chunk_size=size)) for size in (256, 1024)]
+    assert len(by_chunks[1]) > 50
+    np.testing.assert_array_equal(by_chunks[0], by_chunks[1])
+
+
 @pytest.fixture(scope="module")
 def whole_by_engine(mosaic, fit_model_dir) -> dict[str, np.ndarray]:
     """The whole mosaic's counted cells, per engine (the stain engine, the fixture model)."""
@@ -147,15 +160,14 @@ def test_one_slide_over_several_workers_gives_the_cells_of_one_pass(mosaic, fit_
                                                                       workers, tmp_path) -> None:
     """``batch`` spreads the mosaic's chunks over 1, 2 or 3 worker processes: 384 px chunks for
     the stain engine, one 512 px tile each for the model (seams through cells, several chunks
-    per storage file); the cells are the whole image's, cell for cell. Every tile is run (no
-    tissue mask), as the whole-image score runs them."""
+    per storage file); the cells are the whole image's, cell for cell. The tissue mask is on:
+    what it leaves out must not depend on the chunks."""
     path, _ = mosaic
     for engine, args in (("stain", ["--engine", "stain"]),
                          ("fixture", ["--engine", "deepliif", "--model", str(fit_model_dir)])):
         whole = whole_by_engine[engine]
         out = tmp_path / engine
         assert main(["batch", str(path), *args, "--workers", str(workers), "--chunk-size", "384", "--no-geojson",
-                     "--no-tissue-mask",
                      "--out", str(out), *THRESHOLD_ARGS]) == 0
         with open(out / "mosaic" / "cells.csv", newline="") as handle:
             rows = [r for r in csv.DictReader(handle) if r["counted"] == "True"]

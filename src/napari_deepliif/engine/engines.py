@@ -353,17 +353,25 @@ class StainEngine(EngineBase):
                     out: Mapping[str, np.ndarray], *, include: Callable[[int, int, int, int], bool] | None = None,
                     progress: ProgressCallback | None = None, cancel: CancelCheck | Any | None = None) -> tuple[int, int]:
         """The chunk as that box of the whole image scored: blocks stay on the whole image's
-        block grid and read their margins from it (see :meth:`EngineBase.infer_chunk`)."""
+        block grid and read their margins from it (see :meth:`EngineBase.infer_chunk`).
+
+        ``include`` is asked about the squares of the resolution's tile size on the whole
+        image's grid, as DeepLIIF asks about its tiles, so what is left empty does not
+        depend on the chunk size."""
         from napari_deepliif.engine.stain import stain_infer
 
         y0, y1, x0, x1 = chunk.box
-        if include is not None and not include(y0, y1, x0, x1):
+        squares = [] if include is None else square_units(chunk.box, tile_size_for(resolution))
+        left_out = [s for s in squares if not include(*s)]
+        if squares and len(left_out) == len(squares):
             fill_empty(out, names, (0, y1 - y0, 0, x1 - x0))
             return 0, 1
         images = stain_infer(source, resolution, dab_threshold=self.dab_threshold, threshold=self.threshold,
                              vectors=self.vectors, box=chunk.box, cancel=cancel)
         for name in names:
             out[name][:] = images[name]
+        for sy0, sy1, sx0, sx1 in left_out:
+            fill_empty(out, names, (max(sy0, y0) - y0, min(sy1, y1) - y0, max(sx0, x0) - x0, min(sx1, x1) - x0))
         return 1, 0
 
 
@@ -434,6 +442,14 @@ def _region(image: Any, region: tuple[int, int, int, int]) -> ArrayRegion:
     if x < 0 or y < 0 or x + w > width or y + h > height:
         raise DeepLIIFError(f"region {region} (x, y, width, height) lies outside the {width} x {height} image")
     return ArrayRegion(image, x, y, w, h)
+
+
+def square_units(box: tuple[int, int, int, int], size: int) -> list[tuple[int, int, int, int]]:
+    """The squares of ``size`` px on the whole image's grid that meet ``box`` (y0, y1, x0, x1),
+    as (y0, y1, x0, x1), whole (a square is judged whole, whatever part of it ``box`` holds)."""
+    y0, y1, x0, x1 = box
+    return [(sy, sy + size, sx, sx + size)
+            for sy in range(y0 // size * size, y1, size) for sx in range(x0 // size * size, x1, size)]
 
 
 def fill_empty(out: Mapping[str, np.ndarray], names: Iterable[str], box: tuple[int, int, int, int]) -> None:

@@ -267,11 +267,34 @@ def evaluate_seg(
     truth = np.asarray(truth)
     if predicted.shape[:2] != truth.shape[:2]:
         raise ValueError(f"mask sizes differ: predicted {predicted.shape[:2]}, truth {truth.shape[:2]} (H, W)")
-    pred_labels, pred_n_pos, _ = instance_labels(*class_masks(predicted, seg_thresh), connectivity)
-    true_labels, true_n_pos, _ = instance_labels(*class_masks(truth, seg_thresh), connectivity)
-    return evaluate_instances(pred_labels, np.arange(pred_labels.max(initial=0) + 1) <= pred_n_pos,
-                              true_labels, np.arange(true_labels.max(initial=0) + 1) <= true_n_pos,
-                              iou_threshold=iou_threshold)
+    return evaluate_instances(*seg_instances(predicted, seg_thresh, connectivity),
+                              *seg_instances(truth, seg_thresh, connectivity), iou_threshold=iou_threshold)
+
+
+def seg_instances(seg: np.ndarray, seg_thresh: int = DEFAULT_SEG_THRESH,
+                  connectivity: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """The cell instances of a Seg-colour mask and the class of each.
+
+    Parameters
+    ----------
+    seg : ndarray, shape (H, W, 3)
+        Seg-colour image (RGB order).
+    seg_thresh : int
+        Cell-pixel threshold on R + B.
+    connectivity : {8, 4}
+        Pixel neighbourhood that joins pixels of one class into one instance.
+
+    Returns
+    -------
+    labels : ndarray of int32, shape (H, W)
+        As :func:`instance_labels`.
+    positive : ndarray of bool, shape (n + 1,)
+        Whether instance ``k`` is positive, indexed by label (entry 0 False).
+    """
+    labels, n_pos, n_neg = instance_labels(*class_masks(seg, seg_thresh), connectivity)
+    positive = np.arange(n_pos + n_neg + 1) <= n_pos
+    positive[0] = False
+    return labels, positive
 
 
 def evaluate_instances(

@@ -121,6 +121,7 @@ def cmd_postprocess(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (sub-commands register themselves here)."""
     from napari_deepliif.cli import batch as cli_batch
+    from napari_deepliif.cli import evaluate as cli_evaluate
     from napari_deepliif.cli import models as cli_models
     from napari_deepliif.cli import serve as cli_server
 
@@ -160,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_models.add_parser(sub)
     cli_server.add_parser(sub)
     cli_batch.add_parser(sub)
+    cli_evaluate.add_parser(sub)
     return parser
 
 

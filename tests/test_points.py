@@ -1,4 +1,5 @@
-"""Point metrics: hand-made cases with known answers and the shared ground truth moved by known amounts."""
+"""Points: detection metrics (hand-made cases with known answers, the shared ground truth moved by
+known amounts) and point detection from heat maps (synthetic maps with known peaks)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
+from napari_deepliif.cells.detections import detect_points, find_candidates, select_points, suppress
 from napari_deepliif.cells.evaluation import Instances
 from napari_deepliif.cells.points import Points, evaluate_points, match_points
 from napari_deepliif.io.ground_truth import read_annotation
@@ -118,3 +120,74 @@ def test_ground_truth_centroids_against_themselves_moved(truth_centroids):
     assert m.count_error == -34
     assert m.num_positive_predicted == int(flipped[kept].sum())
     assert m.proportion_error == pytest.approx(abs(100 * flipped[kept].mean() - 100 * 10 / 136))
+
+
+# ---- point detection: heat maps -> points ---------------------------------------------------
+
+
+def _blobs(shape, peaks, sigma=3.0) -> np.ndarray:
+    """Heat maps (C, H, W): Gaussian blobs ``(class, x, y, height)``, the maximum where they overlap."""
+    n_classes = max(c for c, *_ in peaks) + 1
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    maps = np.zeros((n_classes, *shape))
+    for c, x, y, height in peaks:
+        maps[c] = np.maximum(maps[c], height * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2)))
+    return maps
+
+
+NAMES = ("Positive", "Negative")
+
+
+def test_known_peaks_become_points_with_class_and_confidence():
+    peaks = [(0, 20, 30, 0.9), (1, 60, 30, 0.8), (1, 40, 70, 0.6),
+             (0, 80, 80, 0.7), (1, 81, 80, 0.5),  # one nucleus seen by both classes: positive wins
+             (1, 10, 90, 0.2)]  # too weak
+    found = detect_points(_blobs((100, 100), peaks), NAMES, (0,), threshold=0.3, min_distance=6)
+    order = np.lexsort(found.xy.T)
+    np.testing.assert_array_equal(found.xy[order], [[20, 30], [60, 30], [40, 70], [80, 80]])
+    assert [found.class_names[i] for i in order] == ["Positive", "Negative", "Negative", "Positive"]
+    np.testing.assert_allclose(found.confidence[order], [0.9, 0.8, 0.6, 0.7])
+    assert found.counts() == {"Positive": 2, "Negative": 2}
+    assert found.scoring() == {"num_total": 4, "num_pos": 2, "num_neg": 2, "percent_pos": 50.0,
+                               "threshold": 0.3, "min_distance": 6.0}
+    assert found.reselect(threshold=0.1).scoring()["num_total"] == 5
+
+
+def test_reselection_equals_a_fresh_run_and_the_distance_merges_close_nuclei():
+    peaks = [(0, 20, 20, 0.9), (0, 30, 20, 0.8), (1, 70, 70, 0.6), (1, 70, 80, 0.55)]  # two pairs 10 px apart
+    maps = _blobs((100, 100), peaks, sigma=2.0)
+    base = detect_points(maps, NAMES, (0,), threshold=0.1, min_distance=5, floor=0.05)
+    assert base.scoring()["num_total"] == 4
+    merged = base.reselect(min_distance=12)
+    assert merged.scoring()["num_total"] == 2
+    np.testing.assert_array_equal(np.sort(merged.confidence), [0.6, 0.9])
+    for threshold, distance in ((0.1, 12), (0.58, 5), (0.05, 0)):
+        again = base.reselect(threshold=threshold, min_distance=distance)
+        fresh = detect_points(maps, NAMES, (0,), threshold=threshold, min_distance=distance, floor=0.05)
+        np.testing.assert_array_equal(again.xy, fresh.xy)
+        np.testing.assert_array_equal(again.cls, fresh.cls)
+    with pytest.raises(ValueError, match="below"):
+        base.reselect(threshold=0.01)
+
+
+def test_a_plateau_gives_one_point_and_suppression_is_greedy():
+    maps = np.zeros((1, 20, 20))
+    maps[0, 5:8, 5:8] = 0.7  # flat top: several local maxima, one point
+    found = detect_points(maps, ("Positive",), (0,), threshold=0.5, min_distance=3)
+    assert found.scoring()["num_total"] == 1
+    # a chain: 1 suppresses 2 (dist 4), so 3 (dist 4 from 2, 8 from 1) survives
+    kept = suppress(np.array([[0.0, 0], [4, 0], [8, 0]]), np.array([0.9, 0.8, 0.7]), min_distance=5)
+    assert kept.tolist() == [0, 2]
+
+
+def test_bad_heat_maps_are_refused():
+    with pytest.raises(ValueError, match="class names"):
+        find_candidates(np.zeros((2, 5, 5)), ("Positive",), (0,))
+    with pytest.raises(ValueError, match="classes, height, width"):
+        find_candidates(np.zeros((5, 5)), ("Positive",), (0,))
+    with pytest.raises(ValueError, match="NaN"):
+        find_candidates(np.full((1, 5, 5), np.nan), ("Positive",), (0,))
+    with pytest.raises(ValueError, match="positive classes"):
+        find_candidates(np.zeros((1, 5, 5)), ("Positive",), (3,))
+    empty = select_points(find_candidates(np.zeros((2, 5, 5)), NAMES, (0,)), threshold=0.5, min_distance=3)
+    assert empty.scoring()["num_total"] == 0 and empty.counts() == {"Positive": 0, "Negative": 0}

@@ -185,3 +185,10 @@ def test_bad_inputs_give_one_line_errors(stain_score, truth_png, tmp_path, capsy
     Image.fromarray(small).save(tmp_path / "small.png")
     assert main(["evaluate", str(stain_score), str(tmp_path / "small.png")]) == 1
     assert "mask sizes differ" in capsys.readouterr().err
+
+
+def test_a_malformed_geometry_is_named(tmp_path):
+    (tmp_path / "p.geojson").write_text(json.dumps([
+        {"type": "Feature", "geometry": {"type": "Point", "coordinates": ["a"]}, "properties": {"classification": "Positive"}}]))
+    with pytest.raises(DeepLIIFError, match="feature 0 has a malformed Point"):
+        read_annotation(tmp_path / "p.geojson")

@@ -44,8 +44,9 @@ from napari_deepliif.io.image_input import read_image
 
 POSITIVE_NAMES = frozenset({"positive", "pos", "1+", "2+", "3+", "true", "1"})
 NEGATIVE_NAMES = frozenset({"negative", "neg", "false", "0"})
-#: Columns that may hold a point's or a label's class (the first present is used).
-CLASS_COLUMNS = ("class", "classification", "label_class", "positive", "type")
+#: Columns that may hold a point's or a label's class (the first present is used: a points
+#: output's ``positive`` column before its model's own class names in ``class``).
+CLASS_COLUMNS = ("positive", "class", "classification", "label_class", "type")
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 
 
@@ -289,14 +290,18 @@ def read_geojson_points(path: str | Path) -> Points:
         props = feature.get("properties") or {}
         kind = geometry.get("type")
         object_type = props.get("objectType") or props.get("object_type") or props.get("type")
-        if kind == "Point":
-            found = [geometry["coordinates"][:2]]
-        elif kind == "MultiPoint":
-            found = [c[:2] for c in geometry["coordinates"]]
-        elif kind in ("Polygon", "MultiPolygon") and object_type in ("detection", "cell"):
-            found = [_centroid([geometry["coordinates"]] if kind == "Polygon" else geometry["coordinates"])]
-        else:
-            continue
+        try:
+            if kind == "Point":
+                found = [geometry["coordinates"][:2]]
+            elif kind == "MultiPoint":
+                found = [c[:2] for c in geometry["coordinates"]]
+            elif kind in ("Polygon", "MultiPolygon") and object_type in ("detection", "cell"):
+                found = [_centroid([geometry["coordinates"]] if kind == "Polygon" else geometry["coordinates"])]
+            else:
+                continue
+            found = [(float(x), float(y)) for x, y in found]
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise DeepLIIFError(f"{path}: feature {k} has a malformed {kind} geometry") from None
         classification = props.get("classification")
         name = classification.get("name") if isinstance(classification, dict) else classification
         if name is None:
@@ -305,7 +310,7 @@ def read_geojson_points(path: str | Path) -> Points:
         flag = class_is_positive(name)
         if flag is None:
             continue
-        xy.extend((float(x) - 0.5, float(y) - 0.5) for x, y in found)
+        xy.extend((x - 0.5, y - 0.5) for x, y in found)
         positive.extend([flag] * len(found))
     return Points(np.array(xy, dtype=np.float64).reshape(-1, 2), np.array(positive, dtype=bool))
 

@@ -3,6 +3,8 @@ known amounts) and point detection from heat maps (synthetic maps with known pea
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
@@ -191,3 +193,27 @@ def test_bad_heat_maps_are_refused():
         find_candidates(np.zeros((1, 5, 5)), ("Positive",), (3,))
     empty = select_points(find_candidates(np.zeros((2, 5, 5)), NAMES, (0,)), threshold=0.5, min_distance=3)
     assert empty.scoring()["num_total"] == 0 and empty.counts() == {"Positive": 0, "Negative": 0}
+
+
+def test_point_files_read_back_as_the_points_written(tmp_path):
+    from napari_deepliif.io.ground_truth import read_annotation
+    from napari_deepliif.io.placement import Placement
+    from napari_deepliif.io.point_exports import write_point_outputs
+
+    peaks = [(0, 20, 30, 0.9), (1, 60, 30, 0.8), (1, 40, 70, 0.6)]
+    found = detect_points(_blobs((100, 100), peaks), NAMES, (0,), threshold=0.3, min_distance=6)
+    record = {"placement": {"mpp": 0.5, "downsample": 1.0, "origin": [1000, 2000], "shape": [100, 100],
+                            "region": [1000, 2000, 100, 100], "resolution": "20x"}}
+    paths = write_point_outputs(tmp_path, found, record=record, placement=Placement((1000, 2000)))
+    geojson = json.loads(paths["points.geojson"].read_text())
+    assert [f["geometry"]["coordinates"] for f in geojson["features"]] == [[1020.5, 2030.5], [1060.5, 2030.5],
+                                                                            [1040.5, 2070.5]]
+    assert [f["properties"]["classification"] for f in geojson["features"]] == ["Positive", "Negative", "Negative"]
+    assert {f["properties"]["objectType"] for f in geojson["features"]} == {"detection"}
+    expected = Points(found.xy + (1000, 2000), found.positive)
+    for source in (paths["points.geojson"], paths["points.csv"], tmp_path):
+        loaded = read_annotation(source)
+        np.testing.assert_allclose(loaded.annotation.xy, expected.xy)
+        np.testing.assert_array_equal(loaded.annotation.positive, expected.positive)
+    folder = read_annotation(tmp_path)
+    assert (folder.mpp, folder.region) == (0.5, (1000, 2000, 100, 100))

@@ -13,7 +13,7 @@
   napari's ``axis-0``/``axis-1`` columns as napari saves a Points layer);
 - a **score folder** written by ``score`` or ``postprocess`` (``score.json`` beside the
   cells): its ``SegRefined.png`` when it covers the whole image at full resolution, else its
-  ``cells.csv`` as points in full-resolution pixels.
+  ``points.csv`` (a point-detection model) or ``cells.csv`` as points in full-resolution pixels.
 
 Coordinates: points are ``(x, y)`` pixels with pixel centres at integers (the cell table's
 convention); GeoJSON, whose pixel ``(row, col)`` is the square ``[col, col + 1] x [row, row + 1]``
@@ -41,6 +41,7 @@ from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.io.exports import CSV_FILE, LABELS_FILE, SCORE_FILE, SEG_REFINED
 from napari_deepliif.io.geojson import UNCOUNTED_CLASS
 from napari_deepliif.io.image_input import read_image
+from napari_deepliif.io.point_exports import POINTS_CSV
 
 POSITIVE_NAMES = frozenset({"positive", "pos", "1+", "2+", "3+", "true", "1"})
 NEGATIVE_NAMES = frozenset({"negative", "neg", "false", "0"})
@@ -167,13 +168,14 @@ def _read_score_folder(folder: Path, seg_thresh: int, connectivity: int) -> Load
         seg = read_image(folder / f"{SEG_REFINED}.png")[..., :3]
         return LoadedAnnotation(Instances.from_seg(seg, seg_thresh=seg_thresh, connectivity=connectivity), full_mpp,
                                 what=f"{folder.name}/{SEG_REFINED}.png")
-    if not (folder / CSV_FILE).is_file():
-        raise DeepLIIFError(f"{folder} holds neither {SEG_REFINED}.png nor {CSV_FILE}")
+    table = next((folder / name for name in (POINTS_CSV, CSV_FILE) if (folder / name).is_file()), None)
+    if table is None:
+        raise DeepLIIFError(f"{folder} holds none of {SEG_REFINED}.png, {POINTS_CSV} and {CSV_FILE}")
     if region is None and not whole:
         region = [origin[0], origin[1], width * downsample, height * downsample]
-    return LoadedAnnotation(read_csv_points(folder / CSV_FILE), full_mpp,
-                            region=None if region is None else tuple(float(v) for v in region),
-                            what=f"{folder.name}/{CSV_FILE} (cell centroids, full-resolution pixels)")
+    return LoadedAnnotation(read_csv_points(table), full_mpp,
+                            region=None if region is None or whole else tuple(float(v) for v in region),
+                            what=f"{folder.name}/{table.name} (cell centres, full-resolution pixels)")
 
 
 def _class_column(header: list[str], where: Path) -> str:

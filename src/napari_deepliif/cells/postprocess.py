@@ -23,12 +23,12 @@ from typing import Literal
 import numpy as np
 
 from napari_deepliif.cells import rendering
+from napari_deepliif.cells.classmap import ClassPixels, class_counts, class_densities
 from napari_deepliif.cells.find import (
     MAX_SEG_THRESH,
     CellMap,
     CellTable,
     SegPixels,
-    find_cells,
 )
 from napari_deepliif.cells.scoring import (
     Override,
@@ -138,7 +138,7 @@ def _check_whole(name: str, value: object, low: int, high: int | None = None, *,
 class _Source:
     """A prepared Seg map with what is cached across re-scores (cells, default thresholds)."""
 
-    def __init__(self, pixels: SegPixels, region: tuple[int, int, int, int] | None = None,
+    def __init__(self, pixels: SegPixels | ClassPixels, region: tuple[int, int, int, int] | None = None,
                  rois: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]] | None = None):
         self.pixels = pixels
         self.region = region
@@ -150,7 +150,7 @@ class _Source:
     def cells(self, seg_thresh: int) -> CellMap:
         cells = self._cells.get(seg_thresh)
         if cells is None:
-            cells = find_cells(self.pixels, seg_thresh)
+            cells = self.pixels.find_cells(seg_thresh)
             while len(self._cells) >= _CELL_CACHE_SIZE:
                 dropped = next(iter(self._cells))
                 self._cells.pop(dropped, None)
@@ -161,7 +161,8 @@ class _Source:
     def default_size_thresh(self, cells: CellMap, resolution: str) -> int:
         key = (cells.seg_thresh, resolution)
         if key not in self._default_size:
-            self._default_size[key] = default_size_threshold(cells.table.area[self.members(cells.table)], resolution)
+            self._default_size[key] = (default_size_threshold(cells.table.area[self.members(cells.table)], resolution)
+                                       if self.pixels.size_default_from_kde else 0)
         return self._default_size[key]
 
     def default_marker_thresh(self) -> int:
@@ -279,13 +280,15 @@ class PostprocessResult:
         if region is not None:
             inside, area = region_cells(self.table, region, self.cells.shape)
             counted = counted & inside
-        result = {**self.scoring, **counts(counted, self.positive)}
+        result = {**self.scoring, **counts(counted, self.positive), **class_counts(self.table, counted)}
         if intensity_thresholds is not None:
             if self._source.pixels.marker is None:
                 raise InputImageError("intensity classes need a Marker image")
             result.update(intensity_classes(self.table, counted, self.positive, intensity_thresholds))
         if microns_per_pixel is not None:
             result.update(density(result["num_pos"], area, microns_per_pixel))
+            if "classes" in result:
+                result.update(class_densities(result["classes"], result["area_mm2"]))
         return result
 
     def score_regions(
@@ -322,7 +325,7 @@ def _score(source: _Source, settings: Settings, overrides: Mapping[int, Override
     counted, positive = classify(cells.table, thresholds["size_thresh"], thresholds["size_thresh_upper"],
                                  thresholds["marker_thresh"], checked)
     counted = counted & source.members(cells.table)
-    scoring = {**counts(counted, positive), **thresholds}
+    scoring = {**counts(counted, positive), **thresholds, **class_counts(cells.table, counted)}
     return PostprocessResult(cells, settings, checked, counted, positive, scoring, source)
 
 
@@ -374,6 +377,26 @@ def postprocess(
     DeepLIIFError
         For an unknown resolution.
     """
+    return postprocess_pixels(SegPixels.from_images(seg, marker), resolution=resolution, seg_thresh=seg_thresh,
+                              size_thresh=size_thresh, size_thresh_upper=size_thresh_upper,
+                              marker_thresh=marker_thresh, overrides=overrides, region=region, rois=rois)
+
+
+def postprocess_pixels(
+    pixels: SegPixels | ClassPixels,
+    *,
+    resolution: str = DEFAULT_RESOLUTION,
+    seg_thresh: int = DEFAULT_SEG_THRESH,
+    size_thresh: Threshold = "default",
+    size_thresh_upper: Threshold = None,
+    marker_thresh: Threshold = None,
+    overrides: Mapping[int, Override] | None = None,
+    region: tuple[int, int, int, int] | None = None,
+    rois: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]] | None = None,
+) -> PostprocessResult:
+    """:func:`postprocess` of a prepared map: a Seg map (:class:`SegPixels`) or a class map
+    (:class:`~napari_deepliif.cells.classmap.ClassPixels`, whose cells have a class each and
+    whose ``scoring`` adds ``classes``: counted cells per class name).
+    """
     settings = Settings(resolution, seg_thresh, size_thresh, size_thresh_upper, marker_thresh)
-    pixels = SegPixels.from_images(seg, marker)
     return _score(_Source(pixels, region, rois), settings, overrides)

@@ -27,12 +27,16 @@ SCORE_KEYS: tuple[str, ...] = (
 PLACEMENT_KEYS: tuple[str, ...] = ("image", "level", "downsample", "mpp", "resolution", "origin", "shape", "region")
 #: Keys of ``provenance``: what produced the score.
 PROVENANCE_KEYS: tuple[str, ...] = ("engine", "model", "model_hash", "version", "statistics")
-ENGINES: tuple[str, ...] = ("deepliif", "stain")
+ENGINES: tuple[str, ...] = ("deepliif", "stain", "classmap")
+#: Score keys a class-map model adds: counted cells per class name (``cells.classmap``).
+CLASS_KEYS: tuple[str, ...] = ("classes",)
 
 
 def reference_scoring(scoring: Mapping[str, Any]) -> dict:
-    """The reference's score keys of ``scoring`` (e.g. ``PostprocessResult.scoring``), in order."""
-    return {key: jsonable(scoring[key]) for key in SCORE_KEYS}
+    """The reference's score keys of ``scoring`` (e.g. ``PostprocessResult.scoring``), in order,
+    then the per-class counts of a class-map model where ``scoring`` has them."""
+    keys = SCORE_KEYS + tuple(key for key in CLASS_KEYS if key in scoring)
+    return {key: jsonable(scoring[key]) for key in keys}
 
 
 def placement(*, image: str | None, resolution: str, shape: tuple[int, int], level: int = 0,
@@ -94,7 +98,8 @@ def score_record(
     Returns
     -------
     dict
-        ``format``, ``format_version``, ``scoring`` (:data:`SCORE_KEYS`), ``placement``,
+        ``format``, ``format_version``, ``scoring`` (:data:`SCORE_KEYS`, and :data:`CLASS_KEYS`
+        for a class-map model), ``placement``,
         ``provenance``, ``regions`` and ``run``; JSON types only.
 
     Raises

@@ -19,8 +19,14 @@ from typing import Any
 import numpy as np
 
 from napari_deepliif import __version__
-from napari_deepliif.cells.find import touches_window_edge
-from napari_deepliif.cells.postprocess import PostprocessResult, Settings, postprocess
+from napari_deepliif.cells.classmap import ClassPixels
+from napari_deepliif.cells.find import SegPixels, touches_window_edge
+from napari_deepliif.cells.postprocess import (
+    PostprocessResult,
+    Settings,
+    postprocess_pixels,
+)
+from napari_deepliif.constants import CLASSES, SEG
 from napari_deepliif.engine.engines import EngineBase
 from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.io.placement import Placement
@@ -164,10 +170,10 @@ def score_region(
         window = (max(0, y - margin), min(height, y + h + margin), max(0, x - margin), min(width, x + w + margin))
         images = _infer_window(engine, source, res, names, window, include, statistics, chunk_size, progress, cancel)
         wy0, wy1, wx0, wx1 = window
-        post = postprocess(images["Seg"], images.get("Marker"), resolution=res, seg_thresh=settings.seg_thresh,
-                           size_thresh=settings.size_thresh, size_thresh_upper=settings.size_thresh_upper,
-                           marker_thresh=settings.marker_thresh, region=(x - wx0, y - wy0, w, h),
-                           rois=_shifted(rois, (wx0, wy0)))
+        post = postprocess_pixels(cell_pixels(engine, images), resolution=res, seg_thresh=settings.seg_thresh,
+                                  size_thresh=settings.size_thresh, size_thresh_upper=settings.size_thresh_upper,
+                                  marker_thresh=settings.marker_thresh, region=(x - wx0, y - wy0, w, h),
+                                  rois=_shifted(rois, (wx0, wy0)))
         if not _cut_at_window_edge(post, window, (height, width)) or window == (0, height, 0, width):
             break
         margin *= 2
@@ -175,6 +181,14 @@ def score_region(
                   "version": __version__, "resolution": res, "statistics": statistics}
     pixels = np.asarray(source[wy0:wy1, wx0:wx1])[..., :3]
     return ScoreResult(pixels, images, post, provenance, (wx0, wy0), (x, y, w, h))
+
+
+def cell_pixels(engine: EngineBase, images: dict[str, np.ndarray]) -> SegPixels | ClassPixels:
+    """What cells are found from in ``images`` (an engine's outputs): the class map of an
+    engine with classes, else the Seg map and Marker."""
+    if engine.class_names is not None:
+        return ClassPixels.from_map(images[CLASSES], engine.class_names, engine.positive_classes)
+    return SegPixels.from_images(images[SEG], images.get("Marker"))
 
 
 def _shifted(rois: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]] | None,

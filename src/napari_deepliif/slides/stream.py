@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from napari_deepliif import __version__
-from napari_deepliif.engine.engines import EngineBase, input_region
+from napari_deepliif.engine.base import EngineBase, input_region
 from napari_deepliif.regions.infer import CHUNK_SIZE, infer_chunks
 from napari_deepliif.slides import omezarr
 from napari_deepliif.slides.readers import Slide

@@ -52,7 +52,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     from napari_deepliif.cells.postprocess import Settings
     from napari_deepliif.engine.engines import load_engine
     from napari_deepliif.io.exports import write_score_outputs
+    from napari_deepliif.io.point_exports import write_point_outputs
     from napari_deepliif.io.sample import SAMPLE_NAME, sample_path
+    from napari_deepliif.regions.points import PointsResult
     from napari_deepliif.slides.batch import output_names
     from napari_deepliif.slides.region import score_file_region
 
@@ -78,8 +80,12 @@ def cmd_score(args: argparse.Namespace) -> int:
             continue
         directory = Path(args.out) / stem
         record = result.record(image=stem, level=level.level, downsample=level.downsample, mpp=level.mpp)
-        write_score_outputs(directory, post=result.post, image=result.image, images=result.images, record=record,
-                            placement=result.placement(downsample=level.downsample))
+        if isinstance(result, PointsResult):
+            write_point_outputs(directory, result.detections, record=record,
+                                placement=result.placement(downsample=level.downsample))
+        else:
+            write_score_outputs(directory, post=result.post, image=result.image, images=result.images,
+                                record=record, placement=result.placement(downsample=level.downsample))
         print(summary(stem, result.scoring, result.provenance, directory))
     if failed:
         print(f"napari-deepliif: {len(failed)} of {len(jobs)} images not scored: {', '.join(failed)}", file=sys.stderr)

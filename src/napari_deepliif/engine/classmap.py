@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -145,6 +145,8 @@ class ClassMapEngine(EngineBase):
     name = "classmap"
     outputs = (CLASSES,)
     score_outputs = (CLASSES,)
+    #: What turns a batch of tiles into this type's outputs (a subclass may give its own).
+    runner_type: ClassVar[type] = ClassMapRunner
 
     @classmethod
     def load(cls, folder: str | Path, *, device: str = "auto", precision: str = "fp32",
@@ -219,7 +221,7 @@ class ClassMapEngine(EngineBase):
 
     def _run(self, source: Any, resolution: str, names: tuple[str, ...], result: MutableMapping[str, Any],
              progress: ProgressCallback | None, cancel: CancelCheck | Any | None) -> None:
-        run_tiles(source, self.grid(source.shape[:2]), ClassMapRunner(self), names, result,
+        run_tiles(source, self.grid(source.shape[:2]), self.runner_type(self), names, result,
                   batch_size=self.batch_size, progress=progress, cancel=cancel, skip_empty=False)
 
     def plan(self, shape: tuple[int, int], resolution: str, chunk_size: int) -> list[Chunk]:
@@ -230,6 +232,6 @@ class ClassMapEngine(EngineBase):
                     out: Mapping[str, np.ndarray], *, include: Callable[[int, int, int, int], bool] | None = None,
                     progress: ProgressCallback | None = None, cancel: CancelCheck | Any | None = None) -> tuple[int, int]:
         """Run the chunk's tiles on the image's tile grid (see :meth:`EngineBase.infer_chunk`)."""
-        return run_chunk(source, self.grid(source.shape[:2]), chunk, ClassMapRunner(self), names, out,
+        return run_chunk(source, self.grid(source.shape[:2]), chunk, self.runner_type(self), names, out,
                          batch_size=self.batch_size, include=include, progress=progress, cancel=cancel,
                          skip_empty=False)

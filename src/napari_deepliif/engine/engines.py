@@ -17,6 +17,7 @@ import numpy as np
 from napari_deepliif.constants import SEG
 from napari_deepliif.engine.base import EngineBase, fill_empty
 from napari_deepliif.engine.classmap import ClassMapEngine
+from napari_deepliif.engine.points import PointsEngine
 from napari_deepliif.engine.inference import (
     TileRunner,
     modality_names,
@@ -201,7 +202,7 @@ class StainEngine(EngineBase):
 
 #: Model types: the type a model folder declares -> the engine class that loads it (each
 #: with ``load(folder, device=, precision=, batch_size=)``); see ``docs/model-types.md``.
-MODEL_TYPES: dict[str, type[EngineBase]] = {"deepliif": Engine, "classmap": ClassMapEngine}
+MODEL_TYPES: dict[str, type[EngineBase]] = {"deepliif": Engine, "classmap": ClassMapEngine, "points": PointsEngine}
 ENGINES = ("auto", "stain", *MODEL_TYPES)
 
 
@@ -217,7 +218,7 @@ def load_engine(
 
     Parameters
     ----------
-    engine : {'auto', 'stain', 'deepliif', 'classmap'}
+    engine : {'auto', 'stain', 'deepliif', 'classmap', 'points'}
         ``auto``: the model's own type (:func:`~napari_deepliif.models.card.folder_model_type`:
         the release layout is ``deepliif``, a ``model.yaml`` card names its type) when
         ``model`` is given or ``deepliif-latest`` is installed, else the classical ``stain``

@@ -27,7 +27,7 @@ SCORE_KEYS: tuple[str, ...] = (
 PLACEMENT_KEYS: tuple[str, ...] = ("image", "level", "downsample", "mpp", "resolution", "origin", "shape", "region")
 #: Keys of ``provenance``: what produced the score.
 PROVENANCE_KEYS: tuple[str, ...] = ("engine", "model", "model_hash", "version", "statistics")
-ENGINES: tuple[str, ...] = ("deepliif", "stain", "classmap")
+ENGINES: tuple[str, ...] = ("deepliif", "stain", "classmap", "points")
 #: Score keys a class-map model adds: counted cells per class name (``cells.classmap``).
 CLASS_KEYS: tuple[str, ...] = ("classes",)
 

@@ -13,7 +13,7 @@ field; each error names the field, what it holds and what is allowed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from napari_deepliif.errors import ModelError
 #: The card's file name in a model folder.
 CARD_FILE = "model.yaml"
 #: Model types a card may name (``deepliif`` folders are in the release layout, no card).
-CARD_TYPES: tuple[str, ...] = ("classmap",)
+CARD_TYPES: tuple[str, ...] = ("classmap", "points")
 #: How the weights file is stored.
 WEIGHT_FORMATS: tuple[str, ...] = ("torchscript", "state_dict")
 #: Networks a ``state_dict`` can be loaded into.
@@ -33,7 +33,9 @@ INPUT_CHANNELS: tuple[str, ...] = ("grey", "red", "green", "blue")
 #: or a fixed scaling of 0..255 to 0..1.
 NORMALISATIONS: tuple[str, ...] = ("per-tile-zscore", "per-tile-minmax", "scale-0-1")
 _FIELDS = ("type", "name", "description", "weights", "format", "architecture", "input", "tile_size",
-           "overlap", "pixel_size", "classes", "positive")
+           "overlap", "pixel_size", "classes", "positive", "min_distance_um", "threshold")
+#: Heat maps a ``points`` model may give: one per class, written as the channels of one RGB output.
+MAX_POINT_CLASSES = 3
 _INPUT_FIELDS = ("channel", "normalise")
 
 
@@ -65,11 +67,17 @@ class ModelCard:
     pixel_size : float
         Pixel size (µm/px) the model was trained at.
     class_names : tuple of str
-        Output channel ``i`` is class ``i``; class 0 is background.
+        Output channel ``i`` is class ``i``; for ``classmap`` class 0 is background, for
+        ``points`` every channel is the heat map of a cell class.
     positive_classes : tuple of int
-        Indexes of the classes counted as positive (default: every class but background).
+        Indexes of the classes counted as positive (``classmap`` default: every class but
+        background; ``points``: required).
     description : str
         Free text.
+    min_distance_um : float or None
+        ``points``: default suppression distance between two points (µm).
+    threshold : float or None
+        ``points``: default confidence threshold (0..1, on the network's sigmoid).
     """
 
     type: str
@@ -85,6 +93,8 @@ class ModelCard:
     class_names: tuple[str, ...]
     positive_classes: tuple[int, ...]
     description: str = ""
+    min_distance_um: float | None = None
+    threshold: float | None = None
 
 
 def _fail(source: str, field: str, message: str) -> ModelError:
@@ -162,6 +172,17 @@ def check_card(data: Any, folder: Path, source: str | None = None) -> ModelCard:
     pixel_size = data.get("pixel_size")
     if isinstance(pixel_size, bool) or not isinstance(pixel_size, (int, float)) or not 0 < pixel_size < 100:
         raise _fail(source, "pixel_size", f"is {pixel_size!r}; give the training pixel size in µm/px (e.g. 0.5)")
+    name = data.get("name", Path(folder).name)
+    if not isinstance(name, str) or not name:
+        raise _fail(source, "name", f"is {name!r}; give a non-empty text")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise _fail(source, "description", f"is {description!r}; give a text")
+    if kind == "points":
+        return _points_card(data, source, ModelCard(
+            type=kind, name=name, weights=path, format=fmt, architecture=architecture, channel=channel,
+            normalise=normalise, tile_size=tile, overlap=overlap, pixel_size=float(pixel_size), class_names=(),
+            positive_classes=(), description=description))
     classes = data.get("classes")
     if (not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) and c for c in classes)
             or len(set(classes)) != len(classes)):
@@ -170,16 +191,35 @@ def check_card(data: Any, folder: Path, source: str | None = None) -> ModelCard:
     positive = data.get("positive", classes[1:])
     if not isinstance(positive, list) or not all(p in classes[1:] for p in positive):
         raise _fail(source, "positive", f"is {positive!r}; give a list of class names from {classes[1:]}")
-    name = data.get("name", Path(folder).name)
-    if not isinstance(name, str) or not name:
-        raise _fail(source, "name", f"is {name!r}; give a non-empty text")
-    description = data.get("description", "")
-    if not isinstance(description, str):
-        raise _fail(source, "description", f"is {description!r}; give a text")
+    for field in ("min_distance_um", "threshold"):
+        if field in data:
+            raise _fail(source, field, "is a field of 'points' models only")
     return ModelCard(type=kind, name=name, weights=path, format=fmt, architecture=architecture,
                      channel=channel, normalise=normalise, tile_size=tile, overlap=overlap,
                      pixel_size=float(pixel_size), class_names=tuple(classes),
                      positive_classes=tuple(classes.index(p) for p in positive), description=description)
+
+
+def _points_card(data: Mapping[str, Any], source: str, common: ModelCard) -> ModelCard:
+    """``common`` (the fields every type shares) completed with a ``points`` card's heat-map
+    classes, positive classes, distance and threshold."""
+    classes = data.get("classes")
+    if (not isinstance(classes, list) or not 1 <= len(classes) <= MAX_POINT_CLASSES
+            or not all(isinstance(c, str) and c for c in classes) or len(set(classes)) != len(classes)):
+        raise _fail(source, "classes", f"is {classes!r}; give 1 to {MAX_POINT_CLASSES} distinct names, one per heat map "
+                                       "in the order of the network's output channels (no background)")
+    positive = data.get("positive")
+    if not isinstance(positive, list) or not all(p in classes for p in positive):
+        raise _fail(source, "positive", f"is {positive!r}; give a list of class names from {classes}")
+    distance = data.get("min_distance_um")
+    if isinstance(distance, bool) or not isinstance(distance, (int, float)) or not 0 < distance < 1000:
+        raise _fail(source, "min_distance_um", f"is {distance!r}; give the smallest distance between two nuclei in µm "
+                                               "(e.g. 4)")
+    threshold = data.get("threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold < 1:
+        raise _fail(source, "threshold", f"is {threshold!r}; give the confidence a point needs, between 0 and 1")
+    return replace(common, class_names=tuple(classes), positive_classes=tuple(classes.index(p) for p in positive),
+                   min_distance_um=float(distance), threshold=float(threshold))
 
 
 def read_card(folder: str | Path) -> ModelCard:

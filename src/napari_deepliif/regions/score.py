@@ -168,7 +168,7 @@ def score_region(
     margin = tile_size_for(res)
     while True:
         window = (max(0, y - margin), min(height, y + h + margin), max(0, x - margin), min(width, x + w + margin))
-        images = _infer_window(engine, source, res, names, window, include, statistics, chunk_size, progress, cancel)
+        images = infer_window(engine, source, res, names, window, include, statistics, chunk_size, progress, cancel)
         wy0, wy1, wx0, wx1 = window
         post = postprocess_pixels(cell_pixels(engine, images), resolution=res, seg_thresh=settings.seg_thresh,
                                   size_thresh=settings.size_thresh, size_thresh_upper=settings.size_thresh_upper,
@@ -201,7 +201,7 @@ def _shifted(rois: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]] | None,
             for exterior, holes in rois]
 
 
-def _infer_window(engine: EngineBase, source: Any, resolution: str, names: tuple[str, ...], window: Box,
+def infer_window(engine: EngineBase, source: Any, resolution: str, names: tuple[str, ...], window: Box,
                   include: Include | None, statistics: dict, chunk_size: int, progress: ProgressCallback | None,
                   cancel: CancelCheck | Any | None) -> dict[str, np.ndarray]:
     """The engine's outputs over ``window`` of ``source``, computed on the whole image's plan."""

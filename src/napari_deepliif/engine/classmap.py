@@ -145,6 +145,7 @@ class ClassMapEngine(EngineBase):
     name = "classmap"
     outputs = (CLASSES,)
     score_outputs = (CLASSES,)
+    brightfield = False
 
     @classmethod
     def load(cls, folder: str | Path, *, device: str = "auto", precision: str = "fp32",

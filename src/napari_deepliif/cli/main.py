@@ -26,17 +26,18 @@ from napari_deepliif.cli.options import (
     summary,
     thresholds,
 )
+from napari_deepliif.engine.engines import ENGINES
 from napari_deepliif.errors import Cancelled, DeepLIIFError
 
 log = logging.getLogger("napari_deepliif")
 
 def cmd_infer(args: argparse.Namespace) -> int:
-    """``infer``: write the modalities and Seg of each image as PNGs."""
-    from napari_deepliif.engine.engines import Engine
+    """``infer``: write the outputs of each image (modalities and Seg, or Classes) as PNGs."""
+    from napari_deepliif.engine.engines import load_engine
     from napari_deepliif.io.image_input import read_image
     from napari_deepliif.io.image_output import write_images
 
-    engine = Engine.load(args.model, device=args.device, precision=args.precision, batch_size=args.batch_size)
+    engine = load_engine("auto", args.model, device=args.device, precision=args.precision, batch_size=args.batch_size)
     for path in args.images:
         image = read_image(path)
         images = engine.infer(
@@ -147,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="find and classify cells and write the IHC score", description="Score images: writes DIR/<image stem>/ with the engine's images, SegRefined.png, SegOverlaid.png, score.json, cells.geojson (QuPath detections), cells.csv and labels.tif.")
     p.add_argument("images", nargs="*", metavar="IMAGE", help="PNG, JPEG or TIFF RGB images")
     p.add_argument("--sample", action="store_true", help="score the IHC image shipped with the package")
-    p.add_argument("--engine", choices=("auto", "deepliif", "stain"), default="auto", help="auto: DeepLIIF if --model is given or deepliif-latest is installed, else the classical stain engine")
+    p.add_argument("--engine", choices=ENGINES, default="auto", help="auto: the model's own type (a DeepLIIF release folder, or a folder with a model.yaml card) if --model is given, else DeepLIIF if deepliif-latest is installed, else the classical stain engine")
     p.add_argument("--roi", type=roi, default=None, metavar="X,Y,W,H", help="score only this rectangle (full-image pixels)")
     p.add_argument("--outputs", choices=("score", "all"), default="all", help="all modalities, or only what scoring needs")
     add_output_option(p)

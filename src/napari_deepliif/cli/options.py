@@ -84,8 +84,9 @@ def thresholds(args: argparse.Namespace) -> dict:
 def summary(name: str, scoring: dict, provenance: dict, directory: Path) -> str:
     """One line per scored image."""
     model = f", model {provenance['model']}" if provenance.get("model") else ""
+    classes = "".join(f", {n} {name}" for name, n in scoring.get("classes", {}).items())
     return (f"{name}: {scoring['num_total']} cells, {scoring['num_pos']} positive "
-            f"({scoring['percent_pos']}%) [engine {provenance['engine']}{model}, "
+            f"({scoring['percent_pos']}%){classes} [engine {provenance['engine']}{model}, "
             f"{provenance['resolution']}] -> {directory}")
 
 

@@ -33,6 +33,9 @@ class EngineBase:
     class_names: tuple[str, ...] | None = None
     #: Indexes of :attr:`class_names` counted as positive (``num_pos``).
     positive_classes: tuple[int, ...] = ()
+    #: The engine reads brightfield images: the slide tissue mask (bright glass left out)
+    #: applies to them. False for fluorescence, whose background is dark.
+    brightfield: bool = True
 
     def resolve_outputs(self, outputs: str | Iterable[str] = "all") -> tuple[str, ...]:
         """``all`` -> every output, ``score`` -> :attr:`score_outputs`, else the names given."""

@@ -145,6 +145,7 @@ class ClassMapEngine(EngineBase):
     name = "classmap"
     outputs = (CLASSES,)
     score_outputs = (CLASSES,)
+    brightfield = False
     #: What turns a batch of tiles into this type's outputs (a subclass may give its own).
     runner_type: ClassVar[type] = ClassMapRunner
 

@@ -51,6 +51,7 @@ class PointsEngine(ClassMapEngine):
     """
 
     name = "points"
+    brightfield = True  # IHC: glass outside the slide's tissue mask is not run
     outputs = (HEATMAP,)
     score_outputs = (HEATMAP,)
     runner_type = PointsRunner

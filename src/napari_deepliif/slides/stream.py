@@ -124,7 +124,8 @@ def infer_slide(
     chunk_size : int
         Chunk edge in pixels (whole tiles for DeepLIIF); memory grows with its square.
     tissue : bool or TissueMask
-        Skip tiles outside the tissue mask (True: computed here; False: run every tile).
+        Skip tiles outside the tissue mask (True: computed here; False: run every tile); an
+        engine of fluorescence images (``engine.brightfield`` False) runs every tile.
         For the stain engine it also restricts the pixels its one threshold is taken from
         (see module docstring); a ``StainEngine`` with a ``threshold`` set keeps that one.
     overwrite : bool
@@ -140,6 +141,8 @@ def infer_slide(
     source = input_region(slide.array(choice), region)  # checks the region lies in the level
     oy, ox = (int(region[1]), int(region[0])) if region is not None else (0, 0)
     shape = (int(source.shape[0]), int(source.shape[1]))
+    if not engine.brightfield:
+        tissue = False  # the tissue mask leaves out bright glass: it does not apply to fluorescence
     settings = _settings(engine, slide, choice, region, names, chunk_size, tissue is not False)
     record = None if overwrite else omezarr.RunRecord.load(store)
     if record is not None:

@@ -88,7 +88,8 @@ class ThresholdSlider(QWidget):
 
 
 class ScoreTable(QTableWidget):
-    """Rows of area name, total, positive, negative and % positive."""
+    """Rows of area name, total, positive, negative and % positive, then the cells of each
+    class of a class-map model."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(0, len(strings.SCORE_HEADERS), parent)
@@ -99,10 +100,14 @@ class ScoreTable(QTableWidget):
         self.setMinimumHeight(140)
 
     def show_scores(self, rows: Sequence[tuple[str, dict]]) -> None:
-        """One row per ``(name, score)``; score has the reference's count keys."""
+        """One row per ``(name, score)``; score has the reference's count keys (and ``classes``)."""
+        classes = list(rows[0][1].get("classes", {})) if rows else []
+        self.setColumnCount(len(strings.SCORE_HEADERS) + len(classes))
+        self.setHorizontalHeaderLabels([*strings.SCORE_HEADERS, *classes])
         self.setRowCount(len(rows))
         for r, (name, score) in enumerate(rows):
-            values = (name, score["num_total"], score["num_pos"], score["num_neg"], score["percent_pos"])
+            values = (name, score["num_total"], score["num_pos"], score["num_neg"], score["percent_pos"],
+                      *(score["classes"][c] for c in classes))
             for c, value in enumerate(values):
                 self.setItem(r, c, QTableWidgetItem(str(value)))
 

@@ -81,7 +81,7 @@ def get_engine(choice: EngineChoice) -> Any:
     """Load (or reuse: networks are cached by :mod:`napari_deepliif.models.loader`) an engine."""
     if choice.model == STAIN:
         return load_engine("stain")
-    return load_engine("deepliif", choice.model, device=choice.device, precision=choice.precision)
+    return load_engine("auto", choice.model, device=choice.device, precision=choice.precision)
 
 
 def score_area(spec: RunSpec, progress: Progress | None = None,
@@ -97,7 +97,8 @@ def score_area(spec: RunSpec, progress: Progress | None = None,
     origin = np.array(spec.rect[:2] if spec.rect else (0, 0), float)
     rois = [(np.asarray(p, float) + origin, []) for p in spec.polygons] or None
     result = score_region(engine, spec.image, region=spec.rect, rois=rois, resolution=spec.resolution,
-                          outputs=spec.outputs, include=spec.tissue(), progress=progress, cancel=cancel)
+                          outputs=spec.outputs, include=spec.tissue() if engine.brightfield else None,
+                          progress=progress, cancel=cancel)
     return engine, result
 
 

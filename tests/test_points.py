@@ -11,7 +11,12 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_bipartite_matching
 
-from napari_deepliif.cells.detections import detect_points, find_candidates, select_points, suppress
+from napari_deepliif.cells.detections import (
+    detect_points,
+    find_candidates,
+    select_points,
+    suppress,
+)
 from napari_deepliif.cells.evaluation import Instances
 from napari_deepliif.cells.points import Points, evaluate_points, match_points
 from napari_deepliif.io.ground_truth import read_annotation

@@ -12,7 +12,6 @@ points, only the point metrics apply. Readers of files are in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -92,7 +91,7 @@ class Instances:
 
 
 #: What :func:`evaluate` compares: instances or points.
-Annotation = Union[Instances, Points]
+Annotation = Instances | Points
 
 
 @dataclass(frozen=True)

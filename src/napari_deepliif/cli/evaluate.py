@@ -6,7 +6,11 @@ import argparse
 from pathlib import Path
 
 from napari_deepliif.cells.evaluation import DEFAULT_RADIUS_UM, Evaluation, evaluate
-from napari_deepliif.constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH, MICRONS_PER_PIXEL_BY_RESOLUTION
+from napari_deepliif.constants import (
+    DEFAULT_RESOLUTION,
+    DEFAULT_SEG_THRESH,
+    MICRONS_PER_PIXEL_BY_RESOLUTION,
+)
 from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.io.exports import write_json
 from napari_deepliif.io.ground_truth import read_annotation

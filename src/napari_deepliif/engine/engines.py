@@ -17,13 +17,13 @@ import numpy as np
 from napari_deepliif.constants import SEG
 from napari_deepliif.engine.base import EngineBase, fill_empty
 from napari_deepliif.engine.classmap import ClassMapEngine
-from napari_deepliif.engine.points import PointsEngine
 from napari_deepliif.engine.inference import (
     TileRunner,
     modality_names,
     run_chunk,
     run_tiles,
 )
+from napari_deepliif.engine.points import PointsEngine
 from napari_deepliif.engine.tiling import Chunk, TileGrid, tiled_chunks
 from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.progress import CancelCheck, ProgressCallback

@@ -36,7 +36,10 @@ import numpy as np
 
 from napari_deepliif.cells.evaluation import Annotation, Instances
 from napari_deepliif.cells.points import Points
-from napari_deepliif.constants import DEFAULT_SEG_THRESH, MICRONS_PER_PIXEL_BY_RESOLUTION
+from napari_deepliif.constants import (
+    DEFAULT_SEG_THRESH,
+    MICRONS_PER_PIXEL_BY_RESOLUTION,
+)
 from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.io.exports import CSV_FILE, LABELS_FILE, SCORE_FILE, SEG_REFINED
 from napari_deepliif.io.geojson import UNCOUNTED_CLASS

@@ -27,7 +27,7 @@ POINTS_CSV = "points.csv"
 POINT_COLUMNS: tuple[str, ...] = ("id", "x", "y", "class", "positive", "confidence")
 
 
-def points_rows(detections: PointDetections, *, placement: Placement = Placement()) -> list[dict]:
+def points_rows(detections: PointDetections, *, placement: Placement | None = None) -> list[dict]:
     """One row per point, strongest first (the content of ``points.csv``).
 
     Returns
@@ -37,21 +37,21 @@ def points_rows(detections: PointDetections, *, placement: Placement = Placement
         centres at integers), ``class`` (the model's class name), ``positive`` (``true`` or
         ``false``), ``confidence``.
     """
-    xy = placement.centres_to_full(detections.xy)
+    xy = (placement or Placement()).centres_to_full(detections.xy)
     return [dict(zip(POINT_COLUMNS, (k + 1, x, y, name, "true" if pos else "false", conf)))
             for k, ((x, y), name, pos, conf) in enumerate(zip(xy.tolist(), detections.class_names,
                                                               detections.positive.tolist(),
                                                               detections.confidence.tolist()))]
 
 
-def points_geojson(detections: PointDetections, *, placement: Placement = Placement()) -> dict:
+def points_geojson(detections: PointDetections, *, placement: Placement | None = None) -> dict:
     """The points as a GeoJSON FeatureCollection that QuPath imports as point detections.
 
     Each feature: a random UUID ``id``, a ``Point`` geometry (QuPath pixel coordinates, see
     the module docstring), ``properties`` ``objectType`` ``"detection"``, ``classification``
     (the class name) and ``measurements`` ``{"Confidence": value}``.
     """
-    xy = placement.centres_to_full(detections.xy) + 0.5
+    xy = (placement or Placement()).centres_to_full(detections.xy) + 0.5
     return {"type": "FeatureCollection", "features": [
         {"type": "Feature", "id": str(uuid.uuid4()), "geometry": {"type": "Point", "coordinates": [x, y]},
          "properties": {"objectType": "detection", "classification": name, "measurements": {"Confidence": conf}}}
@@ -59,7 +59,7 @@ def points_geojson(detections: PointDetections, *, placement: Placement = Placem
 
 
 def write_point_outputs(directory: str | Path, detections: PointDetections, *, record: Mapping[str, Any],
-                        placement: Placement = Placement()) -> dict[str, Path]:
+                        placement: Placement | None = None) -> dict[str, Path]:
     """Write ``score.json``, ``points.geojson`` and ``points.csv`` into ``directory``.
 
     Everything is encoded before the first file is written; each file is written atomically.

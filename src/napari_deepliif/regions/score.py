@@ -28,6 +28,7 @@ from napari_deepliif.cells.postprocess import (
 )
 from napari_deepliif.constants import CLASSES, SEG
 from napari_deepliif.engine.engines import EngineBase
+from napari_deepliif.engine.points import PointsEngine
 from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.io.placement import Placement
 from napari_deepliif.io.score_format import placement, score_record
@@ -186,6 +187,9 @@ def score_region(
 def cell_pixels(engine: EngineBase, images: dict[str, np.ndarray]) -> SegPixels | ClassPixels:
     """What cells are found from in ``images`` (an engine's outputs): the class map of an
     engine with classes, else the Seg map and Marker."""
+    if isinstance(engine, PointsEngine):
+        raise DeepLIIFError("a 'points' model finds points, not cells: use napari_deepliif.regions.points"
+                            ".detect_region (napari-deepliif score --model DIR); here it is not supported yet")
     if engine.class_names is not None:
         return ClassPixels.from_map(images[CLASSES], engine.class_names, engine.positive_classes)
     return SegPixels.from_images(images[SEG], images.get("Marker"))

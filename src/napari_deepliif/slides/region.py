@@ -16,10 +16,10 @@ import numpy as np
 
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.engine.engines import EngineBase
+from napari_deepliif.engine.points import PointsEngine
 from napari_deepliif.errors import InputImageError
 from napari_deepliif.io.placement import Placement
 from napari_deepliif.progress import CancelCheck, ProgressCallback
-from napari_deepliif.engine.points import PointsEngine
 from napari_deepliif.regions.points import PointsResult, detect_region
 from napari_deepliif.regions.score import ScoreResult, score_region
 from napari_deepliif.slides.readers import LevelChoice, open_slide

@@ -23,6 +23,8 @@ from typing import Any
 from napari_deepliif.atomic import write_bytes
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.engine.engines import EngineBase
+from napari_deepliif.engine.points import PointsEngine
+from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.io.checksums import sha256_file
 from napari_deepliif.io.jsonable import json_bytes
 from napari_deepliif.io.placement import Placement
@@ -131,6 +133,9 @@ def score_slide(
         Stage ``'inference'`` (tiles) or ``'cells'`` (windows).
     cancel : callable or threading.Event, optional
     """
+    if isinstance(engine, PointsEngine):
+        raise DeepLIIFError("batch does not run 'points' models yet: score regions of the slide with "
+                            "napari-deepliif score --model DIR --roi X,Y,W,H")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     settings = settings or Settings()

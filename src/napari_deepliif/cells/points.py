@@ -98,10 +98,13 @@ def match_points(predicted_xy: np.ndarray, truth_xy: np.ndarray, radius: float) 
     n_pred = len(predicted_xy)
     graph = coo_matrix((np.ones(len(p_idx)), (p_idx, n_pred + t_idx)), shape=(n_pred + len(truth_xy),) * 2)
     _, group = connected_components(graph, directed=False)
-    order = np.argsort(group[p_idx], kind="stable")
-    bounds = np.flatnonzero(np.diff(group[p_idx][order])) + 1
-    matched_p, matched_t = [], []
-    for pairs in np.split(order, bounds):
+    pair_group = group[p_idx]
+    alone = np.bincount(pair_group)[pair_group] == 1  # a group of one pair: that pair matches
+    matched_p, matched_t = [p_idx[alone]], [t_idx[alone]]
+    crowded = np.flatnonzero(~alone)
+    order = crowded[np.argsort(pair_group[crowded], kind="stable")]
+    bounds = np.flatnonzero(np.diff(pair_group[order])) + 1
+    for pairs in np.split(order, bounds) if len(order) else ():
         rows, r_inv = np.unique(p_idx[pairs], return_inverse=True)
         cols, c_inv = np.unique(t_idx[pairs], return_inverse=True)
         # a missing pair costs more than any matching's whole distance: pairs come first

@@ -48,7 +48,7 @@ def in_box(xy: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 @pytest.fixture(scope="module")
 def dapi(shared_dir: Path) -> np.ndarray:
     """384 x 384 px of the real mpIF DAPI panel (grey stored as RGB): 2 x 2 tiles of 256 px."""
-    return np.ascontiguousarray(lung_panels(shared_dir)[0][64:448, 64:448])
+    return np.ascontiguousarray(lung_panels(shared_dir)[0][:384, :384])
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_auto_loads_the_cards_type_and_scores_cells_with_their_classes(engine, w
     assert engine.class_names == tuple(CLASS_NAMES) and engine.outputs == (CLASSES,)
     counts = whole.scoring["classes"]
     assert set(counts) == {"negative", "positive"}
-    assert counts["negative"] > 20 and counts["positive"] > 3
+    assert counts["negative"] > 15 and counts["positive"] >= 3
     assert whole.scoring["num_total"] == sum(counts.values())
     assert whole.scoring["num_pos"] == counts["positive"]
     table = whole.post.table
@@ -96,7 +96,7 @@ def test_torchscript_twin_gives_the_same_class_map(classmap_model_dirs, dapi, wh
     assert twin.model_hash != load_engine("auto", classmap_model_dirs[0], device="cpu").model_hash
 
 
-@pytest.mark.parametrize("box", [(60, 70, 250, 200), (68, 77, 250, 200)])
+@pytest.mark.parametrize("box", [(40, 40, 300, 300), (47, 45, 300, 300)])
 def test_a_region_gives_the_whole_images_cells_there(engine, dapi, whole, box) -> None:
     region = score_region(engine, dapi, region=box, resolution="40x")
     expected = in_box(counted_centroids(whole), box)
@@ -228,3 +228,57 @@ def test_an_engine_of_another_type_is_refused_naming_both(classmap_model_dirs, f
         load_engine("deepliif", classmap_model_dirs[0], device="cpu")
     with pytest.raises(DeepLIIFError, match="holds a 'deepliif' model, not 'classmap'"):
         load_engine("classmap", fit_model_dir, device="cpu")
+
+
+def test_the_widget_shows_named_classes_rescores_and_exports(make_napari_viewer, qtbot, classmap_model_dirs, dapi,
+                                                              whole, tmp_path, monkeypatch) -> None:
+    from test_widget import plugin_layers, run_and_wait
+
+    from napari_deepliif.models.index import CACHE_DIR_ENV, CONFIG_DIR_ENV
+    from napari_deepliif.widget import DeepLIIFWidget
+
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path / "config"))
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    viewer = make_napari_viewer()
+    widget = DeepLIIFWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    viewer.add_image(dapi, name="dapi", rgb=True)
+    widget.engine_box.add_local(classmap_model_dirs[0], name="classmap-fixture")
+    widget.device_combo.setCurrentText("cpu")
+    run_and_wait(widget, qtbot)
+    assert widget.post.scoring == whole.scoring
+    assert "classmap" in widget.engine_box.engine_label.text()
+    layers = plugin_layers(viewer)
+    classes = layers["DeepLIIF classes"]
+    np.testing.assert_array_equal(classes.data, whole.images[CLASSES][..., 0])
+    assert list(classes.features["class"]) == CLASS_NAMES
+    cells = layers["DeepLIIF cells"]
+    colours = cells.colormap.map(whole.post.table.id)
+    counted = whole.post.counted
+    for k in (1, 2):  # each class its own colour, the same as in the classes layer
+        members = counted & (whole.post.table.cell_class == k)
+        np.testing.assert_allclose(colours[members], np.repeat(classes.colormap.map(np.array([k])), members.sum(), 0))
+    headers = [widget.score_table.horizontalHeaderItem(c).text() for c in range(widget.score_table.columnCount())]
+    assert headers[-2:] == ["negative", "positive"]
+    assert widget.score_table.cell_text(0, len(headers) - 1) == str(whole.scoring["classes"]["positive"])
+
+    widget.sliders["size_thresh"].move_to(60)
+    qtbot.waitUntil(lambda: widget.post.scoring["size_thresh"] == 60, timeout=5000)
+    assert widget.post.scoring == whole.rescore(size_thresh=60).scoring
+    assert widget.score_table.cell_text(0, len(headers) - 2) == str(widget.post.scoring["classes"]["negative"])
+
+    widget.export(tmp_path / "export")
+    record = json.loads((tmp_path / "export" / "score.json").read_text())
+    assert record["scoring"]["classes"] == widget.post.scoring["classes"]
+    with open(tmp_path / "export" / "cells.csv", newline="") as handle:
+        assert {r["class"] for r in csv.DictReader(handle)} == {"negative", "positive"}
+
+
+def test_batch_refuses_a_class_map_model_saying_what_to_use(engine, dapi, tmp_path) -> None:
+    from napari_deepliif.slides.run import score_slide
+
+    path = tmp_path / "dapi.png"
+    Image.fromarray(dapi).save(path)
+    with pytest.raises(DeepLIIFError, match="batch does not score 'classmap' models yet.*--roi"):
+        score_slide(engine, path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

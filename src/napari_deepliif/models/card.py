@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from napari_deepliif.errors import ModelError
+from napari_deepliif.models.registry import CARD_FILE, OPTIONS_FILE
 
-#: The card's file name in a model folder.
-CARD_FILE = "model.yaml"
 #: Model types a card may name (``deepliif`` folders are in the release layout, no card).
 CARD_TYPES: tuple[str, ...] = ("classmap",)
 #: How the weights file is stored.
@@ -214,8 +213,6 @@ def folder_model_type(folder: str | Path) -> str:
         A card without a valid ``type``.
     """
     import yaml
-
-    from napari_deepliif.models.registry import OPTIONS_FILE
 
     folder = Path(folder)
     card = folder / CARD_FILE

@@ -23,7 +23,6 @@ from classmap_fixture import CLASS_NAMES, lung_panels
 from PIL import Image
 from test_server_support import client, png_bytes, running_server
 
-from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.cli.main import main
 from napari_deepliif.constants import CLASSES
 from napari_deepliif.engine.engines import load_engine
@@ -282,3 +281,58 @@ def test_batch_refuses_a_class_map_model_saying_what_to_use(engine, dapi, tmp_pa
     with pytest.raises(DeepLIIFError, match="batch does not score 'classmap' models yet.*--roi"):
         score_slide(engine, path, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def _rdf(weights: dict, classes: list[str], **changes) -> dict:
+    """A bioimage.io model description (format 0.5) of the fixture's network."""
+    space = [{"type": "space", "id": axis, "size": {"min": 64, "step": 32}, "scale": 0.5, "unit": "micrometer"}
+             for axis in ("y", "x")]
+    out_space = [{"type": "space", "id": axis, "halo": 64, "size": {"tensor_id": "dapi", "axis_id": axis}}
+                 for axis in ("y", "x")]
+    rdf = {"format_version": "0.5.4", "type": "model", "name": "classmap-fixture-bioimageio",
+           "inputs": [{"id": "dapi", "axes": [{"type": "batch"}, {"type": "channel", "channel_names": ["dapi"]}, *space],
+                       "preprocessing": [{"id": "ensure_dtype", "kwargs": {"dtype": "float32"}},
+                                         {"id": "zero_mean_unit_variance", "kwargs": {"axes": ["y", "x"]}}]}],
+           "outputs": [{"id": "classes", "axes": [{"type": "batch"}, {"type": "channel", "channel_names": classes},
+                                                  *out_space], "postprocessing": [{"id": "softmax"}]}],
+           "weights": weights}
+    rdf.update(changes)
+    return rdf
+
+
+def test_a_bioimageio_package_loads_as_the_class_map_type(classmap_model_dirs, dapi, whole, tmp_path) -> None:
+    folder = tmp_path / "package"
+    shutil.copytree(classmap_model_dirs[1], folder)
+    (folder / "model.yaml").unlink()
+    (folder / "rdf.yaml").write_text(yaml.safe_dump(_rdf({"torchscript": {"source": "model.ts"}}, CLASS_NAMES)))
+    engine = load_engine("auto", folder, device="cpu")
+    assert engine.name == "classmap" and engine.model_name == "classmap-fixture-bioimageio"
+    card = engine.card
+    assert (card.tile_size, card.overlap, card.pixel_size, card.normalise) == (256, 128, 0.5, "per-tile-zscore")
+    np.testing.assert_array_equal(engine.infer(dapi)[CLASSES], whole.images[CLASSES])
+
+    state = tmp_path / "state-package"
+    shutil.copytree(classmap_model_dirs[0], state)
+    (state / "model.yaml").unlink()
+    smp = {"pytorch_state_dict": {"source": "model.pt", "architecture": {
+        "callable": "Unet", "import_from": "segmentation_models_pytorch",
+        "kwargs": {"encoder_name": "resnet34", "in_channels": 1, "classes": 3}}}}
+    (state / "rdf.yaml").write_text(yaml.safe_dump(_rdf(smp, CLASS_NAMES)))
+    assert load_engine("auto", state, device="cpu").card.format == "state_dict"
+
+
+@pytest.mark.parametrize("weights, changes, field", [
+    ({"onnx": {"source": "model.onnx"}}, {}, "weights"),
+    ({"torchscript": {"source": "https://example.org/model.ts"}}, {}, "weights.torchscript.source"),
+    ({"torchscript": {"source": "model.ts"}}, {"format_version": "0.4.10"}, "format_version"),
+    ({"pytorch_state_dict": {"source": "model.ts", "architecture": {"callable": "UNet2d", "kwargs": {}}}}, {},
+     "weights.pytorch_state_dict.architecture"),
+])
+def test_a_bioimageio_package_that_maps_onto_no_type_is_refused_naming_the_field(classmap_model_dirs, tmp_path,
+                                                                                   weights, changes, field) -> None:
+    folder = tmp_path / "package"
+    shutil.copytree(classmap_model_dirs[1], folder)
+    (folder / "model.yaml").unlink()
+    (folder / "rdf.yaml").write_text(yaml.safe_dump(_rdf(weights, CLASS_NAMES, **changes)))
+    with pytest.raises(ModelError, match=f"field '{field}'.*model.yaml card instead"):
+        load_engine("auto", folder, device="cpu")

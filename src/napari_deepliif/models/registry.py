@@ -190,11 +190,14 @@ def model_format(folder: str | Path) -> str | None:
     str or None
         ``"torchscript"`` when ``train_opt.txt`` and all nine ``G*.pt`` are there, else
         ``"eager"`` when ``train_opt.txt`` and all nine ``latest_net_G*.pth`` are there, else
-        ``"card"`` when a model card (``model.yaml``) is there (checked when loaded), else None.
+        ``"card"`` when a model card (``model.yaml``) or a bioimage.io description is there
+        (checked when loaded), else None.
     """
+    from napari_deepliif.models.bioimageio import rdf_file
+
     folder = Path(folder)
     if not (folder / OPTIONS_FILE).is_file():
-        return "card" if (folder / CARD_FILE).is_file() else None
+        return "card" if (folder / CARD_FILE).is_file() or rdf_file(folder) is not None else None
     for fmt, files in MODEL_FORMATS.items():
         if all((folder / f).is_file() for f in files):
             return fmt

@@ -23,7 +23,6 @@ from classmap_fixture import CLASS_NAMES, lung_panels
 from PIL import Image
 from test_server_support import client, png_bytes, running_server
 
-from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.cli.main import main
 from napari_deepliif.constants import CLASSES
 from napari_deepliif.engine.engines import load_engine
@@ -48,7 +47,7 @@ def in_box(xy: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 @pytest.fixture(scope="module")
 def dapi(shared_dir: Path) -> np.ndarray:
     """384 x 384 px of the real mpIF DAPI panel (grey stored as RGB): 2 x 2 tiles of 256 px."""
-    return np.ascontiguousarray(lung_panels(shared_dir)[0][64:448, 64:448])
+    return np.ascontiguousarray(lung_panels(shared_dir)[0][:384, :384])
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +76,7 @@ def test_auto_loads_the_cards_type_and_scores_cells_with_their_classes(engine, w
     assert engine.class_names == tuple(CLASS_NAMES) and engine.outputs == (CLASSES,)
     counts = whole.scoring["classes"]
     assert set(counts) == {"negative", "positive"}
-    assert counts["negative"] > 20 and counts["positive"] > 3
+    assert counts["negative"] > 15 and counts["positive"] >= 3
     assert whole.scoring["num_total"] == sum(counts.values())
     assert whole.scoring["num_pos"] == counts["positive"]
     table = whole.post.table
@@ -96,7 +95,7 @@ def test_torchscript_twin_gives_the_same_class_map(classmap_model_dirs, dapi, wh
     assert twin.model_hash != load_engine("auto", classmap_model_dirs[0], device="cpu").model_hash
 
 
-@pytest.mark.parametrize("box", [(60, 70, 250, 200), (68, 77, 250, 200)])
+@pytest.mark.parametrize("box", [(40, 40, 300, 300), (47, 45, 300, 300)])
 def test_a_region_gives_the_whole_images_cells_there(engine, dapi, whole, box) -> None:
     region = score_region(engine, dapi, region=box, resolution="40x")
     expected = in_box(counted_centroids(whole), box)
@@ -228,3 +227,112 @@ def test_an_engine_of_another_type_is_refused_naming_both(classmap_model_dirs, f
         load_engine("deepliif", classmap_model_dirs[0], device="cpu")
     with pytest.raises(DeepLIIFError, match="holds a 'deepliif' model, not 'classmap'"):
         load_engine("classmap", fit_model_dir, device="cpu")
+
+
+def test_the_widget_shows_named_classes_rescores_and_exports(make_napari_viewer, qtbot, classmap_model_dirs, dapi,
+                                                              whole, tmp_path, monkeypatch) -> None:
+    from test_widget import plugin_layers, run_and_wait
+
+    from napari_deepliif.models.index import CACHE_DIR_ENV, CONFIG_DIR_ENV
+    from napari_deepliif.widget import DeepLIIFWidget
+
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path / "config"))
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    viewer = make_napari_viewer()
+    widget = DeepLIIFWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    viewer.add_image(dapi, name="dapi", rgb=True)
+    widget.engine_box.add_local(classmap_model_dirs[0], name="classmap-fixture")
+    widget.device_combo.setCurrentText("cpu")
+    run_and_wait(widget, qtbot)
+    assert widget.post.scoring == whole.scoring
+    assert "classmap" in widget.engine_box.engine_label.text()
+    layers = plugin_layers(viewer)
+    classes = layers["DeepLIIF classes"]
+    np.testing.assert_array_equal(classes.data, whole.images[CLASSES][..., 0])
+    assert list(classes.features["class"]) == CLASS_NAMES
+    cells = layers["DeepLIIF cells"]
+    colours = cells.colormap.map(whole.post.table.id)
+    counted = whole.post.counted
+    for k in (1, 2):  # each class its own colour, the same as in the classes layer
+        members = counted & (whole.post.table.cell_class == k)
+        np.testing.assert_allclose(colours[members], np.repeat(classes.colormap.map(np.array([k])), members.sum(), 0))
+    headers = [widget.score_table.horizontalHeaderItem(c).text() for c in range(widget.score_table.columnCount())]
+    assert headers[-2:] == ["negative", "positive"]
+    assert widget.score_table.cell_text(0, len(headers) - 1) == str(whole.scoring["classes"]["positive"])
+
+    widget.sliders["size_thresh"].move_to(60)
+    qtbot.waitUntil(lambda: widget.post.scoring["size_thresh"] == 60, timeout=5000)
+    assert widget.post.scoring == whole.rescore(size_thresh=60).scoring
+    assert widget.score_table.cell_text(0, len(headers) - 2) == str(widget.post.scoring["classes"]["negative"])
+
+    widget.export(tmp_path / "export")
+    record = json.loads((tmp_path / "export" / "score.json").read_text())
+    assert record["scoring"]["classes"] == widget.post.scoring["classes"]
+    with open(tmp_path / "export" / "cells.csv", newline="") as handle:
+        assert {r["class"] for r in csv.DictReader(handle)} == {"negative", "positive"}
+
+
+def test_batch_refuses_a_class_map_model_saying_what_to_use(engine, dapi, tmp_path) -> None:
+    from napari_deepliif.slides.run import score_slide
+
+    path = tmp_path / "dapi.png"
+    Image.fromarray(dapi).save(path)
+    with pytest.raises(DeepLIIFError, match="batch does not score 'classmap' models yet.*--roi"):
+        score_slide(engine, path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def _rdf(weights: dict, classes: list[str], **changes) -> dict:
+    """A bioimage.io model description (format 0.5) of the fixture's network."""
+    space = [{"type": "space", "id": axis, "size": {"min": 64, "step": 32}, "scale": 0.5, "unit": "micrometer"}
+             for axis in ("y", "x")]
+    out_space = [{"type": "space", "id": axis, "halo": 64, "size": {"tensor_id": "dapi", "axis_id": axis}}
+                 for axis in ("y", "x")]
+    rdf = {"format_version": "0.5.4", "type": "model", "name": "classmap-fixture-bioimageio",
+           "inputs": [{"id": "dapi", "axes": [{"type": "batch"}, {"type": "channel", "channel_names": ["dapi"]}, *space],
+                       "preprocessing": [{"id": "ensure_dtype", "kwargs": {"dtype": "float32"}},
+                                         {"id": "zero_mean_unit_variance", "kwargs": {"axes": ["y", "x"]}}]}],
+           "outputs": [{"id": "classes", "axes": [{"type": "batch"}, {"type": "channel", "channel_names": classes},
+                                                  *out_space], "postprocessing": [{"id": "softmax"}]}],
+           "weights": weights}
+    rdf.update(changes)
+    return rdf
+
+
+def test_a_bioimageio_package_loads_as_the_class_map_type(classmap_model_dirs, dapi, whole, tmp_path) -> None:
+    folder = tmp_path / "package"
+    shutil.copytree(classmap_model_dirs[1], folder)
+    (folder / "model.yaml").unlink()
+    (folder / "rdf.yaml").write_text(yaml.safe_dump(_rdf({"torchscript": {"source": "model.ts"}}, CLASS_NAMES)))
+    engine = load_engine("auto", folder, device="cpu")
+    assert engine.name == "classmap" and engine.model_name == "classmap-fixture-bioimageio"
+    card = engine.card
+    assert (card.tile_size, card.overlap, card.pixel_size, card.normalise) == (256, 128, 0.5, "per-tile-zscore")
+    np.testing.assert_array_equal(engine.infer(dapi)[CLASSES], whole.images[CLASSES])
+
+    state = tmp_path / "state-package"
+    shutil.copytree(classmap_model_dirs[0], state)
+    (state / "model.yaml").unlink()
+    smp = {"pytorch_state_dict": {"source": "model.pt", "architecture": {
+        "callable": "Unet", "import_from": "segmentation_models_pytorch",
+        "kwargs": {"encoder_name": "resnet34", "in_channels": 1, "classes": 3}}}}
+    (state / "rdf.yaml").write_text(yaml.safe_dump(_rdf(smp, CLASS_NAMES)))
+    assert load_engine("auto", state, device="cpu").card.format == "state_dict"
+
+
+@pytest.mark.parametrize("weights, changes, field", [
+    ({"onnx": {"source": "model.onnx"}}, {}, "weights"),
+    ({"torchscript": {"source": "https://example.org/model.ts"}}, {}, "weights.torchscript.source"),
+    ({"torchscript": {"source": "model.ts"}}, {"format_version": "0.4.10"}, "format_version"),
+    ({"pytorch_state_dict": {"source": "model.ts", "architecture": {"callable": "UNet2d", "kwargs": {}}}}, {},
+     "weights.pytorch_state_dict.architecture"),
+])
+def test_a_bioimageio_package_that_maps_onto_no_type_is_refused_naming_the_field(classmap_model_dirs, tmp_path,
+                                                                                   weights, changes, field) -> None:
+    folder = tmp_path / "package"
+    shutil.copytree(classmap_model_dirs[1], folder)
+    (folder / "model.yaml").unlink()
+    (folder / "rdf.yaml").write_text(yaml.safe_dump(_rdf(weights, CLASS_NAMES, **changes)))
+    with pytest.raises(ModelError, match=f"field '{field}'.*model.yaml card instead"):
+        load_engine("auto", folder, device="cpu")

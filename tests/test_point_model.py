@@ -154,6 +154,6 @@ def test_front_ends_without_points_say_so(engine, ihc, shared_dir, tmp_path, use
         score_region(engine, ihc)
     with pytest.raises(DeepLIIFError, match="does not serve 'points' models"):
         ServerHandle.start(engine, host="127.0.0.1", port=0)
-    with pytest.raises(DeepLIIFError, match="batch does not run 'points' models"):
+    with pytest.raises(DeepLIIFError, match="batch does not score 'points' models"):
         score_slide(engine, shared_dir / "data/ihc/22_2.png", tmp_path / "out")
     assert not (tmp_path / "out").exists()

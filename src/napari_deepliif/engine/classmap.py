@@ -88,7 +88,8 @@ def _network(path: str, fmt: str, architecture: str | None, classes: int, tile: 
         raise ModelError(f"{path} cannot be read as a state dict ({exc.__class__.__name__}: {str(exc)[:200]}); "
                          "if it is TorchScript, set 'format: torchscript' in the card") from exc
     if not isinstance(state, Mapping):
-        raise ModelError(f"{path} holds a {type(state).__name__}, not a state dict")
+        raise ModelError(f"{path} holds a {type(state).__name__}, not a state dict; if it is TorchScript, "
+                         "set 'format: torchscript' in the card")
     return load_unet_resnet34(state, 1, classes, path).to(device)
 
 
@@ -201,10 +202,10 @@ class ClassMapEngine(EngineBase):
 
     @property
     def model_hash(self) -> str:
-        """A short hash of the card and the weights' bytes."""
+        """A short hash of the card (or bioimage.io description) and the weights' bytes."""
         from napari_deepliif.models.hash import content_hash
 
-        return content_hash(self.folder / CARD_FILE, [("weights", self.card.weights)])
+        return content_hash(self.card.card_file or self.folder / CARD_FILE, [("weights", self.card.weights)])
 
     @property
     def class_names(self) -> tuple[str, ...]:  # type: ignore[override]

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from napari_deepliif.errors import ModelError
+from napari_deepliif.models.bioimageio import card_from_rdf, rdf_file
+from napari_deepliif.models.registry import CARD_FILE, OPTIONS_FILE
 
-#: The card's file name in a model folder.
-CARD_FILE = "model.yaml"
 #: Model types a card may name (``deepliif`` folders are in the release layout, no card).
 CARD_TYPES: tuple[str, ...] = ("classmap", "points")
 #: How the weights file is stored.
@@ -74,10 +74,15 @@ class ModelCard:
         background; ``points``: required).
     description : str
         Free text.
+<<<<<<< HEAD
     min_distance_um : float or None
         ``points``: default suppression distance between two points (µm).
     threshold : float or None
         ``points``: default confidence threshold (0..1, on the network's sigmoid).
+=======
+    card_file : Path or None
+        The file the card was read from (``model.yaml`` or a bioimage.io description).
+>>>>>>> modeltypes
     """
 
     type: str
@@ -93,8 +98,12 @@ class ModelCard:
     class_names: tuple[str, ...]
     positive_classes: tuple[int, ...]
     description: str = ""
+<<<<<<< HEAD
     min_distance_um: float | None = None
     threshold: float | None = None
+=======
+    card_file: Path | None = None
+>>>>>>> modeltypes
 
 
 def _fail(source: str, field: str, message: str) -> ModelError:
@@ -197,7 +206,17 @@ def check_card(data: Any, folder: Path, source: str | None = None) -> ModelCard:
     return ModelCard(type=kind, name=name, weights=path, format=fmt, architecture=architecture,
                      channel=channel, normalise=normalise, tile_size=tile, overlap=overlap,
                      pixel_size=float(pixel_size), class_names=tuple(classes),
-                     positive_classes=tuple(classes.index(p) for p in positive), description=description)
+                     positive_classes=tuple(classes.index(p) for p in positive), description=description,
+                     card_file=Path(source))
+
+
+def _load_yaml(path: Path) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path} is not valid YAML: {exc}") from exc
 
 
 def _points_card(data: Mapping[str, Any], source: str, common: ModelCard) -> ModelCard:
@@ -223,48 +242,43 @@ def _points_card(data: Mapping[str, Any], source: str, common: ModelCard) -> Mod
 
 
 def read_card(folder: str | Path) -> ModelCard:
-    """Read and validate ``FOLDER/model.yaml`` (see :func:`check_card`).
+    """Read and validate ``FOLDER/model.yaml``, else the card a bioimage.io ``rdf.yaml`` maps
+    onto (:func:`~napari_deepliif.models.bioimageio.card_from_rdf`); see :func:`check_card`.
 
     Raises
     ------
     ModelError
         The file is missing, not YAML, or a field is wrong (named in the message).
     """
-    import yaml
-
     folder = Path(folder)
     path = folder / CARD_FILE
-    if not path.is_file():
+    if path.is_file():
+        return check_card(_load_yaml(path), folder)
+    rdf = rdf_file(folder)
+    if rdf is None:
         raise ModelError(f"{folder} has no {CARD_FILE}; see docs/model-types.md for the model card")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path} is not valid YAML: {exc}") from exc
-    return check_card(data, folder)
+    return check_card(card_from_rdf(_load_yaml(rdf), rdf), folder, str(rdf))
 
 
 def folder_model_type(folder: str | Path) -> str:
     """The model type of a folder, in this order: the release layout (``train_opt.txt``) is
-    ``deepliif``; else ``model.yaml`` gives its ``type``; a folder with neither is taken for
+    ``deepliif``; else ``model.yaml`` gives its ``type``; else a bioimage.io ``rdf.yaml`` that
+    maps onto a supported type gives that type; a folder with none of these is taken for
     ``deepliif`` (whose loader says which files are missing).
 
     Raises
     ------
     ModelError
-        A card without a valid ``type``.
+        A card without a valid ``type``, or a bioimage.io package that maps onto no type.
     """
-    import yaml
-
-    from napari_deepliif.models.registry import OPTIONS_FILE
-
     folder = Path(folder)
     card = folder / CARD_FILE
-    if (folder / OPTIONS_FILE).is_file() or not card.is_file():
+    if (folder / OPTIONS_FILE).is_file():
         return "deepliif"
-    try:
-        data = yaml.safe_load(card.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{card} is not valid YAML: {exc}") from exc
+    if not card.is_file():
+        rdf = rdf_file(folder)
+        return "deepliif" if rdf is None else str(card_from_rdf(_load_yaml(rdf), rdf)["type"])
+    data = _load_yaml(card)
     if not isinstance(data, Mapping):
         raise ModelError(f"{card}: a model card is a mapping of fields (type, weights, classes, ...)")
     return _choice(data, "type", CARD_TYPES, str(card), "type")

@@ -148,7 +148,9 @@ def score_region(
     outputs : 'score' or 'all'
         ``score`` infers only Marker and Seg; ``all`` every modality too.
     include : callable(y0, y1, x0, x1) -> bool, optional
-        Parts of ``image`` worth computing (a tissue mask); the rest is left empty.
+        Parts of ``image`` worth computing (a tissue mask); the rest is left empty. Ignored
+        for an engine of fluorescence images (``engine.brightfield`` False): the tissue mask
+        leaves out bright glass, and a fluorescence background is dark.
     statistics : dict, optional
         The engine's whole-image statistics (e.g. cached by a server for a slide).
     chunk_size : int
@@ -163,6 +165,7 @@ def score_region(
     if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
         raise DeepLIIFError(f"region {region} (x, y, width, height) is empty or lies outside the {width} x {height} image")
     names = engine.resolve_outputs(outputs)
+    include = include if engine.brightfield else None
     settings = replace(settings or Settings(), resolution=res)
     if statistics is None:
         statistics = engine.statistics(source, res, include=include, cancel=cancel)

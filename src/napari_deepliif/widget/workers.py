@@ -97,8 +97,7 @@ def score_area(spec: RunSpec, progress: Progress | None = None,
     origin = np.array(spec.rect[:2] if spec.rect else (0, 0), float)
     rois = [(np.asarray(p, float) + origin, []) for p in spec.polygons] or None
     result = score_region(engine, spec.image, region=spec.rect, rois=rois, resolution=spec.resolution,
-                          outputs=spec.outputs, include=spec.tissue() if engine.brightfield else None,
-                          progress=progress, cancel=cancel)
+                          outputs=spec.outputs, include=spec.tissue(), progress=progress, cancel=cancel)
     return engine, result
 
 

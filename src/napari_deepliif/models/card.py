@@ -74,15 +74,12 @@ class ModelCard:
         background; ``points``: required).
     description : str
         Free text.
-<<<<<<< HEAD
+    card_file : Path or None
+        The file the card was read from (``model.yaml`` or a bioimage.io description).
     min_distance_um : float or None
         ``points``: default suppression distance between two points (µm).
     threshold : float or None
         ``points``: default confidence threshold (0..1, on the network's sigmoid).
-=======
-    card_file : Path or None
-        The file the card was read from (``model.yaml`` or a bioimage.io description).
->>>>>>> modeltypes
     """
 
     type: str
@@ -98,12 +95,9 @@ class ModelCard:
     class_names: tuple[str, ...]
     positive_classes: tuple[int, ...]
     description: str = ""
-<<<<<<< HEAD
+    card_file: Path | None = None
     min_distance_um: float | None = None
     threshold: float | None = None
-=======
-    card_file: Path | None = None
->>>>>>> modeltypes
 
 
 def _fail(source: str, field: str, message: str) -> ModelError:
@@ -191,7 +185,7 @@ def check_card(data: Any, folder: Path, source: str | None = None) -> ModelCard:
         return _points_card(data, source, ModelCard(
             type=kind, name=name, weights=path, format=fmt, architecture=architecture, channel=channel,
             normalise=normalise, tile_size=tile, overlap=overlap, pixel_size=float(pixel_size), class_names=(),
-            positive_classes=(), description=description))
+            positive_classes=(), description=description, card_file=Path(source)))
     classes = data.get("classes")
     if (not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) and c for c in classes)
             or len(set(classes)) != len(classes)):

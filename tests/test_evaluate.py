@@ -192,3 +192,9 @@ def test_a_malformed_geometry_is_named(tmp_path):
         {"type": "Feature", "geometry": {"type": "Point", "coordinates": ["a"]}, "properties": {"classification": "Positive"}}]))
     with pytest.raises(DeepLIIFError, match="feature 0 has a malformed Point"):
         read_annotation(tmp_path / "p.geojson")
+
+
+def test_a_broken_score_record_is_named(tmp_path):
+    (tmp_path / "score.json").write_text("{not json")
+    with pytest.raises(DeepLIIFError, match="is not a score record"):
+        read_annotation(tmp_path)

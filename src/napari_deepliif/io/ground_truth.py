@@ -146,7 +146,7 @@ def read_annotation(
         table = Path(classes) if classes else path.with_name(CSV_FILE) if path.name == LABELS_FILE else None
         if table is None or not table.is_file():
             raise DeepLIIFError(f"{path} is a label image: give its class table (a CSV of id and class) with"
-                                " --classes (Python: classes=)")
+                                " --truth-classes or --prediction-classes (Python: classes=)")
         return LoadedAnnotation(Instances.from_labels(image, read_class_table(table)),
                                 what=f"label image {path.name} with classes from {table.name}")
     raise DeepLIIFError(f"{path} is neither an RGB Seg mask nor a 2-D integer label image (shape {image.shape},"
@@ -157,7 +157,10 @@ def _read_score_folder(folder: Path, seg_thresh: int, connectivity: int) -> Load
     record_path = folder / SCORE_FILE
     if not record_path.is_file():
         raise DeepLIIFError(f"{folder} is a folder without {SCORE_FILE}: give a score output folder or a file")
-    place = json.loads(record_path.read_text(encoding="utf-8")).get("placement") or {}
+    try:
+        place = json.loads(record_path.read_text(encoding="utf-8")).get("placement") or {}
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        raise DeepLIIFError(f"{record_path} is not a score record ({exc}); score the image again") from None
     downsample = float(place.get("downsample") or 1.0)
     mpp = place.get("mpp")
     if mpp is None and place.get("resolution") in MICRONS_PER_PIXEL_BY_RESOLUTION:

@@ -157,3 +157,30 @@ def test_front_ends_without_points_say_so(engine, ihc, shared_dir, tmp_path, use
     with pytest.raises(DeepLIIFError, match="batch does not score 'points' models"):
         score_slide(engine, shared_dir / "data/ihc/22_2.png", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_points_layer_in_a_real_viewer_updates_in_place_and_reads_back(make_napari_viewer, engine, ihc):
+    from napari_deepliif.widget.points_layer import (
+        POINTS_LAYER_NAME,
+        points_from_layer,
+        show_points,
+    )
+
+    viewer = make_napari_viewer()
+    image = viewer.add_image(ihc, rgb=True, scale=(2, 2), translate=(10, 20))
+    result = detect_region(engine, ihc, region=(40, 30, 300, 250))
+    found = result.detections
+    layer = show_points(viewer, result, scale=image.scale, translate=image.translate)
+    assert layer.name == POINTS_LAYER_NAME and len(layer.data) == found.scoring()["num_total"] > 0
+    world = layer.data_to_world(layer.data[0])
+    x, y = found.xy[0] + result.origin
+    np.testing.assert_allclose(world, [10 + 2 * y, 20 + 2 * x])
+    red = np.array([1.0, 0, 0, 1])
+    np.testing.assert_allclose(layer.face_color[found.positive], np.tile(red, (int(found.positive.sum()), 1)))
+    assert layer.features["class"].tolist() == found.class_names
+    fewer = result.rescore(threshold=0.6)
+    assert show_points(viewer, fewer, scale=image.scale, translate=image.translate) is layer
+    assert len(viewer.layers) == 2 and len(layer.data) == fewer.scoring["num_total"] < len(found.xy)
+    back = points_from_layer(layer)
+    np.testing.assert_allclose(back.xy, fewer.detections.xy)
+    np.testing.assert_array_equal(back.positive, fewer.detections.positive)

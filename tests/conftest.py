@@ -134,6 +134,17 @@ def random_model_dir(shared_dir: Path) -> Path:
     return shared_dir / "fixtures" / "models" / "deepliif-random-ngf4"
 
 
+@pytest.fixture(scope="session")
+def classmap_model_dirs(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A class-map model folder (U-Net/ResNet-34 state dict + model.yaml) and its TorchScript
+    twin (see tests/classmap_fixture.py): their class maps hold cells of both classes."""
+    from classmap_fixture import build
+
+    root = tmp_path_factory.mktemp("classmap")
+    build(shared_dir, root / "classmap-fixture", root / "classmap-fixture-ts")
+    return root / "classmap-fixture", root / "classmap-fixture-ts"
+
+
 def read_rgb(path: Path) -> np.ndarray:
     """Read an image file as H x W x 3 uint8."""
     from PIL import Image

@@ -21,6 +21,15 @@ OVERLAP_DIVISOR = 16
 MODALITIES: tuple[str, ...] = ("Hema", "DAPI", "Lap2", "Marker")
 SEG = "Seg"
 ALL_OUTPUTS: tuple[str, ...] = (*MODALITIES, SEG)
+#: The output of a class-map model: each pixel's class index, in all three channels (0:
+#: background; see ``docs/model-types.md``).
+CLASSES = "Classes"
+#: Colour of class index i (1, 2, ...) of a class map, cycling: QuPath classifications and
+#: napari layers use the same ones.
+CLASS_PALETTE: tuple[tuple[int, int, int], ...] = (
+    (228, 26, 28), (55, 126, 184), (77, 175, 74), (152, 78, 163), (255, 127, 0), (166, 86, 40),
+    (247, 129, 191), (255, 255, 51),
+)
 
 #: A tile whose grey pixels (0 and 255 ignored) vary less than this is not run.
 EMPTY_TILE_VARIANCE = 9.0

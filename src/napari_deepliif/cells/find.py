@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import cached_property
+from typing import ClassVar
 
 import numpy as np
 
@@ -66,6 +67,8 @@ class SegPixels:
     red_plus_blue: np.ndarray
     class_code: np.ndarray
     marker: np.ndarray | None
+    #: A ``'default'`` size threshold follows the reference's rule (``scoring.default_size_threshold``).
+    size_default_from_kde: ClassVar[bool] = True
 
     @classmethod
     def from_images(cls, seg: np.ndarray, marker: np.ndarray | None = None) -> SegPixels:
@@ -101,6 +104,10 @@ class SegPixels:
         """(H, W) uint8 image of ``NON_CELL``, ``NEGATIVE_PIXEL`` or ``POSITIVE_PIXEL``."""
         return np.multiply(self.red_plus_blue > seg_thresh, self.class_code)
 
+    def find_cells(self, seg_thresh: int) -> CellMap:
+        """The cells of this map at ``seg_thresh`` (:func:`find_cells`)."""
+        return find_cells(self, seg_thresh)
+
 
 @dataclass(frozen=True)
 class CellTable:
@@ -125,6 +132,10 @@ class CellTable:
     marker : ndarray, shape (n,), uint8
         Max of the Marker (reduced to max(R, G, B)) over the cell, holes included; 0 without
         a Marker.
+    cell_class : ndarray, shape (n,), int64, or None
+        Class index of each cell, for cells of a class map (:mod:`.classmap`); None for a Seg map.
+    class_names : tuple of str, or None
+        Names of the class indexes (0: background), with ``cell_class``.
     """
 
     id: np.ndarray
@@ -135,6 +146,8 @@ class CellTable:
     n_negative_px: np.ndarray
     positive: np.ndarray
     marker: np.ndarray
+    cell_class: np.ndarray | None = None
+    class_names: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return int(self.id.size)

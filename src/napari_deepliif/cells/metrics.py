@@ -267,17 +267,84 @@ def evaluate_seg(
     truth = np.asarray(truth)
     if predicted.shape[:2] != truth.shape[:2]:
         raise ValueError(f"mask sizes differ: predicted {predicted.shape[:2]}, truth {truth.shape[:2]} (H, W)")
-    pred_pos, pred_neg = class_masks(predicted, seg_thresh)
-    true_pos, true_neg = class_masks(truth, seg_thresh)
-    pred_labels, pred_n_pos, pred_n_neg = instance_labels(pred_pos, pred_neg, connectivity)
-    true_labels, true_n_pos, true_n_neg = instance_labels(true_pos, true_neg, connectivity)
+    return evaluate_instances(*seg_instances(predicted, seg_thresh, connectivity),
+                              *seg_instances(truth, seg_thresh, connectivity), iou_threshold=iou_threshold)
+
+
+def seg_instances(seg: np.ndarray, seg_thresh: int = DEFAULT_SEG_THRESH,
+                  connectivity: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """The cell instances of a Seg-colour mask and the class of each.
+
+    Parameters
+    ----------
+    seg : ndarray, shape (H, W, 3)
+        Seg-colour image (RGB order).
+    seg_thresh : int
+        Cell-pixel threshold on R + B.
+    connectivity : {8, 4}
+        Pixel neighbourhood that joins pixels of one class into one instance.
+
+    Returns
+    -------
+    labels : ndarray of int32, shape (H, W)
+        As :func:`instance_labels`.
+    positive : ndarray of bool, shape (n + 1,)
+        Whether instance ``k`` is positive, indexed by label (entry 0 False).
+    """
+    labels, n_pos, n_neg = instance_labels(*class_masks(seg, seg_thresh), connectivity)
+    positive = np.arange(n_pos + n_neg + 1) <= n_pos
+    positive[0] = False
+    return labels, positive
+
+
+def evaluate_instances(
+    predicted: np.ndarray,
+    predicted_positive: np.ndarray,
+    truth: np.ndarray,
+    truth_positive: np.ndarray,
+    *,
+    iou_threshold: float = 0.5,
+) -> SegMetrics:
+    """Compare predicted cell instances with true ones, each with a class per instance.
+
+    Parameters
+    ----------
+    predicted, truth : ndarray of int, shape (H, W)
+        Instance label images of the same size, 0 for background, labels 1..n.
+    predicted_positive, truth_positive : ndarray of bool, shape (n + 1,)
+        Whether instance ``k`` is positive, indexed by label (entry 0 is ignored).
+    iou_threshold : float
+        IoU above which a predicted instance detects a true one (for F1).
+
+    Returns
+    -------
+    SegMetrics
+        Counts are those of labels present in each image.
+    """
+    predicted = np.asarray(predicted)
+    truth = np.asarray(truth)
+    if predicted.shape != truth.shape:
+        raise ValueError(f"mask sizes differ: predicted {predicted.shape}, truth {truth.shape} (H, W)")
+    pred_pos, pred_n_pos, pred_n_neg = _class_split(predicted, predicted_positive)
+    true_pos, true_n_pos, true_n_neg = _class_split(truth, truth_positive)
     return SegMetrics(
         positive=pixel_scores(pred_pos, true_pos),
-        negative=pixel_scores(pred_neg, true_neg),
-        aji=aggregated_jaccard_index(true_labels, pred_labels),
-        f1=instance_f1(true_labels, pred_labels, iou_threshold),
+        negative=pixel_scores((predicted > 0) & ~pred_pos, (truth > 0) & ~true_pos),
+        aji=aggregated_jaccard_index(truth, predicted),
+        f1=instance_f1(truth, predicted, iou_threshold),
         num_truth=true_n_pos + true_n_neg,
         num_predicted=pred_n_pos + pred_n_neg,
         percent_positive_truth=percent_positive(true_n_pos, true_n_neg),
         percent_positive_predicted=percent_positive(pred_n_pos, pred_n_neg),
     )
+
+
+def _class_split(labels: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """Positive pixels of a label image, and its numbers of positive and negative labels."""
+    positive = np.asarray(positive, dtype=bool)
+    top = int(labels.max(initial=0))
+    if labels.min(initial=0) < 0 or positive.ndim != 1 or positive.size <= top:
+        raise ValueError(f"labels run 0..{top} but {positive.size} classes were given (one per label, 0 included)")
+    present = np.bincount(labels.ravel(), minlength=top + 1)[1:] > 0
+    n_pos = int(np.count_nonzero(present & positive[1:top + 1]))
+    return positive[labels] & (labels > 0), n_pos, int(np.count_nonzero(present)) - n_pos

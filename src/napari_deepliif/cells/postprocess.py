@@ -23,12 +23,12 @@ from typing import Literal
 import numpy as np
 
 from napari_deepliif.cells import rendering
+from napari_deepliif.cells.classmap import ClassPixels, class_counts, class_densities
 from napari_deepliif.cells.find import (
     MAX_SEG_THRESH,
     CellMap,
     CellTable,
     SegPixels,
-    find_cells,
 )
 from napari_deepliif.cells.measure import (
     DEFAULT_EXPANSION_UM,
@@ -197,7 +197,7 @@ class _Source:
     """A prepared Seg map with what is cached across re-scores (cells, default thresholds,
     stain measurements)."""
 
-    def __init__(self, pixels: SegPixels, region: tuple[int, int, int, int] | None = None,
+    def __init__(self, pixels: SegPixels | ClassPixels, region: tuple[int, int, int, int] | None = None,
                  rois: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]] | None = None,
                  image: np.ndarray | None = None, microns_per_pixel: float | None = None,
                  unmixing: np.ndarray | None = None):
@@ -215,7 +215,7 @@ class _Source:
     def cells(self, seg_thresh: int) -> CellMap:
         cells = self._cells.get(seg_thresh)
         if cells is None:
-            cells = find_cells(self.pixels, seg_thresh)
+            cells = self.pixels.find_cells(seg_thresh)
             while len(self._cells) >= _CELL_CACHE_SIZE:
                 dropped = next(iter(self._cells))
                 self._cells.pop(dropped, None)
@@ -243,7 +243,8 @@ class _Source:
     def default_size_thresh(self, cells: CellMap, resolution: str) -> int:
         key = (cells.seg_thresh, resolution)
         if key not in self._default_size:
-            self._default_size[key] = default_size_threshold(cells.table.area[self.members(cells.table)], resolution)
+            self._default_size[key] = (default_size_threshold(cells.table.area[self.members(cells.table)], resolution)
+                                       if self.pixels.size_default_from_kde else 0)
         return self._default_size[key]
 
     def default_marker_thresh(self) -> int:
@@ -387,7 +388,7 @@ class PostprocessResult:
         if region is not None:
             inside, area = region_cells(self.table, region, self.cells.shape)
             counted = counted & inside
-        result = {**self.scoring, **counts(counted, self.positive)}
+        result = {**self.scoring, **counts(counted, self.positive), **class_counts(self.table, counted)}
         if intensity_thresholds is not None:
             if self._source.pixels.marker is None:
                 raise InputImageError("intensity classes need a Marker image")
@@ -400,6 +401,8 @@ class PostprocessResult:
             result.update(intensity_classes(values, counted, self.positive, self.settings.bins_od))
         if microns_per_pixel is not None:
             result.update(density(result["num_pos"], area, microns_per_pixel))
+            if "classes" in result:
+                result.update(class_densities(result["classes"], result["area_mm2"]))
         return result
 
     def score_regions(
@@ -444,7 +447,8 @@ def _score(source: _Source, settings: Settings, overrides: Mapping[int, Override
     counted, positive = classify(cells.table, thresholds["size_thresh"], thresholds["size_thresh_upper"],
                                  thresholds["marker_thresh"], checked, compartment)
     counted = counted & source.members(cells.table)
-    scoring = {**counts(counted, positive), **thresholds, **settings.compartment_scoring()}
+    scoring = {**counts(counted, positive), **thresholds, **class_counts(cells.table, counted),
+               **settings.compartment_scoring()}
     if settings.bins_od is not None:
         scoring.update(intensity_classes(values, counted, positive, settings.bins_od))
     return PostprocessResult(cells, settings, checked, counted, positive, scoring, source)
@@ -517,9 +521,41 @@ def postprocess(
     DeepLIIFError
         For an unknown resolution.
     """
+    return postprocess_pixels(SegPixels.from_images(seg, marker), resolution=resolution, seg_thresh=seg_thresh,
+                              size_thresh=size_thresh, size_thresh_upper=size_thresh_upper,
+                              marker_thresh=marker_thresh, overrides=overrides, region=region, rois=rois,
+                              image=image, microns_per_pixel=microns_per_pixel, compartment=compartment,
+                              positive_od=positive_od, bins_od=bins_od, min_completeness=min_completeness,
+                              expansion_um=expansion_um, membrane_um=membrane_um, unmixing=unmixing)
+
+
+def postprocess_pixels(
+    pixels: SegPixels | ClassPixels,
+    *,
+    resolution: str = DEFAULT_RESOLUTION,
+    seg_thresh: int = DEFAULT_SEG_THRESH,
+    size_thresh: Threshold = "default",
+    size_thresh_upper: Threshold = None,
+    marker_thresh: Threshold = None,
+    overrides: Mapping[int, Override] | None = None,
+    region: tuple[int, int, int, int] | None = None,
+    rois: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]] | None = None,
+    image: np.ndarray | None = None,
+    microns_per_pixel: float | None = None,
+    compartment: Compartment = "class",
+    positive_od: float = DEFAULT_POSITIVE_OD,
+    bins_od: tuple[float, float] | None = None,
+    min_completeness: float | None = None,
+    expansion_um: float = DEFAULT_EXPANSION_UM,
+    membrane_um: float = DEFAULT_MEMBRANE_UM,
+    unmixing: np.ndarray | None = None,
+) -> PostprocessResult:
+    """:func:`postprocess` of a prepared map: a Seg map (:class:`SegPixels`) or a class map
+    (:class:`~napari_deepliif.cells.classmap.ClassPixels`, whose cells have a class each and
+    whose ``scoring`` adds ``classes``: counted cells per class name).
+    """
     settings = Settings(resolution, seg_thresh, size_thresh, size_thresh_upper, marker_thresh, compartment,
                         positive_od, bins_od, min_completeness, expansion_um, membrane_um)
-    pixels = SegPixels.from_images(seg, marker)
     if image is not None:
         image = np.asarray(check_rgb(image, "IHC image"))[..., :3]
         if image.shape[:2] != pixels.shape:

@@ -29,17 +29,18 @@ from napari_deepliif.cli.options import (
     summary,
     thresholds,
 )
+from napari_deepliif.engine.engines import ENGINES
 from napari_deepliif.errors import Cancelled, DeepLIIFError
 
 log = logging.getLogger("napari_deepliif")
 
 def cmd_infer(args: argparse.Namespace) -> int:
-    """``infer``: write the modalities and Seg of each image as PNGs."""
-    from napari_deepliif.engine.engines import Engine
+    """``infer``: write the outputs of each image (modalities and Seg, or Classes) as PNGs."""
+    from napari_deepliif.engine.engines import load_engine
     from napari_deepliif.io.image_input import read_image
     from napari_deepliif.io.image_output import write_images
 
-    engine = Engine.load(args.model, device=args.device, precision=args.precision, batch_size=args.batch_size)
+    engine = load_engine("auto", args.model, device=args.device, precision=args.precision, batch_size=args.batch_size)
     for path in args.images:
         image = read_image(path)
         images = engine.infer(
@@ -55,7 +56,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     from napari_deepliif.cells.postprocess import Settings
     from napari_deepliif.engine.engines import load_engine
     from napari_deepliif.io.exports import write_score_outputs
+    from napari_deepliif.io.point_exports import write_point_outputs
     from napari_deepliif.io.sample import SAMPLE_NAME, sample_path
+    from napari_deepliif.regions.points import PointsResult
     from napari_deepliif.slides.batch import output_names
     from napari_deepliif.slides.region import score_file_region
 
@@ -82,8 +85,12 @@ def cmd_score(args: argparse.Namespace) -> int:
             continue
         directory = Path(args.out) / stem
         record = result.record(image=stem, level=level.level, downsample=level.downsample, mpp=level.mpp)
-        write_score_outputs(directory, post=result.post, image=result.image, images=result.images, record=record,
-                            placement=result.placement(downsample=level.downsample))
+        if isinstance(result, PointsResult):
+            write_point_outputs(directory, result.detections, record=record,
+                                placement=result.placement(downsample=level.downsample))
+        else:
+            write_score_outputs(directory, post=result.post, image=result.image, images=result.images,
+                                record=record, placement=result.placement(downsample=level.downsample))
         print(summary(stem, result.scoring, result.provenance, directory))
     if failed:
         print(f"napari-deepliif: {len(failed)} of {len(jobs)} images not scored: {', '.join(failed)}", file=sys.stderr)
@@ -125,6 +132,7 @@ def cmd_postprocess(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (sub-commands register themselves here)."""
     from napari_deepliif.cli import batch as cli_batch
+    from napari_deepliif.cli import evaluate as cli_evaluate
     from napari_deepliif.cli import models as cli_models
     from napari_deepliif.cli import serve as cli_server
 
@@ -144,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="find and classify cells and write the IHC score", description="Score images: writes DIR/<image stem>/ with the engine's images, SegRefined.png, SegOverlaid.png, score.json, cells.geojson (QuPath detections), cells.csv and labels.tif.")
     p.add_argument("images", nargs="*", metavar="IMAGE", help="PNG, JPEG or TIFF RGB images")
     p.add_argument("--sample", action="store_true", help="score the IHC image shipped with the package")
-    p.add_argument("--engine", choices=("auto", "deepliif", "stain"), default="auto", help="auto: DeepLIIF if --model is given or deepliif-latest is installed, else the classical stain engine")
+    p.add_argument("--engine", choices=ENGINES, default="auto", help="auto: the model's own type (a DeepLIIF release folder, or a folder with a model.yaml card) if --model is given, else DeepLIIF if deepliif-latest is installed, else the classical stain engine")
     p.add_argument("--roi", type=roi, default=None, metavar="X,Y,W,H", help="score only this rectangle (full-image pixels)")
     p.add_argument("--outputs", choices=("score", "all"), default="all", help="all modalities, or only what scoring needs")
     add_output_option(p)
@@ -167,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_models.add_parser(sub)
     cli_server.add_parser(sub)
     cli_batch.add_parser(sub)
+    cli_evaluate.add_parser(sub)
     return parser
 
 

@@ -144,8 +144,9 @@ def summary(name: str, scoring: dict, provenance: dict, directory: Path) -> str:
     model = f", model {provenance['model']}" if provenance.get("model") else ""
     mode = f" by {scoring['compartment']} DAB OD > {scoring['positive_od']:g}" if "compartment" in scoring else ""
     h_score = f", H-score {scoring['h_score']}" if "h_score" in scoring else ""
+    classes = "".join(f", {n} {name}" for name, n in scoring.get("classes", {}).items())
     return (f"{name}: {scoring['num_total']} cells, {scoring['num_pos']} positive{mode} "
-            f"({scoring['percent_pos']}%{h_score}) [engine {provenance['engine']}{model}, "
+            f"({scoring['percent_pos']}%{h_score}){classes} [engine {provenance['engine']}{model}, "
             f"{provenance['resolution']}] -> {directory}")
 
 

@@ -7,174 +7,35 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_deepliif.constants import EMPTY_TILE_COLOURS, SEG
-from napari_deepliif.engine.inference import TileRunner, modality_names, run_tiles
-from napari_deepliif.engine.tiling import (
-    ArrayRegion,
-    Chunk,
-    TileGrid,
-    square_chunks,
-    tiled_chunks,
+from napari_deepliif.constants import SEG
+from napari_deepliif.engine.base import EngineBase, fill_empty
+from napari_deepliif.engine.classmap import ClassMapEngine
+from napari_deepliif.engine.inference import (
+    TileRunner,
+    modality_names,
+    run_chunk,
+    run_tiles,
 )
+from napari_deepliif.engine.points import PointsEngine
+from napari_deepliif.engine.tiling import Chunk, TileGrid, tiled_chunks
 from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.progress import CancelCheck, ProgressCallback
-from napari_deepliif.resolution import resolve_resolution, tile_size_for
-from napari_deepliif.rgb import check_rgb
+from napari_deepliif.resolution import tile_size_for
 
 if TYPE_CHECKING:
     from napari_deepliif.engine.stain_vectors import StainVectors
 
 log = logging.getLogger(__name__)
 
-#: ``outputs="score"``: what scoring needs (the Marker for marker values, and Seg).
-SCORE_OUTPUTS = ("Marker", SEG)
 #: The model used when none is named.
 DEFAULT_MODEL = "deepliif-latest"
-
-
-class EngineBase:
-    """What every engine shares: output names, ``infer`` (around each engine's ``_run``) and
-    the score path."""
-
-    name: str
-    outputs: tuple[str, ...]
-    #: Attributes a run may change without reloading the engine (:meth:`with_parameters`);
-    #: they are recorded with every result (:attr:`parameters`).
-    parameter_names: tuple[str, ...] = ()
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        """The engine's values of :attr:`parameter_names` (what a score record keeps)."""
-        return {name: getattr(self, name) for name in self.parameter_names}
-
-    def with_parameters(self, **parameters: Any) -> "EngineBase":
-        """This engine with some of :attr:`parameter_names` changed (a copy sharing the loaded
-        model, so a server can run each request with its own).
-
-        Raises
-        ------
-        DeepLIIFError
-            For a parameter this engine does not have.
-        """
-        unknown = sorted(set(parameters) - set(self.parameter_names))
-        if unknown:
-            takes = f"it takes {', '.join(self.parameter_names)}" if self.parameter_names else "it takes none"
-            raise DeepLIIFError(f"the {self.name} engine has no parameter {', '.join(unknown)} ({takes}; "
-                                "dab_threshold is the stain engine's: choose that engine to set it)")
-        return replace(self, **parameters) if parameters else self
-
-    def resolve_outputs(self, outputs: str | Iterable[str] = "all") -> tuple[str, ...]:
-        """``all`` -> every output, ``score`` -> Marker and Seg, else the names given."""
-        if outputs == "all":
-            return self.outputs
-        if outputs == "score":
-            return SCORE_OUTPUTS
-        names = tuple(dict.fromkeys((outputs,) if isinstance(outputs, str) else outputs))
-        unknown = set(names) - set(self.outputs)
-        if unknown:
-            raise DeepLIIFError(f"unknown outputs {sorted(unknown)}; the {self.name} engine gives {', '.join(self.outputs)}")
-        return names
-
-    def infer(
-        self,
-        image: Any,
-        *,
-        resolution: str | None = None,
-        mpp: float | None = None,
-        outputs: str | Iterable[str] = "all",
-        region: tuple[int, int, int, int] | None = None,
-        out: MutableMapping[str, Any] | None = None,
-        progress: ProgressCallback | None = None,
-        cancel: CancelCheck | Any | None = None,
-    ) -> MutableMapping[str, Any]:
-        """Run the engine on an RGB image (or a region of one), tile by tile.
-
-        Parameters
-        ----------
-        image : array-like
-            H x W x 3 (or x 4) uint8: numpy, zarr, dask, ... Only the tiles are read.
-        resolution : {'40x', '20x', '10x'}, optional
-            Magnification; picks the tile size (512/256/128). Default from ``mpp``, else 40x.
-        mpp : float, optional
-            Pixel size in µm/px; the nearest of 0.25/0.5/1.0 sets the resolution.
-        outputs : 'all', 'score' or names
-            ``all``: every modality and Seg; ``score``: Marker and Seg only.
-        region : (x, y, width, height), optional
-            Pixel rectangle of ``image`` to process; outputs have the region's size.
-        out : mapping, optional
-            Output name -> H x W x 3 uint8 array-like to write into (e.g. zarr arrays), so
-            memory is bounded by the batch; by default numpy arrays are returned.
-        progress : callable(done, total), optional
-            Called with tiles done and tiles in all, after each batch.
-        cancel : callable() -> bool or threading.Event, optional
-            Checked between batches; raises :class:`~napari_deepliif.errors.Cancelled`.
-            Arrays created here are then dropped; arrays passed in ``out`` keep what was
-            written so far.
-
-        Returns
-        -------
-        dict
-            Output name -> H x W x 3 uint8 array (``out`` itself when given).
-        """
-        source = input_region(image, region)
-        names = self.resolve_outputs(outputs)
-        result = output_arrays(names, (int(source.shape[0]), int(source.shape[1])), out)
-        self._run(source, resolve_resolution(resolution, mpp), names, result, progress, cancel)
-        return result
-
-    def _run(self, source: Any, resolution: str, names: tuple[str, ...], result: MutableMapping[str, Any],
-             progress: ProgressCallback | None, cancel: CancelCheck | Any | None) -> None:
-        """Compute ``names`` of ``source`` into the arrays of ``result`` (see :meth:`infer`)."""
-        raise NotImplementedError
-
-    # ---- the chunk protocol the region core drives (one plan, one seam rule for every engine) ----
-
-    def plan(self, shape: tuple[int, int], resolution: str, chunk_size: int) -> list[Chunk]:
-        """The chunks an image of ``shape`` (H, W) is computed in, in raster order.
-
-        Chunks are disjoint and cover the image; computing them one by one (in any order,
-        with :meth:`infer_chunk`) equals one :meth:`infer` of the whole image. Default:
-        squares of ``chunk_size``.
-        """
-        return square_chunks(shape, chunk_size)
-
-    def statistics(self, source: Any, resolution: str, *, include: Callable[[int, int, int, int], bool] | None = None,
-                   cancel: CancelCheck | Any | None = None) -> dict:
-        """What this engine computes once over a whole image before its chunks (JSON-able).
-
-        ``include(y0, y1, x0, x1)`` leaves parts out (e.g. glass). Default: nothing.
-        """
-        return {}
-
-    def with_statistics(self, statistics: Mapping[str, Any]) -> "EngineBase":
-        """This engine using ``statistics`` from :meth:`statistics` for every chunk."""
-        return self
-
-    def unmixing(self, statistics: Mapping[str, Any]) -> np.ndarray | None:
-        """The stain unmixing matrix (3 x 3) that cells scored with ``statistics`` are
-        measured with (see :func:`napari_deepliif.rgb.stain_od`); None: the HED matrix."""
-        return None
-
-    def infer_chunk(self, source: Any, chunk: Chunk, resolution: str, names: tuple[str, ...],
-                    out: Mapping[str, np.ndarray], *, include: Callable[[int, int, int, int], bool] | None = None,
-                    progress: ProgressCallback | None = None, cancel: CancelCheck | Any | None = None) -> tuple[int, int]:
-        """Compute ``chunk`` of ``source`` into ``out`` (name -> chunk-sized H x W x 3 buffers).
-
-        Parts for which ``include`` is False get the reference's empty-tile colours.
-
-        Returns
-        -------
-        (int, int)
-            Units (tiles, or 1 for an untiled chunk) computed, and skipped by ``include``.
-        """
-        raise NotImplementedError
 
 
 @dataclass
@@ -265,16 +126,9 @@ class Engine(EngineBase):
         """Run the chunk's tiles on the image's tile grid; tiles ``include`` rejects get the
         empty-tile colours (see :meth:`EngineBase.infer_chunk`)."""
         grid = TileGrid(int(source.shape[0]), int(source.shape[1]), tile_size_for(resolution))
-        size = grid.tile_size
-        keep = [t for t in chunk.tiles if include is None or include(t.y, t.y + size, t.x, t.x + size)]
-        y0, _, x0, _ = chunk.box
-        for t in set(chunk.tiles) - set(keep):
-            ty0, ty1, tx0, tx1 = t.write
-            fill_empty(out, names, (ty0 - y0, ty1 - y0, tx0 - x0, tx1 - x0))
         runner = TileRunner(self.model, names, self.precision)
-        run_tiles(source, grid, runner, names, {name: _Offset(out[name], y0, x0) for name in names},
-                  batch_size=self.batch_size, tiles=keep, progress=progress, cancel=cancel)
-        return len(keep), len(chunk.tiles) - len(keep)
+        return run_chunk(source, grid, chunk, runner, names, out, batch_size=self.batch_size, include=include,
+                         progress=progress, cancel=cancel)
 
 
 @dataclass
@@ -375,7 +229,10 @@ class StainEngine(EngineBase):
         return 1, 0
 
 
-ENGINES = ("auto", "deepliif", "stain")
+#: Model types: the type a model folder declares -> the engine class that loads it (each
+#: with ``load(folder, device=, precision=, batch_size=)``); see ``docs/model-types.md``.
+MODEL_TYPES: dict[str, type[EngineBase]] = {"deepliif": Engine, "classmap": ClassMapEngine, "points": PointsEngine}
+ENGINES = ("auto", "stain", *MODEL_TYPES)
 
 
 def load_engine(
@@ -385,19 +242,25 @@ def load_engine(
     device: str = "auto",
     precision: str = "fp32",
     batch_size: int | None = None,
-) -> "Engine | StainEngine":
+) -> EngineBase:
     """The engine a front end asked for.
 
     Parameters
     ----------
-    engine : {'auto', 'deepliif', 'stain'}
-        ``auto``: DeepLIIF when ``model`` is given or ``deepliif-latest`` is installed, else
-        the classical ``stain`` engine (logged, and named in every output).
+    engine : {'auto', 'stain', 'deepliif', 'classmap', 'points'}
+        ``auto``: the model's own type (:func:`~napari_deepliif.models.card.folder_model_type`:
+        the release layout is ``deepliif``, a ``model.yaml`` card names its type) when
+        ``model`` is given or ``deepliif-latest`` is installed, else the classical ``stain``
+        engine (logged, and named in every output). A model type checks that the model is
+        of that type.
     model : str or Path, optional
-        Model index name or directory for DeepLIIF (default ``deepliif-latest``).
+        Model index name or folder (default ``deepliif-latest``).
     device, precision, batch_size
         As :meth:`Engine.load` (ignored by ``stain``).
     """
+    from napari_deepliif.models.card import folder_model_type
+    from napari_deepliif.models.index import resolve_model
+
     if engine not in ENGINES:
         raise DeepLIIFError(f"unknown engine '{engine}' (choose one of {', '.join(ENGINES)})")
     if engine == "stain":
@@ -409,39 +272,11 @@ def load_engine(
             log.warning("no DeepLIIF model installed: using the classical 'stain' engine "
                         "(napari-deepliif models fetch %s installs DeepLIIF)", DEFAULT_MODEL)
             return StainEngine()
-    return Engine.load(model or DEFAULT_MODEL, device=device, precision=precision, batch_size=batch_size)
-
-
-def input_region(image: Any, region: tuple[int, int, int, int] | None) -> Any:
-    """Check ``image`` (see :func:`check_rgb`) and return it, or a lazy view of ``region``."""
-    source = check_rgb(image)
-    if region is not None:
-        source = check_rgb(_region(source, region), "region")
-    return source
-
-
-def output_arrays(
-    names: Iterable[str], shape: tuple[int, int], out: MutableMapping[str, Any] | None
-) -> MutableMapping[str, Any]:
-    """``out`` completed with new zeroed H x W x 3 uint8 arrays; given arrays are checked."""
-    result: MutableMapping[str, Any] = out if out is not None else {}
-    expected = (*shape, 3)
-    for name in names:
-        if name not in result:
-            result[name] = np.zeros(expected, np.uint8)
-        elif tuple(result[name].shape) != expected:
-            raise DeepLIIFError(f"out['{name}'] has shape {tuple(result[name].shape)}, expected {expected}")
-    return result
-
-
-def _region(image: Any, region: tuple[int, int, int, int]) -> ArrayRegion:
-    x, y, w, h = (int(v) for v in region)
-    height, width = int(image.shape[0]), int(image.shape[1])
-    if w <= 0 or h <= 0:
-        raise DeepLIIFError(f"region {region} is empty (width and height must be positive)")
-    if x < 0 or y < 0 or x + w > width or y + h > height:
-        raise DeepLIIFError(f"region {region} (x, y, width, height) lies outside the {width} x {height} image")
-    return ArrayRegion(image, x, y, w, h)
+    folder = resolve_model(model or DEFAULT_MODEL)
+    kind = folder_model_type(folder)
+    if engine not in ("auto", kind):
+        raise DeepLIIFError(f"{folder} holds a '{kind}' model, not '{engine}'; choose engine '{kind}' or 'auto'")
+    return MODEL_TYPES[kind].load(folder, device=device, precision=precision, batch_size=batch_size)
 
 
 def square_units(box: tuple[int, int, int, int], size: int) -> list[tuple[int, int, int, int]]:
@@ -450,23 +285,3 @@ def square_units(box: tuple[int, int, int, int], size: int) -> list[tuple[int, i
     y0, y1, x0, x1 = box
     return [(sy, sy + size, sx, sx + size)
             for sy in range(y0 // size * size, y1, size) for sx in range(x0 // size * size, x1, size)]
-
-
-def fill_empty(out: Mapping[str, np.ndarray], names: Iterable[str], box: tuple[int, int, int, int]) -> None:
-    """Give ``box`` (y0, y1, x0, x1) of each output the reference's empty-tile colour."""
-    y0, y1, x0, x1 = box
-    for name in names:
-        out[name][y0:y1, x0:x1] = EMPTY_TILE_COLOURS.get(name, (0, 0, 0))
-
-
-class _Offset:
-    """Writes at image coordinates land in a buffer whose top-left is at (y0, x0)."""
-
-    def __init__(self, buffer: np.ndarray, y0: int, x0: int):
-        self.buffer, self.y0, self.x0 = buffer, y0, x0
-        self.shape = buffer.shape
-
-    def __setitem__(self, key: tuple[slice, slice], value: Any) -> None:
-        ys, xs = key
-        self.buffer[ys.start - self.y0 : ys.stop - self.y0, xs.start - self.x0 : xs.stop - self.x0] = value
-

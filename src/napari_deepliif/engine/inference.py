@@ -22,7 +22,8 @@ from napari_deepliif.constants import (
     MODALITIES,
     SEG,
 )
-from napari_deepliif.engine.tiling import Tile, TileGrid
+from napari_deepliif.engine.base import Offset, fill_empty
+from napari_deepliif.engine.tiling import Chunk, Tile, TileGrid
 from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.models.loader import DeepLIIFModel
 from napari_deepliif.progress import CancelCheck, ProgressCallback, check_cancel
@@ -125,6 +126,7 @@ def run_tiles(
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | Any | None = None,
     tiles: Sequence[Tile] | None = None,
+    skip_empty: bool = True,
 ) -> None:
     """Read, run and write every tile of ``grid`` in order, ``batch_size`` tiles at a time.
 
@@ -132,6 +134,7 @@ def run_tiles(
     receives the stitched result. Empty tiles get the reference's constant colours.
     Raises :class:`Cancelled` when ``cancel`` is set between batches. ``tiles``: run only
     these tiles of ``grid`` (e.g. one chunk of a whole slide), in the order given.
+    ``skip_empty``: apply the reference's blank-tile rule (:func:`is_empty_tile`).
     """
     outputs = tuple(outputs)
     tiles = grid.tiles() if tiles is None else list(tiles)
@@ -142,7 +145,7 @@ def run_tiles(
         check_cancel(cancel, f"cancelled after {start} of {total} tiles")
         batch: list[Tile] = tiles[start : start + batch_size]
         pixels = [grid.read(image, t) for t in batch]
-        full = [j for j, p in enumerate(pixels) if not is_empty_tile(p)]
+        full = [j for j, p in enumerate(pixels) if not (skip_empty and is_empty_tile(p))]
         results: dict[int, Mapping[str, np.ndarray]] = {}
         if full:
             for j, res in zip(full, runner([pixels[j] for j in full])):
@@ -158,3 +161,36 @@ def run_tiles(
                     out[name][y0:y1, x0:x1] = np.array(EMPTY_TILE_COLOURS.get(name, (0, 0, 0)), np.uint8)
         if progress:
             progress(min(start + batch_size, total), total)
+
+
+def run_chunk(
+    source: Any,
+    grid: TileGrid,
+    chunk: Chunk,
+    runner: Callable[[list[np.ndarray]], list[dict[str, np.ndarray]]],
+    names: tuple[str, ...],
+    out: Mapping[str, np.ndarray],
+    *,
+    batch_size: int = 1,
+    include: Callable[[int, int, int, int], bool] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | Any | None = None,
+    skip_empty: bool = True,
+) -> tuple[int, int]:
+    """Run the tiles of ``chunk`` (of ``grid``, the whole image's) into ``out``, the chunk's
+    buffers; tiles ``include(y0, y1, x0, x1)`` rejects get the empty-tile colours.
+
+    Returns
+    -------
+    (int, int)
+        Tiles run and tiles skipped by ``include``.
+    """
+    size = grid.tile_size
+    keep = [t for t in chunk.tiles if include is None or include(t.y, t.y + size, t.x, t.x + size)]
+    y0, _, x0, _ = chunk.box
+    for t in set(chunk.tiles) - set(keep):
+        ty0, ty1, tx0, tx1 = t.write
+        fill_empty(out, names, (ty0 - y0, ty1 - y0, tx0 - x0, tx1 - x0))
+    run_tiles(source, grid, runner, names, {name: Offset(out[name], y0, x0) for name in names},
+              batch_size=batch_size, tiles=keep, progress=progress, cancel=cancel, skip_empty=skip_empty)
+    return len(keep), len(chunk.tiles) - len(keep)

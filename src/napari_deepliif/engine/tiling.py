@@ -59,11 +59,15 @@ class TileGrid:
         Size of the original image in pixels.
     tile_size : int
         Tile edge in pixels (512 at 40x, 256 at 20x, 128 at 10x).
+    margin : int, optional
+        Pixels each tile discards at its inner edges (neighbours share twice as many);
+        default ``tile_size // 16``, the reference's.
     """
 
     height: int
     width: int
     tile_size: int
+    margin: int | None = None
 
     @property
     def grown_height(self) -> int:
@@ -75,7 +79,7 @@ class TileGrid:
 
     @property
     def overlap(self) -> int:
-        return self.tile_size // OVERLAP_DIVISOR
+        return self.tile_size // OVERLAP_DIVISOR if self.margin is None else self.margin
 
     def _axis(self, length: int) -> tuple[list[int], int]:
         overlap = 0 if length <= self.tile_size else self.overlap

@@ -54,7 +54,7 @@ import numpy as np
 
 from napari_deepliif.cells.outlines import outline_rings
 from napari_deepliif.cells.postprocess import PostprocessResult
-from napari_deepliif.constants import NEGATIVE_RGB, POSITIVE_RGB
+from napari_deepliif.constants import CLASS_PALETTE, NEGATIVE_RGB, POSITIVE_RGB
 
 POSITIVE_CLASS, NEGATIVE_CLASS = "Positive", "Negative"
 #: Class of a cell written but not counted (outside the size gates or the region, or
@@ -98,8 +98,23 @@ def class_names(positive: np.ndarray, counted: np.ndarray) -> list[str]:
 
 
 def _class_names(post: PostprocessResult, indices: np.ndarray) -> list[str]:
-    """:func:`class_names` of the rows in ``indices``."""
-    return class_names(post.positive[indices], post.counted[indices])
+    """:func:`class_names` of the rows in ``indices``; for cells of a class map, each counted
+    cell's class name instead of Positive/Negative."""
+    table = post.table
+    if table.cell_class is None or table.class_names is None:
+        return class_names(post.positive[indices], post.counted[indices])
+    names = np.asarray(table.class_names, dtype=object)[table.cell_class[indices]]
+    return np.where(post.counted[indices], names, UNCOUNTED_CLASS).tolist()
+
+
+def class_colours(post: PostprocessResult) -> dict[str, list[int]]:
+    """Colour of each class name a cell of ``post`` can have (QuPath's classification)."""
+    colours = {POSITIVE_CLASS: list(POSITIVE_RGB), NEGATIVE_CLASS: list(NEGATIVE_RGB),
+               UNCOUNTED_CLASS: list(UNCOUNTED_RGB)}
+    for i, name in enumerate(post.table.class_names or ()):
+        if i > 0:
+            colours[name] = list(CLASS_PALETTE[(i - 1) % len(CLASS_PALETTE)])
+    return colours
 
 
 def stain_columns(post: PostprocessResult, indices: np.ndarray) -> dict[str, list[float]]:
@@ -199,8 +214,7 @@ def _features(post: PostprocessResult, indices: np.ndarray, coordinates: list, r
         columns["Counted"] = post.counted[indices].astype(int).tolist()
     extra_values = {**stain_columns(post, indices),
                     **{name: values[indices].tolist() for name, values in extra.items()}}
-    colours = {POSITIVE_CLASS: list(POSITIVE_RGB), NEGATIVE_CLASS: list(NEGATIVE_RGB),
-               UNCOUNTED_CLASS: list(UNCOUNTED_RGB)}
+    colours = class_colours(post)
     features = []
     for k, class_name in enumerate(_class_names(post, indices)):
         measurements = {name: values[k] for name, values in columns.items()}

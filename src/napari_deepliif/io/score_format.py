@@ -36,12 +36,16 @@ BIN_KEYS: tuple[str, ...] = ("num_1plus", "num_2plus", "num_3plus", "h_score")
 PLACEMENT_KEYS: tuple[str, ...] = ("image", "level", "downsample", "mpp", "resolution", "origin", "shape", "region")
 #: Keys of ``provenance``: what produced the score.
 PROVENANCE_KEYS: tuple[str, ...] = ("engine", "model", "model_hash", "version", "statistics", "parameters")
-ENGINES: tuple[str, ...] = ("deepliif", "stain")
+ENGINES: tuple[str, ...] = ("deepliif", "stain", "classmap", "points")
+#: Score keys a class-map model adds: counted cells per class name (``cells.classmap``).
+CLASS_KEYS: tuple[str, ...] = ("classes",)
 
 
 def reference_scoring(scoring: Mapping[str, Any]) -> dict:
-    """The reference's score keys of ``scoring`` (e.g. ``PostprocessResult.scoring``), in order."""
-    return {key: jsonable(scoring[key]) for key in SCORE_KEYS}
+    """The reference's score keys of ``scoring`` (e.g. ``PostprocessResult.scoring``), in order,
+    then the per-class counts of a class-map model where ``scoring`` has them."""
+    keys = SCORE_KEYS + tuple(key for key in CLASS_KEYS if key in scoring)
+    return {key: jsonable(scoring[key]) for key in keys}
 
 
 def record_scoring(scoring: Mapping[str, Any]) -> dict:
@@ -113,7 +117,8 @@ def score_record(
     Returns
     -------
     dict
-        ``format``, ``format_version``, ``scoring`` (:func:`record_scoring`), ``placement``,
+        ``format``, ``format_version``, ``scoring`` (:func:`record_scoring`; :data:`CLASS_KEYS`
+        too for a class-map model), ``placement``,
         ``provenance``, ``regions`` and ``run``; JSON types only.
 
     Raises

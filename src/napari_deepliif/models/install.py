@@ -31,6 +31,7 @@ from napari_deepliif.models.catalog import (
 )
 from napari_deepliif.models.download import ProgressCallback, download_and_unpack
 from napari_deepliif.models.registry import (
+    CARD_FILE,
     NET_IDS,
     OPTIONS_FILE,
     download_dir,
@@ -127,8 +128,8 @@ def add_model(
         raise ModelError(f"model folder {folder} does not exist")
     if model_format(folder) is None:
         raise ModelError(
-            f"{folder} is not a DeepLIIF model folder: missing "
-            + ", ".join(missing_files(folder))
+            f"{folder} is not a model folder: no model card ({CARD_FILE}, see docs/model-types.md), and "
+            "missing " + ", ".join(missing_files(folder))
         )
     record_local(registry, name, folder)
     logger.info("registered local model %r at %s", name, folder)
@@ -286,6 +287,18 @@ def verify_model(
     if fmt is None:
         report.missing = missing_files(folder)
         report.messages.append(f"{folder}: missing " + ", ".join(report.missing))
+        return report
+    if fmt == "card":
+        from napari_deepliif.models.card import read_card
+
+        try:
+            card = read_card(folder)
+        except ModelError as exc:
+            report.loaded = False
+            report.messages.append(f"model card refused: {exc}")
+            return report
+        report.messages.append(f"{folder}: a valid {card.type} model card; its weights are checked when the "
+                               "model loads (napari-deepliif score --model FOLDER)")
         return report
     report.messages.append(f"{folder}: {OPTIONS_FILE} and all nine {fmt} nets present")
     try:

@@ -36,6 +36,8 @@ REGISTRY_SCHEMA = 1
 
 # ---- model folder layout (docs/deepliif-reference.md, "Model release layout") -------------
 OPTIONS_FILE = "train_opt.txt"
+#: The model card of a folder holding a model of another type (docs/model-types.md).
+CARD_FILE = "model.yaml"
 #: Network suffixes: G1..G4 translate IHC to Hema, DAPI, Lap2, Marker; G51..G55 segment.
 NET_IDS: tuple[str, ...] = ("1", "2", "3", "4", "51", "52", "53", "54", "55")
 
@@ -188,11 +190,14 @@ def model_format(folder: str | Path) -> str | None:
     str or None
         ``"torchscript"`` when ``train_opt.txt`` and all nine ``G*.pt`` are there, else
         ``"eager"`` when ``train_opt.txt`` and all nine ``latest_net_G*.pth`` are there, else
-        None.
+        ``"card"`` when a model card (``model.yaml``) or a bioimage.io description is there
+        (checked when loaded), else None.
     """
+    from napari_deepliif.models.bioimageio import rdf_file
+
     folder = Path(folder)
     if not (folder / OPTIONS_FILE).is_file():
-        return None
+        return "card" if (folder / CARD_FILE).is_file() or rdf_file(folder) is not None else None
     for fmt, files in MODEL_FORMATS.items():
         if all((folder / f).is_file() for f in files):
             return fmt

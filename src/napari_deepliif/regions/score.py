@@ -19,9 +19,16 @@ from typing import Any
 import numpy as np
 
 from napari_deepliif import __version__
-from napari_deepliif.cells.find import touches_window_edge
-from napari_deepliif.cells.postprocess import PostprocessResult, Settings, postprocess
+from napari_deepliif.cells.classmap import ClassPixels
+from napari_deepliif.cells.find import SegPixels, touches_window_edge
+from napari_deepliif.cells.postprocess import (
+    PostprocessResult,
+    Settings,
+    postprocess_pixels,
+)
+from napari_deepliif.constants import CLASSES, SEG
 from napari_deepliif.engine.engines import EngineBase
+from napari_deepliif.engine.points import PointsEngine
 from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.io.placement import Placement
 from napari_deepliif.io.score_format import placement, score_record
@@ -144,7 +151,9 @@ def score_region(
     outputs : 'score' or 'all'
         ``score`` infers only Marker and Seg; ``all`` every modality too.
     include : callable(y0, y1, x0, x1) -> bool, optional
-        Parts of ``image`` worth computing (a tissue mask); the rest is left empty.
+        Parts of ``image`` worth computing (a tissue mask); the rest is left empty. Ignored
+        for an engine of fluorescence images (``engine.brightfield`` False): the tissue mask
+        leaves out bright glass, and a fluorescence background is dark.
     statistics : dict, optional
         The engine's whole-image statistics (e.g. cached by a server for a slide).
     chunk_size : int
@@ -159,24 +168,37 @@ def score_region(
     if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
         raise DeepLIIFError(f"region {region} (x, y, width, height) is empty or lies outside the {width} x {height} image")
     names = engine.resolve_outputs(outputs)
+    include = include if engine.brightfield else None
     settings = replace(settings or Settings(), resolution=res)
     if statistics is None:
         statistics = engine.statistics(source, res, include=include, cancel=cancel)
     margin = tile_size_for(res)
     while True:
         window = (max(0, y - margin), min(height, y + h + margin), max(0, x - margin), min(width, x + w + margin))
-        images = _infer_window(engine, source, res, names, window, include, statistics, chunk_size, progress, cancel)
+        images = infer_window(engine, source, res, names, window, include, statistics, chunk_size, progress, cancel)
         wy0, wy1, wx0, wx1 = window
         pixels = np.asarray(source[wy0:wy1, wx0:wx1])[..., :3]
-        post = postprocess(images["Seg"], images.get("Marker"), **asdict(settings), region=(x - wx0, y - wy0, w, h),
-                           rois=_shifted(rois, (wx0, wy0)), image=pixels, microns_per_pixel=mpp,
-                           unmixing=engine.unmixing(statistics))
+        # stain measurements are brightfield optical densities: none for a fluorescence input
+        post = postprocess_pixels(cell_pixels(engine, images), **asdict(settings), region=(x - wx0, y - wy0, w, h),
+                                  rois=_shifted(rois, (wx0, wy0)), image=pixels if engine.brightfield else None,
+                                  microns_per_pixel=mpp, unmixing=engine.unmixing(statistics))
         if not _cut_at_window_edge(post, window, (height, width)) or window == (0, height, 0, width):
             break
         margin *= 2
     provenance = {"engine": engine.name, "model": engine.model_name, "model_hash": engine.model_hash,
                   "version": __version__, "resolution": res, "statistics": statistics, "parameters": engine.parameters}
     return ScoreResult(pixels, images, post, provenance, (wx0, wy0), (x, y, w, h))
+
+
+def cell_pixels(engine: EngineBase, images: dict[str, np.ndarray]) -> SegPixels | ClassPixels:
+    """What cells are found from in ``images`` (an engine's outputs): the class map of an
+    engine with classes, else the Seg map and Marker."""
+    if isinstance(engine, PointsEngine):
+        raise DeepLIIFError("a 'points' model finds points, not cells: use napari_deepliif.regions.points"
+                            ".detect_region (napari-deepliif score --model DIR); here it is not supported yet")
+    if engine.class_names is not None:
+        return ClassPixels.from_map(images[CLASSES], engine.class_names, engine.positive_classes)
+    return SegPixels.from_images(images[SEG], images.get("Marker"))
 
 
 def _shifted(rois: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]] | None,
@@ -189,7 +211,7 @@ def _shifted(rois: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]] | None,
             for exterior, holes in rois]
 
 
-def _infer_window(engine: EngineBase, source: Any, resolution: str, names: tuple[str, ...], window: Box,
+def infer_window(engine: EngineBase, source: Any, resolution: str, names: tuple[str, ...], window: Box,
                   include: Include | None, statistics: dict, chunk_size: int, progress: ProgressCallback | None,
                   cancel: CancelCheck | Any | None) -> dict[str, np.ndarray]:
     """The engine's outputs over ``window`` of ``source``, computed on the whole image's plan."""

@@ -16,9 +16,11 @@ import numpy as np
 
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.engine.engines import EngineBase
+from napari_deepliif.engine.points import PointsEngine
 from napari_deepliif.errors import InputImageError
 from napari_deepliif.io.placement import Placement
 from napari_deepliif.progress import CancelCheck, ProgressCallback
+from napari_deepliif.regions.points import PointsResult, detect_region
 from napari_deepliif.regions.score import ScoreResult, score_region
 from napari_deepliif.slides.readers import LevelChoice, open_slide
 from napari_deepliif.slides.tissue import tissue_mask
@@ -42,8 +44,10 @@ def score_file_region(
     max_pixels: int | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | Any | None = None,
-) -> tuple[ScoreResult, LevelChoice]:
-    """Score ``region`` of the image file ``path`` (see module docstring).
+) -> tuple[ScoreResult | PointsResult, LevelChoice]:
+    """Score ``region`` of the image file ``path`` (see module docstring); a ``points`` model
+    finds points instead (:func:`napari_deepliif.regions.points.detect_region`, with its card's
+    threshold and distance; ``rois`` not supported).
 
     Parameters
     ----------
@@ -74,7 +78,7 @@ def score_file_region(
 
     Returns
     -------
-    (ScoreResult, LevelChoice)
+    (ScoreResult or PointsResult, LevelChoice)
         The result (coordinates in pixels of the level read) and the level read.
     """
     with open_slide(path, mpp=mpp) as slide:
@@ -92,9 +96,15 @@ def score_file_region(
         level_rois = None if rois is None else [
             (place.full_edges_to_centres(exterior), [place.full_edges_to_centres(h) for h in holes])
             for exterior, holes in rois]
-        result = score_region(engine, level, region=box, rois=level_rois, resolution=choice.resolution, mpp=choice.mpp,
-                              settings=settings, outputs=outputs, include=include, statistics=statistics,
-                              progress=progress, cancel=cancel)
+        if isinstance(engine, PointsEngine):
+            if rois:
+                raise InputImageError("a points model scores rectangles only: give the annotation's bounding box")
+            result = detect_region(engine, level, region=box, resolution=choice.resolution, mpp=choice.mpp,
+                                   include=include, progress=progress, cancel=cancel)
+        else:
+            result = score_region(engine, level, region=box, rois=level_rois, resolution=choice.resolution,
+                                  mpp=choice.mpp, settings=settings, outputs=outputs, include=include,
+                                  statistics=statistics, progress=progress, cancel=cancel)
     return result, choice
 
 

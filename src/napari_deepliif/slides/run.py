@@ -24,6 +24,7 @@ from typing import Any
 from napari_deepliif.atomic import write_bytes
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.engine.engines import EngineBase
+from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.io.checksums import sha256_file
 from napari_deepliif.io.jsonable import json_bytes
 from napari_deepliif.io.placement import Placement
@@ -221,7 +222,15 @@ def score_slide(
     progress : callable(stage, done, total), optional
         Stage ``'inference'`` (tiles) or ``'cells'`` (windows).
     cancel : callable or threading.Event, optional
+
+    Raises
+    ------
+    DeepLIIFError
+        For an engine whose cells come from a class map: slide cells are found from Seg maps.
     """
+    if engine.class_names is not None:
+        raise DeepLIIFError(f"batch does not score '{engine.name}' models yet (slide cells are found from Seg "
+                            "maps); score regions of the slide with `napari-deepliif score --roi` or the server")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     settings = settings or Settings()

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from napari_deepliif import __version__
-from napari_deepliif.engine.engines import EngineBase, input_region
+from napari_deepliif.engine.base import EngineBase, input_region
 from napari_deepliif.engine.tiling import Chunk
 from napari_deepliif.regions.infer import CHUNK_SIZE, Include, Writer, infer_chunks
 from napari_deepliif.slides import omezarr
@@ -171,6 +171,8 @@ def open_store_run(
     choice = slide.level_or_default(resolution)
     source, _ = slide_source(slide, choice, region, None)
     shape = (int(source.shape[0]), int(source.shape[1]))
+    if not engine.brightfield:
+        tissue = False  # the tissue mask leaves out bright glass: it does not apply to fluorescence
     settings = _settings(engine, slide, choice, region, names, chunk_size, tissue is not False)
     record = None if overwrite else omezarr.RunRecord.load(store)
     if record is not None:
@@ -260,7 +262,8 @@ def infer_slide(
     chunk_size : int
         Chunk edge in pixels (whole tiles for DeepLIIF); memory grows with its square.
     tissue : bool or TissueMask
-        Skip tiles outside the tissue mask (True: computed here; False: run every tile).
+        Skip tiles outside the tissue mask (True: computed here; False: run every tile); an
+        engine of fluorescence images (``engine.brightfield`` False) runs every tile.
         For the stain engine it also restricts the pixels its one threshold is taken from
         (see module docstring); a ``StainEngine`` with a ``threshold`` set keeps that one.
     overwrite : bool

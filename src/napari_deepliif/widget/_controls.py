@@ -93,7 +93,8 @@ class ThresholdSlider(QWidget):
 
 
 class ScoreTable(QTableWidget):
-    """Rows of area name, total, positive, negative and % positive."""
+    """Rows of area name, total, positive, negative and % positive, then the cells of each
+    class of a class-map model."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(0, len(strings.SCORE_HEADERS), parent)
@@ -106,12 +107,15 @@ class ScoreTable(QTableWidget):
 
     def show_scores(self, rows: Sequence[tuple[str, dict]]) -> None:
         """One row per ``(name, score)``; score has the reference's count keys, and the
-        intensity bins and H-score (``num_1plus`` ... ``h_score``) add columns."""
+        intensity bins and H-score (``num_1plus`` ... ``h_score``) and a class-map model's
+        per-class counts (``classes``) add columns."""
         keys = ["num_total", "num_pos", "num_neg", "percent_pos"]
         headers = list(strings.SCORE_HEADERS)
         if rows and all("h_score" in score for _, score in rows):
             keys += ["num_1plus", "num_2plus", "num_3plus", "h_score"]
             headers += strings.BIN_HEADERS
+        classes = list(rows[0][1].get("classes", {})) if rows else []
+        headers += classes
         self.setColumnCount(len(headers))
         self.setHorizontalHeaderLabels(headers)
         # nine columns do not fit a dock's width in equal shares: each gets what it shows
@@ -120,7 +124,7 @@ class ScoreTable(QTableWidget):
         self.horizontalHeader().setSectionResizeMode(mode)
         self.setRowCount(len(rows))
         for r, (name, score) in enumerate(rows):
-            values = (name, *(score[k] for k in keys))
+            values = (name, *(score[k] for k in keys), *(score["classes"][c] for c in classes))
             for c, value in enumerate(values):
                 self.setItem(r, c, QTableWidgetItem(str(value)))
 

@@ -14,13 +14,19 @@ from typing import Any
 
 import numpy as np
 
-from napari_deepliif.constants import MODALITIES, NEGATIVE_RGB, POSITIVE_RGB
+from napari_deepliif.constants import (
+    CLASS_PALETTE,
+    CLASSES,
+    MODALITIES,
+    NEGATIVE_RGB,
+    POSITIVE_RGB,
+)
 
 #: Metadata key that marks (and describes) the layers this plugin made.
 PLUGIN_KEY = "napari_deepliif"
 CELLS, OUTLINES = "cells", "outlines"
 #: Role -> layer name.
-LAYER_NAMES: dict[str, str] = {**{m: f"DeepLIIF {m}" for m in MODALITIES},
+LAYER_NAMES: dict[str, str] = {**{m: f"DeepLIIF {m}" for m in MODALITIES}, CLASSES: "DeepLIIF classes",
                                CELLS: "DeepLIIF cells", OUTLINES: "DeepLIIF outlines"}
 #: Fluorescence-like modalities: colormap, shown additively so they compose into the
 #: multiplex view (Hema stays RGB brightfield).
@@ -68,15 +74,26 @@ def placement(scale: Sequence[float], translate: Sequence[float], origin_xy: Seq
     return out_scale, np.asarray(translate, float)[-2:] + origin_yx * out_scale
 
 
-def cell_color_dict(ids: np.ndarray, counted: np.ndarray, positive: np.ndarray) -> dict:
+def class_hex(index: int) -> str:
+    """Colour of class ``index`` (1, 2, ...) of a class map (:data:`CLASS_PALETTE`)."""
+    return _hex(CLASS_PALETTE[(int(index) - 1) % len(CLASS_PALETTE)])
+
+
+def cell_color_dict(ids: np.ndarray, counted: np.ndarray, positive: np.ndarray,
+                    cell_class: np.ndarray | None = None) -> dict:
     """Label -> colour for a :class:`~napari.utils.colormaps.DirectLabelColormap`.
 
-    Counted positive cells are red, counted negative cells blue; cells not counted (gated
-    out or excluded) and the background are transparent. The largest of these three groups
-    takes the default (``None``) colour and only the other two are listed: napari walks the
+    Counted positive cells are red, counted negative cells blue (with ``cell_class``, the
+    cells of a class map: each class its :func:`class_hex` colour); cells not counted (gated
+    out or excluded) and the background are transparent. The largest of these groups
+    takes the default (``None``) colour and only the others are listed: napari walks the
     dict in Python on every recolour, so a shorter dict is a faster slider.
     """
-    groups = ((counted & positive, POSITIVE_HEX), (counted & ~positive, NEGATIVE_HEX), (~counted, "transparent"))
+    if cell_class is None:
+        groups = ((counted & positive, POSITIVE_HEX), (counted & ~positive, NEGATIVE_HEX), (~counted, "transparent"))
+    else:
+        groups = (*((counted & (cell_class == k), class_hex(k)) for k in np.unique(cell_class[counted])),
+                  (~counted, "transparent"))
     largest = max(range(len(groups)), key=lambda i: int(np.count_nonzero(groups[i][0])))
     colors: dict[Any, str] = {None: groups[largest][1], 0: "transparent"}
     for i, (members, color) in enumerate(groups):
@@ -101,7 +118,7 @@ def cell_colormap(post: Any) -> tuple[Any, tuple]:
     and its :func:`color_table`."""
     from napari.utils.colormaps import DirectLabelColormap
 
-    colors = cell_color_dict(post.table.id, post.counted, post.positive)
+    colors = cell_color_dict(post.table.id, post.counted, post.positive, post.table.cell_class)
     return DirectLabelColormap(color_dict=colors), color_table(colors)
 
 
@@ -333,6 +350,15 @@ def show_result(viewer: Any, images: Mapping[str, np.ndarray], post: Any, *, sca
         else:
             layers[role] = _put(viewer, role, "image", images[role], placed, meta, {"rgb": True, "visible": False})
         _refresh_thumbnail(layers[role])
+    old = find_layer(viewer, CLASSES)
+    if CLASSES in images and post.table.class_names is not None:
+        style = class_style(post.table.class_names)
+        layers[CLASSES] = _put(viewer, CLASSES, "labels", np.ascontiguousarray(images[CLASSES][..., 0]), placed, meta,
+                               style)
+        layers[CLASSES].colormap, layers[CLASSES].features = style["colormap"], style["features"]
+        _refresh_thumbnail(layers[CLASSES])
+    elif old is not None:
+        viewer.layers.remove(old)
     colormap = cell_colormap(post)
     layers[CELLS] = _put(viewer, CELLS, "labels", cells_layer_data(post.cells, CELLS), placed, meta,
                          {"opacity": CELLS_OPACITY, "visible": False})
@@ -342,6 +368,17 @@ def show_result(viewer: Any, images: Mapping[str, np.ndarray], post: Any, *, sca
         set_cell_colormap(layers[role], *colormap)
         _refresh_thumbnail(layers[role])
     return layers
+
+
+def class_style(class_names: Sequence[str]) -> dict:
+    """Layer settings of a class map: each class its colour, and a ``class`` feature naming
+    the class of each label value (napari shows it under the pointer)."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    colors: dict[Any, str] = {None: "transparent", 0: "transparent"}
+    colors.update({k: class_hex(k) for k in range(1, len(class_names))})
+    return {"colormap": DirectLabelColormap(color_dict=colors), "visible": False, "opacity": CELLS_OPACITY,
+            "features": {"index": list(range(len(class_names))), "class": list(class_names)}}
 
 
 def _refresh_thumbnail(layer: Any) -> None:

@@ -92,7 +92,7 @@ def get_engine(choice: EngineChoice) -> Any:
     if choice.model == STAIN:
         engine = load_engine("stain")
     else:
-        engine = load_engine("deepliif", choice.model, device=choice.device, precision=choice.precision)
+        engine = load_engine("auto", choice.model, device=choice.device, precision=choice.precision)
     return engine.with_parameters(**({} if choice.dab_threshold is None else {"dab_threshold": choice.dab_threshold}))
 
 

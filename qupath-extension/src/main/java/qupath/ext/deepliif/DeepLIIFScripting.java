@@ -121,7 +121,7 @@ public final class DeepLIIFScripting {
     public static int scoreAnnotations(ImageData<BufferedImage> imageData, Collection<PathObject> annotations,
                                        DeepLIIFClient client, ScoreSettings settings) throws DeepLIIFException {
         var scorer = AnnotationScorer.connect(imageData, client, settings);
-        if (!scorer.health().isDeepLIIF())
+        if (scorer.health().isStain())
             logger.warn(Messages.STAIN_ENGINE);
         var outcome = scorer.run(annotations, (a, n) -> logger.info(String.format(Messages.PROGRESS, a, n)));
         outcome.warnings().forEach(logger::warn);

@@ -83,7 +83,7 @@ final class ScoreCommand {
             scorer.set(AnnotationScorer.connect(imageData, client, settings));
             if (cancelled.get())
                 throw new CancelledException(Messages.CANCELLED);
-            if (!scorer.get().health().isDeepLIIF())
+            if (scorer.get().health().isStain())
                 Platform.runLater(() -> Dialogs.showWarningNotification(Messages.TITLE, Messages.STAIN_ENGINE));
             var outcome = scorer.get().run(annotations, (a, n) -> window.update(
                     String.format(Messages.PROGRESS, a, n), (a - 1) / (double) n));

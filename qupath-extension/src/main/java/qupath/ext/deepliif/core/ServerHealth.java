@@ -8,7 +8,7 @@ import com.google.gson.JsonObject;
  *
  * @param status    "ok" when the server can score
  * @param version   napari-deepliif version of the server
- * @param engine    "deepliif" or "stain" (the classical colour-deconvolution engine)
+ * @param engine    "deepliif", "stain" (the classical colour-deconvolution engine) or "classmap"
  * @param model     model name, null for the stain engine
  * @param modelHash model hash, null for the stain engine
  * @param device    "cpu", "cuda", ...
@@ -36,6 +36,11 @@ public record ServerHealth(String status, String version, String engine, String 
     /** @return true when the server runs DeepLIIF (not the classical stain engine) */
     public boolean isDeepLIIF() {
         return "deepliif".equals(engine);
+    }
+
+    /** @return true when the server runs the classical stain engine (no model at all) */
+    public boolean isStain() {
+        return "stain".equals(engine);
     }
 
     /**

@@ -1,0 +1,163 @@
+"""Detect points in a region of an image: the region path of the ``points`` model type.
+
+As for cells (:mod:`napari_deepliif.regions.score`), the region is computed on the whole
+image's plan, so its heat maps are the whole image's there. Candidates are found in a window:
+the region grown by twice the suppression distance plus one pixel, so that a point just
+outside the region can still suppress one inside (and be suppressed by one further out), and
+a point counts when it lies in the region (:func:`~napari_deepliif.cells.scoring.in_box`).
+A new threshold or distance re-selects from the window's candidates
+(:meth:`PointsResult.rescore`) without running the network.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from napari_deepliif import __version__
+from napari_deepliif.cells.detections import PointDetections, detect_points
+from napari_deepliif.cells.scoring import in_box
+from napari_deepliif.constants import MICRONS_PER_PIXEL_BY_RESOLUTION
+from napari_deepliif.engine.points import PointsEngine
+from napari_deepliif.errors import DeepLIIFError
+from napari_deepliif.io.placement import Placement
+from napari_deepliif.io.score_format import placement, score_record
+from napari_deepliif.progress import CancelCheck, ProgressCallback
+from napari_deepliif.regions.infer import CHUNK_SIZE, Include
+from napari_deepliif.regions.score import infer_window
+from napari_deepliif.resolution import resolve_resolution
+from napari_deepliif.rgb import check_rgb
+
+
+@dataclass(frozen=True, eq=False)
+class PointsResult:
+    """Points found in a region of an image.
+
+    Attributes
+    ----------
+    window_points : PointDetections
+        Points of the window (window pixels); :attr:`detections` are those in the region.
+    heatmaps : ndarray, shape (classes, H, W)
+        The window's heat maps (confidences 0..1).
+    mpp : float
+        Pixel size (µm/px) that turns ``min_distance_um`` into pixels.
+    provenance : dict
+        ``engine``, ``model``, ``model_hash``, ``version``, ``resolution``, ``statistics``.
+    origin : (int, int)
+        ``(x, y)`` of the window's top-left pixel in the image.
+    region : (int, int, int, int)
+        ``(x, y, width, height)`` of the region, in image pixels.
+    """
+
+    window_points: PointDetections
+    heatmaps: np.ndarray
+    mpp: float
+    provenance: dict[str, Any] = field(default_factory=dict)
+    origin: tuple[int, int] = (0, 0)
+    region: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    @property
+    def min_distance_um(self) -> float:
+        """Suppression distance in µm."""
+        return self.window_points.min_distance * self.mpp
+
+    @property
+    def detections(self) -> PointDetections:
+        """The points in the region (window pixels), strongest first."""
+        x, y, w, h = self.region
+        inside = in_box(self.window_points.xy, (x - self.origin[0], y - self.origin[1], w, h))
+        return replace(self.window_points, index=self.window_points.index[inside])
+
+    @property
+    def scoring(self) -> dict:
+        """Counts of the region's points in the score's keys (thresholds of cells: None), with
+        ``classes`` (points per class name), ``threshold`` and ``min_distance_um``."""
+        found = self.detections
+        counts = found.scoring()
+        return {**{k: counts[k] for k in ("num_total", "num_pos", "num_neg", "percent_pos")},
+                "seg_thresh": None, "size_thresh": None, "size_thresh_upper": None, "marker_thresh": None,
+                "classes": found.counts(), "threshold": found.threshold, "min_distance_um": self.min_distance_um}
+
+    def rescore(self, *, threshold: float | None = None, min_distance_um: float | None = None) -> PointsResult:
+        """The points at another confidence threshold or distance, without the network."""
+        distance = None if min_distance_um is None else min_distance_um / self.mpp
+        return replace(self, window_points=self.window_points.reselect(threshold=threshold, min_distance=distance))
+
+    def placement(self, level_origin: tuple[float, float] = (0, 0), downsample: float = 1.0) -> Placement:
+        """Where the window's pixels lie in the full-resolution image (see
+        :meth:`napari_deepliif.regions.score.ScoreResult.placement`)."""
+        return Placement((level_origin[0] + self.origin[0], level_origin[1] + self.origin[1]), downsample)
+
+    def record(self, *, image: str | None, level: int = 0, downsample: float = 1.0, mpp: float | None = None,
+               level_origin: tuple[float, float] = (0, 0)) -> dict:
+        """The score record of the region's points (``run`` holds the threshold and distance)."""
+        place = self.placement(level_origin, downsample)
+        x, y, w, h = self.region
+        region = ((level_origin[0] + x) * downsample, (level_origin[1] + y) * downsample, w * downsample, h * downsample)
+        where = placement(image=image, resolution=self.provenance["resolution"], shape=self.heatmaps.shape[1:],
+                          level=level, downsample=downsample, mpp=mpp, origin=place.corner, region=region)
+        scoring = self.scoring
+        return score_record(scoring, placement=where, provenance=self.provenance,
+                            run={"threshold": scoring["threshold"], "min_distance_um": scoring["min_distance_um"]})
+
+
+def detect_region(
+    engine: PointsEngine,
+    image: Any,
+    *,
+    region: tuple[int, int, int, int] | None = None,
+    resolution: str | None = None,
+    mpp: float | None = None,
+    threshold: float | None = None,
+    min_distance_um: float | None = None,
+    include: Include | None = None,
+    chunk_size: int = CHUNK_SIZE,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck | Any | None = None,
+) -> PointsResult:
+    """Points in ``region`` of ``image`` (see module docstring).
+
+    Parameters
+    ----------
+    engine : PointsEngine
+    image : array-like, shape (H, W, 3), uint8
+        The whole image or pyramid level; only the region's window is read.
+    region : (x, y, width, height), optional
+        In pixels of ``image``; default all of it.
+    resolution, mpp
+        Magnification of ``image`` or its pixel size (µm/px); ``mpp`` also converts the
+        distance (default: the magnification's nominal pixel size).
+    threshold, min_distance_um : float, optional
+        Confidence threshold and suppression distance (µm); default the model card's.
+    include, chunk_size, progress, cancel
+        As :func:`napari_deepliif.regions.score.score_region`.
+    """
+    if not isinstance(engine, PointsEngine):
+        raise DeepLIIFError(f"points need a 'points' model; the {engine.name} engine finds cells")
+    source = check_rgb(image)
+    res = resolve_resolution(resolution, mpp)
+    pixel = float(mpp) if mpp is not None else MICRONS_PER_PIXEL_BY_RESOLUTION[res]
+    height, width = int(source.shape[0]), int(source.shape[1])
+    x, y, w, h = (0, 0, width, height) if region is None else (int(v) for v in region)
+    if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
+        raise DeepLIIFError(f"region {region} (x, y, width, height) is empty or lies outside the {width} x {height} image")
+    card = engine.card
+    threshold = card.threshold if threshold is None else threshold
+    distance = (card.min_distance_um if min_distance_um is None else min_distance_um) / pixel
+    margin = 2 * math.ceil(distance) + 1
+    window = (max(0, y - margin), min(height, y + h + margin), max(0, x - margin), min(width, x + w + margin))
+    statistics = engine.statistics(source, res, include=include, cancel=cancel)
+    images = infer_window(engine, source, res, engine.outputs, window, include, statistics, chunk_size,
+                          progress, cancel)
+    heatmaps = engine.heatmaps(images)
+    try:
+        found = detect_points(heatmaps, card.class_names, card.positive_classes, threshold=threshold,
+                              min_distance=distance)
+    except ValueError as exc:
+        raise DeepLIIFError(str(exc)) from None
+    provenance = {"engine": engine.name, "model": engine.model_name, "model_hash": engine.model_hash,
+                  "version": __version__, "resolution": res, "statistics": statistics}
+    return PointsResult(found, heatmaps, pixel, provenance, (window[2], window[0]), (x, y, w, h))

@@ -7,8 +7,8 @@ weights; written as a state dict with a card into a temporary folder and loaded 
 ``shared/data/paired/Lung1.png``, mirror-tiled to ``--size`` px square. Printed: seconds per
 256 px tile (one tile per batch, best and median of ``--repeat`` runs after a warm-up), the
 tiles of the image's grid at the card's overlap (128 px: 50%, the published method's) and
-without overlap, and the seconds of ``score_region`` over the whole image (best of
-``--repeat``), with the share spent in the network. Usage::
+without overlap, and the seconds of ``score_region`` over the whole image (best and median
+of ``--repeat``) and per tile of its grid. Usage::
 
     PYTHONPATH=src python benchmarks/bench_classmap.py [--size 1024] [--repeat 3]
 """
@@ -82,8 +82,8 @@ def main() -> None:
     print(f"U-Net/ResNet-34, one 256 px tile: best {per_tile:.3f} s, median {statistics.median(times):.3f} s")
     print(f"{args.size} x {args.size} image: {tiles} tiles at 128 px overlap ({plain} without overlap, "
           f"ratio {tiles / plain:.2f})")
-    print(f"score_region, whole image: best {min(runs):.2f} s ({tiles * per_tile / min(runs):.0%} in the network), "
-          f"{result.scoring['num_total']} cells")
+    print(f"score_region, whole image: best {min(runs):.2f} s, median {statistics.median(runs):.2f} s "
+          f"({min(runs) / tiles:.3f} s per tile), {result.scoring['num_total']} cells (random weights)")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -31,14 +32,17 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     sys.path.insert(0, str(ROOT / "tests"))
-    from classmap_fixture import build, lung_panels
-
     import napari
+    from classmap_fixture import build, lung_panels
     from qtpy.QtWidgets import QApplication
 
+    from napari_deepliif.models.index import CACHE_DIR_ENV, CONFIG_DIR_ENV
     from napari_deepliif.widget import DeepLIIFWidget
 
     with tempfile.TemporaryDirectory() as tmp:
+        # the model is registered (and its hash cached) there, not for the user
+        os.environ[CONFIG_DIR_ENV] = str(Path(tmp) / "config")
+        os.environ[CACHE_DIR_ENV] = str(Path(tmp) / "cache")
         model = args.model
         if model is None:
             model = Path(tmp) / "classmap-fixture"

@@ -136,15 +136,15 @@ def test_cli_shows_tiles_over_all_workers_and_the_summary_each_workers_share(sli
 
 def test_many_chunks_writing_one_storage_file_at_once_lose_nothing(shared_dir: Path, cluster: LocalCluster,
                                                                     tmp_path: Path) -> None:
-    """208 chunks of 64 px share one storage file; most lie on glass, so their tasks are little
-    more than a write, and the three workers write that file at the same time (without the
+    """208 chunks of 64 px share one storage file; many lie in glass (whole 512 px squares of
+    it), so their tasks are little more than a write, and the three workers write that file at the same time (without the
     locks, some chunks' pixels are lost)."""
     path = write_ome_tiff(tmp_path / "g.ome.tif", slide_pixels(shared_dir)[:1024, 1272:], mpp=0.25, levels=1)
     options = BatchOptions(engine="stain", chunk_size=64, settings=SETTINGS, geojson=False)
     reference = tmp_path / "one" / "g"
     score_slide(load_engine("stain"), path, reference, chunk_size=64, settings=SETTINGS, geojson=False)
     rows = run_batch([path], tmp_path / "three", options, scheduler=cluster.scheduler_address)
-    assert int(rows[0]["tiles_skipped"]) > 150 and len(json.loads(rows[0]["workers"])) == 3
+    assert int(rows[0]["tiles_skipped"]) > 50 and len(json.loads(rows[0]["workers"])) == 3
     for name in ("Seg", "Marker"):
         np.testing.assert_array_equal(level0(tmp_path / "three" / "g", name), level0(reference, name), err_msg=name)
     record = omezarr.RunRecord.load(tmp_path / "three" / "g" / STORE_NAME)

@@ -7,6 +7,8 @@ five blocks (``decoder.blocks.N``), each upsampling by 2 (nearest), concatenatin
 feature of that scale, then two 3x3 conv + BatchNorm + ReLU (``conv1.0``/``conv1.1``,
 ``conv2.0``/``conv2.1``), with 256, 128, 64, 32, 16 channels; ``segmentation_head.0`` is a 3x3
 conv to one logit per class. Inputs need sides divisible by 32.
+
+This module imports torch at import time; the engine imports it only when a model loads.
 """
 
 from __future__ import annotations

@@ -116,10 +116,11 @@ def cells_rows(post: PostprocessResult, *, placement: Placement = Placement()) -
         Keys :data:`CSV_COLUMNS`: ``id`` (label in ``labels.tif``), ``centroid_x``,
         ``centroid_y`` (mean pixel position, holes included), ``area_px`` (pixels scored),
         ``bbox_x0``, ``bbox_y0`` (first column/row), ``bbox_x1``, ``bbox_y1`` (last
-        column/row + 1), ``class`` (``"Positive"``/``"Negative"``, final), ``n_positive_px``,
-        ``n_negative_px``, ``marker`` (max Marker value, 0-255; 0 without a Marker); then,
-        when the result has the IHC image, the stain measurements under their QuPath names
-        (:func:`napari_deepliif.io.geojson.stain_columns`; empty where a compartment is).
+        column/row + 1), ``class`` (``"Positive"``/``"Negative"``, final; a class-map model's
+        class name), ``n_positive_px``, ``n_negative_px``, ``marker`` (max Marker value, 0-255;
+        0 without a Marker); then, when the result has the IHC image, the stain measurements
+        under their QuPath names (:func:`napari_deepliif.io.geojson.stain_columns`; empty
+        where a compartment is).
     """
     table = post.table
     indices = _chosen_cells(post, counted_only=True)

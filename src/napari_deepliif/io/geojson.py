@@ -176,7 +176,8 @@ def cells_geojson(
         ``{"type": "FeatureCollection", "features": [...]}`` in table order; each feature has
         a random UUID ``id``, a ``Polygon`` geometry (module docstring: QuPath pixel-corner
         coordinates, exact outline, closed counter-clockwise outer ring) and ``properties``
-        ``objectType`` ``"detection"``, ``classification`` (final class, ``post.positive``) and
+        ``objectType`` ``"detection"``, ``classification`` (final class, ``post.positive``; a
+        class-map model's class name) and
         ``measurements``: ``Area px``, ``Marker value``, ``Positive pixels``,
         ``Negative pixels``, ``Cell id`` and, when the result has the IHC image, the stain
         measurements (:func:`stain_columns`; an empty compartment's is left out).

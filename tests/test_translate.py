@@ -191,3 +191,41 @@ def test_mismatched_generator_weights_name_the_parameter(translate_model_dir, tm
     torch.save(state, folder / "latest_net_G_A.pth")
     with pytest.raises(ModelError, match=message):
         load_engine("auto", folder, device="cpu")
+
+
+def test_the_widget_scores_with_the_translate_model_rescores_and_exports(make_napari_viewer, qtbot, translate_model_dir,
+                                                                         ihc_22_2, whole, tmp_path, monkeypatch) -> None:
+    from test_widget import plugin_layers, run_and_wait
+
+    from napari_deepliif.models.index import CACHE_DIR_ENV, CONFIG_DIR_ENV
+    from napari_deepliif.widget import DeepLIIFWidget
+
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path / "config"))
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    viewer = make_napari_viewer()
+    widget = DeepLIIFWidget(viewer)
+    viewer.window.add_dock_widget(widget)
+    viewer.add_image(ihc_22_2, name="ihc", rgb=True)
+    widget.engine_box.add_local(translate_model_dir, name="translate-fixture")
+    widget.device_combo.setCurrentText("cpu")
+    run_and_wait(widget, qtbot)
+    assert widget.post.scoring == whole.scoring
+    assert "translate" in widget.engine_box.engine_label.text()
+    layers = plugin_layers(viewer)
+    assert widget.post.scoring["num_total"] == len(counted_centroids(whole))
+    assert any(name.endswith("cells") for name in layers)
+    virtual = [layer for layer in layers.values() if np.array_equal(np.asarray(layer.data), whole.images[VIRTUAL_HE])]
+    assert virtual, f"no layer shows the virtual H&E among {sorted(layers)}"
+
+    widget.sliders["size_thresh"].move_to(200)
+    qtbot.waitUntil(lambda: widget.post.scoring["size_thresh"] == 200, timeout=5000)
+    assert widget.post.scoring == whole.rescore(size_thresh=200).scoring
+    assert 0 < widget.post.scoring["num_total"] < whole.scoring["num_total"]
+
+    widget.export(tmp_path / "export")
+    record = json.loads((tmp_path / "export" / "score.json").read_text())
+    assert record["scoring"] == widget.post.scoring and record["provenance"]["engine"] == "translate"
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "export" / f"{VIRTUAL_HE}.png")),
+                                  whole.images[VIRTUAL_HE])
+    with open(tmp_path / "export" / "cells.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == widget.post.scoring["num_total"]

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from napari_deepliif.constants import SEG
+from napari_deepliif.constants import SEG, VIRTUAL_HE
 from napari_deepliif.engine.base import EngineBase, fill_empty
 from napari_deepliif.engine.inference import run_tiles
 from napari_deepliif.engine.tiling import (
@@ -48,9 +48,6 @@ from napari_deepliif.models.card import CARD_FILE, ModelCard, read_card
 from napari_deepliif.progress import CancelCheck, ProgressCallback
 
 log = logging.getLogger(__name__)
-
-#: Name of the translated image output.
-VIRTUAL_HE = "VirtualHE"
 
 
 #: Where the generator's layers sit: ``model.1`` (head), ``model.4``/``model.7`` (down), the

@@ -78,6 +78,26 @@ def test_the_generator_file_has_the_cyclegan_layout_and_runs_as_that_network(tra
     assert diff.max() <= 1 and (diff == 0).mean() > 0.995
 
 
+def test_a_batch_norm_generator_runs_as_the_repository_runs_it(translate_model_dir, ihc_22_2, tmp_path) -> None:
+    torch.manual_seed(3)
+    net = cyclegan_generator(norm="batch")
+    with torch.no_grad():  # norm weights away from 1 and 0, so a lost affine shows
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
+    folder = _copy(translate_model_dir, tmp_path / "batch-norm")
+    torch.save(net.state_dict(), folder / "latest_net_G_A.pth")
+    assert "model.2.weight" in net.state_dict() and "model.2.running_mean" in net.state_dict()
+    tile = ihc_22_2[256:, 256:]
+    with torch.no_grad():  # test.py without --eval: batch norm in training mode, one image per batch
+        y = net.train()(torch.from_numpy(tile.copy()).permute(2, 0, 1)[None].float() / 127.5 - 1)
+    expected = ((y + 1) / 2 * 255).clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
+    ours = load_engine("auto", folder, device="cpu").infer(tile, resolution="40x", outputs=[VIRTUAL_HE])[VIRTUAL_HE]
+    diff = np.abs(ours.astype(int) - expected.astype(int))
+    assert diff.max() <= 1 and (diff == 0).mean() > 0.995
+
+
 def test_auto_loads_the_type_and_classifies_nuclei_by_the_ihcs_dab(engine, whole, ihc_22_2) -> None:
     assert isinstance(engine, TranslateEngine) and engine.outputs == (VIRTUAL_HE, "Marker", "Seg")
     scoring = whole.scoring

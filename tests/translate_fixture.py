@@ -32,17 +32,23 @@ def card(**changes: object) -> dict:
     return data
 
 
-def cyclegan_generator(ngf: int = NGF, n_blocks: int = N_BLOCKS):
-    """The CycleGAN ``ResnetGenerator`` layout (RGB -> RGB, instance norm, no dropout) as a
-    torch module whose parameter names are that repository's."""
+def cyclegan_generator(ngf: int = NGF, n_blocks: int = N_BLOCKS, norm: str = "instance"):
+    """The CycleGAN ``ResnetGenerator`` layout (RGB -> RGB, no dropout; ``norm`` instance, the
+    repository's default, or batch) as a torch module whose parameter names are that
+    repository's."""
     from torch import nn
+
+    bias = norm == "instance"
+
+    def Norm(channels: int) -> nn.Module:  # noqa: N802 -- a layer factory, named like the layers
+        return nn.InstanceNorm2d(channels) if norm == "instance" else nn.BatchNorm2d(channels)
 
     class Block(nn.Module):
         def __init__(self, dim: int):
             super().__init__()
             self.conv_block = nn.Sequential(
-                nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=True), nn.InstanceNorm2d(dim), nn.ReLU(True),
-                nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=True), nn.InstanceNorm2d(dim))
+                nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), Norm(dim), nn.ReLU(True),
+                nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), Norm(dim))
 
         def forward(self, x):
             return x + self.conv_block(x)
@@ -50,15 +56,15 @@ def cyclegan_generator(ngf: int = NGF, n_blocks: int = N_BLOCKS):
     class Generator(nn.Module):
         def __init__(self):
             super().__init__()
-            layers = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7, bias=True), nn.InstanceNorm2d(ngf), nn.ReLU(True)]
+            layers = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7, bias=bias), Norm(ngf), nn.ReLU(True)]
             for mult in (1, 2):
-                layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=True),
-                           nn.InstanceNorm2d(ngf * mult * 2), nn.ReLU(True)]
+                layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias),
+                           Norm(ngf * mult * 2), nn.ReLU(True)]
             layers += [Block(ngf * 4) for _ in range(n_blocks)]
             for mult in (4, 2):
                 layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1,
-                                              bias=True),
-                           nn.InstanceNorm2d(ngf * mult // 2), nn.ReLU(True)]
+                                              bias=bias),
+                           Norm(ngf * mult // 2), nn.ReLU(True)]
             layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7), nn.Tanh()]
             self.model = nn.Sequential(*layers)
 

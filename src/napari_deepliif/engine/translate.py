@@ -94,7 +94,8 @@ def _convs(state: Mapping[str, Any], path: str) -> tuple[list[_Conv], bool]:
         raise ModelError(f"{path}: residual blocks at {blocks or 'none'}; a ResnetGenerator has them at "
                          "model.10, model.11, ...")
     n, dim = len(blocks), 4 * ngf
-    first, second = 1, 6 if f"model.{_FIRST_BLOCK}.conv_block.6.weight" in state else 5
+    after_dropout = state.get(f"model.{_FIRST_BLOCK}.conv_block.6.weight")
+    first, second = 1, 6 if getattr(after_dropout, "ndim", 0) == 4 else 5
     convs = [_Conv("model.1", (ngf, 3, 7, 7), ngf), _Conv("model.4", (2 * ngf, ngf, 3, 3), 2 * ngf),
              _Conv("model.7", (dim, 2 * ngf, 3, 3), dim)]
     convs += [_Conv(f"model.{b}.conv_block.{c}", (dim, dim, 3, 3), dim) for b in blocks for c in (first, second)]

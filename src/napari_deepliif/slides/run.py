@@ -23,6 +23,7 @@ from typing import Any
 
 from napari_deepliif.atomic import write_bytes
 from napari_deepliif.cells.postprocess import Settings
+from napari_deepliif.constants import MICRONS_PER_PIXEL_BY_RESOLUTION
 from napari_deepliif.engine.engines import EngineBase
 from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.io.checksums import sha256_file
@@ -44,8 +45,9 @@ from napari_deepliif.slides.export import (
     write_cells_parquet,
     write_labels_and_outlines,
 )
-from napari_deepliif.slides.readers import open_slide
-from napari_deepliif.slides.stream import SlideRun, infer_slide
+from napari_deepliif.slides.measurements import Measuring
+from napari_deepliif.slides.readers import LevelChoice, open_slide
+from napari_deepliif.slides.stream import SlideRun, infer_slide, slide_source
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +93,8 @@ def slide_request(engine: EngineBase, path: str | Path, *, resolution: str | Non
     """What a slide's ``score.json`` records as asked for: a rerun with the same request and
     intact files is skipped (:func:`finished`)."""
     thresholds = {"seg_thresh": settings.seg_thresh, "size_thresh": settings.size_thresh,
-                  "size_thresh_upper": settings.size_thresh_upper, "marker_thresh": settings.marker_thresh}
+                  "size_thresh_upper": settings.size_thresh_upper, "marker_thresh": settings.marker_thresh,
+                  **settings.compartment_scoring()}
     return {"slide": str(Path(path).resolve()), "resolution": resolution, "mpp": mpp,
             "region": list(region) if region else None, "outputs": outputs, "chunk_size": chunk_size,
             "tissue": tissue, "annotations": str(annotations) if annotations else None,
@@ -104,6 +107,7 @@ def finish_slide(
     out: Path,
     request: dict,
     *,
+    engine: EngineBase,
     settings: Settings,
     annotations: str | Path | None = None,
     geojson: bool = True,
@@ -125,6 +129,8 @@ def finish_slide(
         The slide's output directory (holds the store).
     request : dict
         From :func:`slide_request`.
+    engine : EngineBase
+        The run's engine (its stain vectors measure the cells in a compartment mode).
     settings, annotations, geojson, parquet
         As :func:`score_slide`.
     seconds : float
@@ -146,15 +152,26 @@ def finish_slide(
     root = zarr.open_group(str(store), mode="r+")
     seg, marker = store_arrays(root)
     margin = default_margin(run.resolution)
-    cells = find_slide_cells(seg, marker, settings=replace(settings, resolution=run.resolution), margin=margin,
-                             progress=progress)
+    stored = run.settings
+    statistics = omezarr.RunRecord.load(store).settings.get("statistics")
+    with open_slide(path, mpp=request["mpp"]) as slide:
+        measuring = None
+        if settings.compartment != "class" and engine.brightfield:
+            # the pixels the engine read: the level (or region) of the run, with its stain vectors
+            choice = LevelChoice(stored["level"], stored["factor"], stored["downsample"], stored["mpp"],
+                                 stored["resolution"])
+            image, _ = slide_source(slide, choice, stored["region"], None)
+            measuring = Measuring(image, stored["mpp"] or MICRONS_PER_PIXEL_BY_RESOLUTION[run.resolution],
+                                  settings.expansion_um, settings.membrane_um, settings.positive_od,
+                                  engine.unmixing(statistics or {}))
+        cells = find_slide_cells(seg, marker, settings=replace(settings, resolution=run.resolution), margin=margin,
+                                 measuring=measuring, progress=progress)
     place = Placement.from_settings(run.settings)
     write_labels_and_outlines(root, cells, out / "cells.geojson" if geojson else None, core=CELL_CHUNK,
                               margin=margin)
     write_cells_csv(out / "cells.csv", cells, place)
     if parquet:
         write_cells_parquet(out / "cells.parquet", cells, place)
-    stored = run.settings
     regions = (score_annotations(cells, read_annotations(Path(annotations)), place, stored["mpp"], marker)
                if annotations else {})
     region = request["region"]
@@ -163,7 +180,6 @@ def finish_slide(
     where = placement(image=Path(path).name, resolution=run.resolution, shape=run.shape,
                       level=stored["level"], downsample=place.downsample, mpp=stored["mpp"], origin=place.corner,
                       region=region_full)
-    statistics = omezarr.RunRecord.load(store).settings.get("statistics")
     provenance = {**{k: stored[k] for k in ("engine", "model", "model_hash", "version", "parameters")},
                   "statistics": statistics}
     run_facts = {"status": "done", "seconds": round(seconds + time.perf_counter() - started, 2),
@@ -248,5 +264,6 @@ def score_slide(
         run = infer_slide(engine, slide, out / STORE_NAME, resolution=resolution, outputs=outputs, region=region,
                           chunk_size=chunk_size, tissue=tissue, overwrite=overwrite,
                           progress=stage("inference"), cancel=cancel)
-    return finish_slide(run, path, out, request, settings=settings, annotations=annotations, geojson=geojson,
-                        parquet=parquet, seconds=time.perf_counter() - started, progress=stage("cells"))
+    return finish_slide(run, path, out, request, engine=engine, settings=settings, annotations=annotations,
+                        geojson=geojson, parquet=parquet, seconds=time.perf_counter() - started,
+                        progress=stage("cells"))

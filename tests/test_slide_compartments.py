@@ -11,7 +11,11 @@ import numpy as np
 import pytest
 from test_consistency import THRESHOLD_ARGS, mosaic  # noqa: F401 (a fixture)
 
-from napari_deepliif.cells.measure import MEMBRANE_COMPLETENESS, MEMBRANE_DAB_MEAN, NUCLEUS_DAB_MEAN
+from napari_deepliif.cells.measure import (
+    MEMBRANE_COMPLETENESS,
+    MEMBRANE_DAB_MEAN,
+    NUCLEUS_DAB_MEAN,
+)
 from napari_deepliif.cells.postprocess import Settings, postprocess
 from napari_deepliif.cli.main import main
 from napari_deepliif.engine.engines import load_engine

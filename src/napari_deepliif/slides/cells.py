@@ -27,7 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from napari_deepliif.cells.find import CellMap, CellTable, SegPixels, find_cells, touches_window_edge
+from napari_deepliif.cells.classmap import ClassPixels, class_counts
+from napari_deepliif.cells.find import (
+    CellMap,
+    CellTable,
+    SegPixels,
+    touches_window_edge,
+)
 from napari_deepliif.cells.measure import COMPARTMENT_COLUMNS, MEMBRANE_COMPLETENESS
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.cells.scoring import (
@@ -41,9 +47,12 @@ from napari_deepliif.cells.scoring import (
     intensity_classes,
 )
 from napari_deepliif.constants import (
+    CLASSES,
     MARKER_RANGE_PERCENTILES,
     MARKER_THRESH_FRACTION,
+    SEG,
 )
+from napari_deepliif.engine.base import EngineBase
 from napari_deepliif.errors import InputImageError
 from napari_deepliif.resolution import tile_size_for
 from napari_deepliif.rgb import MIN_EDGE
@@ -169,6 +178,14 @@ def compartment_values(cells: SlideCells) -> tuple[np.ndarray | None, np.ndarray
     return values, compartment_positive(values, settings.positive_od, completeness, settings.min_completeness)
 
 
+def _default_size(cells: SlideCells, members: np.ndarray) -> int:
+    """The ``'default'`` size threshold of the cells ``members``: the reference's rule for a
+    Seg map's cells, 0 for a class map's (as the region core)."""
+    if cells.table.cell_class is not None:
+        return 0
+    return default_size_threshold(cells.table.area[members], cells.settings.resolution)
+
+
 def _scored(cells: SlideCells, overrides: dict | None) -> SlideCells:
     settings = cells.settings.checked(cells.marker_histogram is not None)
     cells = replace(cells, settings=settings)
@@ -177,11 +194,12 @@ def _scored(cells: SlideCells, overrides: dict | None) -> SlideCells:
     # in a compartment mode the compartment's DAB OD decides and the marker is not used
     marker_thresh = None if by_compartment is not None else settings.marker_thresh
     thresholds = replace(settings, marker_thresh=marker_thresh).resolved(
-        lambda: default_size_threshold(cells.table.area, settings.resolution),
+        lambda: _default_size(cells, np.ones(len(cells.table), bool)),
         lambda: marker_threshold_from_histogram(cells.marker_histogram))
     counted, positive = classify(cells.table, thresholds["size_thresh"], thresholds["size_thresh_upper"],
                                  thresholds["marker_thresh"], checked, by_compartment)
-    scoring = {**counts(counted, positive), **thresholds, **settings.compartment_scoring()}
+    scoring = {**counts(counted, positive), **thresholds, **class_counts(cells.table, counted),
+               **settings.compartment_scoring()}
     if settings.bins_od is not None:
         scoring.update(intensity_classes(values, counted, positive, settings.bins_od))
     return replace(cells, overrides=checked, counted=counted, positive=positive, scoring=scoring)
@@ -214,19 +232,47 @@ def region_classes(cells: SlideCells, box: tuple[int, int, int, int], marker: An
     _, by_compartment = compartment_values(cells)
     marker_thresh = None if by_compartment is not None else settings.marker_thresh
     thresholds = replace(settings, marker_thresh=marker_thresh).resolved(
-        lambda: default_size_threshold(cells.table.area[members], settings.resolution),
-        lambda: marker_threshold_from_histogram(histogram))
+        lambda: _default_size(cells, members), lambda: marker_threshold_from_histogram(histogram))
     counted, positive = classify(cells.table, thresholds["size_thresh"], thresholds["size_thresh_upper"],
                                  thresholds["marker_thresh"], cells.overrides, by_compartment)
     return counted & members, positive
 
 
-def window_cells(seg: Any, marker: Any | None, window: Window, seg_thresh: int) -> tuple[CellMap, SegPixels]:
-    """Cells of one window of H x W x 3 Seg (and Marker) array-likes."""
+@dataclass(frozen=True, eq=False)
+class ClassMap:
+    """A class-map model's class map over the image (its ``Classes`` output): what the
+    slide's cells are found from instead of a Seg map (see :mod:`napari_deepliif.cells.classmap`).
+
+    Attributes
+    ----------
+    array : array-like, shape (H, W, 3), uint8
+        Class index per pixel (in every channel).
+    class_names : tuple of str
+        Name of each class index (0: background).
+    positive_classes : tuple of int
+        Class indexes counted as positive.
+    """
+
+    array: Any
+    class_names: tuple[str, ...]
+    positive_classes: tuple[int, ...]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.array.shape)
+
+
+def window_cells(seg: Any, marker: Any | None, window: Window,
+                 seg_thresh: int) -> tuple[CellMap, SegPixels | ClassPixels]:
+    """Cells of one window of an H x W x 3 Seg map (and Marker) or of a :class:`ClassMap`
+    (each cell with its majority class)."""
     y0, y1, x0, x1 = window
-    pixels = SegPixels.from_images(np.asarray(seg[y0:y1, x0:x1]),
-                                   None if marker is None else np.asarray(marker[y0:y1, x0:x1]))
-    return find_cells(pixels, seg_thresh), pixels
+    if isinstance(seg, ClassMap):
+        pixels = ClassPixels.from_map(np.asarray(seg.array[y0:y1, x0:x1]), seg.class_names, seg.positive_classes)
+    else:
+        pixels = SegPixels.from_images(np.asarray(seg[y0:y1, x0:x1]),
+                                       None if marker is None else np.asarray(marker[y0:y1, x0:x1]))
+    return pixels.find_cells(seg_thresh), pixels
 
 
 def _shifted_centroids(table: CellTable, rows: np.ndarray, window: Window) -> np.ndarray:
@@ -305,7 +351,8 @@ def _rows(table: CellTable, rows: np.ndarray, first: np.ndarray, window: Window)
     return {"first": first, "area": table.area[rows], "centroid": _shifted_centroids(table, rows, window),
             "bbox": table.bbox[rows] + (window[0], window[2], window[0], window[2]),
             "n_positive_px": table.n_positive_px[rows], "n_negative_px": table.n_negative_px[rows],
-            "positive": table.positive[rows], "marker": table.marker[rows]}
+            "positive": table.positive[rows], "marker": table.marker[rows],
+            **({} if table.cell_class is None else {"cell_class": table.cell_class[rows]})}
 
 
 def find_slide_cells(
@@ -393,7 +440,9 @@ def find_slide_cells(
     n = len(order)
     table = CellTable(id=np.arange(1, n + 1, dtype=np.uint32), area=merged["area"], centroid=merged["centroid"],
                       bbox=merged["bbox"], n_positive_px=merged["n_positive_px"],
-                      n_negative_px=merged["n_negative_px"], positive=merged["positive"], marker=merged["marker"])
+                      n_negative_px=merged["n_negative_px"], positive=merged["positive"], marker=merged["marker"],
+                      cell_class=merged.get("cell_class"),
+                      class_names=seg.class_names if isinstance(seg, ClassMap) else None)
     if suspects:
         log.info("%d cell pieces reached a window edge (cells over %d px); each was found whole in a grown window",
                  len(suspects), margin)
@@ -411,7 +460,12 @@ def global_ids(cells: SlideCells, first: np.ndarray) -> np.ndarray:
     return np.where(found, cells.table.id[index] if len(keys) else 0, 0).astype(np.uint32)
 
 
-def store_arrays(root: Any) -> tuple[Any, Any | None]:
-    """Seg and Marker (or None) of a result store's level 0 as H x W x 3 array-likes."""
+def store_arrays(root: Any, engine: EngineBase | None = None) -> tuple[Any, Any | None]:
+    """What a result store's cells are found from, at level 0: Seg and Marker (or None) as
+    H x W x 3 array-likes; for an engine with classes (a class-map model) its
+    :class:`ClassMap` and None."""
+    if engine is not None and engine.class_names is not None:
+        return ClassMap(ChannelsLast(root[CLASSES]["0"]), tuple(engine.class_names),
+                        tuple(engine.positive_classes)), None
     marker = ChannelsLast(root["Marker"]["0"]) if "Marker" in root else None
-    return ChannelsLast(root["Seg"]["0"]), marker
+    return ChannelsLast(root[SEG]["0"]), marker

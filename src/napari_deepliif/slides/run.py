@@ -25,6 +25,7 @@ from napari_deepliif.atomic import write_bytes
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.constants import MICRONS_PER_PIXEL_BY_RESOLUTION
 from napari_deepliif.engine.engines import EngineBase
+from napari_deepliif.engine.points import PointsEngine
 from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.io.checksums import sha256_file
 from napari_deepliif.io.jsonable import json_bytes
@@ -87,11 +88,30 @@ def finished(out: Path, request: dict) -> dict | None:
     return record
 
 
+def check_slide_engine(engine: EngineBase, settings: Settings) -> None:
+    """Raise :class:`DeepLIIFError` for what ``batch`` does not score: a ``points`` model, or a
+    compartment mode with an engine of fluorescence images (stain measurements are
+    brightfield optical densities)."""
+    if isinstance(engine, PointsEngine):
+        raise DeepLIIFError(f"batch does not score '{engine.name}' models yet (they find points, not cells); "
+                            "score regions of the slide with `napari-deepliif score --roi` or the server")
+    if settings.compartment != "class" and not engine.brightfield:
+        raise DeepLIIFError(f"the '{engine.name}' engine reads fluorescence images, and compartment scoring "
+                            "measures brightfield (IHC) stain: score on the engine's class (--compartment class)")
+
+
 def slide_request(engine: EngineBase, path: str | Path, *, resolution: str | None, mpp: float | None,
                   region: tuple[int, int, int, int] | None, outputs: str, chunk_size: int, tissue: bool,
                   settings: Settings, annotations: str | Path | None) -> dict:
     """What a slide's ``score.json`` records as asked for: a rerun with the same request and
-    intact files is skipped (:func:`finished`)."""
+    intact files is skipped (:func:`finished`).
+
+    Raises
+    ------
+    DeepLIIFError
+        For an engine or settings a slide is not scored with (before any work is done).
+    """
+    check_slide_engine(engine, settings)
     thresholds = {"seg_thresh": settings.seg_thresh, "size_thresh": settings.size_thresh,
                   "size_thresh_upper": settings.size_thresh_upper, "marker_thresh": settings.marker_thresh,
                   **settings.compartment_scoring()}
@@ -150,7 +170,7 @@ def finish_slide(
     started = time.perf_counter()
     store = out / STORE_NAME
     root = zarr.open_group(str(store), mode="r+")
-    seg, marker = store_arrays(root)
+    seg, marker = store_arrays(root, engine)
     margin = default_margin(run.resolution)
     stored = run.settings
     statistics = omezarr.RunRecord.load(store).settings.get("statistics")
@@ -168,7 +188,7 @@ def finish_slide(
                                  measuring=measuring, progress=progress)
     place = Placement.from_settings(run.settings)
     write_labels_and_outlines(root, cells, out / "cells.geojson" if geojson else None, core=CELL_CHUNK,
-                              margin=margin)
+                              margin=margin, engine=engine)
     write_cells_csv(out / "cells.csv", cells, place)
     if parquet:
         write_cells_parquet(out / "cells.parquet", cells, place)
@@ -242,16 +262,14 @@ def score_slide(
     Raises
     ------
     DeepLIIFError
-        For an engine whose cells come from a class map: slide cells are found from Seg maps.
+        For a ``points`` model, or a compartment mode with a fluorescence engine
+        (:func:`check_slide_engine`).
     """
-    if engine.class_names is not None:
-        raise DeepLIIFError(f"batch does not score '{engine.name}' models yet (slide cells are found from Seg "
-                            "maps); score regions of the slide with `napari-deepliif score --roi` or the server")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     settings = settings or Settings()
     request = slide_request(engine, path, resolution=resolution, mpp=mpp, region=region, outputs=outputs,
                             chunk_size=chunk_size, tissue=tissue, settings=settings, annotations=annotations)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     if not overwrite and (done := finished(out, request)) is not None:
         log.info("%s: already scored, skipped", Path(path).name)
         return {**done, "run": {**done["run"], "skipped": True}}

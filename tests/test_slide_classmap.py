@@ -21,7 +21,8 @@ from napari_deepliif.constants import CLASSES
 from napari_deepliif.engine.engines import load_engine
 from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.regions.score import score_region
-from napari_deepliif.slides.cells import ClassMap, find_slide_cells
+from napari_deepliif.slides.cells import find_slide_cells
+from napari_deepliif.slides.windows import ClassMap
 
 SCORE_SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "score.schema.json").read_text())
 

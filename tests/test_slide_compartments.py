@@ -41,11 +41,18 @@ def read_rows(path: Path, counted_only: bool = False) -> dict[tuple[str, str], d
 def test_batch_in_membrane_mode_measures_and_scores_as_score(mosaic, tmp_path) -> None:  # noqa: F811
     """2 workers, 384 px chunks: the cells, their classes and every measurement column of
     ``batch`` are those of ``score`` on the same image; so are score.json's compartment keys."""
-    path, _ = mosaic
+    path, image = mosaic
+    x, y, w, h = box = (308, 258, 600, 500)
+    folder = tmp_path / "annotations"
+    folder.mkdir()
+    (folder / "mosaic.geojson").write_text(json.dumps({"type": "Feature", "properties": {"name": "tumour"},
+                                                       "geometry": {"type": "Polygon", "coordinates": [
+                                                           [[x, y], [x + w, y], [x + w, y + h], [x, y + h], [x, y]]]}}))
     assert main(["score", str(path), "--engine", "stain", "--out", str(tmp_path / "score"), *THRESHOLD_ARGS,
                  *MEMBRANE_ARGS]) == 0
     assert main(["batch", str(path), "--engine", "stain", "--workers", "2", "--chunk-size", "384",
-                 "--out", str(tmp_path / "batch"), *THRESHOLD_ARGS, *MEMBRANE_ARGS]) == 0
+                 "--annotations", str(folder), "--out", str(tmp_path / "batch"), *THRESHOLD_ARGS,
+                 *MEMBRANE_ARGS]) == 0
     single = read_rows(tmp_path / "score" / "mosaic" / "cells.csv")
     slide = read_rows(tmp_path / "batch" / "mosaic" / "cells.csv", counted_only=True)
     assert len(single) > 100 and single.keys() == slide.keys()
@@ -55,9 +62,18 @@ def test_batch_in_membrane_mode_measures_and_scores_as_score(mosaic, tmp_path) -
         assert slide[key]["class"] == row["class"], key
         assert {c: slide[key][c] for c in columns} == {c: row[c] for c in columns}, key
     assert {r["class"] for r in single.values()} == {"Positive", "Negative"}
-    ours = json.loads((tmp_path / "batch" / "mosaic" / "score.json").read_text())["scoring"]
+    record = json.loads((tmp_path / "batch" / "mosaic" / "score.json").read_text())
+    ours = record["scoring"]
     theirs = json.loads((tmp_path / "score" / "mosaic" / "score.json").read_text())["scoring"]
     assert {k: ours[k] for k in SCORE_KEYS} == {k: theirs[k] for k in SCORE_KEYS}
+    assert ours["compartment"] == "membrane" and 0 < ours["num_pos"] < ours["num_total"]
+    # the annotation is scored on the membrane as the region core scores that region
+    settings = Settings(size_thresh=40, compartment="membrane", positive_od=0.15, bins_od=(0.3, 0.5),
+                        min_completeness=0.3, expansion_um=4.0)
+    region = score_region(load_engine("stain"), image, region=box, resolution="40x", settings=settings).scoring
+    keys = ("num_total", "num_pos", "num_neg", "percent_pos", "num_1plus", "num_2plus", "num_3plus", "h_score")
+    assert {k: record["regions"]["tumour"][k] for k in keys} == {k: region[k] for k in keys}
+    assert region["num_total"] > 50
     features = json.loads((tmp_path / "batch" / "mosaic" / "cells.geojson").read_text())["features"]
     measured = [f["properties"]["measurements"] for f in features if f["properties"]["measurements"]["Counted"]]
     assert len(measured) == len(single)

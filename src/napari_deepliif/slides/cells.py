@@ -14,26 +14,21 @@ ids are then given in raster order of first pixels, as a single pass gives them.
 With the IHC image (:class:`~napari_deepliif.slides.measurements.Measuring`), each kept cell
 is measured in the window it was kept from when that window holds its whole neighbourhood
 (:func:`~napari_deepliif.slides.measurements.exact_rows`), else in a window grown around it
-(:func:`measured_cell`), so its measurements, too, are a single pass's; then the cells can
-be scored on a compartment's DAB OD as the region core scores them.
+(:func:`~napari_deepliif.slides.windows.measured_cell`), so its measurements, too, are a single
+pass's; then the cells can be scored on a compartment's DAB OD as the region core scores them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from napari_deepliif.cells.classmap import ClassPixels, class_counts
-from napari_deepliif.cells.find import (
-    CellMap,
-    CellTable,
-    SegPixels,
-    touches_window_edge,
-)
+from napari_deepliif.cells.classmap import class_counts
+from napari_deepliif.cells.find import CellTable, touches_window_edge
 from napari_deepliif.cells.measure import COMPARTMENT_COLUMNS, MEMBRANE_COMPLETENESS
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.cells.scoring import (
@@ -55,31 +50,27 @@ from napari_deepliif.constants import (
 from napari_deepliif.engine.base import EngineBase
 from napari_deepliif.errors import InputImageError
 from napari_deepliif.resolution import tile_size_for
-from napari_deepliif.rgb import MIN_EDGE
-from napari_deepliif.slides.measurements import Measuring, exact_rows
+from napari_deepliif.slides.measurements import Measuring
 from napari_deepliif.slides.readers import ChannelsLast
+from napari_deepliif.slides.windows import (
+    ClassMap,
+    Window,
+    measured_cell,
+    measured_rows,
+    whole_cell,
+    window_cells,
+    windows,
+)
 
 log = logging.getLogger(__name__)
 
 #: Core edge of the cell-finding chunks (pixels).
 CELL_CHUNK = 2048
 
-Window = tuple[int, int, int, int]  #: (y0, y1, x0, x1)
-
 
 def default_margin(resolution: str) -> int:
     """Context read around each core: half a tile (256/128/64 px at 40x/20x/10x)."""
     return tile_size_for(resolution) // 2
-
-
-def windows(shape: tuple[int, int], core: int, margin: int) -> Iterator[tuple[Window, Window]]:
-    """(core, window) boxes in raster order; windows are cores grown by ``margin``, clipped."""
-    height, width = shape
-    for y in range(0, height, core):
-        for x in range(0, width, core):
-            inner = (y, min(y + core, height), x, min(x + core, width))
-            yield inner, (max(0, y - margin), min(height, inner[1] + margin),
-                          max(0, x - margin), min(width, inner[3] + margin))
 
 
 def marker_threshold_from_histogram(histogram: np.ndarray) -> int:
@@ -238,111 +229,12 @@ def region_classes(cells: SlideCells, box: tuple[int, int, int, int], marker: An
     return counted & members, positive
 
 
-@dataclass(frozen=True, eq=False)
-class ClassMap:
-    """A class-map model's class map over the image (its ``Classes`` output): what the
-    slide's cells are found from instead of a Seg map (see :mod:`napari_deepliif.cells.classmap`).
-
-    Attributes
-    ----------
-    array : array-like, shape (H, W, 3), uint8
-        Class index per pixel (in every channel).
-    class_names : tuple of str
-        Name of each class index (0: background).
-    positive_classes : tuple of int
-        Class indexes counted as positive.
-    """
-
-    array: Any
-    class_names: tuple[str, ...]
-    positive_classes: tuple[int, ...]
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.array.shape)
-
-
-def window_cells(seg: Any, marker: Any | None, window: Window,
-                 seg_thresh: int) -> tuple[CellMap, SegPixels | ClassPixels]:
-    """Cells of one window of an H x W x 3 Seg map (and Marker) or of a :class:`ClassMap`
-    (each cell with its majority class)."""
-    y0, y1, x0, x1 = window
-    if isinstance(seg, ClassMap):
-        pixels = ClassPixels.from_map(np.asarray(seg.array[y0:y1, x0:x1]), seg.class_names, seg.positive_classes)
-    else:
-        pixels = SegPixels.from_images(np.asarray(seg[y0:y1, x0:x1]),
-                                       None if marker is None else np.asarray(marker[y0:y1, x0:x1]))
-    return pixels.find_cells(seg_thresh), pixels
-
-
 def _shifted_centroids(table: CellTable, rows: np.ndarray, window: Window) -> np.ndarray:
     """Centroids moved to image coordinates exactly as one pass computes them: the integer
     coordinate sums are shifted, then divided by the area."""
     area = table.area[rows][:, None]
     sums = np.rint(table.centroid[rows] * area).astype(np.int64) + np.array([window[0], window[2]]) * area
     return sums / area
-
-
-def whole_cell(seg: Any, marker: Any | None, seed: tuple[int, int], bbox: np.ndarray, shape: tuple[int, int],
-               margin: int, seg_thresh: int) -> tuple[CellMap, int, Window]:
-    """The cell holding pixel ``seed`` (y, x), found whole: in a window grown around ``bbox``
-    ((min_row, min_col, max_row, max_col) of what is known of it, image pixels) until the
-    cell no longer touches the window's edge (or the window is the image).
-
-    Returns
-    -------
-    (CellMap, int, Window)
-        The window's cells, the cell's row in their table, and the window.
-    """
-    height, width = shape
-    grow = max(int(margin), MIN_EDGE)  # a window is at least MIN_EDGE px on a side
-    box = [int(v) for v in bbox]
-    while True:
-        window = (max(0, box[0] - grow), min(height, box[2] + grow), max(0, box[1] - grow), min(width, box[3] + grow))
-        cells, _ = window_cells(seg, marker, window, seg_thresh)
-        label = cells.label_at(seed[0] - window[0], seed[1] - window[2])
-        row = int(np.flatnonzero(cells.table.id == label)[0])
-        if not touches_window_edge(cells.table.bbox, window, shape)[row]:
-            return cells, row, window
-        t = cells.table.bbox[row]
-        box = [t[0] + window[0], t[1] + window[2], t[2] + window[0], t[3] + window[2]]
-        grow *= 2
-
-
-def measured_cell(seg: Any, marker: Any | None, measuring: Measuring, seed: tuple[int, int], bbox: np.ndarray,
-                  shape: tuple[int, int], margin: int, seg_thresh: int) -> dict[str, float]:
-    """The measurements of the cell holding pixel ``seed`` (y, x), in a window grown around
-    ``bbox`` (image pixels, as :func:`whole_cell`) until the cell and its neighbourhood are
-    whole in it (:func:`~napari_deepliif.slides.measurements.exact_rows`)."""
-    height, width = shape
-    grow = max(int(margin), MIN_EDGE) + measuring.reach
-    box = [int(v) for v in bbox]
-    while True:
-        window = (max(0, box[0] - grow), min(height, box[2] + grow), max(0, box[1] - grow), min(width, box[3] + grow))
-        cells, _ = window_cells(seg, marker, window, seg_thresh)
-        label = cells.label_at(seed[0] - window[0], seed[1] - window[2])
-        row = int(np.flatnonzero(cells.table.id == label)[0])
-        if exact_rows(cells.table, window, shape, measuring.reach)[row] or window == (0, height, 0, width):
-            return {name: float(values[row]) for name, values in measuring.measure(cells, window).items()}
-        t = cells.table.bbox[row]
-        box = [t[0] + window[0], t[1] + window[2], t[2] + window[0], t[3] + window[2]]
-        grow *= 2
-
-
-def _measured_rows(seg: Any, marker: Any | None, measuring: Measuring, cells: CellMap, rows: np.ndarray,
-                   first: np.ndarray, window: Window, shape: tuple[int, int], margin: int,
-                   seg_thresh: int) -> dict[str, np.ndarray]:
-    """Measurements of the window's cells ``rows`` (``first``: their first pixels, image
-    pixels): measured in the window where it holds their neighbourhood, else alone."""
-    columns = {name: values[rows] for name, values in measuring.measure(cells, window).items()}
-    exact = exact_rows(cells.table, window, shape, measuring.reach)[rows]
-    offset = (window[0], window[2], window[0], window[2])
-    for k in np.flatnonzero(~exact):
-        alone = measured_cell(seg, marker, measuring, tuple(first[k]), cells.table.bbox[rows[k]] + offset, shape,
-                              margin, seg_thresh)
-        for name, value in alone.items():
-            columns[name][k] = value
-    return columns
 
 
 def _rows(table: CellTable, rows: np.ndarray, first: np.ndarray, window: Window) -> dict[str, np.ndarray]:
@@ -406,7 +298,7 @@ def find_slide_cells(
         keep = own & ~cut
         parts.append(_rows(t, keep, first[keep], window))
         if measuring is not None:
-            parts[-1]["measurements"] = _measured_rows(seg, marker, measuring, cells, np.flatnonzero(keep), first[keep],
+            parts[-1]["measurements"] = measured_rows(seg, marker, measuring, cells, np.flatnonzero(keep), first[keep],
                                                        window, shape, margin, settings.seg_thresh)
         for row in np.flatnonzero(cut):
             suspects.append(((int(first[row, 0]), int(first[row, 1])),

@@ -35,16 +35,13 @@ from napari_deepliif.io.geojson import MEASUREMENT_NAMES, _class_names, stain_co
 from napari_deepliif.io.placement import Placement
 from napari_deepliif.slides import omezarr
 from napari_deepliif.slides.cells import (
-    ClassMap,
     SlideCells,
     compartment_values,
     global_ids,
     region_classes,
     store_arrays,
-    whole_cell,
-    window_cells,
-    windows,
 )
+from napari_deepliif.slides.windows import ClassMap, whole_cell, window_cells, windows
 
 log = logging.getLogger(__name__)
 

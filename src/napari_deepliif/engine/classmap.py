@@ -24,7 +24,7 @@ from napari_deepliif.constants import CLASSES
 from napari_deepliif.engine.base import EngineBase
 from napari_deepliif.engine.inference import run_chunk, run_tiles
 from napari_deepliif.engine.tiling import Chunk, TileGrid, tiled_chunks
-from napari_deepliif.errors import DeepLIIFError, ModelError
+from napari_deepliif.errors import ModelError
 from napari_deepliif.models.card import CARD_FILE, ModelCard, read_card
 from napari_deepliif.progress import CancelCheck, ProgressCallback
 
@@ -116,8 +116,9 @@ class ClassMapRunner:
     def __init__(self, engine: "ClassMapEngine"):
         self.engine = engine
 
-    def __call__(self, tiles: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
-        """S x S x 3 uint8 tiles in, ``{"Classes": S x S x 3 uint8}`` per tile out."""
+    def logits(self, tiles: list[np.ndarray]) -> Any:
+        """The network's output (a torch tensor, N x C x S x S, float32) for S x S x 3 uint8
+        tiles, each prepared as the card says."""
         import torch
 
         from napari_deepliif.engine.devices import precision_context
@@ -125,8 +126,13 @@ class ClassMapRunner:
         card, device = self.engine.card, self.engine.device
         x = torch.from_numpy(tile_input(np.stack(tiles), card.channel, card.normalise)).to(device)
         with torch.inference_mode(), precision_context(device, self.engine.precision):
-            logits = self.engine.network(x)
-        classes = logits.float().argmax(dim=1).to(torch.uint8).cpu().numpy()
+            return self.engine.network(x).float()
+
+    def __call__(self, tiles: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """S x S x 3 uint8 tiles in, ``{"Classes": S x S x 3 uint8}`` per tile out."""
+        import torch
+
+        classes = self.logits(tiles).argmax(dim=1).to(torch.uint8).cpu().numpy()
         return [{CLASSES: np.repeat(c[..., None], 3, axis=2)} for c in classes]
 
 
@@ -167,22 +173,11 @@ class ClassMapEngine(EngineBase):
         ModelError
             A bad card (naming the field), or weights that do not fit it (naming the parameter).
         """
-        from napari_deepliif.engine.devices import (
-            DEFAULT_BATCH_SIZE,
-            PRECISIONS,
-            resolve_device,
-        )
+        from napari_deepliif.engine.devices import run_settings
 
-        if precision not in PRECISIONS:
-            raise DeepLIIFError(f"unknown precision '{precision}' (choose fp32 or fast)")
+        dev, size = run_settings(device, precision, batch_size)
         folder = Path(folder)
-        card = read_card(folder)
-        if card.type != cls.name:
-            raise ModelError(f"{folder / CARD_FILE} is a '{card.type}' model, not '{cls.name}'")
-        dev = resolve_device(device)
-        size = batch_size or DEFAULT_BATCH_SIZE[dev.split(":")[0]]
-        if size < 1:
-            raise DeepLIIFError(f"batch size must be at least 1, got {size}")
+        card = read_card(folder, cls.name)
         engine = cls(card=card, folder=folder, device=dev, precision=precision, batch_size=size)
         engine.network  # noqa: B018 -- load now, so a bad weights file fails here, not mid-run
         return engine

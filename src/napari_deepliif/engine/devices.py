@@ -19,6 +19,24 @@ PRECISIONS = ("fp32", "fast")
 DEFAULT_BATCH_SIZE = {"cpu": 1, "cuda": 8, "mps": 4}
 
 
+def run_settings(device: str, precision: str, batch_size: int | None) -> tuple[str, int]:
+    """The device (resolved, see :func:`resolve_device`) and batch size (default by device
+    kind) a model runs with, after checking ``precision``.
+
+    Raises
+    ------
+    DeepLIIFError
+        For an unknown precision or device, or a batch size below 1.
+    """
+    if precision not in PRECISIONS:
+        raise DeepLIIFError(f"unknown precision '{precision}' (choose fp32 or fast)")
+    dev = resolve_device(device)
+    size = batch_size or DEFAULT_BATCH_SIZE[dev.split(":")[0]]
+    if size < 1:
+        raise DeepLIIFError(f"batch size must be at least 1, got {size}")
+    return dev, size
+
+
 def resolve_device(device: str = "auto") -> str:
     """Turn ``auto`` into ``cuda``, else ``mps``, else ``cpu``; check an explicit choice.
 

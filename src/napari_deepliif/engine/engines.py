@@ -74,21 +74,12 @@ class Engine(EngineBase):
         batch_size : int, optional
             Tiles per batch; default by device (1 on CPU, 8 on CUDA, 4 on MPS).
         """
-        from napari_deepliif.engine.devices import (
-            DEFAULT_BATCH_SIZE,
-            PRECISIONS,
-            resolve_device,
-        )
+        from napari_deepliif.engine.devices import run_settings
         from napari_deepliif.models.index import resolve_model
         from napari_deepliif.models.loader import load_model
 
-        if precision not in PRECISIONS:
-            raise DeepLIIFError(f"unknown precision '{precision}' (choose fp32 or fast)")
-        dev = resolve_device(device)
+        dev, size = run_settings(device, precision, batch_size)
         loaded = load_model(resolve_model(model), device=dev)
-        size = batch_size or DEFAULT_BATCH_SIZE[dev.split(":")[0]]
-        if size < 1:
-            raise DeepLIIFError(f"batch size must be at least 1, got {size}")
         return cls(model=loaded, device=dev, precision=precision, batch_size=size)
 
     @property

@@ -14,29 +14,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_deepliif.engine.classmap import ClassMapEngine, tile_input
+from napari_deepliif.engine.classmap import ClassMapEngine, ClassMapRunner
 
 #: Name of the heat-map output.
 HEATMAP = "Heatmap"
 
 
-class PointsRunner:
+class PointsRunner(ClassMapRunner):
     """Runs the network on batches of uint8 RGB tiles; returns each tile's ``Heatmap``."""
-
-    def __init__(self, engine: PointsEngine):
-        self.engine = engine
 
     def __call__(self, tiles: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
         """S x S x 3 uint8 tiles in, ``{"Heatmap": S x S x 3 uint8}`` per tile out."""
         import torch
 
-        from napari_deepliif.engine.devices import precision_context
-
-        card, device = self.engine.card, self.engine.device
-        x = torch.from_numpy(tile_input(np.stack(tiles), card.channel, card.normalise)).to(device)
-        with torch.inference_mode(), precision_context(device, self.engine.precision):
-            logits = self.engine.network(x)
-        heat = torch.sigmoid(logits.float()).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        heat = torch.sigmoid(self.logits(tiles)).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         padded = np.zeros((*heat.shape[:3], 3), np.uint8)
         padded[..., : heat.shape[3]] = heat
         return [{HEATMAP: tile} for tile in padded]

@@ -43,7 +43,7 @@ from napari_deepliif.engine.tiling import (
     disjoint_tiles,
     tiled_chunks,
 )
-from napari_deepliif.errors import DeepLIIFError, ModelError
+from napari_deepliif.errors import ModelError
 from napari_deepliif.models.card import CARD_FILE, ModelCard, read_card
 from napari_deepliif.progress import CancelCheck, ProgressCallback
 
@@ -328,22 +328,11 @@ class TranslateEngine(EngineBase):
             A bad card (naming the field), or a generator that does not have the CycleGAN
             ResnetGenerator layout (naming the parameter).
         """
-        from napari_deepliif.engine.devices import (
-            DEFAULT_BATCH_SIZE,
-            PRECISIONS,
-            resolve_device,
-        )
+        from napari_deepliif.engine.devices import run_settings
 
-        if precision not in PRECISIONS:
-            raise DeepLIIFError(f"unknown precision '{precision}' (choose fp32 or fast)")
+        dev, size = run_settings(device, precision, batch_size)
         folder = Path(folder)
-        card = read_card(folder)
-        if card.type != cls.name:
-            raise ModelError(f"{folder / CARD_FILE} is a '{card.type}' model, not '{cls.name}'")
-        dev = resolve_device(device)
-        size = batch_size or DEFAULT_BATCH_SIZE[dev.split(":")[0]]
-        if size < 1:
-            raise DeepLIIFError(f"batch size must be at least 1, got {size}")
+        card = read_card(folder, cls.name)
         engine = cls(card=card, folder=folder, device=dev, precision=precision, batch_size=size,
                      dab_threshold=float(card.dab_threshold), nucleus_threshold=card.nucleus_threshold)
         engine.network  # noqa: B018 -- load now, so a bad generator file fails here, not mid-run

@@ -300,23 +300,28 @@ def _translate_card(data: Mapping[str, Any], folder: Path, source: str, weights:
                      card_file=Path(source), segmenter=segmenter, **values)
 
 
-def read_card(folder: str | Path) -> ModelCard:
+def read_card(folder: str | Path, model_type: str | None = None) -> ModelCard:
     """Read and validate ``FOLDER/model.yaml``, else the card a bioimage.io ``rdf.yaml`` maps
     onto (:func:`~napari_deepliif.models.bioimageio.card_from_rdf`); see :func:`check_card`.
 
     Raises
     ------
     ModelError
-        The file is missing, not YAML, or a field is wrong (named in the message).
+        The file is missing, not YAML, or a field is wrong (named in the message), or the
+        card's type is not ``model_type`` (when given).
     """
     folder = Path(folder)
     path = folder / CARD_FILE
     if path.is_file():
-        return check_card(_load_yaml(path), folder)
-    rdf = rdf_file(folder)
-    if rdf is None:
-        raise ModelError(f"{folder} has no {CARD_FILE}; see docs/model-types.md for the model card")
-    return check_card(card_from_rdf(_load_yaml(rdf), rdf), folder, str(rdf))
+        card = check_card(_load_yaml(path), folder)
+    else:
+        rdf = rdf_file(folder)
+        if rdf is None:
+            raise ModelError(f"{folder} has no {CARD_FILE}; see docs/model-types.md for the model card")
+        card = check_card(card_from_rdf(_load_yaml(rdf), rdf), folder, str(rdf))
+    if model_type is not None and card.type != model_type:
+        raise ModelError(f"{folder / CARD_FILE} is a '{card.type}' model, not '{model_type}'")
+    return card
 
 
 def folder_model_type(folder: str | Path) -> str:

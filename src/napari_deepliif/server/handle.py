@@ -18,7 +18,13 @@ from typing import Any
 
 from napari_deepliif.engine.engines import EngineBase
 from napari_deepliif.errors import DeepLIIFError
-from napari_deepliif.server.security import DEFAULT_HOST, Limits, is_loopback, load_or_create_token, token_path
+from napari_deepliif.server.security import (
+    DEFAULT_HOST,
+    Limits,
+    is_loopback,
+    load_or_create_token,
+    token_path,
+)
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,11 @@ from napari_deepliif.regions.points import PointsResult
 from napari_deepliif.resolution import RESOLUTIONS
 from napari_deepliif.widget import layers as out
 from napari_deepliif.widget import roi, strings
-from napari_deepliif.widget._compartments import COMPARTMENT_DEFAULTS, CompartmentBox, result_text
+from napari_deepliif.widget._compartments import (
+    COMPARTMENT_DEFAULTS,
+    CompartmentBox,
+    result_text,
+)
 from napari_deepliif.widget._controls import ScoreTable, VerticalScroll
 from napari_deepliif.widget._engine_box import EngineBox
 from napari_deepliif.widget._points_box import PointsBox

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from napari_deepliif.engine.engines import load_engine
-from napari_deepliif.errors import Cancelled
 from napari_deepliif.engine.points import PointsEngine
+from napari_deepliif.errors import Cancelled
 from napari_deepliif.models.index import fetch_model
 from napari_deepliif.regions.points import PointsResult, detect_region
 from napari_deepliif.regions.score import ScoreResult, score_region

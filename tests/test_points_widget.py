@@ -87,3 +87,30 @@ def test_points_model_run_sliders_and_export_equal_the_cli(make_napari_viewer, q
     assert saved["scoring"] == strict["scoring"] and saved["run"] == strict["run"]
     features = json.loads((tmp_path / "export/points.geojson").read_text())["features"]
     assert [f["geometry"]["coordinates"] for f in features] == [[x + 0.5, y + 0.5] for x, y, _ in xy_class(strict_rows)]
+
+
+def test_points_of_an_roi_are_those_of_its_rectangle_in_the_cli(make_napari_viewer, qtbot, points_model_dir,
+                                                                 shared_dir, tmp_path):
+    from napari_deepliif.widget import DeepLIIFWidget, strings
+
+    pixels = read_rgb(shared_dir / "data/ihc/22_2.png")[:320, :384]
+    path = tmp_path / "tile.png"
+    Image.fromarray(pixels).save(path)
+    viewer = make_napari_viewer()
+    widget = DeepLIIFWidget(viewer)
+    viewer.add_image(pixels, name="tile", rgb=True)
+    viewer.add_shapes([np.array([[60, 100], [60, 300], [210, 300], [210, 100]])], shape_type="rectangle", name="roi")
+    widget.engine_box.add_local(points_model_dir)
+    widget.device_combo.setCurrentText("cpu")
+    widget.resolution_combo.setCurrentText("40x")
+    widget.area_combo.setCurrentText(strings.AREA_ROIS)
+    widget.shapes_combo.setCurrentIndex(widget.shapes_combo.findText("roi"))
+    rect = widget._spec()[0].rect
+    record, rows = cli_points(points_model_dir, path, tmp_path / "cli", "--roi", ",".join(map(str, rect)))
+    run_and_wait(widget, qtbot)
+
+    layer = viewer.layers[POINTS_LAYER_NAME]
+    assert 0 < len(layer.data) == len(rows) == record["scoring"]["num_total"]
+    world = layer.data * layer.scale + layer.translate
+    np.testing.assert_allclose(world[:, ::-1], [(x, y) for x, y, _ in xy_class(rows)])
+    assert widget.score_table.cell_text(0, 1) == str(len(rows))

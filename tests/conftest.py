@@ -217,3 +217,14 @@ def user_model_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Pa
     monkeypatch.setenv(CONFIG_DIR_ENV, str(config))
     monkeypatch.setenv(CACHE_DIR_ENV, str(cache))
     return config, cache
+
+
+@pytest.fixture(scope="session")
+def translate_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A translate-then-segment model folder (a CycleGAN ResnetGenerator ``latest_net_G_A.pth``
+    with random weights + model.yaml; see tests/translate_fixture.py)."""
+    from translate_fixture import build
+
+    folder = tmp_path_factory.mktemp("translate") / "translate-fixture"
+    build(folder)
+    return folder

@@ -273,16 +273,6 @@ def test_the_widget_shows_named_classes_rescores_and_exports(make_napari_viewer,
         assert {r["class"] for r in csv.DictReader(handle)} == {"negative", "positive"}
 
 
-def test_batch_refuses_a_class_map_model_saying_what_to_use(engine, dapi, tmp_path) -> None:
-    from napari_deepliif.slides.run import score_slide
-
-    path = tmp_path / "dapi.png"
-    Image.fromarray(dapi).save(path)
-    with pytest.raises(DeepLIIFError, match="batch does not score 'classmap' models yet.*--roi"):
-        score_slide(engine, path, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
-
-
 def _rdf(weights: dict, classes: list[str], **changes) -> dict:
     """A bioimage.io model description (format 0.5) of the fixture's network."""
     space = [{"type": "space", "id": axis, "size": {"min": 64, "step": 32}, "scale": 0.5, "unit": "micrometer"}

@@ -110,7 +110,8 @@ def test_score_with_the_deepliif_engine(deepliif_http, fit_engine, expected, cro
     body = deepliif_http.post("/api/score", content=png_bytes(crop), headers={"Content-Type": "image/png"},
                               params={"seg_thresh": 150, "marker_thresh": "default"}).json()
     provenance = body["score"]["provenance"]
-    assert provenance == {k: expected.provenance[k] for k in ("engine", "model", "model_hash", "version", "statistics")}
+    assert provenance == {k: expected.provenance[k] for k in ("engine", "model", "model_hash", "version", "statistics",
+                                                                 "parameters")}
     assert provenance["engine"] == "deepliif" and provenance["model"] == fit_engine.model_name
     assert len(body["features"]) == body["score"]["scoring"]["num_total"] == expected.scoring["num_total"]
     assert without_ids(body["features"]) == without_ids(cells_geojson(expected.post)["features"])

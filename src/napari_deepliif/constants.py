@@ -24,6 +24,8 @@ ALL_OUTPUTS: tuple[str, ...] = (*MODALITIES, SEG)
 #: The output of a class-map model: each pixel's class index, in all three channels (0:
 #: background; see ``docs/model-types.md``).
 CLASSES = "Classes"
+#: The translated image of a ``translate`` model (``docs/translate-then-segment.md``).
+VIRTUAL_HE = "VirtualHE"
 #: Colour of class index i (1, 2, ...) of a class map, cycling: QuPath classifications and
 #: napari layers use the same ones.
 CLASS_PALETTE: tuple[tuple[int, int, int], ...] = (

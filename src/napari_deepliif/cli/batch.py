@@ -13,6 +13,7 @@ from typing import Any
 
 from napari_deepliif.cli.options import (
     EXIT_ERROR,
+    add_compartment_options,
     add_dab_threshold_option,
     add_engine_options,
     add_output_option,
@@ -49,6 +50,7 @@ def add_parser(subparsers: Any) -> None:
     add_engine_options(p, model_default=None)
     add_dab_threshold_option(p)
     add_threshold_options(p)
+    add_compartment_options(p)
     p.set_defaults(func=cmd_batch)
 
 

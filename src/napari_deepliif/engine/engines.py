@@ -25,6 +25,7 @@ from napari_deepliif.engine.inference import (
 )
 from napari_deepliif.engine.points import PointsEngine
 from napari_deepliif.engine.tiling import Chunk, TileGrid, tiled_chunks
+from napari_deepliif.engine.translate import TranslateEngine
 from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.progress import CancelCheck, ProgressCallback
 from napari_deepliif.resolution import tile_size_for
@@ -231,7 +232,8 @@ class StainEngine(EngineBase):
 
 #: Model types: the type a model folder declares -> the engine class that loads it (each
 #: with ``load(folder, device=, precision=, batch_size=)``); see ``docs/model-types.md``.
-MODEL_TYPES: dict[str, type[EngineBase]] = {"deepliif": Engine, "classmap": ClassMapEngine, "points": PointsEngine}
+MODEL_TYPES: dict[str, type[EngineBase]] = {"deepliif": Engine, "classmap": ClassMapEngine, "points": PointsEngine,
+                                             "translate": TranslateEngine}
 ENGINES = ("auto", "stain", *MODEL_TYPES)
 
 
@@ -247,7 +249,7 @@ def load_engine(
 
     Parameters
     ----------
-    engine : {'auto', 'stain', 'deepliif', 'classmap', 'points'}
+    engine : {'auto', 'stain', 'deepliif', 'classmap', 'points', 'translate'}
         ``auto``: the model's own type (:func:`~napari_deepliif.models.card.folder_model_type`:
         the release layout is ``deepliif``, a ``model.yaml`` card names its type) when
         ``model`` is given or ``deepliif-latest`` is installed, else the classical ``stain``

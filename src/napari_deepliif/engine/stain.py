@@ -79,7 +79,7 @@ from napari_deepliif.engine.stain_vectors import (
 from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.progress import ProgressCallback, check_cancel
 from napari_deepliif.resolution import resolve_resolution
-from napari_deepliif.rgb import check_rgb, optical_density
+from napari_deepliif.rgb import check_rgb, optical_density, stain_od
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,7 @@ def stain_infer(
     vectors: StainVectors | None = None,
     box: tuple[int, int, int, int] | None = None,
     settings: StainSettings | None = None,
+    dab_image: Any | None = None,
     progress: ProgressCallback | None = None,
     cancel: Callable[[], bool] | Any | None = None,
 ) -> dict[str, np.ndarray]:
@@ -133,6 +134,10 @@ def stain_infer(
         and ``vectors``), whatever the boxes an image is split into. Default: the whole image.
     settings : StainSettings, optional
         Detection settings; defaults to ``StainSettings()``.
+    dab_image : array-like, shape (H, W, 3), optional
+        An image of the same size whose DAB OD (unmixed with ``vectors``) classifies the
+        nuclei and is the ``Marker``, instead of ``image``'s own: nuclei found on a virtual
+        H&E are classified by the IHC it was translated from (the ``translate`` model type).
     progress : callable, optional
         Called as ``progress(done, total)`` with counts of processing steps.
     cancel : callable or threading.Event, optional
@@ -154,6 +159,10 @@ def stain_infer(
         ``cancel`` asked to stop.
     """
     image = check_rgb(image)
+    if dab_image is not None:
+        dab_image = check_rgb(dab_image, "dab_image")
+        if tuple(dab_image.shape[:2]) != tuple(image.shape[:2]):
+            raise DeepLIIFError(f"dab_image is {tuple(dab_image.shape[:2])} (H, W), the image {tuple(image.shape[:2])}")
     resolution = resolve_resolution(resolution)
     for label, value in (("dab_threshold", dab_threshold), ("threshold", threshold)):
         if value is not None and not (math.isfinite(value) and value >= 0):
@@ -180,14 +189,15 @@ def stain_infer(
         steps.check()
         ods = optical_density(_read(image, outer)) @ unmixing
         labels = segment_nuclei(nuclear_signal(ods, px), threshold, px)
-        positive = positive_labels(labels, ods[..., 2], dab_threshold)
+        dab = ods[..., 2] if dab_image is None else stain_od(_read(dab_image, outer), unmixing)[..., 2]
+        positive = positive_labels(labels, dab, dab_threshold)
         # the part of this block's core inside the box: in the outputs, and in the block read
         cy0, cy1 = max(core[0].start, y0), min(core[0].stop, y1)
         cx0, cx1 = max(core[1].start, x0), min(core[1].stop, x1)
         dst = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
         src = (slice(cy0 - outer[0].start, cy1 - outer[0].start), slice(cx0 - outer[1].start, cx1 - outer[1].start))
         out["Hema"][dst] = render_hema(ods[..., 0], vectors.hematoxylin)[src]
-        out["Marker"][dst] = render_marker(ods[..., 2])[src]
+        out["Marker"][dst] = render_marker(dab)[src]
         out["Seg"][dst] = render_seg(labels, positive)[src]
         steps.done()
     return out

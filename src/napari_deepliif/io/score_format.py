@@ -36,7 +36,7 @@ BIN_KEYS: tuple[str, ...] = ("num_1plus", "num_2plus", "num_3plus", "h_score")
 PLACEMENT_KEYS: tuple[str, ...] = ("image", "level", "downsample", "mpp", "resolution", "origin", "shape", "region")
 #: Keys of ``provenance``: what produced the score.
 PROVENANCE_KEYS: tuple[str, ...] = ("engine", "model", "model_hash", "version", "statistics", "parameters")
-ENGINES: tuple[str, ...] = ("deepliif", "stain", "classmap", "points")
+ENGINES: tuple[str, ...] = ("deepliif", "stain", "classmap", "points", "translate")
 #: Score keys a class-map model adds: counted cells per class name (``cells.classmap``).
 CLASS_KEYS: tuple[str, ...] = ("classes",)
 

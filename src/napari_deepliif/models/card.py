@@ -22,7 +22,7 @@ from napari_deepliif.models.bioimageio import card_from_rdf, rdf_file
 from napari_deepliif.models.registry import CARD_FILE, OPTIONS_FILE
 
 #: Model types a card may name (``deepliif`` folders are in the release layout, no card).
-CARD_TYPES: tuple[str, ...] = ("classmap", "points")
+CARD_TYPES: tuple[str, ...] = ("classmap", "points", "translate")
 #: How the weights file is stored.
 WEIGHT_FORMATS: tuple[str, ...] = ("torchscript", "state_dict")
 #: Networks a ``state_dict`` can be loaded into.
@@ -33,7 +33,16 @@ INPUT_CHANNELS: tuple[str, ...] = ("grey", "red", "green", "blue")
 #: or a fixed scaling of 0..255 to 0..1.
 NORMALISATIONS: tuple[str, ...] = ("per-tile-zscore", "per-tile-minmax", "scale-0-1")
 _FIELDS = ("type", "name", "description", "weights", "format", "architecture", "input", "tile_size",
-           "overlap", "pixel_size", "classes", "positive", "min_distance_um", "threshold")
+           "overlap", "pixel_size", "classes", "positive", "min_distance_um", "threshold", "segmenter",
+           "dab_threshold", "nucleus_threshold")
+#: Fields of ``translate`` cards only.
+_TRANSLATE_FIELDS = ("segmenter", "dab_threshold", "nucleus_threshold")
+#: ``translate``: the generator network a state dict is loaded into (the CycleGAN repository's
+#: ``ResnetGenerator``, ``netG resnet_<n>blocks``), the input scaling it was trained with, and
+#: what finds nuclei on its output.
+TRANSLATE_ARCHITECTURES: tuple[str, ...] = ("cyclegan-resnet",)
+TRANSLATE_NORMALISATIONS: tuple[str, ...] = ("scale-minus1-1",)
+SEGMENTERS: tuple[str, ...] = ("stain",)
 #: Heat maps a ``points`` model may give: one per class, written as the channels of one RGB output.
 MAX_POINT_CLASSES = 3
 _INPUT_FIELDS = ("channel", "normalise")
@@ -80,6 +89,13 @@ class ModelCard:
         ``points``: default suppression distance between two points (µm).
     threshold : float or None
         ``points``: default confidence threshold (0..1, on the network's sigmoid).
+    segmenter : str or None
+        ``translate``: what finds nuclei on the translated image (:data:`SEGMENTERS`).
+    dab_threshold : float or None
+        ``translate``: mean nuclear DAB OD of the input image above which a nucleus is positive.
+    nucleus_threshold : float or None
+        ``translate``: fixed foreground threshold (OD) of the ``stain`` segmenter; None: the
+        Otsu threshold over the whole translated image.
     """
 
     type: str
@@ -98,6 +114,9 @@ class ModelCard:
     card_file: Path | None = None
     min_distance_um: float | None = None
     threshold: float | None = None
+    segmenter: str | None = None
+    dab_threshold: float | None = None
+    nucleus_threshold: float | None = None
 
 
 def _fail(source: str, field: str, message: str) -> ModelError:
@@ -146,6 +165,10 @@ def check_card(data: Any, folder: Path, source: str | None = None) -> ModelCard:
     if unknown:
         raise _fail(source, unknown[0], f"is not a card field; the fields are {', '.join(_FIELDS)}")
     kind = _choice(data, "type", CARD_TYPES, source, "type")
+    if kind != "translate":
+        for field in _TRANSLATE_FIELDS:
+            if field in data:
+                raise _fail(source, field, "is a field of 'translate' models only")
     weights = data.get("weights")
     if not isinstance(weights, str) or not weights or Path(weights).is_absolute() or ".." in Path(weights).parts:
         raise _fail(source, "weights", f"is {weights!r}; give the weights file's name inside {folder}")
@@ -153,6 +176,8 @@ def check_card(data: Any, folder: Path, source: str | None = None) -> ModelCard:
     if not path.is_file():
         raise _fail(source, "weights", f"names {weights!r}, which is not a file in {folder}")
     fmt = _choice(data, "format", WEIGHT_FORMATS, source, "format")
+    if kind == "translate":
+        return _translate_card(data, folder, source, path)
     architecture = data.get("architecture")
     if fmt == "state_dict":
         architecture = _choice(data, "architecture", ARCHITECTURES, source, "architecture")
@@ -233,6 +258,46 @@ def _points_card(data: Mapping[str, Any], source: str, common: ModelCard) -> Mod
         raise _fail(source, "threshold", f"is {threshold!r}; give the confidence a point needs, between 0 and 1")
     return replace(common, class_names=tuple(classes), positive_classes=tuple(classes.index(p) for p in positive),
                    min_distance_um=float(distance), threshold=float(threshold))
+
+
+def _translate_card(data: Mapping[str, Any], folder: Path, source: str, weights: Path) -> ModelCard:
+    """A ``translate`` card: a CycleGAN generator state dict, its input scaling, tile grid and
+    segmenter, and the DAB threshold that classifies nuclei."""
+    fmt = _choice(data, "format", ("state_dict",), source, "format")
+    architecture = _choice(data, "architecture", TRANSLATE_ARCHITECTURES, source, "architecture")
+    inputs = data.get("input")
+    if not isinstance(inputs, Mapping) or set(inputs) != {"normalise"}:
+        raise _fail(source, "input", f"is {inputs!r}; give a mapping with normalise only (the generator reads RGB)")
+    normalise = _choice(inputs, "normalise", TRANSLATE_NORMALISATIONS, source, "input.normalise")
+    tile = _whole(data, "tile_size", source, 32)
+    if tile % 4:
+        raise _fail(source, "tile_size", f"is {tile}; the generator's two stride-2 steps need a multiple of 4")
+    overlap = _whole(data, "overlap", source, 0)
+    if overlap % 2 or overlap >= tile:
+        raise _fail(source, "overlap", f"is {overlap}; give an even number of pixels below tile_size ({tile})")
+    pixel_size = data.get("pixel_size")
+    if isinstance(pixel_size, bool) or not isinstance(pixel_size, (int, float)) or not 0 < pixel_size < 100:
+        raise _fail(source, "pixel_size", f"is {pixel_size!r}; give the training pixel size in µm/px (e.g. 0.5)")
+    name = data.get("name", Path(folder).name)
+    if not isinstance(name, str) or not name:
+        raise _fail(source, "name", f"is {name!r}; give a non-empty text")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise _fail(source, "description", f"is {description!r}; give a text")
+    for field in ("classes", "positive", "min_distance_um", "threshold"):
+        if field in data:
+            raise _fail(source, field, "is not a field of 'translate' models (nuclei are classified by DAB)")
+    segmenter = _choice(data, "segmenter", SEGMENTERS, source, "segmenter")
+    values = {}
+    for field, default in (("dab_threshold", 0.2), ("nucleus_threshold", None)):
+        value = data.get(field, default)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 10):
+            raise _fail(source, field, f"is {value!r}; give an optical density (OD, e.g. 0.2)")
+        values[field] = None if value is None else float(value)
+    return ModelCard(type="translate", name=name, weights=weights, format=fmt, architecture=architecture,
+                     channel="rgb", normalise=normalise, tile_size=tile, overlap=overlap,
+                     pixel_size=float(pixel_size), class_names=(), positive_classes=(), description=description,
+                     card_file=Path(source), segmenter=segmenter, **values)
 
 
 def read_card(folder: str | Path) -> ModelCard:

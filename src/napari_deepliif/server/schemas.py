@@ -102,7 +102,7 @@ class LimitsBody(BaseModel):
 class Health(BaseModel):
     status: Literal["ok"]
     version: str = Field(description="napari-deepliif version")
-    engine: Literal["deepliif", "stain", "classmap", "points"]
+    engine: Literal["deepliif", "stain", "classmap", "translate", "points"]
     model: str | None
     model_hash: str | None
     device: str = Field(description="cpu, cuda, cuda:N or mps")

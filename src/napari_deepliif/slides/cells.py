@@ -10,57 +10,67 @@ cut there: it is found again in a window grown around it until it no longer touc
 window's edge (:func:`whole_cell`), and kept by the window whose core holds its true first
 pixel. So the table equals a single pass over the whole image, whatever the cells' size;
 ids are then given in raster order of first pixels, as a single pass gives them.
+
+With the IHC image (:class:`~napari_deepliif.slides.measurements.Measuring`), each kept cell
+is measured in the window it was kept from when that window holds its whole neighbourhood
+(:func:`~napari_deepliif.slides.measurements.exact_rows`), else in a window grown around it
+(:func:`~napari_deepliif.slides.windows.measured_cell`), so its measurements, too, are a single
+pass's; then the cells can be scored on a compartment's DAB OD as the region core scores them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from napari_deepliif.cells.find import CellMap, CellTable, SegPixels, find_cells, touches_window_edge
+from napari_deepliif.cells.classmap import class_counts
+from napari_deepliif.cells.find import CellTable, touches_window_edge
+from napari_deepliif.cells.measure import COMPARTMENT_COLUMNS, MEMBRANE_COMPLETENESS
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.cells.scoring import (
     Override,
     check_overrides,
     classify,
+    compartment_positive,
     counts,
     default_size_threshold,
     in_box,
+    intensity_classes,
 )
 from napari_deepliif.constants import (
+    CLASSES,
     MARKER_RANGE_PERCENTILES,
     MARKER_THRESH_FRACTION,
+    SEG,
 )
+from napari_deepliif.engine.base import EngineBase
 from napari_deepliif.errors import InputImageError
 from napari_deepliif.resolution import tile_size_for
-from napari_deepliif.rgb import MIN_EDGE
+from napari_deepliif.slides.measurements import Measuring
 from napari_deepliif.slides.readers import ChannelsLast
+from napari_deepliif.slides.windows import (
+    ClassMap,
+    Window,
+    measured_cell,
+    measured_rows,
+    whole_cell,
+    window_cells,
+    windows,
+)
 
 log = logging.getLogger(__name__)
 
 #: Core edge of the cell-finding chunks (pixels).
 CELL_CHUNK = 2048
 
-Window = tuple[int, int, int, int]  #: (y0, y1, x0, x1)
-
 
 def default_margin(resolution: str) -> int:
     """Context read around each core: half a tile (256/128/64 px at 40x/20x/10x)."""
     return tile_size_for(resolution) // 2
-
-
-def windows(shape: tuple[int, int], core: int, margin: int) -> Iterator[tuple[Window, Window]]:
-    """(core, window) boxes in raster order; windows are cores grown by ``margin``, clipped."""
-    height, width = shape
-    for y in range(0, height, core):
-        for x in range(0, width, core):
-            inner = (y, min(y + core, height), x, min(x + core, width))
-            yield inner, (max(0, y - margin), min(height, inner[1] + margin),
-                          max(0, x - margin), min(width, inner[3] + margin))
 
 
 def marker_threshold_from_histogram(histogram: np.ndarray) -> int:
@@ -104,6 +114,9 @@ class SlideCells:
         Cells found again in a grown window (larger than the margin; see module docstring).
     overrides, counted, positive, scoring
         As :class:`napari_deepliif.cells.postprocess.PostprocessResult`.
+    measurements : dict of str to ndarray, optional
+        Stain measurements (QuPath names, one value per cell, membrane completeness at the
+        settings' ``positive_od``); None when the cells were not measured.
     """
 
     table: CellTable
@@ -116,29 +129,71 @@ class SlideCells:
     counted: np.ndarray = field(default=None, repr=False)
     positive: np.ndarray = field(default=None, repr=False)
     scoring: dict = field(default_factory=dict)
+    measurements: dict[str, np.ndarray] | None = field(default=None, repr=False)
+
+    def measurement_columns(self) -> dict[str, np.ndarray]:
+        """QuPath-style name -> (n,) value per cell (table order); empty when not measured
+        (as :meth:`napari_deepliif.cells.postprocess.PostprocessResult.measurement_columns`)."""
+        return dict(self.measurements or {})
 
     def rescore(self, **changes: Any) -> SlideCells:
-        """Change ``size_thresh``, ``size_thresh_upper``, ``marker_thresh`` or ``overrides``
-        (table only; a new ``seg_thresh`` needs :func:`find_slide_cells` again)."""
+        """Change ``size_thresh``, ``size_thresh_upper``, ``marker_thresh``, ``overrides`` or,
+        for measured cells, ``compartment``, ``bins_od`` and ``min_completeness`` (table only;
+        a new ``seg_thresh``, expansion, ring width or ``positive_od`` needs
+        :func:`find_slide_cells` again)."""
         overrides = changes.pop("overrides", self.overrides)
-        if "seg_thresh" in changes and changes["seg_thresh"] != self.settings.seg_thresh:
-            raise InputImageError("a new seg_thresh changes the cells: run find_slide_cells again")
+        for name in ("seg_thresh", "expansion_um", "membrane_um", "positive_od"):
+            if name in changes and changes[name] != getattr(self.settings, name):
+                raise InputImageError(f"a new {name} changes the cells or their measurements: run find_slide_cells"
+                                      " again")
         return _scored(replace(self, settings=replace(self.settings, **changes)), overrides)
+
+
+def compartment_values(cells: SlideCells) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The compartment's DAB OD per cell and which cells are positive on it (the settings'
+    ``positive_od`` and ``min_completeness``); (None, None) in the class mode.
+
+    Raises
+    ------
+    InputImageError
+        In a compartment mode for cells that were not measured.
+    """
+    settings = cells.settings
+    if settings.compartment == "class":
+        return None, None
+    if cells.measurements is None:
+        raise InputImageError("compartment scoring needs the cells' stain measurements: find the slide's cells"
+                              " with the IHC image (find_slide_cells(..., measuring=...))")
+    values = cells.measurements[COMPARTMENT_COLUMNS[settings.compartment]]
+    completeness = None if settings.min_completeness is None else cells.measurements[MEMBRANE_COMPLETENESS]
+    return values, compartment_positive(values, settings.positive_od, completeness, settings.min_completeness)
+
+
+def _default_size(cells: SlideCells, members: np.ndarray) -> int:
+    """The ``'default'`` size threshold of the cells ``members``: the reference's rule for a
+    Seg map's cells, 0 for a class map's (as the region core)."""
+    if cells.table.cell_class is not None:
+        return 0
+    return default_size_threshold(cells.table.area[members], cells.settings.resolution)
 
 
 def _scored(cells: SlideCells, overrides: dict | None) -> SlideCells:
     settings = cells.settings.checked(cells.marker_histogram is not None)
-    if settings.compartment != "class":
-        raise InputImageError("whole slides are scored on the engine's class: compartment scoring needs the cells'"
-                              " stain measurements, which batch does not make yet; score regions with"
-                              " napari-deepliif score --roi or the server instead")
+    cells = replace(cells, settings=settings)
     checked = check_overrides(overrides, len(cells.table))
-    thresholds = settings.resolved(lambda: default_size_threshold(cells.table.area, settings.resolution),
-                                   lambda: marker_threshold_from_histogram(cells.marker_histogram))
+    values, by_compartment = compartment_values(cells)
+    # in a compartment mode the compartment's DAB OD decides and the marker is not used
+    marker_thresh = None if by_compartment is not None else settings.marker_thresh
+    thresholds = replace(settings, marker_thresh=marker_thresh).resolved(
+        lambda: _default_size(cells, np.ones(len(cells.table), bool)),
+        lambda: marker_threshold_from_histogram(cells.marker_histogram))
     counted, positive = classify(cells.table, thresholds["size_thresh"], thresholds["size_thresh_upper"],
-                                 thresholds["marker_thresh"], checked)
-    return replace(cells, overrides=checked, counted=counted, positive=positive,
-                   scoring={**counts(counted, positive), **thresholds})
+                                 thresholds["marker_thresh"], checked, by_compartment)
+    scoring = {**counts(counted, positive), **thresholds, **class_counts(cells.table, counted),
+               **settings.compartment_scoring()}
+    if settings.bins_od is not None:
+        scoring.update(intensity_classes(values, counted, positive, settings.bins_od))
+    return replace(cells, overrides=checked, counted=counted, positive=positive, scoring=scoring)
 
 
 def region_classes(cells: SlideCells, box: tuple[int, int, int, int], marker: Any | None,
@@ -161,23 +216,17 @@ def region_classes(cells: SlideCells, box: tuple[int, int, int, int], marker: An
     if inside is not None:
         members &= inside
     histogram = None
-    if cells.settings.marker_thresh == "default" and marker is not None:
+    if cells.settings.marker_thresh == "default" and cells.settings.compartment == "class" and marker is not None:
         x, y, w, h = box
         histogram = np.bincount(np.asarray(marker[y : y + h, x : x + w]).max(axis=-1).ravel(), minlength=256)
     settings = cells.settings
-    thresholds = settings.resolved(lambda: default_size_threshold(cells.table.area[members], settings.resolution),
-                                   lambda: marker_threshold_from_histogram(histogram))
+    _, by_compartment = compartment_values(cells)
+    marker_thresh = None if by_compartment is not None else settings.marker_thresh
+    thresholds = replace(settings, marker_thresh=marker_thresh).resolved(
+        lambda: _default_size(cells, members), lambda: marker_threshold_from_histogram(histogram))
     counted, positive = classify(cells.table, thresholds["size_thresh"], thresholds["size_thresh_upper"],
-                                 thresholds["marker_thresh"], cells.overrides)
+                                 thresholds["marker_thresh"], cells.overrides, by_compartment)
     return counted & members, positive
-
-
-def window_cells(seg: Any, marker: Any | None, window: Window, seg_thresh: int) -> tuple[CellMap, SegPixels]:
-    """Cells of one window of H x W x 3 Seg (and Marker) array-likes."""
-    y0, y1, x0, x1 = window
-    pixels = SegPixels.from_images(np.asarray(seg[y0:y1, x0:x1]),
-                                   None if marker is None else np.asarray(marker[y0:y1, x0:x1]))
-    return find_cells(pixels, seg_thresh), pixels
 
 
 def _shifted_centroids(table: CellTable, rows: np.ndarray, window: Window) -> np.ndarray:
@@ -188,39 +237,14 @@ def _shifted_centroids(table: CellTable, rows: np.ndarray, window: Window) -> np
     return sums / area
 
 
-def whole_cell(seg: Any, marker: Any | None, seed: tuple[int, int], bbox: np.ndarray, shape: tuple[int, int],
-               margin: int, seg_thresh: int) -> tuple[CellMap, int, Window]:
-    """The cell holding pixel ``seed`` (y, x), found whole: in a window grown around ``bbox``
-    ((min_row, min_col, max_row, max_col) of what is known of it, image pixels) until the
-    cell no longer touches the window's edge (or the window is the image).
-
-    Returns
-    -------
-    (CellMap, int, Window)
-        The window's cells, the cell's row in their table, and the window.
-    """
-    height, width = shape
-    grow = max(int(margin), MIN_EDGE)  # a window is at least MIN_EDGE px on a side
-    box = [int(v) for v in bbox]
-    while True:
-        window = (max(0, box[0] - grow), min(height, box[2] + grow), max(0, box[1] - grow), min(width, box[3] + grow))
-        cells, _ = window_cells(seg, marker, window, seg_thresh)
-        label = cells.label_at(seed[0] - window[0], seed[1] - window[2])
-        row = int(np.flatnonzero(cells.table.id == label)[0])
-        if not touches_window_edge(cells.table.bbox, window, shape)[row]:
-            return cells, row, window
-        t = cells.table.bbox[row]
-        box = [t[0] + window[0], t[1] + window[2], t[2] + window[0], t[3] + window[2]]
-        grow *= 2
-
-
 def _rows(table: CellTable, rows: np.ndarray, first: np.ndarray, window: Window) -> dict[str, np.ndarray]:
     """Table rows ``rows`` of a window moved to image coordinates (``first``: their first
     pixels in image coordinates)."""
     return {"first": first, "area": table.area[rows], "centroid": _shifted_centroids(table, rows, window),
             "bbox": table.bbox[rows] + (window[0], window[2], window[0], window[2]),
             "n_positive_px": table.n_positive_px[rows], "n_negative_px": table.n_negative_px[rows],
-            "positive": table.positive[rows], "marker": table.marker[rows]}
+            "positive": table.positive[rows], "marker": table.marker[rows],
+            **({} if table.cell_class is None else {"cell_class": table.cell_class[rows]})}
 
 
 def find_slide_cells(
@@ -230,6 +254,7 @@ def find_slide_cells(
     settings: Settings,
     core: int = CELL_CHUNK,
     margin: int | None = None,
+    measuring: Measuring | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> SlideCells:
     """Cells and score of a large Seg map read window by window (see module docstring).
@@ -242,10 +267,21 @@ def find_slide_cells(
         Resolution and thresholds (see :func:`napari_deepliif.cells.postprocess.postprocess`).
     core, margin : int
         Core edge and context in pixels (margin default: :func:`default_margin`).
+    measuring : Measuring, optional
+        The IHC image and measurement settings: each cell gets its stain measurements
+        (needed to score on a compartment, ``settings.compartment``).
     progress : callable(done, total), optional
         Windows done and in all.
+
+    Raises
+    ------
+    InputImageError
+        For invalid settings, or a compartment mode without ``measuring``.
     """
     settings = settings.checked(marker is not None)
+    if settings.compartment != "class" and measuring is None:
+        raise InputImageError(f"scoring on the {settings.compartment} needs the cells' stain measurements: pass"
+                              " measuring= (the IHC image the engine read)")
     shape = (int(seg.shape[0]), int(seg.shape[1]))
     margin = default_margin(settings.resolution) if margin is None else margin
     boxes = list(windows(shape, core, margin))
@@ -261,6 +297,9 @@ def find_slide_cells(
         t = cells.table
         keep = own & ~cut
         parts.append(_rows(t, keep, first[keep], window))
+        if measuring is not None:
+            parts[-1]["measurements"] = measured_rows(seg, marker, measuring, cells, np.flatnonzero(keep), first[keep],
+                                                       window, shape, margin, settings.seg_thresh)
         for row in np.flatnonzero(cut):
             suspects.append(((int(first[row, 0]), int(first[row, 1])),
                              t.bbox[row] + (window[0], window[2], window[0], window[2])))
@@ -281,17 +320,25 @@ def find_slide_cells(
         rows = np.zeros(len(cells.table), bool)
         rows[row] = True
         parts.append(_rows(cells.table, rows, true_first[None], window))
+        if measuring is not None:
+            parts[-1]["measurements"] = {name: np.array([value]) for name, value in measured_cell(
+                seg, marker, measuring, seed, bbox, shape, margin, settings.seg_thresh).items()}
+    measured = [p.pop("measurements") for p in parts] if measuring is not None else None
     merged = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     order = np.lexsort((merged["first"][:, 1], merged["first"][:, 0]))
     merged = {k: v[order] for k, v in merged.items()}
+    columns = None if measured is None else {name: np.concatenate([m[name] for m in measured])[order]
+                                             for name in measured[0]}
     n = len(order)
     table = CellTable(id=np.arange(1, n + 1, dtype=np.uint32), area=merged["area"], centroid=merged["centroid"],
                       bbox=merged["bbox"], n_positive_px=merged["n_positive_px"],
-                      n_negative_px=merged["n_negative_px"], positive=merged["positive"], marker=merged["marker"])
+                      n_negative_px=merged["n_negative_px"], positive=merged["positive"], marker=merged["marker"],
+                      cell_class=merged.get("cell_class"),
+                      class_names=seg.class_names if isinstance(seg, ClassMap) else None)
     if suspects:
         log.info("%d cell pieces reached a window edge (cells over %d px); each was found whole in a grown window",
                  len(suspects), margin)
-    cells = SlideCells(table, merged["first"], shape, histogram, settings, len(suspects))
+    cells = SlideCells(table, merged["first"], shape, histogram, settings, len(suspects), measurements=columns)
     return _scored(cells, None)
 
 
@@ -305,7 +352,12 @@ def global_ids(cells: SlideCells, first: np.ndarray) -> np.ndarray:
     return np.where(found, cells.table.id[index] if len(keys) else 0, 0).astype(np.uint32)
 
 
-def store_arrays(root: Any) -> tuple[Any, Any | None]:
-    """Seg and Marker (or None) of a result store's level 0 as H x W x 3 array-likes."""
+def store_arrays(root: Any, engine: EngineBase | None = None) -> tuple[Any, Any | None]:
+    """What a result store's cells are found from, at level 0: Seg and Marker (or None) as
+    H x W x 3 array-likes; for an engine with classes (a class-map model) its
+    :class:`ClassMap` and None."""
+    if engine is not None and engine.class_names is not None:
+        return ClassMap(ChannelsLast(root[CLASSES]["0"]), tuple(engine.class_names),
+                        tuple(engine.positive_classes)), None
     marker = ChannelsLast(root["Marker"]["0"]) if "Marker" in root else None
-    return ChannelsLast(root["Seg"]["0"]), marker
+    return ChannelsLast(root[SEG]["0"]), marker

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,34 +18,45 @@ from typing import Any
 import numpy as np
 
 from napari_deepliif.atomic import write_atomic
+from napari_deepliif.cells.classmap import class_counts, class_densities
 from napari_deepliif.cells.find import touches_window_edge
 from napari_deepliif.cells.outlines import cell_outlines
-from napari_deepliif.cells.scoring import counts, density, in_polygons
+from napari_deepliif.cells.scoring import (
+    counts,
+    density,
+    in_polygons,
+    intensity_classes,
+)
+from napari_deepliif.constants import CLASSES, SEG
+from napari_deepliif.engine.base import EngineBase
 from napari_deepliif.errors import InputImageError
 from napari_deepliif.io.exports import CSV_COLUMNS
-from napari_deepliif.io.geojson import MEASUREMENT_NAMES, class_names
+from napari_deepliif.io.geojson import MEASUREMENT_NAMES, _class_names, stain_columns
 from napari_deepliif.io.placement import Placement
 from napari_deepliif.slides import omezarr
 from napari_deepliif.slides.cells import (
     SlideCells,
+    compartment_values,
     global_ids,
     region_classes,
     store_arrays,
-    whole_cell,
-    window_cells,
-    windows,
 )
+from napari_deepliif.slides.windows import ClassMap, whole_cell, window_cells, windows
 
 log = logging.getLogger(__name__)
 
 
 
 def write_labels_and_outlines(root: Any, cells: SlideCells, geojson: Path | None, *, core: int,
-                              margin: int) -> None:
-    """Paint the ``Seg/labels/cells`` pyramid (slide cell ids) and, if ``geojson`` is given,
-    stream every cell's outline there as a QuPath detection, window by window."""
-    seg, marker = store_arrays(root)
-    labels = omezarr.create_labels(root, cells.shape, root.attrs["napari_deepliif"]["mpp"])
+                              margin: int, engine: EngineBase | None = None) -> None:
+    """Paint the ``Seg/labels/cells`` (class map: ``Classes/labels/cells``) pyramid (slide cell ids) and, if ``geojson`` is given,
+    stream every cell's outline there as a QuPath detection, window by window (``engine``:
+    the run's, whose class map holds the cells of a class-map model, see :func:`store_arrays`)."""
+    seg, marker = store_arrays(root, engine)
+    classification = _class_names(cells, np.arange(len(cells.table)))
+    stains = stain_columns(cells, np.arange(len(cells.table)))
+    labels = omezarr.create_labels(root, cells.shape, root.attrs["napari_deepliif"]["mpp"],
+                                   CLASSES if isinstance(seg, ClassMap) else SEG)
     place = Placement.from_settings(root.attrs["napari_deepliif"])
 
     def paint_and_write(sink: Any) -> None:
@@ -84,7 +96,9 @@ def write_labels_and_outlines(root: Any, cells: SlideCells, geojson: Path | None
                 t = cells.table
                 measurements = dict(zip(MEASUREMENT_NAMES, (int(t.area[row]), int(t.marker[row]), int(t.n_positive_px[row]),
                                                             int(t.n_negative_px[row]), int(t.id[row]))))
-                feature = _feature([place.edges_to_full(r) for r in outlines[local]], bool(cells.positive[row]),
+                # an empty compartment has no measurement, as in the single-image export
+                measurements.update({name: values[row] for name, values in stains.items() if not np.isnan(values[row])})
+                feature = _feature([place.edges_to_full(r) for r in outlines[local]], classification[row],
                                    bool(cells.counted[row]), measurements)
                 sink.write(("" if first_feature else ",\n") + json.dumps(feature))
                 first_feature = False
@@ -102,38 +116,43 @@ def write_labels_and_outlines(root: Any, cells: SlideCells, geojson: Path | None
     omezarr.build_pyramid(labels)
 
 
-def _feature(rings: list[np.ndarray], positive: bool, counted: bool, row: dict) -> dict:
+def _feature(rings: list[np.ndarray], classification: str, counted: bool, row: dict) -> dict:
     """One QuPath detection in the single-image export's form (:mod:`napari_deepliif.io.exports`)."""
     return {"type": "Feature", "id": str(uuid.uuid4()),
             "geometry": {"type": "Polygon", "coordinates": [np.round(r, 3).tolist() for r in rings]},
-            "properties": {"objectType": "detection", "classification": class_names(positive, counted),
+            "properties": {"objectType": "detection", "classification": classification,
                            "measurements": {**row, "Counted": int(counted)}}}
 
 
 def cell_rows(cells: SlideCells, place: Placement) -> dict[str, np.ndarray]:
-    """Columns of the cell table, named as the single-image CSV (:data:`exports.CSV_COLUMNS`)
-    plus ``counted``; centroids and boxes in level-0 pixels."""
+    """Columns of the cell table, named as the single-image CSV (:data:`exports.CSV_COLUMNS`),
+    then the stain measurements of measured cells (QuPath names, rounded as the single-image
+    CSV, NaN for an empty compartment), then ``counted``; centroids and boxes in level-0 pixels."""
     t = cells.table
     centroid = place.centres_to_full(t.centroid_xy)
     corner0 = place.edges_to_full(t.bbox[:, [1, 0]])
     corner1 = place.edges_to_full(t.bbox[:, [3, 2]])
-    classes = np.array(class_names(cells.positive, cells.counted))
+    classes = np.array(_class_names(cells, np.arange(len(t))))
     columns = {"id": t.id, "centroid_x": centroid[:, 0], "centroid_y": centroid[:, 1], "area_px": t.area,
                "bbox_x0": corner0[:, 0], "bbox_y0": corner0[:, 1], "bbox_x1": corner1[:, 0], "bbox_y1": corner1[:, 1],
                "class": classes, "n_positive_px": t.n_positive_px, "n_negative_px": t.n_negative_px,
                "marker": t.marker}
-    return {**{name: columns[name] for name in CSV_COLUMNS}, "counted": cells.counted}
+    stains = {name: np.asarray(values) for name, values in stain_columns(cells, np.arange(len(t))).items()}
+    return {**{name: columns[name] for name in CSV_COLUMNS}, **stains, "counted": cells.counted}
 
 
 def write_cells_csv(path: Path, cells: SlideCells, place: Placement) -> Path:
-    """One row per cell (see :func:`cell_rows`); ``x``/``y`` in level-0 pixels."""
-    columns = cell_rows(cells, place)
+    """One row per cell (see :func:`cell_rows`; an empty compartment's field empty); ``x``/``y``
+    in level-0 pixels."""
+    columns = {name: values.tolist() for name, values in cell_rows(cells, place).items()}
+    for name in cells.measurement_columns():
+        columns[name] = ["" if math.isnan(v) else v for v in columns[name]]
 
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(columns)
-            writer.writerows(zip(*(c.tolist() for c in columns.values())))
+            writer.writerows(zip(*columns.values()))
 
     write_atomic(path, write)
     return path
@@ -191,8 +210,9 @@ def score_annotations(cells: SlideCells, regions: dict, place: Placement, mpp: f
                       marker: Any | None = None) -> dict[str, dict]:
     """Score of each named region (QuPath annotations), as every front end scores a region:
     the cells whose centroid lies in it (holes excluded), with default thresholds taken from
-    the cells and Marker of its bounding box (see :func:`region_classes`); adds ``area_mm2``
-    and ``pos_per_mm2`` when the pixel size is known."""
+    the cells and Marker of its bounding box (see :func:`region_classes`); adds a class-map
+    model's ``classes``, a compartment score's bins (``bins_od``), and ``area_mm2`` and
+    ``pos_per_mm2`` (and ``classes_per_mm2``) when the pixel size is known."""
     centroids = cells.table.centroid_xy
     height, width = cells.shape
     result = {}
@@ -206,9 +226,14 @@ def score_annotations(cells: SlideCells, regions: dict, place: Placement, mpp: f
         x1, y1 = corners.max(axis=0)
         box = place.box_in_scored((x0, y0, x1 - x0, y1 - y0), (height, width))
         counted, positive = region_classes(cells, box, marker, inside)
-        scores = counts(counted, positive)
+        scores = {**counts(counted, positive), **class_counts(cells.table, counted)}
+        values, _ = compartment_values(cells)
+        if cells.settings.bins_od is not None:
+            scores.update(intensity_classes(values, counted, positive, cells.settings.bins_od))
         if mpp and area > 0:
             scores.update(density(scores["num_pos"], area, mpp))
+            if "classes" in scores:
+                scores.update(class_densities(scores["classes"], scores["area_mm2"]))
         result[name] = scores
     return result
 

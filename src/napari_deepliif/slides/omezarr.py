@@ -96,9 +96,10 @@ def create_store(path: Path, names: tuple[str, ...], shape: tuple[int, int], mpp
     return root
 
 
-def create_labels(root: Any, shape: tuple[int, int], mpp: float | None) -> Any:
-    """The (empty) ``Seg/labels/cells`` label pyramid, uint32."""
-    labels = root["Seg"].require_group("labels")
+def create_labels(root: Any, shape: tuple[int, int], mpp: float | None, image: str = "Seg") -> Any:
+    """The (empty) ``<image>/labels/cells`` label pyramid, uint32 (``image``: the output the
+    cells were found in, ``Seg`` or a class-map model's ``Classes``)."""
+    labels = root[image].require_group("labels")
     labels.attrs["labels"] = [LABELS]
     if LABELS in labels:
         del labels[LABELS]

@@ -23,7 +23,9 @@ from typing import Any
 
 from napari_deepliif.atomic import write_bytes
 from napari_deepliif.cells.postprocess import Settings
+from napari_deepliif.constants import MICRONS_PER_PIXEL_BY_RESOLUTION
 from napari_deepliif.engine.engines import EngineBase
+from napari_deepliif.engine.points import PointsEngine
 from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.io.checksums import sha256_file
 from napari_deepliif.io.jsonable import json_bytes
@@ -44,8 +46,9 @@ from napari_deepliif.slides.export import (
     write_cells_parquet,
     write_labels_and_outlines,
 )
-from napari_deepliif.slides.readers import open_slide
-from napari_deepliif.slides.stream import SlideRun, infer_slide
+from napari_deepliif.slides.measurements import Measuring
+from napari_deepliif.slides.readers import LevelChoice, open_slide
+from napari_deepliif.slides.stream import SlideRun, infer_slide, slide_source
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +88,33 @@ def finished(out: Path, request: dict) -> dict | None:
     return record
 
 
+def check_slide_engine(engine: EngineBase, settings: Settings) -> None:
+    """Raise :class:`DeepLIIFError` for what ``batch`` does not score: a ``points`` model, or a
+    compartment mode with an engine of fluorescence images (stain measurements are
+    brightfield optical densities)."""
+    if isinstance(engine, PointsEngine):
+        raise DeepLIIFError(f"batch does not score '{engine.name}' models yet (they find points, not cells); "
+                            "score regions of the slide with `napari-deepliif score --roi` or the server")
+    if settings.compartment != "class" and not engine.brightfield:
+        raise DeepLIIFError(f"the '{engine.name}' engine reads fluorescence images, and compartment scoring "
+                            "measures brightfield (IHC) stain: score on the engine's class (--compartment class)")
+
+
 def slide_request(engine: EngineBase, path: str | Path, *, resolution: str | None, mpp: float | None,
                   region: tuple[int, int, int, int] | None, outputs: str, chunk_size: int, tissue: bool,
                   settings: Settings, annotations: str | Path | None) -> dict:
     """What a slide's ``score.json`` records as asked for: a rerun with the same request and
-    intact files is skipped (:func:`finished`)."""
+    intact files is skipped (:func:`finished`).
+
+    Raises
+    ------
+    DeepLIIFError
+        For an engine or settings a slide is not scored with (before any work is done).
+    """
+    check_slide_engine(engine, settings)
     thresholds = {"seg_thresh": settings.seg_thresh, "size_thresh": settings.size_thresh,
-                  "size_thresh_upper": settings.size_thresh_upper, "marker_thresh": settings.marker_thresh}
+                  "size_thresh_upper": settings.size_thresh_upper, "marker_thresh": settings.marker_thresh,
+                  **settings.compartment_scoring()}
     return {"slide": str(Path(path).resolve()), "resolution": resolution, "mpp": mpp,
             "region": list(region) if region else None, "outputs": outputs, "chunk_size": chunk_size,
             "tissue": tissue, "annotations": str(annotations) if annotations else None,
@@ -104,6 +127,7 @@ def finish_slide(
     out: Path,
     request: dict,
     *,
+    engine: EngineBase,
     settings: Settings,
     annotations: str | Path | None = None,
     geojson: bool = True,
@@ -125,6 +149,8 @@ def finish_slide(
         The slide's output directory (holds the store).
     request : dict
         From :func:`slide_request`.
+    engine : EngineBase
+        The run's engine (its stain vectors measure the cells in a compartment mode).
     settings, annotations, geojson, parquet
         As :func:`score_slide`.
     seconds : float
@@ -144,17 +170,28 @@ def finish_slide(
     started = time.perf_counter()
     store = out / STORE_NAME
     root = zarr.open_group(str(store), mode="r+")
-    seg, marker = store_arrays(root)
+    seg, marker = store_arrays(root, engine)
     margin = default_margin(run.resolution)
-    cells = find_slide_cells(seg, marker, settings=replace(settings, resolution=run.resolution), margin=margin,
-                             progress=progress)
+    stored = run.settings
+    statistics = omezarr.RunRecord.load(store).settings.get("statistics")
+    with open_slide(path, mpp=request["mpp"]) as slide:
+        measuring = None
+        if settings.compartment != "class" and engine.brightfield:
+            # the pixels the engine read: the level (or region) of the run, with its stain vectors
+            choice = LevelChoice(stored["level"], stored["factor"], stored["downsample"], stored["mpp"],
+                                 stored["resolution"])
+            image, _ = slide_source(slide, choice, stored["region"], None)
+            measuring = Measuring(image, stored["mpp"] or MICRONS_PER_PIXEL_BY_RESOLUTION[run.resolution],
+                                  settings.expansion_um, settings.membrane_um, settings.positive_od,
+                                  engine.unmixing(statistics or {}))
+        cells = find_slide_cells(seg, marker, settings=replace(settings, resolution=run.resolution), margin=margin,
+                                 measuring=measuring, progress=progress)
     place = Placement.from_settings(run.settings)
     write_labels_and_outlines(root, cells, out / "cells.geojson" if geojson else None, core=CELL_CHUNK,
-                              margin=margin)
+                              margin=margin, engine=engine)
     write_cells_csv(out / "cells.csv", cells, place)
     if parquet:
         write_cells_parquet(out / "cells.parquet", cells, place)
-    stored = run.settings
     regions = (score_annotations(cells, read_annotations(Path(annotations)), place, stored["mpp"], marker)
                if annotations else {})
     region = request["region"]
@@ -163,7 +200,6 @@ def finish_slide(
     where = placement(image=Path(path).name, resolution=run.resolution, shape=run.shape,
                       level=stored["level"], downsample=place.downsample, mpp=stored["mpp"], origin=place.corner,
                       region=region_full)
-    statistics = omezarr.RunRecord.load(store).settings.get("statistics")
     provenance = {**{k: stored[k] for k in ("engine", "model", "model_hash", "version", "parameters")},
                   "statistics": statistics}
     run_facts = {"status": "done", "seconds": round(seconds + time.perf_counter() - started, 2),
@@ -226,16 +262,14 @@ def score_slide(
     Raises
     ------
     DeepLIIFError
-        For an engine whose cells come from a class map: slide cells are found from Seg maps.
+        For a ``points`` model, or a compartment mode with a fluorescence engine
+        (:func:`check_slide_engine`).
     """
-    if engine.class_names is not None:
-        raise DeepLIIFError(f"batch does not score '{engine.name}' models yet (slide cells are found from Seg "
-                            "maps); score regions of the slide with `napari-deepliif score --roi` or the server")
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     settings = settings or Settings()
     request = slide_request(engine, path, resolution=resolution, mpp=mpp, region=region, outputs=outputs,
                             chunk_size=chunk_size, tissue=tissue, settings=settings, annotations=annotations)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     if not overwrite and (done := finished(out, request)) is not None:
         log.info("%s: already scored, skipped", Path(path).name)
         return {**done, "run": {**done["run"], "skipped": True}}
@@ -248,5 +282,6 @@ def score_slide(
         run = infer_slide(engine, slide, out / STORE_NAME, resolution=resolution, outputs=outputs, region=region,
                           chunk_size=chunk_size, tissue=tissue, overwrite=overwrite,
                           progress=stage("inference"), cancel=cancel)
-    return finish_slide(run, path, out, request, settings=settings, annotations=annotations, geojson=geojson,
-                        parquet=parquet, seconds=time.perf_counter() - started, progress=stage("cells"))
+    return finish_slide(run, path, out, request, engine=engine, settings=settings, annotations=annotations,
+                        geojson=geojson, parquet=parquet, seconds=time.perf_counter() - started,
+                        progress=stage("cells"))

@@ -359,7 +359,7 @@ def finish_task(start: SlideStart, run: SlideRun, seconds: float, workers: dict[
         finish_inference(run, record, job.names)
         options = job.options
         publish = publisher(Path(job.slide).name)
-        return finish_slide(run, job.slide, Path(job.out), start.request,
+        return finish_slide(run, job.slide, Path(job.out), start.request, engine=worker_engine(options),
                             settings=options.settings, annotations=start.annotations,
                             geojson=options.geojson, parquet=options.parquet, seconds=seconds,
                             facts={"workers": workers}, progress=lambda done, total: publish("cells", done, total))

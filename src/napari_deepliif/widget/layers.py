@@ -20,13 +20,14 @@ from napari_deepliif.constants import (
     MODALITIES,
     NEGATIVE_RGB,
     POSITIVE_RGB,
+    VIRTUAL_HE,
 )
 
 #: Metadata key that marks (and describes) the layers this plugin made.
 PLUGIN_KEY = "napari_deepliif"
 CELLS, OUTLINES = "cells", "outlines"
 #: Role -> layer name.
-LAYER_NAMES: dict[str, str] = {**{m: f"DeepLIIF {m}" for m in MODALITIES}, CLASSES: "DeepLIIF classes",
+LAYER_NAMES: dict[str, str] = {**{m: f"DeepLIIF {m}" for m in (*MODALITIES, VIRTUAL_HE)}, CLASSES: "DeepLIIF classes",
                                CELLS: "DeepLIIF cells", OUTLINES: "DeepLIIF outlines"}
 #: Fluorescence-like modalities: colormap, shown additively so they compose into the
 #: multiplex view (Hema stays RGB brightfield).
@@ -337,7 +338,7 @@ def show_result(viewer: Any, images: Mapping[str, np.ndarray], post: Any, *, sca
     """
     placed = {"scale": scale, "translate": translate}
     layers: dict[str, Any] = {}
-    for role in MODALITIES:
+    for role in (*MODALITIES, VIRTUAL_HE):
         if role not in images:
             old = find_layer(viewer, role)
             if old is not None:

@@ -1,10 +1,11 @@
-"""Screenshot of a points model's result in a real napari window, for docs/point-detection.md.
+"""Screenshot of a points model run from the dock widget in a real napari window, for
+docs/point-detection.md.
 
 Builds the test fixture model (tests/points_fixture.py: the published architecture, random
 weights and a fitted head; not a published model) unless ``--model`` names a points folder,
-finds points on the real IHC tile 22_2 and shows them as the plugin's Points layer
-(:func:`napari_deepliif.widget.points_layer.show_points`; the dock widget does not run points
-models yet), then saves ``docs/images/points-layer.png``. Run it on a virtual display::
+adds it as a local model folder in the widget, runs it on the real IHC tile 22_2 and saves
+``docs/images/widget-points-layer.png`` (the Points layer, the Points sliders and the counts).
+Run it on a virtual display::
 
     xvfb-run -a -s "-screen 0 1600x1000x24" env PYTHONPATH=src python scripts/screenshot_points.py
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -34,25 +36,34 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     import napari
     from points_fixture import build
-    from qtpy.QtWidgets import QApplication
+    from qtpy.QtWidgets import QApplication, QScrollArea
 
-    from napari_deepliif.engine.engines import load_engine
-    from napari_deepliif.regions.points import detect_region
-    from napari_deepliif.widget.points_layer import show_points
+    from napari_deepliif.models.index import CACHE_DIR_ENV, CONFIG_DIR_ENV
+    from napari_deepliif.widget import DeepLIIFWidget
 
     with tempfile.TemporaryDirectory() as tmp:
+        # the model is registered (and its hash cached) there, not for the user
+        os.environ[CONFIG_DIR_ENV] = str(Path(tmp) / "config")
+        os.environ[CACHE_DIR_ENV] = str(Path(tmp) / "cache")
         model = args.model
         if model is None:
             model = Path(tmp) / "points-fixture"
             build(SHARED, model, Path(tmp) / "points-fixture-ts")
         ihc = np.asarray(Image.open(SHARED / "data" / "ihc" / "22_2.png").convert("RGB"))
-        result = detect_region(load_engine("auto", model, device="cpu"), ihc)
         viewer = napari.Viewer(title="napari-deepliif")
         viewer.window._qt_window.resize(1500, 950)
-        image = viewer.add_image(ihc, name="22_2 (IHC)", rgb=True)
-        show_points(viewer, result, scale=image.scale, translate=image.translate)
+        viewer.add_image(ihc, name="22_2 (IHC)", rgb=True)
+        widget = DeepLIIFWidget(viewer)
+        viewer.window.add_dock_widget(widget, name="DeepLIIF IHC scoring", area="right")
         app = QApplication.instance()
-        wait(app, lambda: True)
+        widget.engine_box.add_local(model, name=model.name)
+        widget.device_combo.setCurrentText("cpu")
+        widget.run()
+        wait(app, lambda: widget.worker is None and widget.last is not None, timeout=600)
+        scroll = widget.findChild(QScrollArea)
+        app.processEvents()
+        scroll.ensureWidgetVisible(widget.result_label)
+        scroll.ensureWidgetVisible(widget.points_box)
         viewer.reset_view()
         save(viewer, app, "points-layer", args.out)
         viewer.close()

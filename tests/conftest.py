@@ -145,6 +145,16 @@ def classmap_model_dirs(shared_dir: Path, tmp_path_factory: pytest.TempPathFacto
     return root / "classmap-fixture", root / "classmap-fixture-ts"
 
 
+@pytest.fixture(scope="session")
+def points_model_dir(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A points model folder (U-Net/ResNet-34 state dict + model.yaml, see tests/points_fixture.py)."""
+    from points_fixture import build
+
+    root = tmp_path_factory.mktemp("points")
+    build(shared_dir, root / "points-fixture", root / "points-fixture-ts")
+    return root / "points-fixture"
+
+
 def read_rgb(path: Path) -> np.ndarray:
     """Read an image file as H x W x 3 uint8."""
     from PIL import Image

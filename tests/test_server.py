@@ -134,7 +134,7 @@ def test_openapi_documents_every_endpoint_with_problem_errors(server):
     names = {p["name"] for p in schema["paths"]["/api/score"]["post"]["parameters"]}
     assert names == {"resolution", "seg_thresh", "size_thresh", "size_thresh_upper", "marker_thresh", "dab_threshold",
                      "compartment", "positive_od", "bins_od", "min_completeness", "expansion_um", "membrane_um",
-                     "origin_x", "origin_y", "downsample", "modalities", "request_id"}
+                     "confidence", "min_distance_um", "origin_x", "origin_y", "downsample", "modalities", "request_id"}
 
 
 SCORE_SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "score.schema.json").read_text())

@@ -21,6 +21,7 @@ from napari_deepliif.cli.options import (
     add_dab_threshold_option,
     add_engine_options,
     add_output_option,
+    add_point_options,
     add_resolution_options,
     add_threshold_options,
     engine_parameters,
@@ -74,7 +75,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         try:
             result, level = score_file_region(engine, path, region=args.roi, resolution=args.resolution,
                                               mpp=args.mpp, settings=Settings(**thresholds(args)),
-                                              outputs=args.outputs, progress=progress_bar(stem))
+                                              outputs=args.outputs, threshold=args.confidence,
+                                              min_distance_um=args.min_distance_um, progress=progress_bar(stem))
         except Cancelled:
             raise
         except DeepLIIFError as exc:  # one unreadable image of several: said, and the others are scored
@@ -160,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_dab_threshold_option(p)
     add_threshold_options(p)
     add_compartment_options(p)
+    add_point_options(p)
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("postprocess", help="re-score existing DeepLIIF Seg/Marker images", description="Re-score the outputs of a DeepLIIF run (the reference's /api/postprocess): writes DIR/<ORIG stem>/ with SegRefined.png, SegOverlaid.png, score.json, cells.geojson, cells.csv and labels.tif.")

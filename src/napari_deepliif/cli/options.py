@@ -93,6 +93,13 @@ def add_threshold_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--marker-thresh", type=threshold, default=None, metavar="N|default", help="a cell whose marker value exceeds N is positive (default: not applied)")
 
 
+def add_point_options(parser: argparse.ArgumentParser) -> None:
+    """A ``points`` model's selection (docs/point-detection.md); default the model card's."""
+    group = parser.add_argument_group("points models", "selection of a points model's points (default: its card's)")
+    group.add_argument("--confidence", type=float, default=None, metavar="C", help="lowest confidence (0.05-1) a point needs")
+    group.add_argument("--min-distance-um", type=float, default=None, metavar="UM", help="a point suppresses weaker points within this distance (µm)")
+
+
 def optical_density(text: str) -> float:
     """An OD option: a finite number, not negative."""
     try:

@@ -23,21 +23,26 @@ from napari_deepliif.cells.measure import (
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.constants import DEFAULT_RESOLUTION, DEFAULT_SEG_THRESH
 from napari_deepliif.engine.engines import EngineBase
+from napari_deepliif.engine.points import PointsEngine
+from napari_deepliif.regions.points import detect_region
 from napari_deepliif.regions.score import score_region
 from napari_deepliif.server.images import MEDIA_TYPES, decode, png_base64, read_header
 from napari_deepliif.server.jobs import JobQueue
+from napari_deepliif.server.points import points_answer
 from napari_deepliif.server.problems import PROBLEM_MEDIA_TYPE, install_handlers
 from napari_deepliif.server.schemas import (
     BinsOdQuery,
     CancelResponse,
     CompartmentQuery,
     CompletenessQuery,
+    ConfidenceQuery,
     DabThresholdQuery,
     DownsampleQuery,
     ExpansionQuery,
     Health,
     MarkerQuery,
     MembraneQuery,
+    MinDistanceQuery,
     ModalitiesQuery,
     OriginQuery,
     PositiveOdQuery,
@@ -93,6 +98,8 @@ async def score(
     min_completeness: CompletenessQuery = None,
     expansion_um: ExpansionQuery = DEFAULT_EXPANSION_UM,
     membrane_um: MembraneQuery = DEFAULT_MEMBRANE_UM,
+    confidence: ConfidenceQuery = None,
+    min_distance_um: MinDistanceQuery = None,
     origin_x: OriginQuery = 0,
     origin_y: OriginQuery = 0,
     downsample: DownsampleQuery = 1.0,
@@ -101,7 +108,9 @@ async def score(
 ) -> Response:
     """Score the image in the body: a GeoJSON FeatureCollection of the counted cells (QuPath
     detections at ``(x + origin) * downsample``, full-resolution pixels when the image was
-    read at ``downsample`` from there) with the score record."""
+    read at ``downsample`` from there) with the score record; a ``points`` model answers its
+    points as QuPath ``Point`` detections (``confidence`` and ``min_distance_um`` select them,
+    the cell settings do not apply)."""
     server = state(request)
     engine = server.engine_with(dab_threshold=dab_threshold)
     media_type = request.headers["content-type"].split(";")[0].strip().lower()
@@ -119,9 +128,14 @@ async def score(
 
         image = decode(data, header, "request body")
         # the tissue rule of score and batch, the upload being the whole image
+        include = levels_tissue([image], 0, resolution)
+        if isinstance(engine, PointsEngine):
+            found = detect_region(engine, image, resolution=resolution, threshold=confidence,
+                                  min_distance_um=min_distance_um, include=include, cancel=cancel)
+            answer = points_answer(found, image=None, downsample=downsample, level_origin=(origin_x, origin_y))
+            return json.dumps(answer, separators=(",", ":"), allow_nan=False).encode()
         result = score_region(engine, image, resolution=resolution, settings=Settings(**settings),
-                              outputs="all" if modalities else "score",
-                              include=levels_tissue([image], 0, resolution), cancel=cancel)
+                              outputs="all" if modalities else "score", include=include, cancel=cancel)
         body = cells_geojson(result.post, origin=(origin_x + result.origin[0], origin_y + result.origin[1]),
                              downsample=downsample)
         body["score"] = result.record(image=None, downsample=downsample, level_origin=(origin_x, origin_y))

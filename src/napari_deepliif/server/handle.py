@@ -17,9 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from napari_deepliif.engine.engines import EngineBase
-from napari_deepliif.engine.points import PointsEngine
 from napari_deepliif.errors import DeepLIIFError
-from napari_deepliif.server.security import DEFAULT_HOST, Limits, is_loopback, load_or_create_token, token_path
+from napari_deepliif.server.security import (
+    DEFAULT_HOST,
+    Limits,
+    is_loopback,
+    load_or_create_token,
+    token_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +109,6 @@ class ServerHandle:
             from napari_deepliif.engine.engines import load_engine
 
             engine = load_engine(engine, model, device=device, precision=precision, batch_size=batch_size)
-        if isinstance(engine, PointsEngine):
-            raise DeepLIIFError("the server does not serve 'points' models yet: score images and regions with "
-                                "napari-deepliif score --model DIR")
         _check_engine(engine)
         if not is_loopback(host):
             log.warning("listening on %s: other machines can reach this server (anyone with the token "

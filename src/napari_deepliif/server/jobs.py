@@ -167,14 +167,16 @@ class JobQueue:
                     return
                 job = self._running = self._waiting.popleft()
             start = time.monotonic()
+            outcome: dict[str, Any] = {}
             try:
                 if job.cancel.is_set():
                     raise Cancelled(f"request {job.id!r} was cancelled")
-                job.deliver(result=job.work(job.cancel))
+                outcome["result"] = job.work(job.cancel)
             except BaseException as exc:  # every outcome goes back to the request, none is lost
-                job.deliver(error=exc)
-            finally:
-                duration = time.monotonic() - start
-                with self._condition:
-                    self._running = None
-                    self._mean_duration += _DURATION_WEIGHT * (duration - self._mean_duration)
+                outcome["error"] = exc
+            duration = time.monotonic() - start
+            with self._condition:
+                self._running = None
+                self._mean_duration += _DURATION_WEIGHT * (duration - self._mean_duration)
+            # delivered once the job is no longer running: a client answered at once may ask again
+            job.deliver(**outcome)

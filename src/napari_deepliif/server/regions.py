@@ -1,7 +1,8 @@
 """``POST /api/regions/score``: score a region of an image file this machine can open.
 
 QuPath (or any client on the same machine) names the file, the region in full-resolution
-pixels and an optional ROI; the server reads the pixels with its own slide readers and scores
+pixels and an optional ROI (a ``points`` model: a rectangle only, answered with its points as
+QuPath ``Point`` detections); the server reads the pixels with its own slide readers and scores
 them with the region core, on the level's own tile grid and with the whole level's
 statistics and tissue mask, so the cells equal what ``score`` and ``batch`` give for the same
 pixels. The answer is the cells (full-resolution pixels) and the score record.
@@ -28,16 +29,20 @@ from napari_deepliif.cells.measure import (
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.constants import DEFAULT_SEG_THRESH
 from napari_deepliif.engine.engines import EngineBase
+from napari_deepliif.engine.points import PointsEngine
 from napari_deepliif.errors import InputImageError
 from napari_deepliif.io.geojson import cells_geojson
+from napari_deepliif.server.points import points_answer
 from napari_deepliif.server.problems import Problem
 from napari_deepliif.server.schemas import (
     BINS_OD_HELP,
     COMPARTMENT_HELP,
     COMPLETENESS_HELP,
+    CONFIDENCE_HELP,
     DAB_THRESHOLD_TEXT,
     EXPANSION_HELP,
     MEMBRANE_HELP,
+    MIN_DISTANCE_HELP,
     OD,
     POSITIVE_OD_HELP,
     Compartment,
@@ -78,6 +83,8 @@ class RegionRequest(BaseModel):
     min_completeness: Fraction | None = Field(None, description=COMPLETENESS_HELP)
     expansion_um: Expansion = Field(DEFAULT_EXPANSION_UM, description=EXPANSION_HELP)
     membrane_um: RingWidth = Field(DEFAULT_MEMBRANE_UM, description=MEMBRANE_HELP)
+    confidence: Fraction | None = Field(None, description=CONFIDENCE_HELP)
+    min_distance_um: Annotated[float, Field(ge=0, le=1000)] | None = Field(None, description=MIN_DISTANCE_HELP)
     request_id: str | None = Field(None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$")
 
 
@@ -111,14 +118,22 @@ def _score(server: Any, engine: EngineBase, body: RegionRequest, cancel: threadi
         settings.checked(has_marker=True)
     except InputImageError as exc:
         raise Problem(422, str(exc)) from exc
+    points = isinstance(engine, PointsEngine)
+    if points and body.roi is not None:
+        raise Problem(422, "a points model scores rectangles only: send the annotation's bounding box as region, "
+                           "without roi")
     try:
         result, choice = score_file_region(engine, path, region=body.region, rois=_polygons(body.roi),
                                            resolution=body.resolution, mpp=body.mpp, settings=settings,
-                                           max_pixels=server.limits.max_pixels, cancel=cancel)
+                                           max_pixels=server.limits.max_pixels, threshold=body.confidence,
+                                           min_distance_um=body.min_distance_um, cancel=cancel)
     except RegionTooLarge as exc:
         raise Problem(422, str(exc)) from exc
     except (InputImageError, SlideMetadataError) as exc:
         raise Problem(422, f"cannot read {path} here: {exc}", problem_type=NOT_READABLE) from exc
+    if points:
+        return points_answer(result, image=str(path), level=choice.level, downsample=choice.downsample,
+                             mpp=choice.mpp)
     answer = cells_geojson(result.post, origin=result.origin, downsample=choice.downsample, classification="object")
     answer["score"] = result.record(image=str(path), level=choice.level, downsample=choice.downsample, mpp=choice.mpp)
     return answer

@@ -55,6 +55,10 @@ CompletenessQuery = Annotated[Fraction | None, Query(description=COMPLETENESS_HE
 ExpansionQuery = Annotated[Expansion, Query(description=EXPANSION_HELP)]
 MembraneQuery = Annotated[RingWidth, Query(description=MEMBRANE_HELP)]
 ModalitiesQuery = Annotated[bool, Query(description="also return the engine's images (Hema, Marker, Seg, ...) as base64 PNG")]
+CONFIDENCE_HELP = "points models: lowest confidence (0.05-1) a point needs; absent: the model card's"
+MIN_DISTANCE_HELP = "points models: a point suppresses weaker points within this distance (µm); absent: the model card's"
+ConfidenceQuery = Annotated[float | None, Query(ge=0, le=1, description=CONFIDENCE_HELP)]
+MinDistanceQuery = Annotated[float | None, Query(ge=0, le=1000, description=MIN_DISTANCE_HELP)]
 RequestIdQuery = Annotated[str | None, Query(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:-]+$", description="your id for this request, to cancel it with POST /api/cancel")]
 
 # The reference platform's API (DeepLIIF README, "Cloud API Endpoints"; see docs/server.md):
@@ -98,7 +102,7 @@ class LimitsBody(BaseModel):
 class Health(BaseModel):
     status: Literal["ok"]
     version: str = Field(description="napari-deepliif version")
-    engine: Literal["deepliif", "stain", "classmap", "translate"]
+    engine: Literal["deepliif", "stain", "classmap", "translate", "points"]
     model: str | None
     model_hash: str | None
     device: str = Field(description="cpu, cuda, cuda:N or mps")

@@ -42,12 +42,14 @@ def score_file_region(
     outputs: str = "score",
     tissue: bool = True,
     max_pixels: int | None = None,
+    threshold: float | None = None,
+    min_distance_um: float | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck | Any | None = None,
 ) -> tuple[ScoreResult | PointsResult, LevelChoice]:
     """Score ``region`` of the image file ``path`` (see module docstring); a ``points`` model
     finds points instead (:func:`napari_deepliif.regions.points.detect_region`, with its card's
-    threshold and distance; ``rois`` not supported).
+    threshold and distance unless given; ``rois`` not supported).
 
     Parameters
     ----------
@@ -70,6 +72,9 @@ def score_file_region(
         Skip tiles outside the slide's tissue mask (as ``batch`` does).
     max_pixels : int, optional
         Refuse a region of more pixels than this at the level scored (a server's limit).
+    threshold, min_distance_um : float, optional
+        A ``points`` model's confidence threshold and suppression distance (µm); default
+        its card's.
 
     Raises
     ------
@@ -100,7 +105,8 @@ def score_file_region(
             if rois:
                 raise InputImageError("a points model scores rectangles only: give the annotation's bounding box")
             result = detect_region(engine, level, region=box, resolution=choice.resolution, mpp=choice.mpp,
-                                   include=include, progress=progress, cancel=cancel)
+                                   threshold=threshold, min_distance_um=min_distance_um, include=include,
+                                   progress=progress, cancel=cancel)
         else:
             result = score_region(engine, level, region=box, rois=level_rois, resolution=choice.resolution,
                                   mpp=choice.mpp, settings=settings, outputs=outputs, include=include,

@@ -114,6 +114,21 @@ class EngineBox(QGroupBox):
         """Whether the chosen engine can run now."""
         return self.combo.currentData() == STAIN or bool(self.combo.itemData(self.combo.currentIndex(), INSTALLED_ROLE))
 
+    def model_type(self) -> str | None:
+        """The chosen engine's model type (``stain``, ``deepliif``, ``classmap``, ``points``;
+        None while it is not installed or its folder cannot be read)."""
+        if self.combo.currentData() == STAIN:
+            return STAIN
+        if not self.installed():
+            return None
+        from napari_deepliif.models.card import folder_model_type
+        from napari_deepliif.models.index import resolve_model
+
+        try:
+            return folder_model_type(resolve_model(self.combo.currentData()))
+        except DeepLIIFError:
+            return None
+
     def _choice_changed(self, index: int = -1) -> None:
         self.download_button.setEnabled(not self.installed() and self.worker is None)
         self.chosen.emit()

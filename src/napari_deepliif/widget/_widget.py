@@ -34,14 +34,21 @@ from napari_deepliif.engine.cpu_memory import keep_freed_memory
 from napari_deepliif.engine.devices import DEVICES, PRECISIONS
 from napari_deepliif.engine.engines import EngineBase
 from napari_deepliif.errors import Cancelled, DeepLIIFError
+from napari_deepliif.regions.points import PointsResult
 from napari_deepliif.resolution import RESOLUTIONS
 from napari_deepliif.widget import layers as out
 from napari_deepliif.widget import roi, strings
-from napari_deepliif.widget._compartments import COMPARTMENT_DEFAULTS, CompartmentBox, result_text
+from napari_deepliif.widget._compartments import (
+    COMPARTMENT_DEFAULTS,
+    CompartmentBox,
+    result_text,
+)
 from napari_deepliif.widget._controls import ScoreTable, VerticalScroll
 from napari_deepliif.widget._engine_box import EngineBox
+from napari_deepliif.widget._points_box import PointsBox
 from napari_deepliif.widget._serve_box import ServeBox
 from napari_deepliif.widget._thresholds import ThresholdBox
+from napari_deepliif.widget.points_layer import show_points
 from napari_deepliif.widget.workers import (
     STAIN,
     EngineChoice,
@@ -118,6 +125,7 @@ class DeepLIIFWidget(QWidget):
         self._relay.progress.connect(self._on_progress)
         self.apply_settings_throttled = qthrottled(self.apply_settings, timeout=THROTTLE_MS, leading=True)
         self.rerun_dab_debounced = qdebounced(self.rerun_dab, timeout=DAB_DEBOUNCE_MS)
+        self.select_points_throttled = qthrottled(self.select_points, timeout=THROTTLE_MS, leading=True)
         layout = QVBoxLayout(self._scrolled())
         layout.addWidget(self._input_box())
         self.engine_box = EngineBox(self)
@@ -128,6 +136,9 @@ class DeepLIIFWidget(QWidget):
         self.compartment_box = CompartmentBox()
         self.compartment_box.changed.connect(self.set_compartment)
         layout.addWidget(self.compartment_box)
+        self.points_box = PointsBox()
+        self.points_box.changed.connect(self.select_points_throttled)
+        layout.addWidget(self.points_box)
         layout.addWidget(self._cells_box())
         self.serve_box = ServeBox(self.engine_choice)
         layout.addWidget(self.serve_box)
@@ -289,6 +300,14 @@ class DeepLIIFWidget(QWidget):
                             self.dab_slider.value() if model == STAIN else None)
 
     def _show_controls(self) -> None:
+        # the controls of the result shown, else (before a run) of the engine chosen
+        kind = self.last.engine.name if self.last is not None else self.engine_box.model_type()
+        points = kind == "points"
+        for box in (self.threshold_box, self.compartment_box):
+            box.setVisible(not points)
+        self.click_combo.setEnabled(not points)
+        self.points_box.setVisible(points)
+        self.points_box.setEnabled(points and self.last is not None)
         self.threshold_box.show_for(chosen=self.engine_box.combo.currentData(),
                                     shown=self.last.engine.name if self.last is not None else None,
                                     by_compartment=self.post is not None and self.post.settings.compartment != "class")
@@ -351,6 +370,9 @@ class DeepLIIFWidget(QWidget):
 
     def _show(self, found: tuple[Any, Any], spec: RunSpec, layer: Any, level: int, keep: bool = False) -> None:
         engine, result = found
+        if isinstance(result, PointsResult):
+            self._show_points(engine, result, spec, layer, level)
+            return
         if keep and self.post is not None:  # the same cells: the user's settings and clicks stay
             same = np.array_equal(result.post.table.centroid_xy, self.post.table.centroid_xy)
             result = result.rescore(**self.settings, **({"overrides": self.post.overrides} if same else {}))
@@ -379,6 +401,41 @@ class DeepLIIFWidget(QWidget):
         self._update_panel()
         # the image stays the active layer: a click then pans, not paints into the new labels
         self.viewer.layers.selection.active = layer
+
+    def _show_points(self, engine: Any, result: PointsResult, spec: RunSpec, layer: Any, level: int) -> None:
+        """Show a points model's result: the Points layer, its sliders and counts."""
+        factors = roi.downsample_factors(layer, level)
+        base_mpp = roi.pixel_size_um(layer)
+        self.last = _Run(result, engine, [], None, layer.name, result.origin, level, float(factors[-1]),
+                         None if base_mpp is None else base_mpp * float(factors[-1]), spec, layer)
+        self.post = None  # no cells: the cell controls do nothing until a cell engine runs
+        self.engine_box.show_engine(engine)
+        self.points_box.show_selection(result.detections.threshold, result.min_distance_um)
+        self._show_controls()
+        self._show_points_result()
+        self.viewer.layers.selection.active = layer
+
+    def _show_points_result(self) -> None:
+        last = self.last
+        show_points(self.viewer, last.result, scale=last.layer.scale, translate=last.layer.translate,
+                    downsample=roi.downsample_factors(last.layer, last.level))
+        scoring = last.result.scoring
+        self.score_table.show_scores([(strings.SCORE_ALL, scoring)])
+        self.result_label.setText(strings.RESULT_POINTS.format(threshold=scoring["threshold"],
+                                                               distance=scoring["min_distance_um"]))
+
+    def select_points(self, confidence: float, distance_um: float) -> None:
+        """Re-select the shown points at another confidence and NMS distance (µm), from the
+        network's candidates (as the Points sliders do; throttled there)."""
+        last = self.last
+        if last is None or not isinstance(last.result, PointsResult) or last.layer not in self.viewer.layers:
+            return
+        try:
+            self.last = replace(last, result=last.result.rescore(threshold=confidence, min_distance_um=distance_um))
+        except ValueError as exc:
+            show_error(f"DeepLIIF: {exc}")
+            return
+        self._show_points_result()
 
     # ---- thresholds, clicks and score -------------------------------------------------------------
     def set_threshold(self, key: str, value: int | None) -> None:
@@ -548,7 +605,11 @@ class DeepLIIFWidget(QWidget):
             self.export(Path(directory))
 
     def export(self, directory: Path) -> None:
-        """Write score, cells, labels and modalities of the last run (exports.write_score_outputs)."""
+        """Write score, cells, labels and modalities of the last run (exports.write_score_outputs);
+        a points model's score, points.geojson and points.csv (point_exports.write_point_outputs)."""
+        if self.last is not None and isinstance(self.last.result, PointsResult):
+            self._export_points(directory)
+            return
         if self.post is None:
             show_error(strings.NOTHING_TO_EXPORT)
             return
@@ -561,6 +622,19 @@ class DeepLIIFWidget(QWidget):
         try:
             write_score_outputs(directory, post=self.post, image=result.image, images=result.images, record=record,
                                 placement=result.placement(downsample=last.downsample))
+        except (DeepLIIFError, OSError, ValueError) as exc:
+            show_error(f"DeepLIIF export failed: {exc}")
+            return
+        show_info(strings.EXPORTED.format(path=directory))
+
+    def _export_points(self, directory: Path) -> None:
+        from napari_deepliif.io.point_exports import write_point_outputs
+
+        last = self.last
+        record = last.result.record(image=last.source, level=last.level, downsample=last.downsample, mpp=last.mpp)
+        try:
+            write_point_outputs(directory, last.result.detections, record=record,
+                                placement=last.result.placement(downsample=last.downsample))
         except (DeepLIIFError, OSError, ValueError) as exc:
             show_error(f"DeepLIIF export failed: {exc}")
             return

@@ -140,3 +140,15 @@ SERVE_TIP = ("Start the local engine server (127.0.0.1, token-protected) with th
 SERVE_STARTING = "Starting the server..."
 SERVE_RUNNING = "Serving {engine} at {url} (token in {token_path})"
 SERVE_STOPPED = "Server stopped."
+
+# ---- points models ----------------------------------------------------------------------------
+POINTS_BOX = "Points"
+POINTS_NOTE = ("A points model finds one point per nucleus, not cells: the cell thresholds and compartment "
+               "scoring do not apply. These two choose the points from the network's candidates (no re-run).")
+POINT_CONFIDENCE = "Confidence"
+POINT_CONFIDENCE_TIP = ("Lowest confidence (0.05-1) a point needs; points below it are dropped "
+                        "(re-selects at once, no network run).")
+POINT_DISTANCE = "NMS distance (µm)"
+POINT_DISTANCE_TIP = ("A point suppresses every weaker point (of any class) within this distance, so one "
+                      "nucleus keeps one point (re-selects at once, no network run).")
+RESULT_POINTS = "Points at confidence ≥ {threshold:.2f}, one point per {distance:.1f} µm (counts per class after %)."

@@ -15,8 +15,10 @@ from typing import Any
 import numpy as np
 
 from napari_deepliif.engine.engines import load_engine
+from napari_deepliif.engine.points import PointsEngine
 from napari_deepliif.errors import Cancelled
 from napari_deepliif.models.index import fetch_model
+from napari_deepliif.regions.points import PointsResult, detect_region
 from napari_deepliif.regions.score import ScoreResult, score_region
 from napari_deepliif.slides.tissue import levels_tissue
 
@@ -97,8 +99,10 @@ def get_engine(choice: EngineChoice) -> Any:
 
 
 def score_area(spec: RunSpec, progress: Progress | None = None,
-               cancel: threading.Event | None = None) -> tuple[Any, ScoreResult]:
-    """Load the engine and score ``spec``'s area; returns ``(engine, result)``.
+               cancel: threading.Event | None = None) -> tuple[Any, ScoreResult | PointsResult]:
+    """Load the engine and score ``spec``'s area; returns ``(engine, result)``. A ``points``
+    model finds the points of the area's rectangle (:func:`~napari_deepliif.regions.points.detect_region`,
+    at its card's confidence and distance; ROI polygons count by their bounding rectangle).
 
     Raises :class:`~napari_deepliif.errors.Cancelled` when ``cancel`` is set between batches
     and any :class:`~napari_deepliif.errors.DeepLIIFError` of the engine.
@@ -106,6 +110,9 @@ def score_area(spec: RunSpec, progress: Progress | None = None,
     engine = get_engine(spec.engine)
     if cancel is not None and cancel.is_set():
         raise Cancelled("run cancelled before it started")
+    if isinstance(engine, PointsEngine):
+        return engine, detect_region(engine, spec.image, region=spec.rect, resolution=spec.resolution,
+                                     mpp=spec.pixel_size, include=spec.tissue(), progress=progress, cancel=cancel)
     origin = np.array(spec.rect[:2] if spec.rect else (0, 0), float)
     rois = [(np.asarray(p, float) + origin, []) for p in spec.polygons] or None
     result = score_region(engine, spec.image, region=spec.rect, rois=rois, resolution=spec.resolution,

@@ -6,10 +6,10 @@ import org.locationtech.jts.geom.Coordinate;
 import org.locationtech.jts.geom.Geometry;
 
 /**
- * One cell the server found.
+ * One cell the server found (or one point of a points model).
  *
- * @param geometry       outline (a JTS Polygon or MultiPolygon) in level-0 image pixels
- * @param classification "Positive" or "Negative"
+ * @param geometry       outline (a JTS Polygon or MultiPolygon), or a points model's JTS Point, in level-0 image pixels
+ * @param classification "Positive" or "Negative" (a points model: its class name)
  * @param measurements   the server's numeric per-cell measurements (name -> value)
  */
 public record Cell(Geometry geometry, String classification, Map<String, Double> measurements) {

@@ -13,7 +13,8 @@ import org.locationtech.jts.geom.Geometry;
 
 /**
  * Reads the server's GeoJSON detections (a FeatureCollection of Polygon / MultiPolygon features,
- * QuPath's detection layout, in level-0 image pixels) into {@link Cell}s with JTS geometries.
+ * or Point features from a points model; QuPath's detection layout, in level-0 image pixels)
+ * into {@link Cell}s with JTS geometries.
  */
 public final class GeoJsonCells {
 
@@ -23,7 +24,7 @@ public final class GeoJsonCells {
     /**
      * @param collection a GeoJSON FeatureCollection
      * @return the cells, in the order of the features
-     * @throws DeepLIIFException if the collection is not a FeatureCollection of polygons
+     * @throws DeepLIIFException if the collection is not a FeatureCollection of polygons or points
      */
     public static List<Cell> read(JsonObject collection) throws DeepLIIFException {
         JsonElement features = collection.get("features");

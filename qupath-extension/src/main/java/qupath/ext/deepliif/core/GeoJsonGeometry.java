@@ -18,7 +18,7 @@ import org.locationtech.jts.geom.util.PolygonExtracter;
 /**
  * GeoJSON Polygon / MultiPolygon geometries to and from JTS, in image pixels (x right, y down),
  * with no change of coordinates: cell outlines the server sends, and the annotation outline
- * ({@code roi}) the extension sends.
+ * ({@code roi}) the extension sends; a points model's Point detections are read too.
  */
 public final class GeoJsonGeometry {
 
@@ -28,7 +28,7 @@ public final class GeoJsonGeometry {
     }
 
     /**
-     * @param geometry a GeoJSON Polygon or MultiPolygon object
+     * @param geometry a GeoJSON Polygon, MultiPolygon or Point object
      * @return the JTS geometry
      * @throws DeepLIIFException for another geometry type or malformed coordinates
      */
@@ -40,13 +40,15 @@ public final class GeoJsonGeometry {
             throw GeoJsonCells.malformed("a geometry has no coordinates");
         if ("Polygon".equals(type))
             return polygon(coordinates);
+        if ("Point".equals(type))
+            return FACTORY.createPoint(coordinate(coordinates));
         if ("MultiPolygon".equals(type)) {
             Polygon[] parts = new Polygon[coordinates.size()];
             for (int i = 0; i < parts.length; i++)
                 parts[i] = polygon(coordinates.get(i).getAsJsonArray());
             return FACTORY.createMultiPolygon(parts);
         }
-        throw GeoJsonCells.malformed("cells must be Polygon or MultiPolygon, got " + type);
+        throw GeoJsonCells.malformed("cells must be Polygon, MultiPolygon or Point, got " + type);
     }
 
     /**
@@ -112,14 +114,16 @@ public final class GeoJsonGeometry {
         return FACTORY.createPolygon(shell, holes);
     }
 
+    private static Coordinate coordinate(JsonArray xy) throws DeepLIIFException {
+        if (xy.size() < 2)
+            throw GeoJsonCells.malformed("a coordinate has fewer than 2 numbers");
+        return new Coordinate(xy.get(0).getAsDouble(), xy.get(1).getAsDouble());
+    }
+
     private static LinearRing ring(JsonArray points) throws DeepLIIFException {
         List<Coordinate> coords = new ArrayList<>(points.size() + 1);
-        for (var point : points) {
-            JsonArray xy = point.getAsJsonArray();
-            if (xy.size() < 2)
-                throw GeoJsonCells.malformed("a coordinate has fewer than 2 numbers");
-            coords.add(new Coordinate(xy.get(0).getAsDouble(), xy.get(1).getAsDouble()));
-        }
+        for (var point : points)
+            coords.add(coordinate(point.getAsJsonArray()));
         if (!coords.isEmpty() && !coords.get(0).equals2D(coords.get(coords.size() - 1)))
             coords.add(new Coordinate(coords.get(0)));
         if (coords.size() < 4)

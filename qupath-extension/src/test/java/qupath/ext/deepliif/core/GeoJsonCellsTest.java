@@ -13,6 +13,7 @@ import com.google.gson.JsonParser;
 
 import org.junit.jupiter.api.Test;
 import org.locationtech.jts.geom.MultiPolygon;
+import org.locationtech.jts.geom.Point;
 import org.locationtech.jts.geom.Polygon;
 
 class GeoJsonCellsTest {
@@ -56,10 +57,29 @@ class GeoJsonCellsTest {
     }
 
     @Test
+    void readsAPointsModelsPointDetections() throws DeepLIIFException {
+        List<Cell> points = GeoJsonCells.read(json("""
+                {"type": "FeatureCollection", "features": [
+                  {"type": "Feature", "id": "a", "geometry": {"type": "Point", "coordinates": [12.5, 40.5]},
+                   "properties": {"objectType": "detection", "classification": "positive",
+                                  "measurements": {"Confidence": 0.75}}}]}
+                """));
+        assertEquals(1, points.size());
+        Point point = (Point) points.get(0).geometry();
+        assertEquals(12.5, point.getX());
+        assertEquals(40.5, point.getY());
+        assertEquals("positive", points.get(0).classification());
+        assertEquals(Map.of("Confidence", 0.75), points.get(0).measurements());
+        DeepLIIFException e = assertThrows(DeepLIIFException.class, () -> GeoJsonCells.read(json(
+                "{\"type\": \"FeatureCollection\", \"features\": [{\"geometry\": {\"type\": \"Point\", \"coordinates\": [1]}}]}")));
+        assertTrue(e.getMessage().contains("fewer than 2"));
+    }
+
+    @Test
     void rejectsAnswersThatAreNotPolygonCollections() {
         assertThrows(DeepLIIFException.class, () -> GeoJsonCells.read(json("{\"type\": \"Feature\"}")));
         assertThrows(DeepLIIFException.class, () -> GeoJsonCells.read(json(
-                "{\"type\": \"FeatureCollection\", \"features\": [{\"geometry\": {\"type\": \"Point\", \"coordinates\": [1, 2]}}]}")));
+                "{\"type\": \"FeatureCollection\", \"features\": [{\"geometry\": {\"type\": \"LineString\", \"coordinates\": [[1, 2], [3, 4]]}}]}")));
         DeepLIIFException e = assertThrows(DeepLIIFException.class, () -> GeoJsonCells.read(json(
                 "{\"type\": \"FeatureCollection\", \"features\": [{\"geometry\": {\"type\": \"Polygon\", \"coordinates\": [[[0, 0], [1, 1]]]}}]}")));
         assertTrue(e.getMessage().contains("fewer than 3"));

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
 
-from screenshots import IMAGES, save, wait
+from screenshots import IMAGES, open_window, private_models, run_local_model, save
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -32,31 +30,15 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     sys.path.insert(0, str(ROOT / "tests"))
-    import napari
     from classmap_fixture import build, lung_panels
-    from qtpy.QtWidgets import QApplication
 
-    from napari_deepliif.models.index import CACHE_DIR_ENV, CONFIG_DIR_ENV
-    from napari_deepliif.widget import DeepLIIFWidget
-
-    with tempfile.TemporaryDirectory() as tmp:
-        # the model is registered (and its hash cached) there, not for the user
-        os.environ[CONFIG_DIR_ENV] = str(Path(tmp) / "config")
-        os.environ[CACHE_DIR_ENV] = str(Path(tmp) / "cache")
+    with private_models() as tmp:
         model = args.model
         if model is None:
-            model = Path(tmp) / "classmap-fixture"
-            build(SHARED, model, Path(tmp) / "classmap-fixture-ts")
-        viewer = napari.Viewer(title="napari-deepliif")
-        viewer.window._qt_window.resize(1500, 950)
-        viewer.add_image(lung_panels(SHARED)[0], name="DAPI (mpIF)", rgb=True)
-        widget = DeepLIIFWidget(viewer)
-        viewer.window.add_dock_widget(widget, name="DeepLIIF IHC scoring", area="right")
-        app = QApplication.instance()
-        widget.engine_box.add_local(model, name=model.name)
-        widget.device_combo.setCurrentText("cpu")
-        widget.run()
-        wait(app, lambda: widget.worker is None and widget.post is not None, timeout=600)
+            model = tmp / "classmap-fixture"
+            build(SHARED, model, tmp / "classmap-fixture-ts")
+        viewer, widget, app = open_window(lung_panels(SHARED)[0], "DAPI (mpIF)")
+        run_local_model(widget, app, model, lambda: widget.worker is None and widget.post is not None)
         viewer.layers["DeepLIIF classes"].visible = True
         viewer.layers["DeepLIIF cells"].visible = True
         viewer.layers.selection.active = viewer.layers["DeepLIIF cells"]

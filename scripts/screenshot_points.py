@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from screenshots import IMAGES, save, wait
+from screenshots import IMAGES, open_window, private_models, run_local_model, save
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -34,32 +32,17 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     sys.path.insert(0, str(ROOT / "tests"))
-    import napari
     from points_fixture import build
-    from qtpy.QtWidgets import QApplication, QScrollArea
+    from qtpy.QtWidgets import QScrollArea
 
-    from napari_deepliif.models.index import CACHE_DIR_ENV, CONFIG_DIR_ENV
-    from napari_deepliif.widget import DeepLIIFWidget
-
-    with tempfile.TemporaryDirectory() as tmp:
-        # the model is registered (and its hash cached) there, not for the user
-        os.environ[CONFIG_DIR_ENV] = str(Path(tmp) / "config")
-        os.environ[CACHE_DIR_ENV] = str(Path(tmp) / "cache")
+    with private_models() as tmp:
         model = args.model
         if model is None:
-            model = Path(tmp) / "points-fixture"
-            build(SHARED, model, Path(tmp) / "points-fixture-ts")
+            model = tmp / "points-fixture"
+            build(SHARED, model, tmp / "points-fixture-ts")
         ihc = np.asarray(Image.open(SHARED / "data" / "ihc" / "22_2.png").convert("RGB"))
-        viewer = napari.Viewer(title="napari-deepliif")
-        viewer.window._qt_window.resize(1500, 950)
-        viewer.add_image(ihc, name="22_2 (IHC)", rgb=True)
-        widget = DeepLIIFWidget(viewer)
-        viewer.window.add_dock_widget(widget, name="DeepLIIF IHC scoring", area="right")
-        app = QApplication.instance()
-        widget.engine_box.add_local(model, name=model.name)
-        widget.device_combo.setCurrentText("cpu")
-        widget.run()
-        wait(app, lambda: widget.worker is None and widget.last is not None, timeout=600)
+        viewer, widget, app = open_window(ihc, "22_2 (IHC)")
+        run_local_model(widget, app, model, lambda: widget.worker is None and widget.last is not None)
         scroll = widget.findChild(QScrollArea)
         app.processEvents()
         scroll.ensureWidgetVisible(widget.result_label)

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from screenshots import IMAGES, save, wait
+from screenshots import IMAGES, open_window, private_models, run_local_model, save
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -34,32 +32,16 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     sys.path.insert(0, str(ROOT / "tests"))
-    import napari
-    from qtpy.QtWidgets import QApplication
     from translate_fixture import build
 
-    from napari_deepliif.models.index import CACHE_DIR_ENV, CONFIG_DIR_ENV
-    from napari_deepliif.widget import DeepLIIFWidget
-
-    with tempfile.TemporaryDirectory() as tmp:
-        # the model is registered (and its hash cached) there, not for the user
-        os.environ[CONFIG_DIR_ENV] = str(Path(tmp) / "config")
-        os.environ[CACHE_DIR_ENV] = str(Path(tmp) / "cache")
+    with private_models() as tmp:
         model = args.model
         if model is None:
-            model = Path(tmp) / "translate-fixture"
+            model = tmp / "translate-fixture"
             build(model)
-        viewer = napari.Viewer(title="napari-deepliif")
-        viewer.window._qt_window.resize(1500, 950)
         ihc = np.asarray(Image.open(SHARED / "fixtures" / "inputs" / "ihc_22_2.png").convert("RGB"))
-        viewer.add_image(ihc, name="Ki67 IHC", rgb=True)
-        widget = DeepLIIFWidget(viewer)
-        viewer.window.add_dock_widget(widget, name="DeepLIIF IHC scoring", area="right")
-        app = QApplication.instance()
-        widget.engine_box.add_local(model, name=model.name)
-        widget.device_combo.setCurrentText("cpu")
-        widget.run()
-        wait(app, lambda: widget.worker is None and widget.post is not None, timeout=600)
+        viewer, widget, app = open_window(ihc, "Ki67 IHC")
+        run_local_model(widget, app, model, lambda: widget.worker is None and widget.post is not None)
         virtual = viewer.layers["DeepLIIF VirtualHE"]
         virtual.visible = True
         virtual.translate = (0, ihc.shape[1] + 16)  # beside the image, for the picture only

@@ -13,8 +13,12 @@ and the H-score. Run it on a virtual display::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 log = logging.getLogger("screenshots")
@@ -47,6 +51,41 @@ def save(viewer, app, name: str, out: Path) -> None:
     path = out / f"widget-{name}.png"
     pixmap.save(str(path))
     log.info("wrote %s", path)
+
+
+def open_window(image, name: str):
+    """A napari window of the docs' size showing ``image`` (RGB) with the dock widget docked;
+    returns (viewer, widget, app)."""
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from napari_deepliif.widget import DeepLIIFWidget
+
+    viewer = napari.Viewer(title="napari-deepliif")
+    viewer.window._qt_window.resize(1500, 950)
+    viewer.add_image(image, name=name, rgb=True)
+    widget = DeepLIIFWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="DeepLIIF IHC scoring", area="right")
+    return viewer, widget, QApplication.instance()
+
+
+@contextlib.contextmanager
+def private_models() -> Iterator[Path]:
+    """A temporary folder in which models are registered and hashes cached, not the user's."""
+    from napari_deepliif.models.index import CACHE_DIR_ENV, CONFIG_DIR_ENV
+
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ[CONFIG_DIR_ENV] = str(Path(tmp) / "config")
+        os.environ[CACHE_DIR_ENV] = str(Path(tmp) / "cache")
+        yield Path(tmp)
+
+
+def run_local_model(widget, app, model: Path, done) -> None:
+    """Add a model folder to the widget, run it on the CPU and wait until ``done()``."""
+    widget.engine_box.add_local(model, name=model.name)
+    widget.device_combo.setCurrentText("cpu")
+    widget.run()
+    wait(app, done, timeout=600)
 
 
 def positive_by(widget, app, compartment: str, bins: bool = True) -> None:

@@ -140,6 +140,28 @@ def _whole(data: Mapping[str, Any], key: str, source: str, low: int) -> int:
     return value
 
 
+def _grid_and_names(data: Mapping[str, Any], folder: Path, source: str, multiple: int,
+                    why: str) -> tuple[int, int, float, str, str]:
+    """The fields every card has: tile size (a multiple of ``multiple``, ``why``), overlap,
+    pixel size, name and description."""
+    tile = _whole(data, "tile_size", source, 32)
+    if tile % multiple:
+        raise _fail(source, "tile_size", f"is {tile}; {why}")
+    overlap = _whole(data, "overlap", source, 0)
+    if overlap % 2 or overlap >= tile:
+        raise _fail(source, "overlap", f"is {overlap}; give an even number of pixels below tile_size ({tile})")
+    pixel_size = data.get("pixel_size")
+    if isinstance(pixel_size, bool) or not isinstance(pixel_size, (int, float)) or not 0 < pixel_size < 100:
+        raise _fail(source, "pixel_size", f"is {pixel_size!r}; give the training pixel size in µm/px (e.g. 0.5)")
+    name = data.get("name", Path(folder).name)
+    if not isinstance(name, str) or not name:
+        raise _fail(source, "name", f"is {name!r}; give a non-empty text")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise _fail(source, "description", f"is {description!r}; give a text")
+    return tile, overlap, float(pixel_size), name, description
+
+
 def check_card(data: Any, folder: Path, source: str | None = None) -> ModelCard:
     """Validate a card's content and return the card.
 
@@ -191,25 +213,12 @@ def check_card(data: Any, folder: Path, source: str | None = None) -> ModelCard:
         raise _fail(source, f"input.{extra[0]}", f"is not an input field; the fields are {', '.join(_INPUT_FIELDS)}")
     channel = _choice(inputs, "channel", INPUT_CHANNELS, source, "input.channel")
     normalise = _choice(inputs, "normalise", NORMALISATIONS, source, "input.normalise")
-    tile = _whole(data, "tile_size", source, 32)
-    if tile % 32:
-        raise _fail(source, "tile_size", f"is {tile}; a U-Net of depth 5 needs a multiple of 32")
-    overlap = _whole(data, "overlap", source, 0)
-    if overlap % 2 or overlap >= tile:
-        raise _fail(source, "overlap", f"is {overlap}; give an even number of pixels below tile_size ({tile})")
-    pixel_size = data.get("pixel_size")
-    if isinstance(pixel_size, bool) or not isinstance(pixel_size, (int, float)) or not 0 < pixel_size < 100:
-        raise _fail(source, "pixel_size", f"is {pixel_size!r}; give the training pixel size in µm/px (e.g. 0.5)")
-    name = data.get("name", Path(folder).name)
-    if not isinstance(name, str) or not name:
-        raise _fail(source, "name", f"is {name!r}; give a non-empty text")
-    description = data.get("description", "")
-    if not isinstance(description, str):
-        raise _fail(source, "description", f"is {description!r}; give a text")
+    tile, overlap, pixel_size, name, description = _grid_and_names(
+        data, folder, source, 32, "a U-Net of depth 5 needs a multiple of 32")
     if kind == "points":
         return _points_card(data, source, ModelCard(
             type=kind, name=name, weights=path, format=fmt, architecture=architecture, channel=channel,
-            normalise=normalise, tile_size=tile, overlap=overlap, pixel_size=float(pixel_size), class_names=(),
+            normalise=normalise, tile_size=tile, overlap=overlap, pixel_size=pixel_size, class_names=(),
             positive_classes=(), description=description, card_file=Path(source)))
     classes = data.get("classes")
     if (not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) and c for c in classes)
@@ -224,7 +233,7 @@ def check_card(data: Any, folder: Path, source: str | None = None) -> ModelCard:
             raise _fail(source, field, "is a field of 'points' models only")
     return ModelCard(type=kind, name=name, weights=path, format=fmt, architecture=architecture,
                      channel=channel, normalise=normalise, tile_size=tile, overlap=overlap,
-                     pixel_size=float(pixel_size), class_names=tuple(classes),
+                     pixel_size=pixel_size, class_names=tuple(classes),
                      positive_classes=tuple(classes.index(p) for p in positive), description=description,
                      card_file=Path(source))
 
@@ -269,21 +278,8 @@ def _translate_card(data: Mapping[str, Any], folder: Path, source: str, weights:
     if not isinstance(inputs, Mapping) or set(inputs) != {"normalise"}:
         raise _fail(source, "input", f"is {inputs!r}; give a mapping with normalise only (the generator reads RGB)")
     normalise = _choice(inputs, "normalise", TRANSLATE_NORMALISATIONS, source, "input.normalise")
-    tile = _whole(data, "tile_size", source, 32)
-    if tile % 4:
-        raise _fail(source, "tile_size", f"is {tile}; the generator's two stride-2 steps need a multiple of 4")
-    overlap = _whole(data, "overlap", source, 0)
-    if overlap % 2 or overlap >= tile:
-        raise _fail(source, "overlap", f"is {overlap}; give an even number of pixels below tile_size ({tile})")
-    pixel_size = data.get("pixel_size")
-    if isinstance(pixel_size, bool) or not isinstance(pixel_size, (int, float)) or not 0 < pixel_size < 100:
-        raise _fail(source, "pixel_size", f"is {pixel_size!r}; give the training pixel size in µm/px (e.g. 0.5)")
-    name = data.get("name", Path(folder).name)
-    if not isinstance(name, str) or not name:
-        raise _fail(source, "name", f"is {name!r}; give a non-empty text")
-    description = data.get("description", "")
-    if not isinstance(description, str):
-        raise _fail(source, "description", f"is {description!r}; give a text")
+    tile, overlap, pixel_size, name, description = _grid_and_names(
+        data, folder, source, 4, "the generator's two stride-2 steps need a multiple of 4")
     for field in ("classes", "positive", "min_distance_um", "threshold"):
         if field in data:
             raise _fail(source, field, "is not a field of 'translate' models (nuclei are classified by DAB)")
@@ -296,7 +292,7 @@ def _translate_card(data: Mapping[str, Any], folder: Path, source: str, weights:
         values[field] = None if value is None else float(value)
     return ModelCard(type="translate", name=name, weights=weights, format=fmt, architecture=architecture,
                      channel="rgb", normalise=normalise, tile_size=tile, overlap=overlap,
-                     pixel_size=float(pixel_size), class_names=(), positive_classes=(), description=description,
+                     pixel_size=pixel_size, class_names=(), positive_classes=(), description=description,
                      card_file=Path(source), segmenter=segmenter, **values)
 
 

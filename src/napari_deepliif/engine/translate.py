@@ -337,7 +337,11 @@ class DeepLIIFSegRunner:
         from scipy import ndimage as ndi
 
         from napari_deepliif.constants import DEFAULT_SEG_THRESH, SEG_BOUNDARY_MAX_GREEN
-        from napari_deepliif.engine.stain_nuclei import positive_labels, render_marker, render_seg
+        from napari_deepliif.engine.stain_nuclei import (
+            positive_labels,
+            render_marker,
+            render_seg,
+        )
         from napari_deepliif.rgb import stain_od
 
         segs = self.seg([np.ascontiguousarray(t[..., 3:]) for t in tiles])

@@ -329,6 +329,21 @@ def test_cli_score_with_the_deepliif_segmenter(deepliif_seg_dir, deepliif_seg_wh
                                counted_centroids(whole), atol=1e-6)
 
 
+def test_batch_with_the_deepliif_segmenter_gives_the_regions_cells(deepliif_seg_dir, deepliif_seg_whole, ihc_22_2,
+                                                                    tmp_path) -> None:
+    from test_slides import write_ome_tiff
+
+    _, whole = deepliif_seg_whole
+    slide = write_ome_tiff(tmp_path / "slide.ome.tif", ihc_22_2, mpp=0.25, levels=2)
+    assert main(["batch", str(slide), "--model", str(deepliif_seg_dir), "--device", "cpu", "--chunk-size", "256",
+                 "--out", str(tmp_path / "batch")]) == 0
+    [cells] = list((tmp_path / "batch").glob("*/cells.csv"))
+    with open(cells, newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["counted"] == "True"]
+    np.testing.assert_allclose(sorted_xy([(float(r["centroid_x"]), float(r["centroid_y"])) for r in rows]),
+                               counted_centroids(whole), atol=1e-6)
+
+
 @pytest.mark.parametrize("changes, field, message", [
     ({"segmenter": "deepliif"}, "segmenter_model", "is None; give the DeepLIIF model folder"),
     ({"segmenter": "deepliif", "segmenter_model": "no-such-model"}, "segmenter_model",

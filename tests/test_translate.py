@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -249,3 +251,111 @@ def test_the_widget_scores_with_the_translate_model_rescores_and_exports(make_na
                                   whole.images[VIRTUAL_HE])
     with open(tmp_path / "export" / "cells.csv", newline="") as handle:
         assert len(list(csv.DictReader(handle))) == widget.post.scoring["num_total"]
+
+
+# segmenter: deepliif -- a DeepLIIF model's Seg of the virtual H&E finds the nuclei
+
+
+@pytest.fixture(scope="module")
+def deepliif_seg_dir(translate_model_dir, fit_model_dir, tmp_path_factory) -> Path:
+    """The fixture generator with ``segmenter: deepliif``, naming the fitted DeepLIIF fixture
+    relative to the card's folder."""
+    target = tmp_path_factory.mktemp("transeg") / "translate-deepliif"
+    return _copy(translate_model_dir, target, segmenter="deepliif",
+                 segmenter_model=os.path.relpath(fit_model_dir.resolve(), target))
+
+
+@pytest.fixture(scope="module")
+def deepliif_seg_whole(deepliif_seg_dir, ihc_22_2):
+    engine = load_engine("auto", deepliif_seg_dir, device="cpu")
+    return engine, score_region(engine, ihc_22_2, resolution="40x", outputs="all")
+
+
+def test_the_deepliif_segmenter_finds_the_nuclei_of_its_seg_and_the_ihcs_dab_classifies_them(
+        deepliif_seg_whole, fit_model_dir, ihc_22_2) -> None:
+    from napari_deepliif.constants import DEFAULT_SEG_THRESH, SEG_BOUNDARY_MAX_GREEN
+    from napari_deepliif.engine.engines import Engine
+
+    engine, whole = deepliif_seg_whole
+    assert engine.outputs == (VIRTUAL_HE, "Marker", "Seg")
+    assert engine.segmenter.directory.resolve() == fit_model_dir.resolve()
+    # the DeepLIIF model's own Seg of the virtual H&E: its cell pixels are exactly the nuclei drawn
+    seg = Engine.load(fit_model_dir, device="cpu").infer(whole.images[VIRTUAL_HE], resolution="40x",
+                                                          outputs=["Seg"])["Seg"]
+    cell = (seg[..., 0].astype(int) + seg[..., 2] > DEFAULT_SEG_THRESH) & (seg[..., 1] <= SEG_BOUNDARY_MAX_GREEN)
+    ours = whole.images["Seg"]
+    np.testing.assert_array_equal(ours.any(axis=2), cell)
+    dab = stain_od(ihc_22_2)[..., 2]
+    np.testing.assert_array_equal(whole.images["Marker"][..., 0], np.clip(np.rint(dab * 100), 0, 255).astype(np.uint8))
+    red = (ours[..., 0] == 255) & (ours[..., 1] == 0)
+    blue = (ours[..., 2] == 255) & (ours[..., 1] == 0)
+    assert red.sum() > 50 and blue.sum() > 500
+    assert dab[red].mean() > 0.2 > dab[blue].mean()
+    assert whole.scoring["num_pos"] > 0 and whole.scoring["num_total"] - whole.scoring["num_pos"] > 10
+
+
+def test_the_deepliif_segmenters_region_is_that_box_of_the_whole_image(deepliif_seg_whole, ihc_22_2) -> None:
+    engine, whole = deepliif_seg_whole
+    box = (147, 45, 330, 300)  # crosses the generator's and the DeepLIIF model's tile seams
+    region = score_region(engine, ihc_22_2, region=box, resolution="40x", outputs="all")
+    # the automatic size threshold is the region's own: count at the whole image's
+    region = region.rescore(size_thresh=whole.scoring["size_thresh"])
+    expected = in_box(counted_centroids(whole), box)
+    assert len(expected) > 5
+    np.testing.assert_allclose(counted_centroids(region), expected, atol=1e-6)
+    (wx, wy), (h, w) = region.origin, region.images["Seg"].shape[:2]
+    for name in engine.outputs:
+        np.testing.assert_array_equal(region.images[name], whole.images[name][wy : wy + h, wx : wx + w], err_msg=name)
+
+
+def test_cli_score_with_the_deepliif_segmenter(deepliif_seg_dir, deepliif_seg_whole, ihc_22_2, tmp_path) -> None:
+    engine, whole = deepliif_seg_whole
+    path = tmp_path / "ihc.png"
+    Image.fromarray(ihc_22_2).save(path)
+    assert main(["score", str(path), "--model", str(deepliif_seg_dir), "--device", "cpu",
+                 "--resolution", "40x", "--out", str(tmp_path / "out")]) == 0
+    folder = tmp_path / "out" / "ihc"
+    record = json.loads((folder / "score.json").read_text())
+    jsonschema.validate(record, SCORE_SCHEMA)
+    assert record["scoring"] == whole.scoring and record["scoring"]["num_total"] > 10
+    assert record["provenance"]["engine"] == "translate"
+    # the hash names the generator and the segmenter's weights
+    assert record["provenance"]["model_hash"] == engine.model_hash
+    assert engine.model_hash.endswith("+" + engine.segmenter.fingerprint())
+    np.testing.assert_array_equal(np.asarray(Image.open(folder / "Seg.png")), whole.images["Seg"])
+    with open(folder / "cells.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    np.testing.assert_allclose(sorted_xy([(float(r["centroid_x"]), float(r["centroid_y"])) for r in rows]),
+                               counted_centroids(whole), atol=1e-6)
+
+
+def test_batch_with_the_deepliif_segmenter_gives_the_regions_cells(deepliif_seg_dir, deepliif_seg_whole, ihc_22_2,
+                                                                    tmp_path) -> None:
+    from test_slides import write_ome_tiff
+
+    _, whole = deepliif_seg_whole
+    slide = write_ome_tiff(tmp_path / "slide.ome.tif", ihc_22_2, mpp=0.25, levels=2)
+    assert main(["batch", str(slide), "--model", str(deepliif_seg_dir), "--device", "cpu", "--chunk-size", "256",
+                 "--out", str(tmp_path / "batch")]) == 0
+    [cells] = list((tmp_path / "batch").glob("*/cells.csv"))
+    with open(cells, newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["counted"] == "True"]
+    np.testing.assert_allclose(sorted_xy([(float(r["centroid_x"]), float(r["centroid_y"])) for r in rows]),
+                               counted_centroids(whole), atol=1e-6)
+
+
+@pytest.mark.parametrize("changes, field, message", [
+    ({"segmenter": "deepliif"}, "segmenter_model", "is None; give the DeepLIIF model folder"),
+    ({"segmenter": "deepliif", "segmenter_model": "no-such-model"}, "segmenter_model",
+     "names 'no-such-model', which is not a DeepLIIF model folder"),
+    ({"segmenter": "deepliif", "segmenter_model": "."}, "segmenter_model", "no train_opt.txt"),
+    ({"segmenter_model": "deepliif-fit-ngf8"}, "segmenter_model", "segmenter 'stain' takes no model"),
+    ({"segmenter": "deepliif", "segmenter_model": "FIT", "nucleus_threshold": 0.1}, "nucleus_threshold",
+     "a setting of the 'stain' segmenter"),
+])
+def test_a_bad_deepliif_segmenter_card_is_refused_naming_the_field(translate_model_dir, fit_model_dir, tmp_path,
+                                                                   changes, field, message) -> None:
+    changes = {k: str(fit_model_dir) if v == "FIT" else v for k, v in changes.items()}
+    folder = _copy(translate_model_dir, tmp_path / "model", **changes)
+    with pytest.raises(ModelError, match=f"field '{field}' .*{re.escape(message)}"):
+        load_engine("auto", folder, device="cpu")

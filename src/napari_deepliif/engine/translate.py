@@ -10,14 +10,16 @@ it, and classify each nucleus by the IHC's own DAB (``docs/translate-then-segmen
 2. **Segment** (``segmenter: stain``). The stain engine's nucleus finder
    (:func:`napari_deepliif.engine.stain.stain_infer`) on the virtual H&E, unmixed with
    scikit-image's H&E(-DAB) stain vectors; an H&E image has no DAB, so only hematoxylin
-   contrast makes the nuclear signal.
+   contrast makes the nuclear signal. ``segmenter: deepliif``: a DeepLIIF model's Seg of the
+   virtual H&E (on the whole image's DeepLIIF tile grid) gives the nuclei instead, each tile's
+   cell pixels labelled within the tile (:class:`DeepLIIFSegRunner`).
 3. **Classify.** A nucleus is positive when the mean DAB OD of the IHC image under it
    exceeds ``dab_threshold``; ``Marker`` is that DAB OD and ``Seg`` the nuclei in the Seg
    colours, so cells, scores, exports, widget, server and ``batch`` take them as DeepLIIF's.
 
-The virtual H&E is read lazily (:class:`VirtualHE`): the segmenter's blocks ask for parts of
-it and only the tiles under them run, so a region's outputs are that box of the whole
-image's.
+The virtual H&E is read lazily (:class:`VirtualHE`, a :class:`TiledOutputs`): the
+segmenter's blocks or tiles ask for parts of it and only the generator tiles under them run,
+so a region's outputs are that box of the whole image's.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from napari_deepliif.engine.tiling import (
 from napari_deepliif.errors import ModelError
 from napari_deepliif.models.card import CARD_FILE, ModelCard, read_card
 from napari_deepliif.progress import CancelCheck, ProgressCallback
+from napari_deepliif.resolution import tile_size_for
 
 log = logging.getLogger(__name__)
 
@@ -214,10 +217,60 @@ class GeneratorRunner:
         return [{VIRTUAL_HE: image} for image in images]
 
 
-class VirtualHE:
-    """The virtual H&E of an RGB image, computed as parts of it are read: a read runs the
-    tiles of the image's tile grid under it (each once per instance) and takes each pixel
-    from the tile whose write box holds it, so any part equals that part of the whole.
+class TiledOutputs:
+    """Outputs of a tile runner on an image's tile grid, computed as parts of them are read:
+    a read runs the tiles under it (each once per instance) and takes each pixel from the
+    tile whose write box holds it, so any part equals that part of the whole.
+
+    Parameters
+    ----------
+    source : array-like, shape (H, W, C), uint8
+        What the tiles are read from (numpy, zarr, a slide level, ...).
+    grid : TileGrid
+        The whole image's tile grid.
+    runner : callable
+        Tiles in, one ``{name: S x S x 3 uint8}`` per tile out (as :func:`run_tiles` takes).
+    names : tuple of str
+        The runner's outputs.
+    batch_size : int
+    cancel : callable or threading.Event, optional
+        Checked between batches of tiles.
+    """
+
+    def __init__(self, source: Any, grid: TileGrid, runner: Callable[[list[np.ndarray]], list[dict[str, np.ndarray]]],
+                 names: tuple[str, ...], batch_size: int, cancel: CancelCheck | Any | None = None):
+        self.source, self.grid, self.runner, self.names = source, grid, runner, names
+        self.batch_size, self.cancel = batch_size, cancel
+        self.rows = disjoint_tiles(grid)
+        self._done: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+
+    def read(self, name: str, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Output ``name`` over rows ``y0:y1``, columns ``x0:x1`` (H x W x 3 uint8)."""
+        under = [t for row in self.rows for t in row
+                 if t.write[0] < y1 and t.write[1] > y0 and t.write[2] < x1 and t.write[3] > x0]
+        self._run([t for t in under if (t.y, t.x) not in self._done])
+        out = np.zeros((y1 - y0, x1 - x0, 3), np.uint8)
+        for t in under:
+            ty0, ty1, tx0, tx1 = max(t.write[0], y0), min(t.write[1], y1), max(t.write[2], x0), min(t.write[3], x1)
+            out[ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0] = self._done[(t.y, t.x)][name][
+                ty0 - t.write[0] : ty1 - t.write[0], tx0 - t.write[2] : tx1 - t.write[2]]
+        return out
+
+    def _run(self, tiles: list[Tile]) -> None:
+        """Run ``tiles`` and keep each one's write box of every output."""
+        if not tiles:
+            return
+        buffers = {(t.y, t.x): {name: np.zeros((t.write[1] - t.write[0], t.write[3] - t.write[2], 3), np.uint8)
+                                for name in self.names} for t in tiles}
+        writers = {name: _TileWriter({key: tile[name] for key, tile in buffers.items()}, tiles) for name in self.names}
+        run_tiles(self.source, self.grid, self.runner, self.names, writers, batch_size=self.batch_size, tiles=tiles,
+                  cancel=self.cancel, skip_empty=False)
+        self._done.update(buffers)
+
+
+class VirtualHE(TiledOutputs):
+    """The virtual H&E of an RGB image as an array (``image[ys, xs]``), computed as parts of
+    it are read (see :class:`TiledOutputs`).
 
     Parameters
     ----------
@@ -229,38 +282,17 @@ class VirtualHE:
     """
 
     def __init__(self, engine: TranslateEngine, source: Any, cancel: CancelCheck | Any | None = None):
-        self.engine, self.source, self.cancel = engine, source, cancel
         self.shape = (int(source.shape[0]), int(source.shape[1]), 3)
         self.dtype = np.dtype(np.uint8)
         self.ndim = 3
-        self.grid = engine.grid(self.shape[:2])
-        self.rows = disjoint_tiles(self.grid)
-        self._done: dict[tuple[int, int], np.ndarray] = {}
+        super().__init__(source, engine.grid(self.shape[:2]), GeneratorRunner(engine), (VIRTUAL_HE,),
+                         engine.batch_size, cancel)
 
     def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
         ys, xs = key[:2]
         y0, y1, _ = ys.indices(self.shape[0])
         x0, x1, _ = xs.indices(self.shape[1])
-        under = [t for row in self.rows for t in row
-                 if t.write[0] < y1 and t.write[1] > y0 and t.write[2] < x1 and t.write[3] > x0]
-        self._run([t for t in under if (t.y, t.x) not in self._done])
-        out = np.zeros((y1 - y0, x1 - x0, 3), np.uint8)
-        for t in under:
-            ty0, ty1, tx0, tx1 = max(t.write[0], y0), min(t.write[1], y1), max(t.write[2], x0), min(t.write[3], x1)
-            out[ty0 - y0 : ty1 - y0, tx0 - x0 : tx1 - x0] = self._done[(t.y, t.x)][ty0 - t.write[0] : ty1 - t.write[0],
-                                                                                  tx0 - t.write[2] : tx1 - t.write[2]]
-        return out
-
-    def _run(self, tiles: list[Tile]) -> None:
-        """Run ``tiles`` and keep each one's write box of the virtual H&E."""
-        if not tiles:
-            return
-        buffers = {(t.y, t.x): np.zeros((t.write[1] - t.write[0], t.write[3] - t.write[2], 3), np.uint8)
-                   for t in tiles}
-        writer = _TileWriter(buffers, tiles)
-        run_tiles(self.source, self.grid, GeneratorRunner(self.engine), (VIRTUAL_HE,), {VIRTUAL_HE: writer},
-                  batch_size=self.engine.batch_size, tiles=tiles, cancel=self.cancel, skip_empty=False)
-        self._done.update(buffers)
+        return self.read(VIRTUAL_HE, y0, y1, x0, x1)
 
 
 class _TileWriter:
@@ -272,6 +304,57 @@ class _TileWriter:
 
     def __setitem__(self, key: tuple[slice, slice], value: np.ndarray) -> None:
         self.by_box[(key[0].start, key[1].start)][...] = value
+
+
+class _Paired:
+    """The IHC image and its virtual H&E side by side as one 6-channel array, so that one
+    tile read gives a segmenter tile both."""
+
+    def __init__(self, source: Any, virtual: VirtualHE):
+        self.source, self.virtual = source, virtual
+        self.shape = (*virtual.shape[:2], 6)
+
+    def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
+        return np.concatenate([np.asarray(self.source[key], dtype=np.uint8)[..., :3], self.virtual[key]], axis=2)
+
+
+class DeepLIIFSegRunner:
+    """The ``deepliif`` segmenter on batches of paired tiles (IHC, virtual H&E): the DeepLIIF
+    model's Seg of the virtual H&E finds the nuclei (its cell pixels, at the default
+    ``seg_thresh``, split by its boundaries), the IHC's DAB classifies them; returns each
+    tile's ``Marker`` and ``Seg`` as the stain segmenter renders them."""
+
+    def __init__(self, engine: TranslateEngine):
+        from napari_deepliif.engine.inference import TileRunner
+        from napari_deepliif.engine.stain_vectors import REFERENCE_VECTORS
+
+        self.seg = TileRunner(engine.segmenter, (SEG,), engine.precision)
+        self.dab_threshold = engine.dab_threshold
+        self.unmixing = REFERENCE_VECTORS.unmixing()
+
+    def __call__(self, tiles: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """S x S x 6 uint8 tiles (IHC, then virtual H&E) in, ``{"Marker", "Seg"}`` per tile out."""
+        from scipy import ndimage as ndi
+
+        from napari_deepliif.constants import DEFAULT_SEG_THRESH, SEG_BOUNDARY_MAX_GREEN
+        from napari_deepliif.engine.stain_nuclei import (
+            positive_labels,
+            render_marker,
+            render_seg,
+        )
+        from napari_deepliif.rgb import stain_od
+
+        segs = self.seg([np.ascontiguousarray(t[..., 3:]) for t in tiles])
+        out = []
+        for tile, result in zip(tiles, segs):
+            seg = result[SEG]
+            cell = (np.add(seg[..., 0], seg[..., 2], dtype=np.int16) > DEFAULT_SEG_THRESH) & (
+                seg[..., 1] <= SEG_BOUNDARY_MAX_GREEN)
+            labels, _ = ndi.label(cell)
+            dab = stain_od(np.ascontiguousarray(tile[..., :3]), self.unmixing)[..., 2]
+            out.append({"Marker": render_marker(dab), SEG: render_seg(labels, positive_labels(labels, dab,
+                                                                                              self.dab_threshold))})
+        return out
 
 
 def _he_settings() -> Any:
@@ -294,8 +377,10 @@ class TranslateEngine(EngineBase):
         Mean nuclear DAB OD (of the IHC image) above which a nucleus is positive; the card's
         by default, changeable per run (:meth:`with_parameters`).
     nucleus_threshold : float or None
-        The segmenter's foreground threshold (OD); None: the Otsu threshold of the whole
-        virtual H&E (:meth:`statistics`).
+        The ``stain`` segmenter's foreground threshold (OD); None: the Otsu threshold of the
+        whole virtual H&E (:meth:`statistics`).
+    segmenter : DeepLIIFModel or None
+        The ``deepliif`` segmenter's model (the card's ``segmenter_model``); None for ``stain``.
     """
 
     card: ModelCard
@@ -305,6 +390,7 @@ class TranslateEngine(EngineBase):
     batch_size: int = 1
     dab_threshold: float = 0.2
     nucleus_threshold: float | None = None
+    segmenter: Any = None
 
     name = "translate"
     outputs = (VIRTUAL_HE, "Marker", SEG)
@@ -318,7 +404,8 @@ class TranslateEngine(EngineBase):
         Parameters
         ----------
         folder : str or Path
-            Holds ``model.yaml`` and the generator file it names (``latest_net_G_A.pth``).
+            Holds ``model.yaml`` and the generator file it names (``latest_net_G_A.pth``); a
+            ``segmenter: deepliif`` card names a DeepLIIF model folder too, loaded here.
         device, precision, batch_size
             As :meth:`napari_deepliif.engine.engines.Engine.load`.
 
@@ -333,8 +420,14 @@ class TranslateEngine(EngineBase):
         dev, size = run_settings(device, precision, batch_size)
         folder = Path(folder)
         card = read_card(folder, cls.name)
+        segmenter = None
+        if card.segmenter_model is not None:
+            from napari_deepliif.models.loader import load_model
+
+            segmenter = load_model(card.segmenter_model, device=dev)
         engine = cls(card=card, folder=folder, device=dev, precision=precision, batch_size=size,
-                     dab_threshold=float(card.dab_threshold), nucleus_threshold=card.nucleus_threshold)
+                     dab_threshold=float(card.dab_threshold), nucleus_threshold=card.nucleus_threshold,
+                     segmenter=segmenter)
         engine.network  # noqa: B018 -- load now, so a bad generator file fails here, not mid-run
         return engine
 
@@ -351,10 +444,12 @@ class TranslateEngine(EngineBase):
 
     @property
     def model_hash(self) -> str:
-        """A short hash of the card and the generator's bytes."""
+        """A short hash of the card and the generator's bytes, then (``deepliif`` segmenter)
+        its model's fingerprint after a ``+``."""
         from napari_deepliif.models.hash import content_hash
 
-        return content_hash(self.card.card_file or self.folder / CARD_FILE, [("weights", self.card.weights)])
+        own = content_hash(self.card.card_file or self.folder / CARD_FILE, [("weights", self.card.weights)])
+        return own if self.segmenter is None else f"{own}+{self.segmenter.fingerprint()}"
 
     def grid(self, shape: tuple[int, int]) -> TileGrid:
         """The tile grid of an image of ``shape`` (H, W): the card's tile size and overlap."""
@@ -376,8 +471,15 @@ class TranslateEngine(EngineBase):
         y0, y1, x0, x1 = box
         if VIRTUAL_HE in names:
             out[VIRTUAL_HE][:] = virtual[y0:y1, x0:x1]
-        wanted = [n for n in names if n != VIRTUAL_HE]
+        wanted = tuple(n for n in names if n != VIRTUAL_HE)
         if not wanted:
+            return
+        if self.segmenter is not None:
+            grid = TileGrid(int(source.shape[0]), int(source.shape[1]), tile_size_for(resolution))
+            segmented = TiledOutputs(_Paired(source, virtual), grid, DeepLIIFSegRunner(self), ("Marker", SEG),
+                                     self.batch_size, cancel)
+            for name in wanted:
+                out[name][:] = segmented.read(name, y0, y1, x0, x1)
             return
         images = stain_infer(virtual, resolution, dab_threshold=self.dab_threshold,
                              threshold=self.nucleus_threshold, vectors=REFERENCE_VECTORS, box=box,
@@ -391,11 +493,13 @@ class TranslateEngine(EngineBase):
 
     def statistics(self, source: Any, resolution: str, *, include: Callable[[int, int, int, int], bool] | None = None,
                    cancel: CancelCheck | Any | None = None) -> dict:
-        """The segmenter's foreground threshold over the whole virtual H&E (the parts
-        ``include`` accepts), unless the card fixes it."""
+        """The ``stain`` segmenter's foreground threshold over the whole virtual H&E (the parts
+        ``include`` accepts), unless the card fixes it; nothing for ``deepliif``."""
         from napari_deepliif.engine.stain import stain_threshold
         from napari_deepliif.engine.stain_vectors import REFERENCE_VECTORS
 
+        if self.segmenter is not None:
+            return {}
         threshold = self.nucleus_threshold
         if threshold is None:
             threshold = stain_threshold(VirtualHE(self, source, cancel), resolution, vectors=REFERENCE_VECTORS,
@@ -404,7 +508,9 @@ class TranslateEngine(EngineBase):
         return {"nucleus_threshold": float(threshold)}
 
     def with_statistics(self, statistics: Mapping[str, Any]) -> TranslateEngine:
-        """This engine with the nucleus threshold of :meth:`statistics`."""
+        """This engine with the nucleus threshold of :meth:`statistics` (none for ``deepliif``)."""
+        if "nucleus_threshold" not in statistics:
+            return self
         return replace(self, nucleus_threshold=float(statistics["nucleus_threshold"]))
 
     def unmixing(self, statistics: Mapping[str, Any]) -> np.ndarray | None:

@@ -34,15 +34,15 @@ INPUT_CHANNELS: tuple[str, ...] = ("grey", "red", "green", "blue")
 NORMALISATIONS: tuple[str, ...] = ("per-tile-zscore", "per-tile-minmax", "scale-0-1")
 _FIELDS = ("type", "name", "description", "weights", "format", "architecture", "input", "tile_size",
            "overlap", "pixel_size", "classes", "positive", "min_distance_um", "threshold", "segmenter",
-           "dab_threshold", "nucleus_threshold")
+           "dab_threshold", "nucleus_threshold", "segmenter_model")
 #: Fields of ``translate`` cards only.
-_TRANSLATE_FIELDS = ("segmenter", "dab_threshold", "nucleus_threshold")
+_TRANSLATE_FIELDS = ("segmenter", "dab_threshold", "nucleus_threshold", "segmenter_model")
 #: ``translate``: the generator network a state dict is loaded into (the CycleGAN repository's
 #: ``ResnetGenerator``, ``netG resnet_<n>blocks``), the input scaling it was trained with, and
 #: what finds nuclei on its output.
 TRANSLATE_ARCHITECTURES: tuple[str, ...] = ("cyclegan-resnet",)
 TRANSLATE_NORMALISATIONS: tuple[str, ...] = ("scale-minus1-1",)
-SEGMENTERS: tuple[str, ...] = ("stain",)
+SEGMENTERS: tuple[str, ...] = ("stain", "deepliif")
 #: Heat maps a ``points`` model may give: one per class, written as the channels of one RGB output.
 MAX_POINT_CLASSES = 3
 _INPUT_FIELDS = ("channel", "normalise")
@@ -96,6 +96,9 @@ class ModelCard:
     nucleus_threshold : float or None
         ``translate``: fixed foreground threshold (OD) of the ``stain`` segmenter; None: the
         Otsu threshold over the whole translated image.
+    segmenter_model : Path or None
+        ``translate`` with ``segmenter: deepliif``: the DeepLIIF model folder (release layout)
+        whose Seg finds the nuclei on the translated image.
     """
 
     type: str
@@ -117,6 +120,7 @@ class ModelCard:
     segmenter: str | None = None
     dab_threshold: float | None = None
     nucleus_threshold: float | None = None
+    segmenter_model: Path | None = None
 
 
 def _fail(source: str, field: str, message: str) -> ModelError:
@@ -293,7 +297,30 @@ def _translate_card(data: Mapping[str, Any], folder: Path, source: str, weights:
     return ModelCard(type="translate", name=name, weights=weights, format=fmt, architecture=architecture,
                      channel="rgb", normalise=normalise, tile_size=tile, overlap=overlap,
                      pixel_size=pixel_size, class_names=(), positive_classes=(), description=description,
-                     card_file=Path(source), segmenter=segmenter, **values)
+                     card_file=Path(source), segmenter=segmenter,
+                     segmenter_model=_segmenter_model(data, folder, source, segmenter), **values)
+
+
+def _segmenter_model(data: Mapping[str, Any], folder: Path, source: str, segmenter: str) -> Path | None:
+    """The DeepLIIF model folder of ``segmenter: deepliif`` (relative to the card's folder or
+    absolute, in the release layout); None for the ``stain`` segmenter, which takes none."""
+    value = data.get("segmenter_model")
+    if segmenter != "deepliif":
+        if value is not None:
+            raise _fail(source, "segmenter_model", f"is given, but segmenter '{segmenter}' takes no model; "
+                                                   "remove it or set segmenter: deepliif")
+        return None
+    if "nucleus_threshold" in data:
+        raise _fail(source, "nucleus_threshold", "is a setting of the 'stain' segmenter; the deepliif segmenter's "
+                                                 "nuclei are those of its Seg")
+    if not isinstance(value, str) or not value:
+        raise _fail(source, "segmenter_model", f"is {value!r}; give the DeepLIIF model folder (release layout, "
+                                               f"with {OPTIONS_FILE}), relative to {folder} or absolute")
+    path = Path(folder) / Path(value).expanduser()
+    if not (path / OPTIONS_FILE).is_file():
+        raise _fail(source, "segmenter_model", f"names {value!r}, which is not a DeepLIIF model folder (no "
+                                               f"{OPTIONS_FILE} in {path})")
+    return path
 
 
 def read_card(folder: str | Path, model_type: str | None = None) -> ModelCard:

@@ -8,6 +8,7 @@ import csv
 import json
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 from conftest import read_rgb
@@ -15,6 +16,8 @@ from PIL import Image
 from test_server_support import client, png_bytes, running_server
 
 from napari_deepliif.cli.main import main
+
+SCORE_SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "score.schema.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +45,8 @@ def assert_same_points(body: dict, rows: list[dict], record: dict) -> None:
     assert [f["properties"]["classification"] for f in features] == [r["class"] for r in rows]
     assert body["score"]["scoring"] == record["scoring"]
     assert body["score"]["run"] == record["run"]
+    jsonschema.validate(body["score"], SCORE_SCHEMA)
+    jsonschema.validate(record, SCORE_SCHEMA)
 
 
 def test_upload_and_file_region_answer_the_clis_points(points_model_dir, crop, tmp_path):
@@ -98,3 +103,5 @@ def test_a_region_with_an_roi_polygon_answers_the_clis_points_in_the_polygon(poi
     assert scoring["positive_classes"] == record["scoring"]["positive_classes"] == ["positive"]
     assert body["score"]["placement"] == {**record["placement"], "image": str(path)}
     assert body["score"]["run"] == record["run"]
+    jsonschema.validate(body["score"], SCORE_SCHEMA)
+    jsonschema.validate(record, SCORE_SCHEMA)

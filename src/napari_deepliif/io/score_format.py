@@ -37,8 +37,9 @@ PLACEMENT_KEYS: tuple[str, ...] = ("image", "level", "downsample", "mpp", "resol
 #: Keys of ``provenance``: what produced the score.
 PROVENANCE_KEYS: tuple[str, ...] = ("engine", "model", "model_hash", "version", "statistics", "parameters")
 ENGINES: tuple[str, ...] = ("deepliif", "stain", "classmap", "points", "translate")
-#: Score keys a class-map model adds: counted cells per class name (``cells.classmap``).
-CLASS_KEYS: tuple[str, ...] = ("classes",)
+#: Score keys a class-map model adds: counted cells per class name (``cells.classmap``); a
+#: ``points`` model adds the names of the classes counted in ``num_pos`` too.
+CLASS_KEYS: tuple[str, ...] = ("classes", "positive_classes")
 
 
 def reference_scoring(scoring: Mapping[str, Any]) -> dict:

@@ -4,7 +4,9 @@ As for cells (:mod:`napari_deepliif.regions.score`), the region is computed on t
 image's plan, so its heat maps are the whole image's there. Candidates are found in a window:
 the region grown by twice the suppression distance plus one pixel, so that a point just
 outside the region can still suppress one inside (and be suppressed by one further out), and
-a point counts when it lies in the region (:func:`~napari_deepliif.cells.scoring.in_box`).
+a point counts when it lies in the region (:func:`~napari_deepliif.cells.scoring.in_box`)
+and, given ROI polygons, in one of them (:func:`~napari_deepliif.cells.scoring.in_polygons`,
+the rule a cell's centroid follows).
 A new threshold or distance re-selects from the window's candidates
 (:meth:`PointsResult.rescore`) without running the network.
 """
@@ -12,6 +14,7 @@ A new threshold or distance re-selects from the window's candidates
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -19,7 +22,7 @@ import numpy as np
 
 from napari_deepliif import __version__
 from napari_deepliif.cells.detections import PointDetections, detect_points
-from napari_deepliif.cells.scoring import in_box
+from napari_deepliif.cells.scoring import in_box, in_polygons
 from napari_deepliif.constants import MICRONS_PER_PIXEL_BY_RESOLUTION
 from napari_deepliif.engine.points import PointsEngine
 from napari_deepliif.errors import DeepLIIFError
@@ -50,6 +53,8 @@ class PointsResult:
         ``(x, y)`` of the window's top-left pixel in the image.
     region : (int, int, int, int)
         ``(x, y, width, height)`` of the region, in image pixels.
+    rois : list of (exterior, holes), optional
+        ROI polygons in image pixels (pixel centres at integers): only points in one count.
     """
 
     window_points: PointDetections
@@ -58,6 +63,7 @@ class PointsResult:
     provenance: dict[str, Any] = field(default_factory=dict)
     origin: tuple[int, int] = (0, 0)
     region: tuple[int, int, int, int] = (0, 0, 0, 0)
+    rois: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]] | None = None
 
     @property
     def min_distance_um(self) -> float:
@@ -66,20 +72,27 @@ class PointsResult:
 
     @property
     def detections(self) -> PointDetections:
-        """The points in the region (window pixels), strongest first."""
+        """The points in the region and its ROIs (window pixels), strongest first."""
         x, y, w, h = self.region
-        inside = in_box(self.window_points.xy, (x - self.origin[0], y - self.origin[1], w, h))
+        xy = self.window_points.xy
+        inside = in_box(xy, (x - self.origin[0], y - self.origin[1], w, h))
+        if self.rois:
+            inside &= in_polygons(xy + np.asarray(self.origin, float), self.rois)
         return replace(self.window_points, index=self.window_points.index[inside])
 
     @property
     def scoring(self) -> dict:
         """Counts of the region's points in the score's keys (thresholds of cells: None), with
-        ``classes`` (points per class name), ``threshold`` and ``min_distance_um``."""
+        ``classes`` (points per class name), ``positive_classes`` (the names counted in
+        ``num_pos``, so a client that drops points can recount), ``threshold`` and
+        ``min_distance_um``."""
         found = self.detections
         counts = found.scoring()
+        names = found.candidates.class_names
         return {**{k: counts[k] for k in ("num_total", "num_pos", "num_neg", "percent_pos")},
                 "seg_thresh": None, "size_thresh": None, "size_thresh_upper": None, "marker_thresh": None,
-                "classes": found.counts(), "threshold": found.threshold, "min_distance_um": self.min_distance_um}
+                "classes": found.counts(), "positive_classes": [names[i] for i in found.candidates.positive_classes],
+                "threshold": found.threshold, "min_distance_um": self.min_distance_um}
 
     def rescore(self, *, threshold: float | None = None, min_distance_um: float | None = None) -> PointsResult:
         """The points at another confidence threshold or distance, without the network."""
@@ -109,6 +122,7 @@ def detect_region(
     image: Any,
     *,
     region: tuple[int, int, int, int] | None = None,
+    rois: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]] | None = None,
     resolution: str | None = None,
     mpp: float | None = None,
     threshold: float | None = None,
@@ -127,6 +141,9 @@ def detect_region(
         The whole image or pyramid level; only the region's window is read.
     region : (x, y, width, height), optional
         In pixels of ``image``; default all of it.
+    rois : list of (exterior, holes), optional
+        ROI polygons, ``(k, 2)`` ``(x, y)`` vertices in pixels of ``image`` (pixel centres at
+        integers): only the region's points that lie in one count.
     resolution, mpp
         Magnification of ``image`` or its pixel size (µm/px); ``mpp`` also converts the
         distance (default: the magnification's nominal pixel size).
@@ -160,4 +177,5 @@ def detect_region(
         raise DeepLIIFError(str(exc)) from None
     provenance = {"engine": engine.name, "model": engine.model_name, "model_hash": engine.model_hash,
                   "version": __version__, "resolution": res, "statistics": statistics}
-    return PointsResult(found, heatmaps, pixel, provenance, (window[2], window[0]), (x, y, w, h))
+    return PointsResult(found, heatmaps, pixel, provenance, (window[2], window[0]), (x, y, w, h),
+                        None if rois is None else list(rois))

@@ -1,8 +1,8 @@
 """``POST /api/regions/score``: score a region of an image file this machine can open.
 
 QuPath (or any client on the same machine) names the file, the region in full-resolution
-pixels and an optional ROI (a ``points`` model: a rectangle only, answered with its points as
-QuPath ``Point`` detections); the server reads the pixels with its own slide readers and scores
+pixels and an optional ROI (a ``points`` model: answered with the points in it as QuPath
+``Point`` detections); the server reads the pixels with its own slide readers and scores
 them with the region core, on the level's own tile grid and with the whole level's
 statistics and tissue mask, so the cells equal what ``score`` and ``batch`` give for the same
 pixels. The answer is the cells (full-resolution pixels) and the score record.
@@ -69,7 +69,7 @@ class RegionRequest(BaseModel):
     image: str = Field(description="absolute path of the image file (the server reads it)")
     region: list[WholeNumber] | None = Field(None, min_length=4, max_length=4,
                                              description="[x, y, width, height]; absent: the whole image")
-    roi: dict[str, Any] | None = Field(None, description="GeoJSON Polygon or MultiPolygon: only cells whose centroid lies in it count")
+    roi: dict[str, Any] | None = Field(None, description="GeoJSON Polygon or MultiPolygon: only cells whose centroid (points: point) lies in it count")
     resolution: Literal["40x", "20x", "10x"] | None = Field(None, description="absent: from the file's pixel size")
     mpp: float | None = Field(None, gt=0, description="full-resolution pixel size (µm/px) when the file lacks it")
     seg_thresh: Annotated[int, Field(ge=0, le=MAX_SEG_THRESH)] = DEFAULT_SEG_THRESH
@@ -118,10 +118,6 @@ def _score(server: Any, engine: EngineBase, body: RegionRequest, cancel: threadi
         settings.checked(has_marker=True)
     except InputImageError as exc:
         raise Problem(422, str(exc)) from exc
-    points = isinstance(engine, PointsEngine)
-    if points and body.roi is not None:
-        raise Problem(422, "a points model scores rectangles only: send the annotation's bounding box as region, "
-                           "without roi")
     try:
         result, choice = score_file_region(engine, path, region=body.region, rois=_polygons(body.roi),
                                            resolution=body.resolution, mpp=body.mpp, settings=settings,
@@ -131,7 +127,7 @@ def _score(server: Any, engine: EngineBase, body: RegionRequest, cancel: threadi
         raise Problem(422, str(exc)) from exc
     except (InputImageError, SlideMetadataError) as exc:
         raise Problem(422, f"cannot read {path} here: {exc}", problem_type=NOT_READABLE) from exc
-    if points:
+    if isinstance(engine, PointsEngine):
         return points_answer(result, image=str(path), level=choice.level, downsample=choice.downsample,
                              mpp=choice.mpp)
     answer = cells_geojson(result.post, origin=result.origin, downsample=choice.downsample, classification="object")

@@ -49,7 +49,7 @@ def score_file_region(
 ) -> tuple[ScoreResult | PointsResult, LevelChoice]:
     """Score ``region`` of the image file ``path`` (see module docstring); a ``points`` model
     finds points instead (:func:`napari_deepliif.regions.points.detect_region`, with its card's
-    threshold and distance unless given; ``rois`` not supported).
+    threshold and distance unless given; ``rois`` keep the points in them).
 
     Parameters
     ----------
@@ -61,7 +61,7 @@ def score_file_region(
         In full-resolution pixels; default the whole image.
     rois : list of (exterior, holes), optional
         ROI polygons in full-resolution pixel-edge coordinates (QuPath's): only cells whose
-        centroid lies in one count.
+        centroid (a ``points`` model: point) lies in one count.
     resolution : {'40x', '20x', '10x'}, optional
         Magnification to score at; default the file's own (its pixel size), else 40x.
     mpp : float, optional
@@ -102,10 +102,8 @@ def score_file_region(
             (place.full_edges_to_centres(exterior), [place.full_edges_to_centres(h) for h in holes])
             for exterior, holes in rois]
         if isinstance(engine, PointsEngine):
-            if rois:
-                raise InputImageError("a points model scores rectangles only: give the annotation's bounding box")
-            result = detect_region(engine, level, region=box, resolution=choice.resolution, mpp=choice.mpp,
-                                   threshold=threshold, min_distance_um=min_distance_um, include=include,
+            result = detect_region(engine, level, region=box, rois=level_rois, resolution=choice.resolution,
+                                   mpp=choice.mpp, threshold=threshold, min_distance_um=min_distance_um, include=include,
                                    progress=progress, cancel=cancel)
         else:
             result = score_region(engine, level, region=box, rois=level_rois, resolution=choice.resolution,

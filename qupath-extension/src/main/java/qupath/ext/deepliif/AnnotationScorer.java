@@ -21,6 +21,7 @@ import qupath.ext.deepliif.core.DeepLIIFException;
 import qupath.ext.deepliif.core.RegionResult;
 import qupath.ext.deepliif.core.RegionScorer;
 import qupath.ext.deepliif.core.ScoreMeasurements;
+import qupath.ext.deepliif.core.ScoreRecord;
 import qupath.ext.deepliif.core.ScoreRegion;
 import qupath.ext.deepliif.core.ScoreSettings;
 import qupath.ext.deepliif.core.ServerHealth;
@@ -201,7 +202,7 @@ final class AnnotationScorer {
         List<PathObject> detections = new ArrayList<>(result.cells().size());
         for (Cell cell : result.cells()) {
             PathObject detection = PathObjects.createDetectionObject(GeometryTools.geometryToROI(cell.geometry(), plane),
-                    pathClass(cell));
+                    pathClass(cell, result.score()));
             detection.getMeasurements().putAll(cell.measurements());
             detections.add(detection);
         }
@@ -221,8 +222,9 @@ final class AnnotationScorer {
                 result.uploaded() ? " (pixels uploaded: " + result.uploadReason() + ")" : "");
     }
 
-    /** QuPath's standard Positive/Negative classes, so its "Num Positive" and "Positive %" columns appear. */
-    private static PathClass pathClass(Cell cell) {
-        return cell.isPositive() ? PathClass.StandardPathClasses.POSITIVE : PathClass.StandardPathClasses.NEGATIVE;
+    /** QuPath's standard Positive/Negative classes, so its "Num Positive" and "Positive %" columns appear
+     *  (a points model's point: positive when of one of the record's positive classes). */
+    private static PathClass pathClass(Cell cell, ScoreRecord score) {
+        return score.isPositive(cell) ? PathClass.StandardPathClasses.POSITIVE : PathClass.StandardPathClasses.NEGATIVE;
     }
 }

@@ -190,7 +190,10 @@ public final class RegionScorer {
         return inside(response, region, reason, upload.scale().warning());
     }
 
-    /** The response's cells whose centroid lies in the region's outline, recounted when some are dropped. */
+    /**
+     * The response's cells whose centroid (a point's position) lies in the region's outline,
+     * recounted when some are dropped: positive as the record says ({@link ScoreRecord#isPositive}).
+     */
     static RegionResult inside(ScoreResponse response, ScoreRegion region, String reason, String scaleWarning) {
         Geometry outline = region.roi() != null ? GeoJsonGeometry.polygonal(region.roi())
                 : FACTORY.toGeometry(new Envelope(region.x(), region.x() + region.width(), region.y(),
@@ -201,7 +204,7 @@ public final class RegionScorer {
         for (Cell cell : response.cells())
             if (mask.contains(FACTORY.createPoint(cell.centroid()))) {
                 kept.add(cell);
-                positive += cell.isPositive() ? 1 : 0;
+                positive += response.score().isPositive(cell) ? 1 : 0;
             }
         ScoreRecord score = kept.size() == response.cells().size() ? response.score()
                 : response.score().withCounts(positive, kept.size());

@@ -2,8 +2,10 @@ package qupath.ext.deepliif.core;
 
 import java.math.BigDecimal;
 import java.math.RoundingMode;
+import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 import com.google.gson.JsonElement;
@@ -24,12 +26,15 @@ import com.google.gson.JsonObject;
  *                    names ({@code positive_od}, {@code min_completeness}, {@code expansion_um},
  *                    {@code membrane_um}, and with bins {@code num_1plus}, {@code num_2plus},
  *                    {@code num_3plus}, {@code h_score}); empty for the class
+ * @param positiveClasses a points model's class names counted in {@code num_pos}
+ *                    ({@code scoring.positive_classes}); null for cells (positive: {@link Cell#POSITIVE})
  */
 public record ScoreRecord(Scoring scoring, Map<String, String> provenance, Map<String, Double> parameters,
-                          Placement placement, String compartment, Map<String, Double> compartmentScoring) {
+                          Placement placement, String compartment, Map<String, Double> compartmentScoring,
+                          List<String> positiveClasses) {
 
     /** The keys of {@link #compartmentScoring} that count cells, and go stale when cells are dropped. */
-    public static final java.util.List<String> BIN_KEYS = java.util.List.of("num_1plus", "num_2plus", "num_3plus", "h_score");
+    public static final List<String> BIN_KEYS = java.util.List.of("num_1plus", "num_2plus", "num_3plus", "h_score");
 
     /** The version of the server's score record this extension reads (docs/score-format.md). */
     public static final int FORMAT_VERSION = 1;
@@ -136,9 +141,16 @@ public record ScoreRecord(Scoring scoring, Map<String, String> provenance, Map<S
                                             "num_1plus", "num_2plus", "num_3plus", "h_score"})
                 if (s.has(key) && !s.get(key).isJsonNull())
                     compartmentScoring.put(key, s.get(key).getAsDouble());
+            List<String> positiveClasses = null;
+            if (s.has("positive_classes") && s.get("positive_classes").isJsonArray()) {
+                positiveClasses = new ArrayList<>();
+                for (JsonElement name : s.getAsJsonArray("positive_classes"))
+                    positiveClasses.add(name.getAsString());
+                positiveClasses = List.copyOf(positiveClasses);
+            }
             return new ScoreRecord(scoring, Collections.unmodifiableMap(provenance),
                     Collections.unmodifiableMap(parameters), placement, compartment,
-                    Collections.unmodifiableMap(compartmentScoring));
+                    Collections.unmodifiableMap(compartmentScoring), positiveClasses);
         } catch (NullPointerException | IllegalStateException | UnsupportedOperationException | ClassCastException
                  | IndexOutOfBoundsException | NumberFormatException e) {
             // What Gson's accessors throw for a field that is missing or of another type.
@@ -156,7 +168,16 @@ public record ScoreRecord(Scoring scoring, Map<String, String> provenance, Map<S
         Map<String, Double> settings = new LinkedHashMap<>(compartmentScoring);
         settings.keySet().removeAll(BIN_KEYS);
         return new ScoreRecord(scoring.withCounts(positive, total), provenance, parameters, placement, compartment,
-                Collections.unmodifiableMap(settings));
+                Collections.unmodifiableMap(settings), positiveClasses);
+    }
+
+    /**
+     * @param cell one of this answer's cells (or points)
+     * @return whether it counts in {@code num_pos}: a points model's point of one of its
+     *         {@link #positiveClasses}, else a cell classified {@link Cell#POSITIVE}
+     */
+    public boolean isPositive(Cell cell) {
+        return positiveClasses != null ? positiveClasses.contains(cell.classification()) : cell.isPositive();
     }
 
     /** @return whether DeepLIIF scored (not the classical stain engine) */

@@ -106,6 +106,73 @@ class RegionScorerTest {
         }
     }
 
+    /** A points model's answer: Point features of class {@code tumour+} or {@code tumour-}, counted by the record. */
+    private static String pointsAnswer(double[][] points, boolean[] positive) {
+        List<String> features = new ArrayList<>();
+        int pos = 0;
+        for (int i = 0; i < points.length; i++) {
+            features.add(String.format(java.util.Locale.ROOT, """
+                    {"type": "Feature", "geometry": {"type": "Point", "coordinates": [%s, %s]},
+                     "properties": {"objectType": "detection", "classification": "%s",
+                                    "measurements": {"Confidence": 0.9}}}""",
+                    points[i][0], points[i][1], positive[i] ? "tumour+" : "tumour-"));
+            pos += positive[i] ? 1 : 0;
+        }
+        return String.format(java.util.Locale.ROOT, """
+                {"type": "FeatureCollection", "features": [%s],
+                 "score": {"format": "napari-deepliif/score", "format_version": 1,
+                           "scoring": {"num_total": %d, "num_pos": %d, "num_neg": %d, "percent_pos": %s,
+                                       "seg_thresh": null, "size_thresh": null, "size_thresh_upper": null,
+                                       "marker_thresh": null, "classes": {"tumour+": %d, "tumour-": %d},
+                                       "positive_classes": ["tumour+"]},
+                           "provenance": {"engine": "points", "model": "pdl1", "model_hash": "abc", "version": "0.2.0"},
+                           "placement": {"level": 0, "downsample": 2, "mpp": 0.5, "resolution": "20x",
+                                         "origin": [50, 25], "shape": [100, 150], "region": null},
+                           "regions": {}, "run": {"threshold": 0.3, "min_distance_um": 3.0}}}""",
+                String.join(",", features), points.length, pos, points.length - pos,
+                ScoreRecord.Scoring.percent(pos, points.length), pos, points.length - pos);
+    }
+
+    @Test
+    void anUploadedPointsModelsPointsAreRecountedByTheRecordsPositiveClasses() throws IOException, DeepLIIFException {
+        double[][] points = {{120.5, 60.5}, {130.5, 70.5}, {140.5, 80.5}, {390.5, 240.5}, {395.5, 245.5}};
+        boolean[] positive = {true, true, false, true, false};
+        try (var server = new FakeServer()
+                .on("/api/regions/score", FakeServer.Answer.problem(422, NOT_READABLE, "cannot open /slides/a.vsi"))
+                .on("/api/score", FakeServer.Answer.json(pointsAnswer(points, positive)))) {
+            Geometry roi = GF.createPolygon(new Coordinate[] {new Coordinate(101, 50), new Coordinate(401, 50),
+                    new Coordinate(101, 250), new Coordinate(101, 50)});
+            var region = ScoreRegion.of("/slides/a.vsi", roi, 10000, 10000, 0.25);
+            RegionResult result = scorer(server, ScoreSettings.defaults(Magnification.X20)).score(region, new Reader());
+            assertTrue(result.uploaded());
+            assertEquals(3, result.cells().size(), "the two points outside the triangle are dropped");
+            assertEquals(List.of("tumour+", "tumour+", "tumour-"),
+                    result.cells().stream().map(Cell::classification).toList());
+            assertEquals(new ScoreRecord.Scoring(3, 2, 1, 66.7, null, null, null, null), result.score().scoring(),
+                    "a points model's classes are not named Positive: tumour+ counts as the record says");
+            assertEquals(List.of("tumour+"), result.score().positiveClasses());
+        }
+    }
+
+    @Test
+    void aPointsModelsRegionReadByTheServerKeepsTheServersCounts() throws IOException, DeepLIIFException {
+        try (var server = new FakeServer().on("/api/regions/score", FakeServer.Answer.json(
+                pointsAnswer(new double[][] {{120.5, 60.5}, {140.5, 80.5}}, new boolean[] {true, false})))) {
+            var region = new ScoreRegion("/a.tif", 100, 50, 300, 200, GF.createPolygon(new Coordinate[] {
+                    new Coordinate(101, 50), new Coordinate(401, 50), new Coordinate(101, 250), new Coordinate(101, 50)}),
+                    0.25);
+            RegionResult result = scorer(server, ScoreSettings.defaults(Magnification.X20)).score(region, new Reader());
+            assertFalse(result.uploaded());
+            assertEquals(List.of("/api/regions/score"), server.paths(), "the outline goes to the server as roi");
+            String sent = new String(server.received().get(0).body(), java.nio.charset.StandardCharsets.UTF_8);
+            assertTrue(sent.contains("\"roi\""), sent);
+            assertEquals(1, result.numPositive());
+            assertEquals(2, result.numTotal());
+            assertTrue(result.score().isPositive(result.cells().get(0)));
+            assertFalse(result.score().isPositive(result.cells().get(1)));
+        }
+    }
+
     @Test
     void anOlderServerWithoutTheRouteGetsAnUploadToo() throws IOException, DeepLIIFException {
         try (var server = new FakeServer().on("/api/score", FakeServer.Answer.json(answer(1)))) {

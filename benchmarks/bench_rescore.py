@@ -13,37 +13,14 @@ setting. Figures are medians (and minima) in milliseconds, against the 50 ms bud
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
-from collections.abc import Callable
 from itertools import cycle
-from pathlib import Path
 
-import numpy as np
-from PIL import Image
+from bench_postprocess import tiled, timed
 
 from napari_deepliif.cells.postprocess import postprocess
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "deepliif-2021-outputs"
 BUDGET_MS = 50.0
-
-
-def tiled(name: str, size: int) -> np.ndarray:
-    """``22_2_<name>.png`` tiled to size x size x 3 uint8."""
-    with Image.open(DATA / f"22_2_{name}.png") as im:
-        tile = np.asarray(im.convert("RGB"))
-    reps = (size // tile.shape[0] + 1, size // tile.shape[1] + 1, 1)
-    return np.ascontiguousarray(np.tile(tile, reps)[:size, :size])
-
-
-def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float, object]:
-    """(median ms, min ms, last result) of ``repeat`` calls."""
-    times, out = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times), min(times), out
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from napari_deepliif.cli.options import (
     add_point_options,
     add_resolution_options,
     add_threshold_options,
+    download_bar,
     engine_parameters,
     progress_bar,
     roi,
@@ -32,6 +33,7 @@ from napari_deepliif.cli.options import (
 )
 from napari_deepliif.engine.engines import ENGINES
 from napari_deepliif.errors import Cancelled, DeepLIIFError
+from napari_deepliif.models.samples import SAMPLES
 
 log = logging.getLogger("napari_deepliif")
 
@@ -52,13 +54,23 @@ def cmd_infer(args: argparse.Namespace) -> int:
     return 0
 
 
+def sample_download(key: str) -> Path:
+    """The sample's file, with a download bar the first time a downloaded sample is used."""
+    from napari_deepliif.models.samples import sample_file
+
+    update, close = download_bar(f"sample {key}")
+    try:
+        return sample_file(key, progress=update)
+    finally:
+        close()
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     """``score``: cells, score and images of each image (or the bundled sample)."""
     from napari_deepliif.cells.postprocess import Settings
     from napari_deepliif.engine.engines import load_engine
     from napari_deepliif.io.exports import write_score_outputs
     from napari_deepliif.io.point_exports import write_point_outputs
-    from napari_deepliif.io.sample import SAMPLE_NAME, sample_path
     from napari_deepliif.regions.points import PointsResult
     from napari_deepliif.slides.batch import output_names
     from napari_deepliif.slides.region import score_file_region
@@ -68,7 +80,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     engine = load_engine(args.engine, args.model, device=args.device, precision=args.precision, batch_size=args.batch_size)
     engine = engine.with_parameters(**engine_parameters(args))
     paths = [Path(p) for p in args.images]
-    jobs = [(SAMPLE_NAME, sample_path())] if args.sample else []
+    jobs = [(SAMPLES[args.sample].name, sample_download(args.sample))] if args.sample else []
     jobs += list(zip(output_names(paths), paths))
     failed = []
     for stem, path in jobs:
@@ -153,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score", help="find and classify cells and write the IHC score", description="Score images: writes DIR/<image stem>/ with the engine's images, SegRefined.png, SegOverlaid.png, score.json, cells.geojson (QuPath detections), cells.csv and labels.tif.")
     p.add_argument("images", nargs="*", metavar="IMAGE", help="PNG, JPEG or TIFF RGB images")
-    p.add_argument("--sample", action="store_true", help="score the IHC image shipped with the package")
+    p.add_argument("--sample", nargs="?", const="fhl2", default=None, choices=tuple(SAMPLES), metavar="NAME",
+                   help="score a sample image: fhl2 (the default; shipped with the package: FHL2, membrane and "
+                        "cytoplasm) or ki67 (a DeepLIIF Ki67 tile, nuclear; downloaded once, then cached)")
     p.add_argument("--engine", choices=ENGINES, default="auto", help="auto: the model's own type (a DeepLIIF release folder, or a folder with a model.yaml card) if --model is given, else DeepLIIF if deepliif-latest is installed, else the classical stain engine")
     p.add_argument("--roi", type=roi, default=None, metavar="X,Y,W,H", help="score only this rectangle (full-image pixels)")
     p.add_argument("--outputs", choices=("score", "all"), default="all", help="all modalities, or only what scoring needs")

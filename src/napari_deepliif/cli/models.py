@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from napari_deepliif.cli.options import download_bar
 from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.models import index as model_index
 
@@ -87,28 +88,6 @@ def _human_size(size: int | None) -> str:
     raise AssertionError("unreachable")
 
 
-def _tqdm_progress() -> tuple[model_index.ProgressCallback, Callable[[], None]]:
-    """A progress callback drawing a tqdm bar on stderr, and a function closing it."""
-    from tqdm import tqdm
-
-    state: dict[str, Any] = {"bar": None, "done": 0}
-
-    def update(done: int, total: int | None) -> None:
-        bar = state["bar"]
-        if bar is None:
-            bar = state["bar"] = tqdm(
-                total=total, unit="B", unit_scale=True, unit_divisor=1024, desc="download"
-            )
-        bar.update(done - state["done"])
-        state["done"] = done
-
-    def close() -> None:
-        if state["bar"] is not None:
-            state["bar"].close()
-
-    return update, close
-
-
 def _list(args: argparse.Namespace) -> int:
     entries = model_index.list_models()
     if args.json:
@@ -131,7 +110,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    update, close = (None, None) if args.quiet else _tqdm_progress()
+    update, close = (None, None) if args.quiet else download_bar()
     try:
         path = model_index.fetch_model(
             args.name, progress=update, url=args.url, sha256=args.sha256, force=args.force

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from napari_deepliif.cells.measure import (
     DEFAULT_BINS_OD,
@@ -52,6 +54,27 @@ def progress_bar(description: str):
             bar.close()
 
     return update
+
+
+def download_bar(description: str = "download") -> tuple[Callable[[int, int | None], None], Callable[[], None]]:
+    """A download progress callback ``(done_bytes, total_bytes)`` drawing a tqdm bar on stderr,
+    and a function closing the bar."""
+    from tqdm import tqdm
+
+    state: dict[str, Any] = {"bar": None, "done": 0}
+
+    def update(done: int, total: int | None) -> None:
+        bar = state["bar"]
+        if bar is None:
+            bar = state["bar"] = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=description)
+        bar.update(done - state["done"])
+        state["done"] = done
+
+    def close() -> None:
+        if state["bar"] is not None:
+            state["bar"].close()
+
+    return update, close
 
 
 def threshold(text: str) -> int | str:

@@ -155,6 +155,60 @@ def _remove_tree(path: Path) -> None:
         logger.warning("could not delete the partial download %s: %s", path, exc)
 
 
+def retrieve(url: str, path: Path, *, sha256: str | None = None, progress: ProgressCallback | None = None,
+             chunk_size: int = CHUNK_SIZE, processor: Any = None) -> None:
+    """Download ``url`` to the file ``path`` with pooch, checking its SHA256 when given.
+
+    Parameters
+    ----------
+    url : str
+        File URL (``https://``; ``http://`` for loopback tests and local mirrors).
+    path : pathlib.Path
+        Where the file goes; its folder must exist.
+    sha256 : str, optional
+        Expected SHA256 (lowercase hex); a file that does not match is deleted.
+    progress : callable, optional
+        ``progress(done_bytes, total_bytes)``; raising from it stops the download.
+    chunk_size : int
+        Bytes per read.
+    processor : callable, optional
+        A pooch processor run on the downloaded file.
+
+    Raises
+    ------
+    ModelError
+        Network failure or hash mismatch.
+    """
+    import pooch
+    import requests
+
+    downloader = pooch.HTTPDownloader(
+        progressbar=_ProgressAdapter(progress) if progress is not None else False,
+        chunk_size=chunk_size,
+        timeout=TIMEOUT_S,
+    )
+    # pooch logs every step (and every unzipped member) to stderr at INFO; our own logger reports instead
+    pooch_logger = pooch.get_logger()
+    pooch_level = pooch_logger.level
+    pooch_logger.setLevel(max(pooch_level, logging.WARNING))
+    logger.info("downloading %s to %s", url, path)
+    try:
+        pooch.retrieve(url, known_hash=None if sha256 is None else f"sha256:{sha256}", fname=path.name,
+                       path=path.parent, processor=processor, downloader=downloader)
+    except requests.exceptions.RequestException as exc:
+        raise ModelError(f"cannot download {url}: {exc}") from exc
+    except ValueError as exc:
+        if "known hash" not in str(exc):
+            raise
+        raise ModelError(
+            f"the file downloaded from {url} does not have the expected SHA256 {sha256}; "
+            "it was deleted and nothing was installed (a changed or corrupted file: check "
+            "the URL and hash)"
+        ) from exc
+    finally:
+        pooch_logger.setLevel(pooch_level)
+
+
 def download_and_unpack(
     url: str,
     target: str | Path,
@@ -189,42 +243,14 @@ def download_and_unpack(
         Network failure, hash mismatch, or no model in the archive.
     """
     import pooch
-    import requests
 
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".partial-{target.name}-", dir=target.parent))
     processor = _ModelUnzip()
-    downloader = pooch.HTTPDownloader(
-        progressbar=_ProgressAdapter(progress) if progress is not None else False,
-        chunk_size=chunk_size,
-        timeout=TIMEOUT_S,
-    )
-    # pooch logs every unzipped member to stderr at INFO; our own logger reports instead
-    pooch_logger = pooch.get_logger()
-    pooch_level = pooch_logger.level
-    pooch_logger.setLevel(max(pooch_level, logging.WARNING))
     try:
-        logger.info("downloading %s to %s", url, staging)
-        try:
-            pooch.retrieve(
-                url,
-                known_hash=None if sha256 is None else f"sha256:{sha256}",
-                fname=_ARCHIVE,
-                path=staging,
-                processor=processor,
-                downloader=downloader,
-            )
-        except requests.exceptions.RequestException as exc:
-            raise ModelError(f"cannot download {url}: {exc}") from exc
-        except ValueError as exc:
-            if "known hash" not in str(exc):
-                raise
-            raise ModelError(
-                f"the file downloaded from {url} does not have the expected SHA256 {sha256}; "
-                "it was deleted and nothing was installed (a changed or corrupted file: check "
-                "the URL and hash)"
-            ) from exc
+        retrieve(url, staging / _ARCHIVE, sha256=sha256, progress=progress, chunk_size=chunk_size,
+                 processor=processor)
         archive = staging / _ARCHIVE
         size = archive.stat().st_size
         digest = sha256 if sha256 is not None else pooch.file_hash(str(archive), alg="sha256")
@@ -250,5 +276,4 @@ def download_and_unpack(
             members=tuple(processor.members),
         )
     finally:
-        pooch_logger.setLevel(pooch_level)
         _remove_tree(staging)

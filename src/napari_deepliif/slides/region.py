@@ -69,7 +69,8 @@ def score_file_region(
     settings, outputs, progress, cancel
         As :func:`napari_deepliif.regions.score.score_region`.
     tissue : bool
-        Skip tiles outside the slide's tissue mask (as ``batch`` does).
+        Skip tiles outside the slide's tissue mask (as ``batch`` does; never for an engine of
+        fluorescence images).
     max_pixels : int, optional
         Refuse a region of more pixels than this at the level scored (a server's limit).
     threshold, min_distance_um : float, optional
@@ -95,8 +96,10 @@ def score_file_region(
             raise RegionTooLarge(
                 f"the region is {box[2]} x {box[3]} = {box[2] * box[3]} pixels at {choice.resolution}; at most "
                 f"{max_pixels} are scored here: score a smaller region, or the whole slide with napari-deepliif batch")
-        include = tissue_mask(slide, choice.level0_mpp).includer(choice.downsample) if tissue else None
-        statistics = _level_statistics(engine, Path(path), choice, level, include, tissue, cancel)
+        # the tissue mask leaves out bright glass: it does not apply to fluorescence
+        use_mask = tissue and engine.brightfield
+        include = tissue_mask(slide, choice.level0_mpp).includer(choice.downsample) if use_mask else None
+        statistics = _level_statistics(engine, Path(path), choice, level, include, use_mask, cancel)
         place = Placement(downsample=choice.downsample)
         level_rois = None if rois is None else [
             (place.full_edges_to_centres(exterior), [place.full_edges_to_centres(h) for h in holes])

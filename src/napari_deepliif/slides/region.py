@@ -22,6 +22,7 @@ from napari_deepliif.io.placement import Placement
 from napari_deepliif.progress import CancelCheck, ProgressCallback
 from napari_deepliif.regions.points import PointsResult, detect_region
 from napari_deepliif.regions.score import ScoreResult, score_region
+from napari_deepliif.rgb import check_input
 from napari_deepliif.slides.readers import LevelChoice, open_slide
 from napari_deepliif.slides.tissue import tissue_mask
 
@@ -89,7 +90,8 @@ def score_file_region(
     """
     with open_slide(path, mpp=mpp) as slide:
         choice = slide.level_or_default(resolution)
-        level = slide.array(choice)
+        # the engine's input rule before the tissue mask, which reads RGB
+        level = check_input(slide.array(choice), slide.path.name, grey=not engine.brightfield)
         shape = (int(level.shape[0]), int(level.shape[1]))
         box = (0, 0, shape[1], shape[0]) if region is None else choice.box(region, shape)
         if max_pixels is not None and box[2] * box[3] > max_pixels:

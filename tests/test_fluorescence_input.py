@@ -204,3 +204,16 @@ def test_the_widget_scores_a_grey_layer_and_rois_over_it(make_napari_viewer, qtb
     assert widget.post.scoring["num_total"] == len(inside) > 10
     widget.export(tmp_path / "export")
     assert len(cell_rows(tmp_path / "export" / "cells.csv", counted_only=False)) == len(inside)
+
+    # a one-channel pyramid (as napari opens a one-channel pyramidal TIFF), scored at level 1
+    levels = [grey.astype(np.uint16) * 257, grey[::2, ::2].astype(np.uint16) * 257]
+    viewer.add_image(levels, multiscale=True, name="dapi16 pyramid")
+    widget.image_combo.setCurrentIndex(widget.image_combo.findText("dapi16 pyramid"))
+    widget.area_combo.setCurrentText("Whole image")
+    widget.level_spin.setValue(1)
+    run_and_wait(widget, qtbot)
+    expected = score_region(engine, levels[1], resolution="40x")
+    assert widget.post.scoring == expected.scoring and expected.scoring["num_total"] > 0
+    cells_layer = plugin_layers(viewer)["DeepLIIF cells"]
+    np.testing.assert_allclose(cells_layer.scale, (2, 2))
+    np.testing.assert_array_equal(cells_layer.data, expected.post.labels())

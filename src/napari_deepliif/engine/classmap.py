@@ -123,7 +123,7 @@ class ClassMapRunner:
 
     def logits(self, tiles: list[np.ndarray]) -> Any:
         """The network's output (a torch tensor, N x C x S x S, float32) for S x S x 3 uint8
-        (or S x S one-channel) tiles, each prepared as the card says."""
+        tiles, each prepared as the card says."""
         import torch
 
         from napari_deepliif.engine.devices import precision_context
@@ -134,8 +134,7 @@ class ClassMapRunner:
             return self.engine.network(x).float()
 
     def __call__(self, tiles: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
-        """S x S x 3 uint8 (or S x S one-channel) tiles in, ``{"Classes": S x S x 3 uint8}``
-        per tile out."""
+        """S x S x 3 uint8 tiles in, ``{"Classes": S x S x 3 uint8}`` per tile out."""
         import torch
 
         classes = self.logits(tiles).argmax(dim=1).to(torch.uint8).cpu().numpy()

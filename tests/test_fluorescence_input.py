@@ -217,3 +217,18 @@ def test_the_widget_scores_a_grey_layer_and_rois_over_it(make_napari_viewer, qtb
     cells_layer = plugin_layers(viewer)["DeepLIIF cells"]
     np.testing.assert_allclose(cells_layer.scale, (2, 2))
     np.testing.assert_array_equal(cells_layer.data, expected.post.labels())
+
+
+def test_a_one_channel_pyramid_opens_as_grey_levels(grey, tmp_path) -> None:
+    from napari_deepliif.slides.readers import open_slide
+
+    sixteen = grey.astype(np.uint16) * 257
+    with open_slide(write_pyramid(tmp_path / "dapi16.ome.tif", sixteen)) as slide:
+        assert slide.mpp == 0.25 and [level.shape for level in slide.levels] == [(EDGE, EDGE), (EDGE // 2, EDGE // 2)]
+        np.testing.assert_array_equal(np.asarray(slide.level(0)[:, :]), sixteen)
+        choice = slide.level_for("10x")  # level 1 (0.5 µm/px) averaged 2 x 2
+        assert (choice.level, choice.factor) == (1, 2)
+        level = slide.array(choice)
+        assert level.shape == (EDGE // 4, EDGE // 4) and level.dtype == np.uint16
+        blocks = sixteen[::2, ::2].reshape(EDGE // 4, 2, EDGE // 4, 2).mean(axis=(1, 3))
+        np.testing.assert_array_equal(level[:, :], np.rint(blocks).astype(np.uint16))

@@ -303,7 +303,7 @@ def test_write_score_outputs_checks_before_writing(post, outputs, tmp_path) -> N
     with pytest.raises(InputImageError):
         write_score_outputs(run, images={"Seg": outputs["Seg"][:100]}, **kwargs)
     with pytest.raises(InputImageError):
-        write_score_outputs(run, post=post, image=outputs["IHC"][..., 0], images={}, record=record_of(post))
+        write_score_outputs(run, post=post, image=outputs["IHC"][:100, :, 0], images={}, record=record_of(post))
     with pytest.raises(TypeError):
         write_score_outputs(run, post=post, image=outputs["IHC"], images={"Seg": outputs["Seg"]},
                             record={**record_of(post), "run": {"when": object()}})

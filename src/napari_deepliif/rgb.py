@@ -1,4 +1,8 @@
-"""The one rule for RGB input: every engine, region and front end checks pixels with it."""
+"""The one rule for input pixels: every engine, region and front end checks them with it.
+
+Brightfield engines take 8-bit RGB (:func:`check_rgb`); an engine of fluorescence images also
+takes one channel, 8- or 16-bit (:func:`check_input` with ``grey=True``).
+"""
 
 from __future__ import annotations
 
@@ -50,21 +54,56 @@ def check_rgb(image: Any, what: str = "image") -> Any:
             f"{what} is {shape[1]} x {shape[0]} px; at least {MIN_EDGE} px per side is needed"
         )
     if shape[2] == 4:
-        return _DropAlpha(image)
+        return _Channels(image, slice(0, 3))
     return image
 
 
-class _DropAlpha:
-    """Lazy RGB view of an RGBA array-like (alpha is ignored, as PIL's convert('RGB') does)."""
+def is_grey(image: Any) -> bool:
+    """Whether ``image`` (an array-like) has one channel: H x W or H x W x 1."""
+    shape = tuple(getattr(image, "shape", ()))
+    return len(shape) == 2 or (len(shape) == 3 and shape[2] == 1)
 
-    def __init__(self, array: Any):
-        self.array = array
-        self.shape = (*tuple(array.shape[:2]), 3)
-        self.dtype = np.dtype(np.uint8)
-        self.ndim = 3
+
+def check_input(image: Any, what: str = "image", *, grey: bool = False) -> Any:
+    """Check ``image`` for an engine: RGB as :func:`check_rgb`, or, when ``grey`` (an engine
+    of fluorescence images), also a one-channel H x W or H x W x 1 uint8 or uint16 image.
+
+    Returns the array-like, or a lazy view of it: RGB (alpha dropped), or H x W for a
+    one-channel image (its values unchanged). Nothing is read.
+
+    Raises
+    ------
+    InputImageError
+        As :func:`check_rgb` (a grey image when ``grey`` is False), or a one-channel image of
+        another dtype or under 16 px.
+    """
+    if not (grey and is_grey(image)):
+        return check_rgb(image, what)
+    shape = tuple(image.shape)
+    dtype = np.dtype(image.dtype)
+    if dtype not in (np.dtype(np.uint8), np.dtype(np.uint16)):
+        raise InputImageError(f"{what} has dtype {dtype}; a one-channel image must be 8-bit or 16-bit "
+                              "unsigned integers: convert it (e.g. scale a float image to 0..65535 as uint16)")
+    if min(shape[:2]) < MIN_EDGE:
+        raise InputImageError(
+            f"{what} is {shape[1]} x {shape[0]} px; at least {MIN_EDGE} px per side is needed"
+        )
+    return image if len(shape) == 2 else _Channels(image, 0)
+
+
+class _Channels:
+    """Lazy view of some channels of an H x W x C array-like: ``slice(0, 3)`` drops alpha (as
+    PIL's convert('RGB') does), ``0`` gives the H x W plane of a one-channel image."""
+
+    def __init__(self, array: Any, channels: slice | int):
+        self.array, self.channels = array, channels
+        height, width = (int(n) for n in array.shape[:2])
+        self.shape = (height, width, 3) if isinstance(channels, slice) else (height, width)
+        self.dtype = np.dtype(array.dtype) if isinstance(channels, int) else np.dtype(np.uint8)
+        self.ndim = len(self.shape)
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        return np.asarray(self.array[key])[..., :3]
+        return np.asarray(self.array[key])[..., self.channels]
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return self[:, :] if dtype is None else self[:, :].astype(dtype)

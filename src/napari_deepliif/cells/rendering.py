@@ -22,7 +22,7 @@ import numpy as np
 from napari_deepliif.cells.find import CellMap
 from napari_deepliif.constants import BOUNDARY_RGB, NEGATIVE_RGB, POSITIVE_RGB
 from napari_deepliif.errors import InputImageError
-from napari_deepliif.rgb import check_rgb
+from napari_deepliif.rgb import check_input
 
 _POSITIVE, _NEGATIVE = 1, 2
 #: How many times borders grow by one pixel into the background.
@@ -94,12 +94,13 @@ def seg_overlaid(image: np.ndarray, border: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    image : array-like, shape (H, W, 3), uint8
-        The input IHC image the Seg map was inferred from (alpha ignored).
+    image : array-like, shape (H, W, 3), uint8, or (H, W) uint8 or uint16
+        The input image the cells were found in (alpha ignored); a one-channel image is
+        drawn grey (16-bit scaled so that its brightest pixel is white).
     border : ndarray, shape (H, W), uint8
         From :func:`cell_classes_and_borders`.
     """
-    overlaid = np.array(check_rgb(image, "image"), dtype=np.uint8)
+    overlaid = _drawable(np.asarray(check_input(image, "image", grey=True)))
     if overlaid.shape[:2] != border.shape:
         raise InputImageError(
             f"image is {overlaid.shape[1]} x {overlaid.shape[0]} px but the Seg map is"
@@ -107,3 +108,13 @@ def seg_overlaid(image: np.ndarray, border: np.ndarray) -> np.ndarray:
     overlaid[border == _POSITIVE] = POSITIVE_RGB
     overlaid[border == _NEGATIVE] = NEGATIVE_RGB
     return overlaid
+
+
+def _drawable(pixels: np.ndarray) -> np.ndarray:
+    """A new H x W x 3 uint8 copy of checked pixels (RGB, or one channel drawn grey)."""
+    if pixels.ndim == 3:
+        return np.array(pixels, dtype=np.uint8)
+    if pixels.dtype == np.uint16:
+        top = max(int(pixels.max()), 1)
+        pixels = (pixels.astype(np.uint32) * 255 // top).astype(np.uint8)
+    return np.repeat(pixels[..., None], 3, axis=2)

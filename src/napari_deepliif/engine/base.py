@@ -15,7 +15,7 @@ from napari_deepliif.engine.tiling import ArrayRegion, Chunk, square_chunks
 from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.progress import CancelCheck, ProgressCallback
 from napari_deepliif.resolution import resolve_resolution
-from napari_deepliif.rgb import check_rgb
+from napari_deepliif.rgb import check_input
 
 #: ``outputs="score"``: what scoring needs (the Marker for marker values, and Seg).
 SCORE_OUTPUTS = ("Marker", SEG)
@@ -91,7 +91,9 @@ class EngineBase:
         Parameters
         ----------
         image : array-like
-            H x W x 3 (or x 4) uint8: numpy, zarr, dask, ... Only the tiles are read.
+            H x W x 3 (or x 4) uint8: numpy, zarr, dask, ... Only the tiles are read. An
+            engine of fluorescence images (:attr:`brightfield` False) also takes one channel,
+            H x W (or x 1), uint8 or uint16.
         resolution : {'40x', '20x', '10x'}, optional
             Magnification; picks the tile size (512/256/128). Default from ``mpp``, else 40x.
         mpp : float, optional
@@ -115,7 +117,7 @@ class EngineBase:
         dict
             Output name -> H x W x 3 uint8 array (``out`` itself when given).
         """
-        source = input_region(image, region)
+        source = input_region(image, region, grey=not self.brightfield)
         names = self.resolve_outputs(outputs)
         result = output_arrays(names, (int(source.shape[0]), int(source.shape[1])), out)
         self._run(source, resolve_resolution(resolution, mpp), names, result, progress, cancel)
@@ -169,11 +171,11 @@ class EngineBase:
         raise NotImplementedError
 
 
-def input_region(image: Any, region: tuple[int, int, int, int] | None) -> Any:
-    """Check ``image`` (see :func:`check_rgb`) and return it, or a lazy view of ``region``."""
-    source = check_rgb(image)
+def input_region(image: Any, region: tuple[int, int, int, int] | None, *, grey: bool = False) -> Any:
+    """Check ``image`` (see :func:`check_input`) and return it, or a lazy view of ``region``."""
+    source = check_input(image, grey=grey)
     if region is not None:
-        source = check_rgb(_region(source, region), "region")
+        source = check_input(_region(source, region), "region", grey=grey)
     return source
 
 

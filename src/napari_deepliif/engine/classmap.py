@@ -37,22 +37,27 @@ _EPSILON = 1e-6
 
 
 def tile_input(tiles: np.ndarray, channel: str, normalise: str) -> np.ndarray:
-    """The network input of a batch of RGB tiles, as the card says.
+    """The network input of a batch of tiles, as the card says.
 
     Parameters
     ----------
-    tiles : ndarray, shape (N, S, S, 3), uint8
+    tiles : ndarray, shape (N, S, S, 3) uint8, or (N, S, S) uint8 or uint16
+        RGB tiles, or tiles of a one-channel image (taken as they are: ``channel`` applies
+        to RGB only).
     channel : {'grey', 'red', 'green', 'blue'}
     normalise : {'per-tile-zscore', 'per-tile-minmax', 'scale-0-1'}
         Zero mean and unit standard deviation per tile, 0..1 between each tile's own minimum
-        and maximum, or values / 255.
+        and maximum, or values / the dtype's maximum (255, or 65535 for 16-bit).
 
     Returns
     -------
     ndarray, shape (N, 1, S, S), float32
     """
     data = tiles.astype(np.float32)
-    x = data.mean(axis=3) if channel == "grey" else data[..., _CHANNEL_INDEX[channel]]
+    if tiles.ndim == 3:
+        x = data
+    else:
+        x = data.mean(axis=3) if channel == "grey" else data[..., _CHANNEL_INDEX[channel]]
     x = x[:, None]
     if normalise == "per-tile-zscore":
         mean = x.mean(axis=(1, 2, 3), keepdims=True)
@@ -62,7 +67,7 @@ def tile_input(tiles: np.ndarray, channel: str, normalise: str) -> np.ndarray:
         low = x.min(axis=(1, 2, 3), keepdims=True)
         high = x.max(axis=(1, 2, 3), keepdims=True)
         return (x - low) / (high - low + _EPSILON)
-    return x / 255.0
+    return x / np.float32(np.iinfo(tiles.dtype).max)
 
 
 @lru_cache(maxsize=2)

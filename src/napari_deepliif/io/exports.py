@@ -47,7 +47,7 @@ from napari_deepliif.io.geojson import (
 from napari_deepliif.io.image_output import write_images, write_png
 from napari_deepliif.io.jsonable import json_bytes
 from napari_deepliif.io.placement import Placement
-from napari_deepliif.rgb import check_rgb
+from napari_deepliif.rgb import check_input
 
 __all__ = [
     "CSV_COLUMNS",
@@ -217,7 +217,8 @@ def write_score_outputs(
         Created if missing; existing files of the same names are replaced.
     post : PostprocessResult
     image : ndarray, shape (H, W, 3), uint8
-        The scored IHC pixels, for ``SegOverlaid.png``.
+        The scored pixels, for ``SegOverlaid.png``: IHC, or one channel (H x W, uint8 or
+        uint16) for an engine of fluorescence images.
     images : mapping of str to ndarray (H, W, 3) uint8
         Engine outputs (e.g. ``Hema``, ``DAPI``, ``Lap2``, ``Marker``, ``Seg``), each written
         as ``<name>.png``; names are plain file stems and must not be ``SegRefined`` or
@@ -251,7 +252,7 @@ def write_score_outputs(
                 or name in (SEG_REFINED, SEG_OVERLAID):
             raise ValueError(f"image name {name!r} cannot be a file name here")
         _check_image(array, name, (height, width))
-    _check_image(image, "image", (height, width))
+    _check_image(image, "image", (height, width), grey=True)
 
     score = json_bytes(dict(record), 2)
     labels = post.labels()
@@ -275,9 +276,10 @@ def write_score_outputs(
     return paths
 
 
-def _check_image(array: Any, what: str, shape: tuple[int, int]) -> None:
-    """Raise :class:`InputImageError` unless ``array`` is an ``shape`` x 3 uint8 image."""
-    check_rgb(array, what)
-    if tuple(array.shape) != (*shape, 3):
+def _check_image(array: Any, what: str, shape: tuple[int, int], *, grey: bool = False) -> None:
+    """Raise :class:`InputImageError` unless ``array`` is an ``shape`` x 3 uint8 image (or,
+    with ``grey``, a one-channel ``shape`` image: see :func:`check_input`)."""
+    checked = check_input(array, what, grey=grey)
+    if tuple(array.shape) != (*shape, 3) and not (grey and tuple(checked.shape) == shape):
         raise InputImageError(f"{what} is {tuple(array.shape)}; expected {shape[0]} x {shape[1]}"
                               " x 3 (RGB, no alpha) like the scored image")

@@ -35,7 +35,7 @@ from napari_deepliif.io.score_format import placement, score_record
 from napari_deepliif.progress import CancelCheck, ProgressCallback
 from napari_deepliif.regions.infer import CHUNK_SIZE, Include, infer_chunks
 from napari_deepliif.resolution import resolve_resolution, tile_size_for
-from napari_deepliif.rgb import check_rgb
+from napari_deepliif.rgb import check_input
 
 Box = tuple[int, int, int, int]  #: (y0, y1, x0, x1), end exclusive
 
@@ -47,7 +47,8 @@ class ScoreResult:
     Attributes
     ----------
     image : ndarray
-        The RGB pixels of the window scored (H x W x 3 uint8: the region and its context).
+        The pixels of the window scored (the region and its context): H x W x 3 uint8, or
+        H x W (uint8 or uint16) for a one-channel image.
     images : dict of str to ndarray
         The engine's outputs over the window (``Marker`` and ``Seg`` at least).
     post : PostprocessResult
@@ -132,7 +133,8 @@ def score_region(
     engine : EngineBase
         From :func:`napari_deepliif.engine.load_engine`.
     image : array-like, shape (H, W, 3), uint8
-        The whole image or pyramid level (numpy, zarr, dask, a slide level); only the
+        The whole image or pyramid level (numpy, zarr, dask, a slide level); for an engine of
+        fluorescence images also one channel, (H, W) or (H, W, 1), uint8 or uint16. Only the
         region's window is read, and the whole image once for the stain engine's statistics
         unless ``statistics`` is given.
     region : (x, y, width, height), optional
@@ -161,7 +163,7 @@ def score_region(
     progress, cancel
         See :mod:`napari_deepliif.progress`; progress counts tiles of the window.
     """
-    source = check_rgb(image)
+    source = check_input(image, grey=not engine.brightfield)
     res = resolve_resolution(resolution, mpp)
     height, width = int(source.shape[0]), int(source.shape[1])
     x, y, w, h = (0, 0, width, height) if region is None else (int(v) for v in region)
@@ -177,7 +179,7 @@ def score_region(
         window = (max(0, y - margin), min(height, y + h + margin), max(0, x - margin), min(width, x + w + margin))
         images = infer_window(engine, source, res, names, window, include, statistics, chunk_size, progress, cancel)
         wy0, wy1, wx0, wx1 = window
-        pixels = np.asarray(source[wy0:wy1, wx0:wx1])[..., :3]
+        pixels = np.asarray(source[wy0:wy1, wx0:wx1])
         # stain measurements are brightfield optical densities: none for a fluorescence input
         post = postprocess_pixels(cell_pixels(engine, images), **asdict(settings), region=(x - wx0, y - wy0, w, h),
                                   rois=_shifted(rois, (wx0, wy0)), image=pixels if engine.brightfield else None,

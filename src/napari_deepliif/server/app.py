@@ -116,7 +116,8 @@ async def score(
     media_type = request.headers["content-type"].split(";")[0].strip().lower()
     data = await request.body()
     fmt = next(f for f, t in MEDIA_TYPES.items() if t == media_type)
-    header = read_header(data, "request body", server.limits.max_pixels, formats=(fmt,))
+    grey = not engine.brightfield  # an engine of fluorescence images takes one channel
+    header = read_header(data, "request body", server.limits.max_pixels, formats=(fmt,), grey=grey)
     settings = {"seg_thresh": seg_thresh, "size_thresh": size_thresh,
                 "size_thresh_upper": size_thresh_upper, "marker_thresh": marker_thresh,
                 "compartment": compartment, "positive_od": positive_od,
@@ -126,9 +127,9 @@ async def score(
     def work(cancel: threading.Event) -> bytes:
         from napari_deepliif.io.geojson import cells_geojson
 
-        image = decode(data, header, "request body")
+        image = decode(data, header, "request body", grey=grey)
         # the tissue rule of score and batch, the upload being the whole image
-        include = levels_tissue([image], 0, resolution)
+        include = levels_tissue([image], 0, resolution) if engine.brightfield else None
         if isinstance(engine, PointsEngine):
             found = detect_region(engine, image, resolution=resolution, threshold=confidence,
                                   min_distance_um=min_distance_um, include=include, cancel=cancel)

@@ -2,7 +2,8 @@
 
 The pixel limit is checked from the header (PIL's ``size``, tifffile's page shape) before any
 pixel is decoded, so a small file that claims a huge image (a decompression bomb) costs
-nothing. 16-bit, float and grayscale images are refused with the engine's own message.
+nothing. 16-bit, float and grayscale images are refused with the engine's own message
+(one-channel 8- and 16-bit images are taken for an engine of fluorescence images).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from napari_deepliif.errors import InputImageError
 from napari_deepliif.io.image_input import read_tiff, tiff_colour
-from napari_deepliif.rgb import check_rgb
+from napari_deepliif.rgb import check_input
 from napari_deepliif.server.problems import Problem
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -48,7 +49,8 @@ class ImageHeader:
     height: int
 
 
-def read_header(data: bytes, what: str, max_pixels: int, formats: tuple[str, ...] = ("png", "tiff", "jpeg")) -> ImageHeader:
+def read_header(data: bytes, what: str, max_pixels: int, formats: tuple[str, ...] = ("png", "tiff", "jpeg"),
+                *, grey: bool = False) -> ImageHeader:
     """Format and size of an encoded image; raises 422 problems for what cannot be scored.
 
     Parameters
@@ -61,6 +63,8 @@ def read_header(data: bytes, what: str, max_pixels: int, formats: tuple[str, ...
         Largest width x height accepted.
     formats : tuple of str
         Formats accepted here.
+    grey : bool
+        Take a one-channel image too (for an engine of fluorescence images).
     """
     fmt = sniff(data)
     if not data:
@@ -88,7 +92,7 @@ def read_header(data: bytes, what: str, max_pixels: int, formats: tuple[str, ...
     height, width = int(shape[0]), int(shape[1])
     _check_pixels(width, height, what, max_pixels)
     try:  # the engine's checks (grayscale, 16-bit, too small) on the header's shape and type
-        check_rgb(SimpleNamespace(shape=tuple(shape), dtype=np.dtype(dtype)), what)
+        check_input(SimpleNamespace(shape=tuple(shape), dtype=np.dtype(dtype)), what, grey=grey)
     except Exception as exc:
         raise Problem(422, str(exc)) from exc
     return ImageHeader(fmt, width, height)
@@ -128,8 +132,9 @@ def _tiff_shape(page: Any, what: str) -> tuple[tuple[int, ...], np.dtype]:
     return shape, page.dtype
 
 
-def decode(data: bytes, header: ImageHeader, what: str) -> np.ndarray:
-    """Decode an image whose header passed :func:`read_header` into H x W x 3 (or 4) uint8."""
+def decode(data: bytes, header: ImageHeader, what: str, *, grey: bool = False) -> np.ndarray:
+    """Decode an image whose header passed :func:`read_header` into H x W x 3 uint8 (alpha
+    dropped), or with ``grey`` also a one-channel H x W uint8 or uint16 image."""
     try:
         if header.format == "tiff":
             array = read_tiff(io.BytesIO(data), what)
@@ -151,7 +156,7 @@ def decode(data: bytes, header: ImageHeader, what: str) -> np.ndarray:
         raise Problem(422, f"{what} decodes to {array.shape[1]} x {array.shape[0]} px, not the "
                       f"{header.width} x {header.height} px its header says")
     try:
-        return np.ascontiguousarray(check_rgb(array, what))
+        return np.ascontiguousarray(check_input(array, what, grey=grey))
     except Exception as exc:
         raise Problem(422, str(exc)) from exc
 

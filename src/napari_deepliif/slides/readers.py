@@ -12,7 +12,9 @@ Backends, picked by :func:`open_slide`:
 ``image``
     Plain PNG/JPEG (and other PIL formats), read whole: they are small.
 
-Every level is an H x W x 3 uint8 array-like indexed ``[rows, cols]`` (``y`` then ``x``).
+Every level is an H x W x 3 uint8 array-like indexed ``[rows, cols]`` (``y`` then ``x``), or
+H x W for a one-channel (fluorescence) image, 8- or 16-bit, which only an engine of
+fluorescence images takes (:func:`napari_deepliif.rgb.check_input`).
 """
 
 from __future__ import annotations
@@ -124,7 +126,8 @@ class _OpenSlideLevel:
 
 
 class Downsampled:
-    """An H x W x 3 uint8 array-like averaged over ``factor`` x ``factor`` blocks, lazily.
+    """An H x W x 3 uint8 (or one-channel H x W) array-like averaged over ``factor`` x
+    ``factor`` blocks, lazily.
 
     Output pixel ``(i, j)`` is the rounded mean of source pixels ``[i*f:(i+1)*f, j*f:(j+1)*f]``;
     a partial block at the right or bottom edge is dropped.
@@ -132,16 +135,18 @@ class Downsampled:
 
     def __init__(self, array: Any, factor: int):
         self.array, self.factor = array, int(factor)
-        self.shape = (array.shape[0] // factor, array.shape[1] // factor, 3)
-        self.dtype = np.dtype(np.uint8)
+        grey = len(array.shape) == 2
+        self.shape = (array.shape[0] // factor, array.shape[1] // factor, *(() if grey else (3,)))
+        self.dtype = np.dtype(array.dtype if grey else np.uint8)
 
     def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
         (y0, y1, _), (x0, x1, _) = key[0].indices(self.shape[0]), key[1].indices(self.shape[1])
         f = self.factor
-        block = np.asarray(self.array[y0 * f : y1 * f, x0 * f : x1 * f])[..., :3]
+        block = np.asarray(self.array[y0 * f : y1 * f, x0 * f : x1 * f])
+        block = block[..., :3] if block.ndim == 3 else block
         h, w = max(y1 - y0, 0), max(x1 - x0, 0)
-        mean = block.reshape(h, f, w, f, 3).mean(axis=(1, 3))
-        return np.rint(mean).astype(np.uint8)
+        mean = block.reshape(h, f, w, f, *self.shape[2:]).mean(axis=(1, 3))
+        return np.rint(mean).astype(self.dtype)
 
 
 class Slide:
@@ -276,8 +281,8 @@ def _tiff_levels(tif: Any, path: Path) -> tuple[list[Any], list[Level]]:
             array = _Squeezed(array, tuple(squeeze))
         if names in ("CYX", "SYX"):
             array = ChannelsLast(array)
-        elif names != "YXS" and not (names == "YX" and convert is not None):
-            raise InputImageError(f"unsupported TIFF layout (axes {level.axes}); expected an RGB image")
+        elif names not in ("YXS", "YX"):
+            raise InputImageError(f"unsupported TIFF layout (axes {level.axes}); expected an RGB or one-channel image")
         if convert is not None:
             array = ToRGB(array, convert)
         arrays.append(array)
@@ -339,10 +344,11 @@ def _open_openslide(path: Path, mpp: float | None) -> Slide:
 
 def _open_image(path: Path, mpp: float | None) -> Slide:
     from napari_deepliif.io.image_input import read_image
-    from napari_deepliif.rgb import check_rgb
+    from napari_deepliif.rgb import check_input
 
-    rgb = np.asarray(check_rgb(read_image(path))[:, :])
-    return Slide(path, "image", [rgb], [Level(rgb.shape[:2], 1.0)], _override(PixelSize(), mpp))
+    # one channel is taken here; the engine scoring it says whether it reads one
+    pixels = np.asarray(check_input(read_image(path), grey=True)[:, :])
+    return Slide(path, "image", [pixels], [Level(pixels.shape[:2], 1.0)], _override(PixelSize(), mpp))
 
 
 def _override(found: PixelSize, mpp: float | None) -> PixelSize:

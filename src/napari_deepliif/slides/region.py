@@ -22,6 +22,7 @@ from napari_deepliif.io.placement import Placement
 from napari_deepliif.progress import CancelCheck, ProgressCallback
 from napari_deepliif.regions.points import PointsResult, detect_region
 from napari_deepliif.regions.score import ScoreResult, score_region
+from napari_deepliif.rgb import check_input
 from napari_deepliif.slides.readers import LevelChoice, open_slide
 from napari_deepliif.slides.tissue import tissue_mask
 
@@ -69,7 +70,8 @@ def score_file_region(
     settings, outputs, progress, cancel
         As :func:`napari_deepliif.regions.score.score_region`.
     tissue : bool
-        Skip tiles outside the slide's tissue mask (as ``batch`` does).
+        Skip tiles outside the slide's tissue mask (as ``batch`` does; never for an engine of
+        fluorescence images).
     max_pixels : int, optional
         Refuse a region of more pixels than this at the level scored (a server's limit).
     threshold, min_distance_um : float, optional
@@ -88,15 +90,18 @@ def score_file_region(
     """
     with open_slide(path, mpp=mpp) as slide:
         choice = slide.level_or_default(resolution)
-        level = slide.array(choice)
+        # the engine's input rule before the tissue mask, which reads RGB
+        level = check_input(slide.array(choice), slide.path.name, grey=not engine.brightfield)
         shape = (int(level.shape[0]), int(level.shape[1]))
         box = (0, 0, shape[1], shape[0]) if region is None else choice.box(region, shape)
         if max_pixels is not None and box[2] * box[3] > max_pixels:
             raise RegionTooLarge(
                 f"the region is {box[2]} x {box[3]} = {box[2] * box[3]} pixels at {choice.resolution}; at most "
                 f"{max_pixels} are scored here: score a smaller region, or the whole slide with napari-deepliif batch")
-        include = tissue_mask(slide, choice.level0_mpp).includer(choice.downsample) if tissue else None
-        statistics = _level_statistics(engine, Path(path), choice, level, include, tissue, cancel)
+        # the tissue mask leaves out bright glass: it does not apply to fluorescence
+        use_mask = tissue and engine.brightfield
+        include = tissue_mask(slide, choice.level0_mpp).includer(choice.downsample) if use_mask else None
+        statistics = _level_statistics(engine, Path(path), choice, level, include, use_mask, cancel)
         place = Placement(downsample=choice.downsample)
         level_rois = None if rois is None else [
             (place.full_edges_to_centres(exterior), [place.full_edges_to_centres(h) for h in holes])

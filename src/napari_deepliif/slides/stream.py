@@ -93,7 +93,7 @@ def stored_mask(store: Path) -> TissueMask | None:
 
 
 def slide_source(slide: Slide, choice: LevelChoice, region: tuple[int, int, int, int] | None,
-                 mask: TissueMask | None) -> tuple[Any, Include | None]:
+                 mask: TissueMask | None, *, grey: bool = False) -> tuple[Any, Include | None]:
     """The image a run scores and which of its parts to compute.
 
     Parameters
@@ -104,14 +104,17 @@ def slide_source(slide: Slide, choice: LevelChoice, region: tuple[int, int, int,
     region : (x, y, width, height), optional
         Rectangle in pixels of that level.
     mask : TissueMask, optional
+    grey : bool
+        Take a one-channel slide (for an engine of fluorescence images).
 
     Returns
     -------
     (array-like, callable or None)
-        A lazy H x W x 3 view of the level (or of ``region``, checked to lie in it); the
-        tissue test of boxes of that view (None without a mask).
+        A lazy H x W x 3 (one channel: H x W) view of the level (or of ``region``, checked to
+        lie in it); the tissue test of boxes of that view (None without a mask).
     """
-    source = input_region(slide.array(choice), region)  # checks the region lies in the level
+    # checks the pixels, and that the region lies in the level
+    source = input_region(slide.array(choice), region, grey=grey)
     origin = (int(region[1]), int(region[0])) if region is not None else (0, 0)
     return source, None if mask is None else mask.includer(choice.downsample, origin)
 
@@ -169,7 +172,7 @@ def open_store_run(
     store = Path(store)
     names = engine.resolve_outputs(outputs)
     choice = slide.level_or_default(resolution)
-    source, _ = slide_source(slide, choice, region, None)
+    source, _ = slide_source(slide, choice, region, None, grey=not engine.brightfield)
     shape = (int(source.shape[0]), int(source.shape[1]))
     if not engine.brightfield:
         tissue = False  # the tissue mask leaves out bright glass: it does not apply to fluorescence
@@ -183,7 +186,7 @@ def open_store_run(
         mask = mask or (tissue if isinstance(tissue, TissueMask) else tissue_mask(slide, choice.level0_mpp))
     if record is None:
         record = _create(store, settings, shape, mask)
-    source, include = slide_source(slide, choice, region, mask)
+    source, include = slide_source(slide, choice, region, mask, grey=not engine.brightfield)
     return StoreRun(SlideRun(store, shape, choice.resolution, settings), choice, record, names, source, include,
                     engine.plan(shape, choice.resolution, chunk_size))
 

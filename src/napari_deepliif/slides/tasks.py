@@ -325,7 +325,7 @@ def chunk_task(job: ChunkJob, chunk: Chunk) -> ChunkDone:
     engine = engine.with_statistics(job.statistics) if job.statistics else engine
     mask = _worker_mask(job.store) if options.tissue else None
     with open_slide(job.slide, mpp=options.mpp) as slide:
-        source, include = slide_source(slide, job.choice, options.region, mask)
+        source, include = slide_source(slide, job.choice, options.region, mask, grey=not engine.brightfield)
         buffers, ran, skipped = compute_chunk(engine, source, chunk, job.choice.resolution, job.names,
                                               include=include)
     write = store_writer(job.store, job.names)

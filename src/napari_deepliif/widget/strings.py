@@ -6,7 +6,8 @@ TITLE = "DeepLIIF IHC scoring"
 
 # ---- input ---------------------------------------------------------------------------------
 IMAGE = "Image"
-IMAGE_TIP = "RGB brightfield IHC image layer (8-bit) to score."
+IMAGE_TIP = ("RGB brightfield IHC image layer (8-bit) to score; a class-map model also takes a one-channel "
+             "(fluorescence) layer.")
 AREA = "Area"
 AREA_WHOLE = "Whole image"
 AREA_ROIS = "ROIs of a Shapes layer"

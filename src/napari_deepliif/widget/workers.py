@@ -20,6 +20,7 @@ from napari_deepliif.errors import Cancelled
 from napari_deepliif.models.index import fetch_model
 from napari_deepliif.regions.points import PointsResult, detect_region
 from napari_deepliif.regions.score import ScoreResult, score_region
+from napari_deepliif.rgb import check_input
 from napari_deepliif.slides.tissue import levels_tissue
 
 #: Engine choice of the widget for the classical engine (else a model name or folder).
@@ -110,13 +111,16 @@ def score_area(spec: RunSpec, progress: Progress | None = None,
     engine = get_engine(spec.engine)
     if cancel is not None and cancel.is_set():
         raise Cancelled("run cancelled before it started")
+    check_input(spec.image, "image layer", grey=not engine.brightfield)  # before the tissue mask, which reads RGB
     if isinstance(engine, PointsEngine):
         return engine, detect_region(engine, spec.image, region=spec.rect, resolution=spec.resolution,
                                      mpp=spec.pixel_size, include=spec.tissue(), progress=progress, cancel=cancel)
     origin = np.array(spec.rect[:2] if spec.rect else (0, 0), float)
     rois = [(np.asarray(p, float) + origin, []) for p in spec.polygons] or None
+    # the tissue mask leaves out bright glass: none for an engine of fluorescence images
+    include = spec.tissue() if engine.brightfield else None
     result = score_region(engine, spec.image, region=spec.rect, rois=rois, resolution=spec.resolution,
-                          mpp=spec.pixel_size, outputs=spec.outputs, include=spec.tissue(),
+                          mpp=spec.pixel_size, outputs=spec.outputs, include=include,
                           statistics=spec.statistics, progress=progress, cancel=cancel)
     return engine, result
 

@@ -101,8 +101,8 @@ def get_engine(choice: EngineChoice) -> Any:
 def score_area(spec: RunSpec, progress: Progress | None = None,
                cancel: threading.Event | None = None) -> tuple[Any, ScoreResult | PointsResult]:
     """Load the engine and score ``spec``'s area; returns ``(engine, result)``. A ``points``
-    model finds the points of the area's rectangle (:func:`~napari_deepliif.regions.points.detect_region`,
-    at its card's confidence and distance; ROI polygons count by their bounding rectangle).
+    model finds the points of the area's rectangle that lie in its ROI polygons
+    (:func:`~napari_deepliif.regions.points.detect_region`, at its card's confidence and distance).
 
     Raises :class:`~napari_deepliif.errors.Cancelled` when ``cancel`` is set between batches
     and any :class:`~napari_deepliif.errors.DeepLIIFError` of the engine.
@@ -110,11 +110,11 @@ def score_area(spec: RunSpec, progress: Progress | None = None,
     engine = get_engine(spec.engine)
     if cancel is not None and cancel.is_set():
         raise Cancelled("run cancelled before it started")
-    if isinstance(engine, PointsEngine):
-        return engine, detect_region(engine, spec.image, region=spec.rect, resolution=spec.resolution,
-                                     mpp=spec.pixel_size, include=spec.tissue(), progress=progress, cancel=cancel)
     origin = np.array(spec.rect[:2] if spec.rect else (0, 0), float)
     rois = [(np.asarray(p, float) + origin, []) for p in spec.polygons] or None
+    if isinstance(engine, PointsEngine):
+        return engine, detect_region(engine, spec.image, region=spec.rect, rois=rois, resolution=spec.resolution,
+                                     mpp=spec.pixel_size, include=spec.tissue(), progress=progress, cancel=cancel)
     result = score_region(engine, spec.image, region=spec.rect, rois=rois, resolution=spec.resolution,
                           mpp=spec.pixel_size, outputs=spec.outputs, include=spec.tissue(),
                           statistics=spec.statistics, progress=progress, cancel=cancel)

@@ -50,9 +50,10 @@ def answer_rows(body: dict) -> list[tuple[float, float, str, float]]:
 
 
 def layer_rows(layer) -> list[tuple[float, float, str, float]]:
-    """The widget's Points layer as points.csv rows (the image layer at the origin, scale 1)."""
+    """The widget's Points layer as points.csv rows (placed over an image layer at the origin, scale 1)."""
+    world = layer.data * layer.scale + layer.translate
     return [(float(x), float(y), c, float(conf)) for (y, x), c, conf in
-            zip(layer.data.tolist(), layer.features["class"], layer.features["confidence"])]
+            zip(world.tolist(), layer.features["class"], layer.features["confidence"])]
 
 
 def test_points_are_the_same_through_score_batch_the_server_and_the_widget(points_model_dir, shared_dir,

@@ -19,7 +19,11 @@ import tracemalloc
 
 import numpy as np
 
-from napari_deepliif.cells.detections import find_candidates, find_candidates_by_window, select_points
+from napari_deepliif.cells.detections import (
+    find_candidates,
+    find_candidates_by_window,
+    select_points,
+)
 from napari_deepliif.slides.windows import windows
 
 NAMES, POSITIVE = ("positive", "negative"), (0,)

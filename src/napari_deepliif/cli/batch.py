@@ -14,10 +14,10 @@ from typing import Any
 from napari_deepliif.cli.options import (
     EXIT_ERROR,
     add_compartment_options,
-    add_point_options,
     add_dab_threshold_option,
     add_engine_options,
     add_output_option,
+    add_point_options,
     add_threshold_options,
     engine_parameters,
     thresholds,

@@ -86,6 +86,11 @@ class PointsResult:
         ``min_distance_um``."""
         return points_scoring(self.detections, self.mpp)
 
+    @property
+    def roi_scores(self) -> list[dict]:
+        """The score (:attr:`scoring`'s keys) of the region's points in each ROI polygon."""
+        return [points_scoring(in_rois(self.detections, [roi], self.origin), self.mpp) for roi in self.rois or ()]
+
     def rescore(self, *, threshold: float | None = None, min_distance_um: float | None = None) -> PointsResult:
         """The points at another confidence threshold or distance, without the network."""
         distance = None if min_distance_um is None else min_distance_um / self.mpp

@@ -49,7 +49,7 @@ def near_seam(xy: np.ndarray, step: int, reach: float) -> np.ndarray:
 def test_batch_with_a_points_model_equals_score(points_model_dir, slide, tmp_path) -> None:
     """2 workers, 256 px chunks (one tile each): the points, their classes and confidences and
     the score are ``score --model``'s; a triangle annotation counts the points in it; a rerun
-    with the same request is skipped."""
+    with the same request is skipped, one with another selection reuses the heat maps."""
     model = ["--model", str(points_model_dir), "--device", "cpu"]
     assert main(["score", str(slide), *model, "--out", str(tmp_path / "score")]) == 0
     folder = tmp_path / "annotations"
@@ -88,6 +88,16 @@ def test_batch_with_a_points_model_equals_score(points_model_dir, slide, tmp_pat
     assert main(batch) == 0
     summary = point_rows(tmp_path / "batch" / "summary.csv")
     assert [(r["status"], r["skipped"], r["num_total"]) for r in summary] == [("done", "True", str(len(single)))]
+
+    # another selection is another request: the points are selected again from the stored heat maps
+    strict = ["--confidence", "0.5", "--min-distance-um", "5"]
+    assert main(["score", str(slide), *model, *strict, "--out", str(tmp_path / "strict")]) == 0
+    assert main([*batch, *strict]) == 0
+    strict_rows = point_rows(tmp_path / "batch" / "tile" / "points.csv")
+    assert strict_rows == point_rows(tmp_path / "strict" / "tile" / "points.csv") and 0 < len(strict_rows) < len(single)
+    again = json.loads((tmp_path / "batch" / "tile" / "score.json").read_text())
+    assert again["run"]["chunks_resumed"] > 0 and again["run"]["tiles_run"] == 0
+    assert again["run"]["min_distance_um"] == pytest.approx(5.0)
 
 
 def test_window_seams_do_not_change_the_points(points_model_dir, slide, tmp_path) -> None:

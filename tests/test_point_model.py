@@ -146,13 +146,14 @@ def test_weights_that_do_not_fit_the_card_are_refused(point_models, tmp_path):
 
 
 def test_front_ends_without_points_say_so(engine, ihc, shared_dir, tmp_path, user_model_dirs):
+    from napari_deepliif.cells.postprocess import Settings
     from napari_deepliif.regions.score import score_region
     from napari_deepliif.slides.run import score_slide
 
     with pytest.raises(DeepLIIFError, match="finds points, not cells"):
         score_region(engine, ihc)
-    with pytest.raises(DeepLIIFError, match="batch does not score 'points' models"):
-        score_slide(engine, shared_dir / "data/ihc/22_2.png", tmp_path / "out")
+    with pytest.raises(DeepLIIFError, match="points, which have no compartments"):
+        score_slide(engine, shared_dir / "data/ihc/22_2.png", tmp_path / "out", settings=Settings(compartment="nucleus"))
     assert not (tmp_path / "out").exists()
 
 

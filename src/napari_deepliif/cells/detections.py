@@ -18,7 +18,7 @@ Coordinates are ``(x, y)`` pixels, pixel centres at integers (the cell table's c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +27,8 @@ from skimage.feature import peak_local_max
 
 from napari_deepliif.cells.metrics import percent_positive
 from napari_deepliif.cells.points import Points
+
+Window = tuple[int, int, int, int]  #: (y0, y1, x0, x1), end exclusive
 
 #: Lowest confidence a candidate is kept at, unless a model says otherwise.
 DEFAULT_FLOOR = 0.05
@@ -118,6 +120,58 @@ def find_candidates(
     return PointCandidates(np.concatenate(xy).reshape(-1, 2), np.concatenate(cls), np.concatenate(confidence),
                            tuple(str(n) for n in class_names), tuple(int(c) for c in positive_classes),
                            float(floor), (int(heatmaps.shape[1]), int(heatmaps.shape[2])))
+
+
+def find_candidates_by_window(
+    read: Callable[[Window], np.ndarray],
+    boxes: Iterable[tuple[Window, Window]],
+    shape: tuple[int, int],
+    class_names: Sequence[str],
+    positive_classes: Sequence[int],
+    *,
+    floor: float = DEFAULT_FLOOR,
+    progress: Callable[[int, int], None] | None = None,
+) -> PointCandidates:
+    """:func:`find_candidates` of an image too large to hold, read window by window.
+
+    Each window's candidates in its core are kept, so every pixel is judged once, in a
+    window that holds its 3 x 3 neighbourhood; joined in :func:`find_candidates`' order, they
+    are the candidates of the whole image.
+
+    Parameters
+    ----------
+    read : callable((y0, y1, x0, x1)) -> ndarray, shape (C, h, w)
+        The heat maps of a window of the image.
+    boxes : iterable of (core, window)
+        ``(y0, y1, x0, x1)`` boxes (end exclusive): cores that tile the image, each in a window
+        that grows it by at least one pixel where it is not at the image's edge.
+    shape : (int, int)
+        (height, width) of the image.
+    class_names, positive_classes, floor
+        As :func:`find_candidates`.
+    progress : callable(done, total), optional
+        Windows done and in all.
+
+    Returns
+    -------
+    PointCandidates
+        In image pixels, in the order class, then row, then column.
+    """
+    boxes = list(boxes)
+    xy, cls, confidence = [np.empty((0, 2))], [np.empty(0, np.int64)], [np.empty(0)]
+    for done, (core, window) in enumerate(boxes, 1):
+        found = find_candidates(read(window), class_names, positive_classes, floor=floor)
+        at = found.xy + (window[2], window[0])
+        inside = ((at[:, 1] >= core[0]) & (at[:, 1] < core[1]) & (at[:, 0] >= core[2]) & (at[:, 0] < core[3]))
+        xy.append(at[inside])
+        cls.append(found.cls[inside])
+        confidence.append(found.confidence[inside])
+        if progress:
+            progress(done, len(boxes))
+    xy_all, cls_all, confidence_all = np.concatenate(xy), np.concatenate(cls), np.concatenate(confidence)
+    order = np.lexsort((xy_all[:, 0], xy_all[:, 1], cls_all))
+    return PointCandidates(xy_all[order], cls_all[order], confidence_all[order], tuple(str(n) for n in class_names),
+                           tuple(int(c) for c in positive_classes), float(floor), (int(shape[0]), int(shape[1])))
 
 
 def suppress(xy: np.ndarray, confidence: np.ndarray, min_distance: float) -> np.ndarray:

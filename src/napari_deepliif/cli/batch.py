@@ -17,6 +17,7 @@ from napari_deepliif.cli.options import (
     add_dab_threshold_option,
     add_engine_options,
     add_output_option,
+    add_point_options,
     add_threshold_options,
     engine_parameters,
     thresholds,
@@ -27,7 +28,7 @@ from napari_deepliif.regions.infer import CHUNK_SIZE
 DESCRIPTION = (
     "Score whole slides (SVS, NDPI, OME-TIFF, tiled TIFF; other vendor formats with the openslide extra; "
     "PNG/JPEG) on a dask cluster, each slide's chunks spread over every worker. Writes OUT/<slide>/ (result.ome.zarr, cells.csv, cells.geojson, "
-    "score.json) and OUT/summary.csv. Rerunning skips finished slides and resumes interrupted ones."
+    "score.json; a points model: points.csv and points.geojson instead of the cell files) and OUT/summary.csv. Rerunning skips finished slides and resumes interrupted ones."
 )
 
 
@@ -51,6 +52,7 @@ def add_parser(subparsers: Any) -> None:
     add_dab_threshold_option(p)
     add_threshold_options(p)
     add_compartment_options(p)
+    add_point_options(p)
     p.set_defaults(func=cmd_batch)
 
 
@@ -63,7 +65,7 @@ def _show_progress(event: dict) -> None:
 
 def _show_result(done: int, total: int, row: dict) -> None:
     if row["status"] == "done":
-        what = (f"{row['num_total']} cells, {row['num_pos']} positive ({row['percent_pos']}%)"
+        what = (f"{row['num_total']} {'points' if row['engine'] == 'points' else 'cells'}, {row['num_pos']} positive ({row['percent_pos']}%)"
                 + (" [already scored]" if row["skipped"] else f" in {row['seconds']} s"))
     else:
         what = f"FAILED: {row['error']}"
@@ -82,7 +84,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
                            batch_size=args.batch_size, parameters=engine_parameters(args), resolution=args.resolution, mpp=args.mpp,
                            outputs=args.outputs, chunk_size=args.chunk_size, tissue=args.tissue,
                            settings=Settings(**thresholds(args)), annotations=args.annotations, geojson=args.geojson,
-                           parquet=args.parquet, overwrite=args.overwrite)
+                           parquet=args.parquet, overwrite=args.overwrite, threshold=args.confidence,
+                           min_distance_um=args.min_distance_um)
     # distributed logs its start and stop at INFO (some 25 lines): shown with -v only. Its import
     # sets its logger's level, so it is imported first
     import distributed  # noqa: F401

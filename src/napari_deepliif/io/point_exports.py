@@ -11,12 +11,13 @@ at a pixel's centre is written at ``x + 0.5, y + 0.5``. Every write is atomic.
 from __future__ import annotations
 
 import csv
+import io
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from napari_deepliif.atomic import write_atomic, write_bytes
+from napari_deepliif.atomic import write_bytes
 from napari_deepliif.cells.detections import PointDetections
 from napari_deepliif.io.exports import SCORE_FILE
 from napari_deepliif.io.jsonable import json_bytes
@@ -58,6 +59,17 @@ def points_geojson(detections: PointDetections, *, placement: Placement | None =
         for (x, y), name, conf in zip(xy.tolist(), detections.class_names, detections.confidence.tolist())]}
 
 
+def point_files(detections: PointDetections, *, placement: Placement | None = None) -> dict[str, bytes]:
+    """The encoded ``points.geojson`` and ``points.csv`` of ``detections`` (name -> bytes)."""
+    rows = points_rows(detections, placement=placement)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=POINT_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    return {POINTS_GEOJSON: json_bytes(points_geojson(detections, placement=placement), None),
+            POINTS_CSV: table.getvalue().encode("utf-8")}
+
+
 def write_point_outputs(directory: str | Path, detections: PointDetections, *, record: Mapping[str, Any],
                         placement: Placement | None = None) -> dict[str, Path]:
     """Write ``score.json``, ``points.geojson`` and ``points.csv`` into ``directory``.
@@ -70,18 +82,8 @@ def write_point_outputs(directory: str | Path, detections: PointDetections, *, r
         File name -> path.
     """
     directory = Path(directory)
-    score = json_bytes(dict(record), 2)
-    geojson = json_bytes(points_geojson(detections, placement=placement), None)
-    rows = points_rows(detections, placement=placement)
-    paths = {name: directory / name for name in (SCORE_FILE, POINTS_GEOJSON, POINTS_CSV)}
-    write_bytes(paths[SCORE_FILE], score)
-    write_bytes(paths[POINTS_GEOJSON], geojson)
-
-    def write_csv(tmp: Path) -> None:
-        with tmp.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=POINT_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows)
-
-    write_atomic(paths[POINTS_CSV], write_csv)
+    encoded = {SCORE_FILE: json_bytes(dict(record), 2), **point_files(detections, placement=placement)}
+    paths = {name: directory / name for name in encoded}
+    for name, data in encoded.items():
+        write_bytes(paths[name], data)
     return paths

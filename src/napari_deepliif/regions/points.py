@@ -74,11 +74,9 @@ class PointsResult:
     def detections(self) -> PointDetections:
         """The points in the region and its ROIs (window pixels), strongest first."""
         x, y, w, h = self.region
-        xy = self.window_points.xy
-        inside = in_box(xy, (x - self.origin[0], y - self.origin[1], w, h))
-        if self.rois:
-            inside &= in_polygons(xy + np.asarray(self.origin, float), self.rois)
-        return replace(self.window_points, index=self.window_points.index[inside])
+        inside = in_box(self.window_points.xy, (x - self.origin[0], y - self.origin[1], w, h))
+        found = replace(self.window_points, index=self.window_points.index[inside])
+        return in_rois(found, self.rois, self.origin) if self.rois else found
 
     @property
     def scoring(self) -> dict:
@@ -86,13 +84,12 @@ class PointsResult:
         ``classes`` (points per class name), ``positive_classes`` (the names counted in
         ``num_pos``, so a client that drops points can recount), ``threshold`` and
         ``min_distance_um``."""
-        found = self.detections
-        counts = found.scoring()
-        names = found.candidates.class_names
-        return {**{k: counts[k] for k in ("num_total", "num_pos", "num_neg", "percent_pos")},
-                "seg_thresh": None, "size_thresh": None, "size_thresh_upper": None, "marker_thresh": None,
-                "classes": found.counts(), "positive_classes": [names[i] for i in found.candidates.positive_classes],
-                "threshold": found.threshold, "min_distance_um": self.min_distance_um}
+        return points_scoring(self.detections, self.mpp)
+
+    @property
+    def roi_scores(self) -> list[dict]:
+        """The score (:attr:`scoring`'s keys) of the region's points in each ROI polygon."""
+        return [points_scoring(in_rois(self.detections, [roi], self.origin), self.mpp) for roi in self.rois or ()]
 
     def rescore(self, *, threshold: float | None = None, min_distance_um: float | None = None) -> PointsResult:
         """The points at another confidence threshold or distance, without the network."""
@@ -115,6 +112,46 @@ class PointsResult:
         scoring = self.scoring
         return score_record(scoring, placement=where, provenance=self.provenance,
                             run={"threshold": scoring["threshold"], "min_distance_um": scoring["min_distance_um"]})
+
+
+def in_rois(detections: PointDetections, rois: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]],
+            origin: tuple[float, float] = (0, 0)) -> PointDetections:
+    """The points that lie in one of ``rois`` (holes excluded): the rule a cell's centroid
+    follows (:func:`~napari_deepliif.cells.scoring.in_polygons`), for every front end.
+
+    Parameters
+    ----------
+    detections : PointDetections
+        Points in pixels whose ``(0, 0)`` is at ``origin`` of the image.
+    rois : list of (exterior, holes)
+        Polygons, ``(k, 2)`` ``(x, y)`` vertices in image pixels (pixel centres at integers).
+    origin : (x, y)
+        Where the points' pixel ``(0, 0)`` lies in the image.
+    """
+    inside = in_polygons(detections.xy + np.asarray(origin, float), rois)
+    return replace(detections, index=detections.index[inside])
+
+
+def points_scoring(found: PointDetections, mpp: float) -> dict:
+    """The score of ``found`` (see :attr:`PointsResult.scoring`); ``mpp`` (µm/px) turns the
+    suppression distance into µm."""
+    counts = found.scoring()
+    names = found.candidates.class_names
+    return {**{k: counts[k] for k in ("num_total", "num_pos", "num_neg", "percent_pos")},
+            "seg_thresh": None, "size_thresh": None, "size_thresh_upper": None, "marker_thresh": None,
+            "classes": found.counts(), "positive_classes": [names[i] for i in found.candidates.positive_classes],
+            "threshold": found.threshold, "min_distance_um": found.min_distance * mpp}
+
+
+def selection(engine: PointsEngine, resolution: str, mpp: float | None, threshold: float | None,
+              min_distance_um: float | None) -> tuple[float, float, float]:
+    """How points are selected at a pixel size: ``(pixel size µm/px, threshold, suppression
+    distance in pixels)``, the card's threshold and distance unless given; the pixel size is
+    ``mpp``, else the magnification's nominal one."""
+    pixel = float(mpp) if mpp is not None else MICRONS_PER_PIXEL_BY_RESOLUTION[resolution]
+    card = engine.card
+    threshold = card.threshold if threshold is None else threshold
+    return pixel, threshold, (card.min_distance_um if min_distance_um is None else min_distance_um) / pixel
 
 
 def detect_region(
@@ -156,14 +193,11 @@ def detect_region(
         raise DeepLIIFError(f"points need a 'points' model; the {engine.name} engine finds cells")
     source = check_rgb(image)
     res = resolve_resolution(resolution, mpp)
-    pixel = float(mpp) if mpp is not None else MICRONS_PER_PIXEL_BY_RESOLUTION[res]
     height, width = int(source.shape[0]), int(source.shape[1])
     x, y, w, h = (0, 0, width, height) if region is None else (int(v) for v in region)
     if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
         raise DeepLIIFError(f"region {region} (x, y, width, height) is empty or lies outside the {width} x {height} image")
-    card = engine.card
-    threshold = card.threshold if threshold is None else threshold
-    distance = (card.min_distance_um if min_distance_um is None else min_distance_um) / pixel
+    pixel, threshold, distance = selection(engine, res, mpp, threshold, min_distance_um)
     margin = 2 * math.ceil(distance) + 1
     window = (max(0, y - margin), min(height, y + h + margin), max(0, x - margin), min(width, x + w + margin))
     statistics = engine.statistics(source, res, include=include, cancel=cancel)
@@ -171,7 +205,7 @@ def detect_region(
                           progress, cancel)
     heatmaps = engine.heatmaps(images)
     try:
-        found = detect_points(heatmaps, card.class_names, card.positive_classes, threshold=threshold,
+        found = detect_points(heatmaps, engine.card.class_names, engine.card.positive_classes, threshold=threshold,
                               min_distance=distance)
     except ValueError as exc:
         raise DeepLIIFError(str(exc)) from None

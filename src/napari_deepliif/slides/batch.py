@@ -107,7 +107,8 @@ def score_one(slide: str | Path, out: str | Path, options: BatchOptions = BatchO
                              mpp=options.mpp, region=options.region, outputs=options.outputs,
                              chunk_size=options.chunk_size, tissue=options.tissue, settings=options.settings,
                              annotations=slide_annotations(options, out_path), geojson=options.geojson,
-                             parquet=options.parquet, overwrite=options.overwrite)
+                             parquet=options.parquet, overwrite=options.overwrite, threshold=options.threshold,
+                             min_distance_um=options.min_distance_um)
         return summary_row(slide_path, out_path, record)
     return summary_row(slide_path, out_path, outcome["failed"])
 

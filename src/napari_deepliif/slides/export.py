@@ -220,7 +220,7 @@ def score_annotations(cells: SlideCells, regions: dict, place: Placement, mpp: f
         rings = [(place.full_edges_to_centres(exterior), [place.full_edges_to_centres(h) for h in holes])
                  for exterior, holes in polygons]
         inside = in_polygons(centroids, rings)
-        area = sum(_area(exterior) - sum(_area(h) for h in holes) for exterior, holes in rings)
+        area = rings_area(rings)
         corners = np.concatenate([exterior for exterior, _ in polygons])
         x0, y0 = corners.min(axis=0)
         x1, y1 = corners.max(axis=0)
@@ -236,6 +236,11 @@ def score_annotations(cells: SlideCells, regions: dict, place: Placement, mpp: f
                 scores.update(class_densities(scores["classes"], scores["area_mm2"]))
         result[name] = scores
     return result
+
+
+def rings_area(rings: list[tuple[np.ndarray, list[np.ndarray]]]) -> float:
+    """Area (pixels) of (exterior, holes) polygons of ``(x, y)`` vertices, holes excluded."""
+    return sum(_area(exterior) - sum(_area(h) for h in holes) for exterior, holes in rings)
 
 
 def _area(ring: np.ndarray) -> float:

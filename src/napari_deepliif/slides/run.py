@@ -7,6 +7,10 @@
     cells.geojson      QuPath detections (cell outlines, level-0 pixels)
     score.json         slide score, per-annotation scores, settings and provenance
 
+A ``points`` model writes ``points.csv`` and ``points.geojson`` (:mod:`napari_deepliif.io.point_exports`)
+instead of the cell files, its points found over the store's heat maps
+(:func:`napari_deepliif.slides.points.slide_points`).
+
 Rerunning resumes inference where it stopped; a slide whose ``score.json`` matches the
 settings is not touched.
 """
@@ -30,8 +34,10 @@ from napari_deepliif.errors import DeepLIIFError
 from napari_deepliif.io.checksums import sha256_file
 from napari_deepliif.io.jsonable import json_bytes
 from napari_deepliif.io.placement import Placement
+from napari_deepliif.io.point_exports import POINTS_CSV, POINTS_GEOJSON, point_files
 from napari_deepliif.io.score_format import FORMAT_VERSION, placement, score_record
 from napari_deepliif.regions.infer import CHUNK_SIZE
+from napari_deepliif.regions.points import points_scoring, selection
 from napari_deepliif.slides import omezarr
 from napari_deepliif.slides.cells import (
     CELL_CHUNK,
@@ -47,6 +53,7 @@ from napari_deepliif.slides.export import (
     write_labels_and_outlines,
 )
 from napari_deepliif.slides.measurements import Measuring
+from napari_deepliif.slides.points import annotation_points, slide_points
 from napari_deepliif.slides.readers import LevelChoice, open_slide
 from napari_deepliif.slides.stream import SlideRun, infer_slide, slide_source
 
@@ -54,8 +61,8 @@ log = logging.getLogger(__name__)
 
 STORE_NAME = "result.ome.zarr"
 SCORE_NAME = "score.json"
-#: Cell files whose checksum score.json keeps (a rerun finds the cells again if one changed).
-CELL_FILES = ("cells.csv", "cells.geojson", "cells.parquet")
+#: Cell (or point) files whose checksum score.json keeps (a rerun finds them again if one changed).
+CELL_FILES = ("cells.csv", "cells.geojson", "cells.parquet", POINTS_CSV, POINTS_GEOJSON)
 
 
 def finished(out: Path, request: dict) -> dict | None:
@@ -89,12 +96,12 @@ def finished(out: Path, request: dict) -> dict | None:
 
 
 def check_slide_engine(engine: EngineBase, settings: Settings) -> None:
-    """Raise :class:`DeepLIIFError` for what ``batch`` does not score: a ``points`` model, or a
-    compartment mode with an engine of fluorescence images (stain measurements are
-    brightfield optical densities)."""
-    if isinstance(engine, PointsEngine):
-        raise DeepLIIFError(f"batch does not score '{engine.name}' models yet (they find points, not cells); "
-                            "score regions of the slide with `napari-deepliif score --roi` or the server")
+    """Raise :class:`DeepLIIFError` for what ``batch`` does not score: a compartment mode with
+    a ``points`` model (its points have no compartments) or with an engine of fluorescence
+    images (stain measurements are brightfield optical densities)."""
+    if settings.compartment != "class" and isinstance(engine, PointsEngine):
+        raise DeepLIIFError(f"a '{engine.name}' model finds points, which have no compartments to measure: "
+                            "leave out --compartment")
     if settings.compartment != "class" and not engine.brightfield:
         raise DeepLIIFError(f"the '{engine.name}' engine reads fluorescence images, and compartment scoring "
                             "measures brightfield (IHC) stain: score on the engine's class (--compartment class)")
@@ -102,9 +109,11 @@ def check_slide_engine(engine: EngineBase, settings: Settings) -> None:
 
 def slide_request(engine: EngineBase, path: str | Path, *, resolution: str | None, mpp: float | None,
                   region: tuple[int, int, int, int] | None, outputs: str, chunk_size: int, tissue: bool,
-                  settings: Settings, annotations: str | Path | None) -> dict:
+                  settings: Settings, annotations: str | Path | None, threshold: float | None = None,
+                  min_distance_um: float | None = None) -> dict:
     """What a slide's ``score.json`` records as asked for: a rerun with the same request and
-    intact files is skipped (:func:`finished`).
+    intact files is skipped (:func:`finished`). ``threshold`` and ``min_distance_um`` are a
+    ``points`` model's selection (None: its card's); its request records them.
 
     Raises
     ------
@@ -112,9 +121,12 @@ def slide_request(engine: EngineBase, path: str | Path, *, resolution: str | Non
         For an engine or settings a slide is not scored with (before any work is done).
     """
     check_slide_engine(engine, settings)
-    thresholds = {"seg_thresh": settings.seg_thresh, "size_thresh": settings.size_thresh,
-                  "size_thresh_upper": settings.size_thresh_upper, "marker_thresh": settings.marker_thresh,
-                  **settings.compartment_scoring()}
+    if isinstance(engine, PointsEngine):
+        thresholds = {"confidence": threshold, "min_distance_um": min_distance_um}
+    else:
+        thresholds = {"seg_thresh": settings.seg_thresh, "size_thresh": settings.size_thresh,
+                      "size_thresh_upper": settings.size_thresh_upper, "marker_thresh": settings.marker_thresh,
+                      **settings.compartment_scoring()}
     return {"slide": str(Path(path).resolve()), "resolution": resolution, "mpp": mpp,
             "region": list(region) if region else None, "outputs": outputs, "chunk_size": chunk_size,
             "tissue": tissue, "annotations": str(annotations) if annotations else None,
@@ -167,6 +179,9 @@ def finish_slide(
     """
     import zarr
 
+    if isinstance(engine, PointsEngine):
+        return finish_points(run, path, out, request, engine=engine, annotations=annotations, seconds=seconds,
+                             facts=facts, progress=progress)
     started = time.perf_counter()
     store = out / STORE_NAME
     root = zarr.open_group(str(store), mode="r+")
@@ -194,6 +209,46 @@ def finish_slide(
         write_cells_parquet(out / "cells.parquet", cells, place)
     regions = (score_annotations(cells, read_annotations(Path(annotations)), place, stored["mpp"], marker)
                if annotations else {})
+    run_facts = {"cells_regrown": cells.regrown, **(facts or {})}
+    return _write_score(run, path, out, request, cells.scoring, regions, run_facts, seconds + time.perf_counter() - started)
+
+
+def finish_points(
+    run: SlideRun,
+    path: str | Path,
+    out: Path,
+    request: dict,
+    *,
+    engine: PointsEngine,
+    annotations: str | Path | None = None,
+    seconds: float = 0.0,
+    facts: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """The reduce of a ``points`` model's slide (parameters as :func:`finish_slide`): its points
+    over the store's heat maps at the request's selection (:func:`~napari_deepliif.slides.points.slide_points`),
+    ``points.csv``, ``points.geojson`` and ``score.json``."""
+    started = time.perf_counter()
+    stored = run.settings
+    pixel, threshold, distance = selection(engine, run.resolution, stored["mpp"], request["confidence"],
+                                           request["min_distance_um"])
+    found = slide_points(out / STORE_NAME, engine, mpp=pixel, threshold=threshold, min_distance=distance,
+                         progress=progress)
+    place = Placement.from_settings(stored)
+    for name, data in point_files(found, placement=place).items():
+        write_bytes(out / name, data)
+    regions = (annotation_points(found, read_annotations(Path(annotations)), place, stored["mpp"])
+               if annotations else {})
+    scoring = points_scoring(found, pixel)
+    run_facts = {"threshold": scoring["threshold"], "min_distance_um": scoring["min_distance_um"], **(facts or {})}
+    return _write_score(run, path, out, request, scoring, regions, run_facts, seconds + time.perf_counter() - started)
+
+
+def _write_score(run: SlideRun, path: str | Path, out: Path, request: dict, scoring: dict, regions: dict,
+                 facts: dict, seconds: float) -> dict:
+    """Write the slide's ``score.json`` (its files written already: their checksums go in it)."""
+    stored = run.settings
+    place = Placement.from_settings(stored)
     region = request["region"]
     region_full = (None if region is None
                    else (*place.corner, region[2] * place.downsample, region[3] * place.downsample))
@@ -201,12 +256,11 @@ def finish_slide(
                       level=stored["level"], downsample=place.downsample, mpp=stored["mpp"], origin=place.corner,
                       region=region_full)
     provenance = {**{k: stored[k] for k in ("engine", "model", "model_hash", "version", "parameters")},
-                  "statistics": statistics}
-    run_facts = {"status": "done", "seconds": round(seconds + time.perf_counter() - started, 2),
-                 "tiles_run": run.tiles_run, "tiles_skipped": run.tiles_skipped, "chunks_resumed": run.chunks_resumed,
-                 "cells_regrown": cells.regrown, **(facts or {}), "request": request,
+                  "statistics": omezarr.RunRecord.load(out / STORE_NAME).settings.get("statistics")}
+    run_facts = {"status": "done", "seconds": round(seconds, 2), "tiles_run": run.tiles_run,
+                 "tiles_skipped": run.tiles_skipped, "chunks_resumed": run.chunks_resumed, **facts, "request": request,
                  "files": {name: sha256_file(out / name) for name in CELL_FILES if (out / name).is_file()}}
-    record = score_record(cells.scoring, placement=where, provenance=provenance, regions=regions, run=run_facts)
+    record = score_record(scoring, placement=where, provenance=provenance, regions=regions, run=run_facts)
     write_bytes(out / SCORE_NAME, json_bytes(record))
     return record
 
@@ -227,6 +281,8 @@ def score_slide(
     geojson: bool = True,
     parquet: bool = False,
     overwrite: bool = False,
+    threshold: float | None = None,
+    min_distance_um: float | None = None,
     progress: Any = None,
     cancel: Any = None,
 ) -> dict:
@@ -255,6 +311,9 @@ def score_slide(
         Also write ``cells.geojson`` / ``cells.parquet`` (Parquet needs pyarrow).
     overwrite : bool
         Redo everything.
+    threshold, min_distance_um : float, optional
+        A ``points`` model's confidence threshold and suppression distance (µm); default its
+        card's. Such a model writes points (see module docstring), and ignores ``settings``.
     progress : callable(stage, done, total), optional
         Stage ``'inference'`` (tiles) or ``'cells'`` (windows).
     cancel : callable or threading.Event, optional
@@ -262,12 +321,13 @@ def score_slide(
     Raises
     ------
     DeepLIIFError
-        For a ``points`` model, or a compartment mode with a fluorescence engine
+        For a compartment mode with a ``points`` model or a fluorescence engine
         (:func:`check_slide_engine`).
     """
     settings = settings or Settings()
     request = slide_request(engine, path, resolution=resolution, mpp=mpp, region=region, outputs=outputs,
-                            chunk_size=chunk_size, tissue=tissue, settings=settings, annotations=annotations)
+                            chunk_size=chunk_size, tissue=tissue, settings=settings, annotations=annotations,
+                            threshold=threshold, min_distance_um=min_distance_um)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if not overwrite and (done := finished(out, request)) is not None:

@@ -78,6 +78,9 @@ class BatchOptions:
     geojson: bool = True
     parquet: bool = False
     overwrite: bool = False
+    #: a ``points`` model's confidence threshold and suppression distance (µm); None: its card's
+    threshold: float | None = None
+    min_distance_um: float | None = None
 
 
 @dataclass(frozen=True)
@@ -277,7 +280,8 @@ def start_task(slide: str, out: str, options: BatchOptions) -> SlideStart | dict
         engine = worker_engine(options)
         request = slide_request(engine, slide_path, resolution=options.resolution, mpp=options.mpp,
                                 region=options.region, outputs=options.outputs, chunk_size=options.chunk_size,
-                                tissue=options.tissue, settings=options.settings, annotations=annotations)
+                                tissue=options.tissue, settings=options.settings, annotations=annotations,
+                                threshold=options.threshold, min_distance_um=options.min_distance_um)
         if not options.overwrite and (done := finished(out_path, request)) is not None:
             log.info("%s: already scored, skipped", slide_path.name)
             return {**done, "run": {**done["run"], "skipped": True}}

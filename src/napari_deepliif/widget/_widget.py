@@ -420,7 +420,8 @@ class DeepLIIFWidget(QWidget):
         show_points(self.viewer, last.result, scale=last.layer.scale, translate=last.layer.translate,
                     downsample=roi.downsample_factors(last.layer, last.level))
         scoring = last.result.scoring
-        self.score_table.show_scores([(strings.SCORE_ALL, scoring)])
+        self.score_table.show_scores([(strings.SCORE_ALL, scoring)] + [
+            (strings.SCORE_ROI.format(index=i + 1), s) for i, s in enumerate(last.result.roi_scores)])
         self.result_label.setText(strings.RESULT_POINTS.format(threshold=scoring["threshold"],
                                                                distance=scoring["min_distance_um"]))
 

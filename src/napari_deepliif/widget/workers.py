@@ -102,8 +102,8 @@ def get_engine(choice: EngineChoice) -> Any:
 def score_area(spec: RunSpec, progress: Progress | None = None,
                cancel: threading.Event | None = None) -> tuple[Any, ScoreResult | PointsResult]:
     """Load the engine and score ``spec``'s area; returns ``(engine, result)``. A ``points``
-    model finds the points of the area's rectangle (:func:`~napari_deepliif.regions.points.detect_region`,
-    at its card's confidence and distance; ROI polygons count by their bounding rectangle).
+    model finds the points of the area's rectangle that lie in its ROI polygons
+    (:func:`~napari_deepliif.regions.points.detect_region`, at its card's confidence and distance).
 
     Raises :class:`~napari_deepliif.errors.Cancelled` when ``cancel`` is set between batches
     and any :class:`~napari_deepliif.errors.DeepLIIFError` of the engine.
@@ -112,11 +112,11 @@ def score_area(spec: RunSpec, progress: Progress | None = None,
     if cancel is not None and cancel.is_set():
         raise Cancelled("run cancelled before it started")
     check_input(spec.image, "image layer", grey=not engine.brightfield)  # before the tissue mask, which reads RGB
-    if isinstance(engine, PointsEngine):
-        return engine, detect_region(engine, spec.image, region=spec.rect, resolution=spec.resolution,
-                                     mpp=spec.pixel_size, include=spec.tissue(), progress=progress, cancel=cancel)
     origin = np.array(spec.rect[:2] if spec.rect else (0, 0), float)
     rois = [(np.asarray(p, float) + origin, []) for p in spec.polygons] or None
+    if isinstance(engine, PointsEngine):
+        return engine, detect_region(engine, spec.image, region=spec.rect, rois=rois, resolution=spec.resolution,
+                                     mpp=spec.pixel_size, include=spec.tissue(), progress=progress, cancel=cancel)
     # the tissue mask leaves out bright glass: none for an engine of fluorescence images
     include = spec.tissue() if engine.brightfield else None
     result = score_region(engine, spec.image, region=spec.rect, rois=rois, resolution=spec.resolution,

@@ -4,9 +4,9 @@ The Cellpose model file is made here, never downloaded: Cellpose's own ``CPnet``
 network ``CellposeModel`` builds: ``nbase`` 2, 32, 64, 128, 256, three outputs) with seeded
 random weights, saved with its ``save_model``. A fit was too slow for a test (minutes per
 few hundred crops on one core), so the output layer is scaled instead: its flow outputs x20
-and its cell probability shifted up by 0.1, enough for Cellpose's dynamics to turn them into
-masks at its default thresholds. It finds no real nuclei: never present its output as a
-segmentation.
+and its cell probability shifted up by 0.1, and the card turns Cellpose's flow check off
+(``flow_threshold: 0``), so Cellpose's dynamics turn them into masks (the basins of a random
+flow field). It finds no real nuclei: never present its output as a segmentation.
 """
 
 from __future__ import annotations
@@ -43,5 +43,5 @@ def build(folder: Path, generator_folder: Path) -> None:
     cellpose_network().save_model(str(folder / CELLPOSE_FILE))
     card = yaml.safe_load((folder / "model.yaml").read_text(encoding="utf-8"))
     card.update(name="translate-cellpose-fixture", segmenter="cellpose", segmenter_model=CELLPOSE_FILE,
-                nucleus_diameter_um=NUCLEUS_DIAMETER_UM)
+                nucleus_diameter_um=NUCLEUS_DIAMETER_UM, flow_threshold=0)
     (folder / "model.yaml").write_text(yaml.safe_dump(card, sort_keys=False), encoding="utf-8")

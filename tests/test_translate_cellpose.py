@@ -67,7 +67,8 @@ def test_the_nuclei_are_cellposes_masks_of_each_tile_classified_by_the_ihcs_dab(
     assert len(tiles) == 9
     nuclei = positives = 0
     for t in tiles:
-        masks = model.eval(virtual[t.y : t.y + 256, t.x : t.x + 256], channels=[0, 0], diameter=30.0)[0]
+        masks = model.eval(virtual[t.y : t.y + 256, t.x : t.x + 256], channels=[0, 0], diameter=30.0,
+                           flow_threshold=0.0, cellprob_threshold=0.0)[0]
         y0, y1, x0, x1 = t.write
         part = masks[y0 - t.y : y1 - t.y, x0 - t.x : x1 - t.x]
         np.testing.assert_array_equal(seg[y0:y1, x0:x1].any(axis=2), part > 0, err_msg=f"tile at {t.y}, {t.x}")
@@ -162,6 +163,9 @@ def _copy(source: Path, target: Path, **changes) -> Path:
     ({"segmenter": "cellpose", "segmenter_model": "latest_net_G_A.pth", "nucleus_diameter_um": 0},
      "nucleus_diameter_um", "is 0; give the mean nucleus diameter in µm"),
     ({"nucleus_diameter_um": 7}, "nucleus_diameter_um", "a setting of the 'cellpose' segmenter, not 'stain'"),
+    ({"flow_threshold": 0.5}, "flow_threshold", "a setting of the 'cellpose' segmenter, not 'stain'"),
+    ({"segmenter": "cellpose", "segmenter_model": "latest_net_G_A.pth", "cellprob_threshold": "low"},
+     "cellprob_threshold", "is 'low'; give a number"),
 ])
 def test_a_bad_cellpose_card_is_refused_naming_the_field(translate_model_dir, tmp_path, changes, field,
                                                          message) -> None:

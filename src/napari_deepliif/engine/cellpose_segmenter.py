@@ -103,19 +103,24 @@ class CellposeSegRunner:
     diameter : float
         Nucleus diameter in pixels of the tiles, given to Cellpose (it rescales the tile by
         its model's ``diam_mean / diameter``).
+    flow_threshold, cellprob_threshold : float
+        Cellpose's mask settings.
     dab_threshold : float
         Mean nuclear DAB OD above which a nucleus is positive.
     unmixing : ndarray, shape (3, 3)
         OD to HED matrix of the IHC image.
     """
 
-    def __init__(self, model: Any, diameter: float, dab_threshold: float, unmixing: np.ndarray):
+    def __init__(self, model: Any, diameter: float, flow_threshold: float, cellprob_threshold: float,
+                 dab_threshold: float, unmixing: np.ndarray):
         self.model, self.diameter = model, float(diameter)
+        self.flow_threshold, self.cellprob_threshold = flow_threshold, cellprob_threshold
         self.dab_threshold, self.unmixing = dab_threshold, unmixing
 
     def labels(self, virtual_he: np.ndarray) -> np.ndarray:
         """Cellpose's masks of one virtual H&E tile (H x W x 3 uint8): 0 background, 1..n nuclei."""
-        masks = self.model.eval(virtual_he, channels=list(CELLPOSE_CHANNELS), diameter=self.diameter)[0]
+        masks = self.model.eval(virtual_he, channels=list(CELLPOSE_CHANNELS), diameter=self.diameter,
+                                flow_threshold=self.flow_threshold, cellprob_threshold=self.cellprob_threshold)[0]
         return np.asarray(masks)
 
     def __call__(self, tiles: list[np.ndarray]) -> list[dict[str, np.ndarray]]:

@@ -496,11 +496,15 @@ class TranslateEngine(EngineBase):
         """The ``deepliif`` or ``cellpose`` segmenter's tile runner at ``resolution``."""
         if self.card.segmenter != "cellpose":
             return DeepLIIFSegRunner(self)
-        from napari_deepliif.engine.cellpose_segmenter import CellposeSegRunner, diameter_px
+        from napari_deepliif.engine.cellpose_segmenter import (
+            CellposeSegRunner,
+            diameter_px,
+        )
         from napari_deepliif.engine.stain_vectors import REFERENCE_VECTORS
 
         diameter = diameter_px(self.segmenter, self.card.nucleus_diameter_um, self.card.pixel_size, resolution)
-        return CellposeSegRunner(self.segmenter, diameter, self.dab_threshold, REFERENCE_VECTORS.unmixing())
+        return CellposeSegRunner(self.segmenter, diameter, self.card.flow_threshold, self.card.cellprob_threshold,
+                                 self.dab_threshold, REFERENCE_VECTORS.unmixing())
 
     def plan(self, shape: tuple[int, int], resolution: str, chunk_size: int) -> list[Chunk]:
         """Blocks of whole tiles of the image's own tile grid (see :meth:`EngineBase.plan`)."""

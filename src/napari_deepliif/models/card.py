@@ -34,9 +34,13 @@ INPUT_CHANNELS: tuple[str, ...] = ("grey", "red", "green", "blue")
 NORMALISATIONS: tuple[str, ...] = ("per-tile-zscore", "per-tile-minmax", "scale-0-1")
 _FIELDS = ("type", "name", "description", "weights", "format", "architecture", "input", "tile_size",
            "overlap", "pixel_size", "classes", "positive", "min_distance_um", "threshold", "segmenter",
-           "dab_threshold", "nucleus_threshold", "segmenter_model", "nucleus_diameter_um")
+           "dab_threshold", "nucleus_threshold", "segmenter_model", "nucleus_diameter_um",
+           "flow_threshold", "cellprob_threshold")
 #: Fields of ``translate`` cards only.
-_TRANSLATE_FIELDS = ("segmenter", "dab_threshold", "nucleus_threshold", "segmenter_model", "nucleus_diameter_um")
+_TRANSLATE_FIELDS = ("segmenter", "dab_threshold", "nucleus_threshold", "segmenter_model", "nucleus_diameter_um",
+                     "flow_threshold", "cellprob_threshold")
+#: The ``cellpose`` segmenter's settings and their defaults (Cellpose's own).
+CELLPOSE_SETTINGS: dict[str, float] = {"flow_threshold": 0.4, "cellprob_threshold": 0.0}
 #: ``translate``: the generator network a state dict is loaded into (the CycleGAN repository's
 #: ``ResnetGenerator``, ``netG resnet_<n>blocks``), the input scaling it was trained with, and
 #: what finds nuclei on its output.
@@ -103,6 +107,9 @@ class ModelCard:
     nucleus_diameter_um : float or None
         ``translate`` with ``segmenter: cellpose``: the nucleus diameter (µm) Cellpose is
         given; None: the diameter the Cellpose file was trained with, at ``pixel_size``.
+    flow_threshold, cellprob_threshold : float or None
+        ``translate`` with ``segmenter: cellpose``: Cellpose's mask settings (its defaults
+        0.4 and 0.0; a flow threshold of 0 keeps every mask).
     """
 
     type: str
@@ -126,6 +133,8 @@ class ModelCard:
     nucleus_threshold: float | None = None
     segmenter_model: Path | None = None
     nucleus_diameter_um: float | None = None
+    flow_threshold: float | None = None
+    cellprob_threshold: float | None = None
 
 
 def _fail(source: str, field: str, message: str) -> ModelError:
@@ -304,7 +313,8 @@ def _translate_card(data: Mapping[str, Any], folder: Path, source: str, weights:
                      pixel_size=pixel_size, class_names=(), positive_classes=(), description=description,
                      card_file=Path(source), segmenter=segmenter,
                      segmenter_model=_segmenter_model(data, folder, source, segmenter),
-                     nucleus_diameter_um=_nucleus_diameter(data, source, segmenter), **values)
+                     nucleus_diameter_um=_nucleus_diameter(data, source, segmenter),
+                     **_cellpose_settings(data, source, segmenter), **values)
 
 
 def _nucleus_diameter(data: Mapping[str, Any], source: str, segmenter: str) -> float | None:
@@ -317,6 +327,24 @@ def _nucleus_diameter(data: Mapping[str, Any], source: str, segmenter: str) -> f
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1000:
         raise _fail(source, "nucleus_diameter_um", f"is {value!r}; give the mean nucleus diameter in µm (e.g. 7)")
     return float(value)
+
+
+def _cellpose_settings(data: Mapping[str, Any], source: str, segmenter: str) -> dict[str, float | None]:
+    """The ``cellpose`` segmenter's flow and cell-probability thresholds (Cellpose's defaults
+    when absent); None for the other segmenters."""
+    settings: dict[str, float | None] = {}
+    for field, default in CELLPOSE_SETTINGS.items():
+        value = data.get(field)
+        if segmenter != "cellpose":
+            if value is not None:
+                raise _fail(source, field, f"is a setting of the 'cellpose' segmenter, not '{segmenter}'")
+            settings[field] = None
+            continue
+        value = default if value is None else value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not -10 <= value <= 10:
+            raise _fail(source, field, f"is {value!r}; give a number (Cellpose's default is {default})")
+        settings[field] = float(value)
+    return settings
 
 
 def _segmenter_model(data: Mapping[str, Any], folder: Path, source: str, segmenter: str) -> Path | None:

@@ -334,3 +334,30 @@ def render_marker(dab_od: np.ndarray) -> np.ndarray:
     """Grey DAB image on black (uint8, H x W x 3): level = DAB OD * 100, capped at 255."""
     level = np.clip(np.rint(dab_od * MARKER_LEVELS_PER_OD), 0, 255).astype(np.uint8)
     return np.repeat(level[..., None], 3, axis=2)
+
+
+def classified_by_dab(ihc: np.ndarray, labels: np.ndarray, unmixing: np.ndarray,
+                      dab_threshold: float) -> dict[str, np.ndarray]:
+    """``Marker`` and ``Seg`` of nuclei found on another image, each classified by the mean
+    DAB OD of the IHC image under it (the translate segmenters' last step).
+
+    Parameters
+    ----------
+    ihc : ndarray of uint8, shape (H, W, 3)
+        The IHC tile.
+    labels : ndarray of int, shape (H, W)
+        Nucleus labels, 0 for background.
+    unmixing : ndarray, shape (3, 3)
+        OD to (H, E or other, DAB) matrix.
+    dab_threshold : float
+        Mean nuclear DAB OD above which a nucleus is positive.
+
+    Returns
+    -------
+    dict
+        ``Marker`` (:func:`render_marker` of the DAB OD) and ``Seg`` (:func:`render_seg`).
+    """
+    from napari_deepliif.rgb import stain_od
+
+    dab = stain_od(np.ascontiguousarray(ihc), unmixing)[..., 2]
+    return {"Marker": render_marker(dab), "Seg": render_seg(labels, positive_labels(labels, dab, dab_threshold))}

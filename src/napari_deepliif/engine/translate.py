@@ -12,7 +12,9 @@ it, and classify each nucleus by the IHC's own DAB (``docs/translate-then-segmen
    scikit-image's H&E(-DAB) stain vectors; an H&E image has no DAB, so only hematoxylin
    contrast makes the nuclear signal. ``segmenter: deepliif``: a DeepLIIF model's Seg of the
    virtual H&E (on the whole image's DeepLIIF tile grid) gives the nuclei instead, each tile's
-   cell pixels labelled within the tile (:class:`DeepLIIFSegRunner`).
+   cell pixels labelled within the tile (:class:`DeepLIIFSegRunner`); ``segmenter: cellpose``:
+   Cellpose's masks of each tile of that grid
+   (:class:`~napari_deepliif.engine.cellpose_segmenter.CellposeSegRunner`).
 3. **Classify.** A nucleus is positive when the mean DAB OD of the IHC image under it
    exceeds ``dab_threshold``; ``Marker`` is that DAB OD and ``Seg`` the nuclei in the Seg
    colours, so cells, scores, exports, widget, server and ``batch`` take them as DeepLIIF's.
@@ -337,12 +339,7 @@ class DeepLIIFSegRunner:
         from scipy import ndimage as ndi
 
         from napari_deepliif.constants import DEFAULT_SEG_THRESH, SEG_BOUNDARY_MAX_GREEN
-        from napari_deepliif.engine.stain_nuclei import (
-            positive_labels,
-            render_marker,
-            render_seg,
-        )
-        from napari_deepliif.rgb import stain_od
+        from napari_deepliif.engine.stain_nuclei import classified_by_dab
 
         segs = self.seg([np.ascontiguousarray(t[..., 3:]) for t in tiles])
         out = []
@@ -351,9 +348,7 @@ class DeepLIIFSegRunner:
             cell = (np.add(seg[..., 0], seg[..., 2], dtype=np.int16) > DEFAULT_SEG_THRESH) & (
                 seg[..., 1] <= SEG_BOUNDARY_MAX_GREEN)
             labels, _ = ndi.label(cell)
-            dab = stain_od(np.ascontiguousarray(tile[..., :3]), self.unmixing)[..., 2]
-            out.append({"Marker": render_marker(dab), SEG: render_seg(labels, positive_labels(labels, dab,
-                                                                                              self.dab_threshold))})
+            out.append(classified_by_dab(tile[..., :3], labels, self.unmixing, self.dab_threshold))
         return out
 
 
@@ -379,8 +374,9 @@ class TranslateEngine(EngineBase):
     nucleus_threshold : float or None
         The ``stain`` segmenter's foreground threshold (OD); None: the Otsu threshold of the
         whole virtual H&E (:meth:`statistics`).
-    segmenter : DeepLIIFModel or None
-        The ``deepliif`` segmenter's model (the card's ``segmenter_model``); None for ``stain``.
+    segmenter : DeepLIIFModel, cellpose.models.CellposeModel or None
+        The ``deepliif`` or ``cellpose`` segmenter's model (the card's ``segmenter_model``);
+        None for ``stain``.
     """
 
     card: ModelCard
@@ -405,15 +401,17 @@ class TranslateEngine(EngineBase):
         ----------
         folder : str or Path
             Holds ``model.yaml`` and the generator file it names (``latest_net_G_A.pth``); a
-            ``segmenter: deepliif`` card names a DeepLIIF model folder too, loaded here.
+            ``segmenter: deepliif`` card names a DeepLIIF model folder too, a ``segmenter:
+            cellpose`` card a Cellpose model file (run in fp32), both loaded here.
         device, precision, batch_size
             As :meth:`napari_deepliif.engine.engines.Engine.load`.
 
         Raises
         ------
         ModelError
-            A bad card (naming the field), or a generator that does not have the CycleGAN
-            ResnetGenerator layout (naming the parameter).
+            A bad card (naming the field), a generator that does not have the CycleGAN
+            ResnetGenerator layout (naming the parameter), or (``cellpose``) no ``cellpose``
+            package or a file it cannot load.
         """
         from napari_deepliif.engine.devices import run_settings
 
@@ -421,7 +419,11 @@ class TranslateEngine(EngineBase):
         folder = Path(folder)
         card = read_card(folder, cls.name)
         segmenter = None
-        if card.segmenter_model is not None:
+        if card.segmenter == "cellpose":
+            from napari_deepliif.engine.cellpose_segmenter import load_cellpose
+
+            segmenter = load_cellpose(card.segmenter_model, dev)
+        elif card.segmenter_model is not None:
             from napari_deepliif.models.loader import load_model
 
             segmenter = load_model(card.segmenter_model, device=dev)
@@ -444,12 +446,15 @@ class TranslateEngine(EngineBase):
 
     @property
     def model_hash(self) -> str:
-        """A short hash of the card and the generator's bytes, then (``deepliif`` segmenter)
-        its model's fingerprint after a ``+``."""
+        """A short hash of the card and the generator's bytes (and the ``cellpose`` segmenter's
+        file), then (``deepliif`` segmenter) its model's fingerprint after a ``+``."""
         from napari_deepliif.models.hash import content_hash
 
-        own = content_hash(self.card.card_file or self.folder / CARD_FILE, [("weights", self.card.weights)])
-        return own if self.segmenter is None else f"{own}+{self.segmenter.fingerprint()}"
+        files = [("weights", self.card.weights)]
+        if self.card.segmenter == "cellpose":
+            files.append(("segmenter", self.card.segmenter_model))
+        own = content_hash(self.card.card_file or self.folder / CARD_FILE, files)
+        return own if self.card.segmenter != "deepliif" else f"{own}+{self.segmenter.fingerprint()}"
 
     def grid(self, shape: tuple[int, int]) -> TileGrid:
         """The tile grid of an image of ``shape`` (H, W): the card's tile size and overlap."""
@@ -476,8 +481,8 @@ class TranslateEngine(EngineBase):
             return
         if self.segmenter is not None:
             grid = TileGrid(int(source.shape[0]), int(source.shape[1]), tile_size_for(resolution))
-            segmented = TiledOutputs(_Paired(source, virtual), grid, DeepLIIFSegRunner(self), ("Marker", SEG),
-                                     self.batch_size, cancel)
+            segmented = TiledOutputs(_Paired(source, virtual), grid, self._segmenter_runner(resolution),
+                                     ("Marker", SEG), self.batch_size, cancel)
             for name in wanted:
                 out[name][:] = segmented.read(name, y0, y1, x0, x1)
             return
@@ -487,6 +492,20 @@ class TranslateEngine(EngineBase):
         for name in wanted:
             out[name][:] = images[name]
 
+    def _segmenter_runner(self, resolution: str) -> Callable[[list[np.ndarray]], list[dict[str, np.ndarray]]]:
+        """The ``deepliif`` or ``cellpose`` segmenter's tile runner at ``resolution``."""
+        if self.card.segmenter != "cellpose":
+            return DeepLIIFSegRunner(self)
+        from napari_deepliif.engine.cellpose_segmenter import (
+            CellposeSegRunner,
+            diameter_px,
+        )
+        from napari_deepliif.engine.stain_vectors import REFERENCE_VECTORS
+
+        diameter = diameter_px(self.segmenter, self.card.nucleus_diameter_um, self.card.pixel_size, resolution)
+        return CellposeSegRunner(self.segmenter, diameter, self.card.flow_threshold, self.card.cellprob_threshold,
+                                 self.dab_threshold, REFERENCE_VECTORS.unmixing())
+
     def plan(self, shape: tuple[int, int], resolution: str, chunk_size: int) -> list[Chunk]:
         """Blocks of whole tiles of the image's own tile grid (see :meth:`EngineBase.plan`)."""
         return tiled_chunks(self.grid(shape), chunk_size)
@@ -494,7 +513,7 @@ class TranslateEngine(EngineBase):
     def statistics(self, source: Any, resolution: str, *, include: Callable[[int, int, int, int], bool] | None = None,
                    cancel: CancelCheck | Any | None = None) -> dict:
         """The ``stain`` segmenter's foreground threshold over the whole virtual H&E (the parts
-        ``include`` accepts), unless the card fixes it; nothing for ``deepliif``."""
+        ``include`` accepts), unless the card fixes it; nothing for ``deepliif`` and ``cellpose``."""
         from napari_deepliif.engine.stain import stain_threshold
         from napari_deepliif.engine.stain_vectors import REFERENCE_VECTORS
 
@@ -508,7 +527,8 @@ class TranslateEngine(EngineBase):
         return {"nucleus_threshold": float(threshold)}
 
     def with_statistics(self, statistics: Mapping[str, Any]) -> TranslateEngine:
-        """This engine with the nucleus threshold of :meth:`statistics` (none for ``deepliif``)."""
+        """This engine with the nucleus threshold of :meth:`statistics` (none for ``deepliif``
+        and ``cellpose``)."""
         if "nucleus_threshold" not in statistics:
             return self
         return replace(self, nucleus_threshold=float(statistics["nucleus_threshold"]))

@@ -34,15 +34,19 @@ INPUT_CHANNELS: tuple[str, ...] = ("grey", "red", "green", "blue")
 NORMALISATIONS: tuple[str, ...] = ("per-tile-zscore", "per-tile-minmax", "scale-0-1")
 _FIELDS = ("type", "name", "description", "weights", "format", "architecture", "input", "tile_size",
            "overlap", "pixel_size", "classes", "positive", "min_distance_um", "threshold", "segmenter",
-           "dab_threshold", "nucleus_threshold", "segmenter_model")
+           "dab_threshold", "nucleus_threshold", "segmenter_model", "nucleus_diameter_um",
+           "flow_threshold", "cellprob_threshold")
 #: Fields of ``translate`` cards only.
-_TRANSLATE_FIELDS = ("segmenter", "dab_threshold", "nucleus_threshold", "segmenter_model")
+_TRANSLATE_FIELDS = ("segmenter", "dab_threshold", "nucleus_threshold", "segmenter_model", "nucleus_diameter_um",
+                     "flow_threshold", "cellprob_threshold")
+#: The ``cellpose`` segmenter's settings and their defaults (Cellpose's own).
+CELLPOSE_SETTINGS: dict[str, float] = {"flow_threshold": 0.4, "cellprob_threshold": 0.0}
 #: ``translate``: the generator network a state dict is loaded into (the CycleGAN repository's
 #: ``ResnetGenerator``, ``netG resnet_<n>blocks``), the input scaling it was trained with, and
 #: what finds nuclei on its output.
 TRANSLATE_ARCHITECTURES: tuple[str, ...] = ("cyclegan-resnet",)
 TRANSLATE_NORMALISATIONS: tuple[str, ...] = ("scale-minus1-1",)
-SEGMENTERS: tuple[str, ...] = ("stain", "deepliif")
+SEGMENTERS: tuple[str, ...] = ("stain", "deepliif", "cellpose")
 #: Heat maps a ``points`` model may give: one per class, written as the channels of one RGB output.
 MAX_POINT_CLASSES = 3
 _INPUT_FIELDS = ("channel", "normalise")
@@ -98,7 +102,14 @@ class ModelCard:
         Otsu threshold over the whole translated image.
     segmenter_model : Path or None
         ``translate`` with ``segmenter: deepliif``: the DeepLIIF model folder (release layout)
-        whose Seg finds the nuclei on the translated image.
+        whose Seg finds the nuclei on the translated image; with ``segmenter: cellpose``: the
+        Cellpose model file.
+    nucleus_diameter_um : float or None
+        ``translate`` with ``segmenter: cellpose``: the nucleus diameter (µm) Cellpose is
+        given; None: the diameter the Cellpose file was trained with, at ``pixel_size``.
+    flow_threshold, cellprob_threshold : float or None
+        ``translate`` with ``segmenter: cellpose``: Cellpose's mask settings (its defaults
+        0.4 and 0.0; a flow threshold of 0 keeps every mask).
     """
 
     type: str
@@ -121,6 +132,9 @@ class ModelCard:
     dab_threshold: float | None = None
     nucleus_threshold: float | None = None
     segmenter_model: Path | None = None
+    nucleus_diameter_um: float | None = None
+    flow_threshold: float | None = None
+    cellprob_threshold: float | None = None
 
 
 def _fail(source: str, field: str, message: str) -> ModelError:
@@ -298,13 +312,48 @@ def _translate_card(data: Mapping[str, Any], folder: Path, source: str, weights:
                      channel="rgb", normalise=normalise, tile_size=tile, overlap=overlap,
                      pixel_size=pixel_size, class_names=(), positive_classes=(), description=description,
                      card_file=Path(source), segmenter=segmenter,
-                     segmenter_model=_segmenter_model(data, folder, source, segmenter), **values)
+                     segmenter_model=_segmenter_model(data, folder, source, segmenter),
+                     nucleus_diameter_um=_nucleus_diameter(data, source, segmenter),
+                     **_cellpose_settings(data, source, segmenter), **values)
+
+
+def _nucleus_diameter(data: Mapping[str, Any], source: str, segmenter: str) -> float | None:
+    """The ``cellpose`` segmenter's nucleus diameter in µm (None: the Cellpose file's own)."""
+    value = data.get("nucleus_diameter_um")
+    if value is None:
+        return None
+    if segmenter != "cellpose":
+        raise _fail(source, "nucleus_diameter_um", f"is a setting of the 'cellpose' segmenter, not '{segmenter}'")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1000:
+        raise _fail(source, "nucleus_diameter_um", f"is {value!r}; give the mean nucleus diameter in µm (e.g. 7)")
+    return float(value)
+
+
+def _cellpose_settings(data: Mapping[str, Any], source: str, segmenter: str) -> dict[str, float | None]:
+    """The ``cellpose`` segmenter's flow and cell-probability thresholds (Cellpose's defaults
+    when absent); None for the other segmenters."""
+    settings: dict[str, float | None] = {}
+    for field, default in CELLPOSE_SETTINGS.items():
+        value = data.get(field)
+        if segmenter != "cellpose":
+            if value is not None:
+                raise _fail(source, field, f"is a setting of the 'cellpose' segmenter, not '{segmenter}'")
+            settings[field] = None
+            continue
+        value = default if value is None else value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not -10 <= value <= 10:
+            raise _fail(source, field, f"is {value!r}; give a number (Cellpose's default is {default})")
+        settings[field] = float(value)
+    return settings
 
 
 def _segmenter_model(data: Mapping[str, Any], folder: Path, source: str, segmenter: str) -> Path | None:
     """The DeepLIIF model folder of ``segmenter: deepliif`` (relative to the card's folder or
-    absolute, in the release layout); None for the ``stain`` segmenter, which takes none."""
+    absolute, in the release layout) or the Cellpose model file of ``segmenter: cellpose``;
+    None for the ``stain`` segmenter, which takes none."""
     value = data.get("segmenter_model")
+    if segmenter == "cellpose":
+        return _cellpose_file(value, folder, source, "nucleus_threshold" in data)
     if segmenter != "deepliif":
         if value is not None:
             raise _fail(source, "segmenter_model", f"is given, but segmenter '{segmenter}' takes no model; "
@@ -320,6 +369,23 @@ def _segmenter_model(data: Mapping[str, Any], folder: Path, source: str, segment
     if not (path / OPTIONS_FILE).is_file():
         raise _fail(source, "segmenter_model", f"names {value!r}, which is not a DeepLIIF model folder (no "
                                                f"{OPTIONS_FILE} in {path})")
+    return path
+
+
+def _cellpose_file(value: Any, folder: Path, source: str, has_threshold: bool) -> Path:
+    """The Cellpose model file of ``segmenter: cellpose`` (relative to the card's folder or
+    absolute); never downloaded, so it must be there."""
+    if has_threshold:
+        raise _fail(source, "nucleus_threshold", "is a setting of the 'stain' segmenter; the cellpose segmenter's "
+                                                 "nuclei are Cellpose's masks")
+    if not isinstance(value, str) or not value:
+        raise _fail(source, "segmenter_model", f"is {value!r}; give the Cellpose model file (cellpose's cyto3 from "
+                                               f"~/.cellpose/models, or one you trained), relative to {folder} or "
+                                               "absolute")
+    path = Path(folder) / Path(value).expanduser()
+    if not path.is_file():
+        raise _fail(source, "segmenter_model", f"names {value!r}, which is not a file ({path}); put the Cellpose model "
+                                               "file there (it is never downloaded) or give its path")
     return path
 
 

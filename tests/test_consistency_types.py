@@ -169,6 +169,7 @@ def test_score_and_the_servers_region_give_the_whole_images_cells(case, whole, t
     in_the_box = chosen(expected, in_box(expected[0], tuple(box)))
     # the polygon's edges are pixel edges: pixel centres lie half a pixel in
     in_the_triangle = chosen(expected, in_polygons(expected[0], [(np.asarray(triangle, float) - 0.5, [])]))
+    positives = 0
     for answer, want, what in ((answers[0], in_the_box, "box"), (answers[1], in_the_triangle, "polygon")):
         assert answer.status_code == 200, answer.text
         body = answer.json()
@@ -180,6 +181,12 @@ def test_score_and_the_servers_region_give_the_whole_images_cells(case, whole, t
         order = np.lexsort((xy[:, 0], xy[:, 1]))
         names = [body["features"][i]["properties"]["classification"]["name"] for i in order]
         assert_same_cells((xy[order], names), want, f"{case.name} server {what}")
+        # QuPath counts a cell positive when its class is one of the record's positive classes
+        # (a record without them: when it is "Positive"), as the score counts it
+        positive = body["score"]["scoring"].get("positive_classes", ["Positive"])
+        assert sum(name in positive for name in names) == body["score"]["scoring"]["num_pos"], what
+        positives += body["score"]["scoring"]["num_pos"]
+    assert positives > 0
 
 
 def test_batch_over_two_workers_gives_the_whole_images_cells(case, whole, tmp_path) -> None:

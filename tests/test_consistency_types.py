@@ -1,8 +1,9 @@
 """One image, one answer for the model types beyond DeepLIIF: a ``classmap`` model and a
-``translate`` model give the same cells through the region core (whole image and regions
-wherever they start), ``score --model DIR``, ``batch`` over two workers, the server's region
-endpoint (real HTTP) and the napari widget (a layer, two ROIs, a pyramid level); cell for cell,
-with a class map's classes.
+``translate`` model (with the stain segmenter, and with a DeepLIIF model's Seg) give the same
+cells through the region core (whole image and regions wherever they start), ``score --model
+DIR``, ``batch`` over two workers, the server's region endpoint (real HTTP: a box and a
+QuPath-style polygon) and the napari widget (a layer, two ROIs, a pyramid level); cell for
+cell, with their classes.
 
 The images are mirror mosaics (see :func:`test_consistency.mirror_mosaic`) of the class-map
 fixture's real DAPI panel and of a real IHC image, so that tile, chunk and mosaic seams fall
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,7 @@ import jsonschema
 import numpy as np
 import pytest
 import shapely.geometry
+import yaml
 from classmap_fixture import lung_panels
 from conftest import read_rgb
 from PIL import Image
@@ -55,7 +58,7 @@ class Case:
                 "--size-thresh", "40"]
 
 
-@pytest.fixture(scope="module", params=["classmap", "translate"])
+@pytest.fixture(scope="module", params=["classmap", "translate", "translate+deepliif"])
 def case(request, shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Case:
     folder = tmp_path_factory.mktemp(f"types-{request.param}")
     if request.param == "classmap":
@@ -66,14 +69,26 @@ def case(request, shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
         boxes = ((128, 128, 256, 256), (137, 131, 247, 250))
         rois = ((20, 30, 170, 200), (210, 190, 370, 370))
     else:
-        # 256 px tiles overlapping by 32: tiles start at 0, 224, 384; mirror seam at 350
+        # 256 px tiles overlapping by 32: tiles start at 0, 224, 384 (the DeepLIIF segmenter's
+        # 512 px tiles at 0 and 128); mirror seam at 350
         image = mirror_mosaic(read_rgb(shared_dir / "data" / "ihc" / "ROI_1.png")[:350, :350], 640)
         model, resolution, mpp = request.getfixturevalue("translate_model_dir"), "40x", 0.25
+        if request.param == "translate+deepliif":
+            model = with_deepliif_segmenter(model, request.getfixturevalue("fit_model_dir"), folder / "model")
         boxes = ((224, 224, 300, 280), (231, 229, 300, 280))
         rois = ((60, 90, 230, 300), (380, 330, 600, 610))
     path = folder / "mosaic.png"
     Image.fromarray(image).save(path)
     return Case(request.param, model, path, image, resolution, mpp, boxes, rois)
+
+
+def with_deepliif_segmenter(translate: Path, deepliif: Path, folder: Path) -> Path:
+    """A copy of the translate fixture whose card segments with the DeepLIIF model ``deepliif``."""
+    shutil.copytree(translate, folder)
+    card = yaml.safe_load((folder / "model.yaml").read_text())
+    card.update(segmenter="deepliif", segmenter_model=str(deepliif.resolve()))
+    (folder / "model.yaml").write_text(yaml.safe_dump(card))
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +151,7 @@ def assert_same_cells(got: tuple[np.ndarray, list[str]], expected: tuple[np.ndar
 
 def test_the_whole_mosaic_has_cells_of_every_class(case, whole) -> None:
     _, names = counted_cells(whole)
-    classes = {"classmap": {"negative", "positive"}, "translate": {"Negative", "Positive"}}[case.name]
+    classes = {"negative", "positive"} if case.name == "classmap" else {"Negative", "Positive"}
     assert set(names) == classes and min(names.count(c) for c in classes) >= 5 and len(names) > 15
 
 
@@ -174,7 +189,7 @@ def test_score_and_the_servers_region_give_the_whole_images_cells(case, whole, t
         assert answer.status_code == 200, answer.text
         body = answer.json()
         jsonschema.validate(body["score"], SCORE_SCHEMA)
-        assert body["score"]["provenance"]["engine"] == case.name
+        assert body["score"]["provenance"]["engine"] == case.name.split("+")[0]
         assert body["score"]["scoring"]["num_total"] == len(body["features"]) == len(want[0]) > 5, what
         # each polygon holds the pixels of the whole image's cell at that place
         xy = np.array([pixels_centroid(f["geometry"]) for f in body["features"]]).reshape(-1, 2)
@@ -214,7 +229,7 @@ def test_the_widget_gives_the_same_cells_on_a_layer_two_rois_and_a_pyramid_level
     viewer = make_napari_viewer()
     widget = DeepLIIFWidget(viewer)
     viewer.window.add_dock_widget(widget)
-    widget.engine_box.add_local(case.model, name=f"{case.name}-fixture")
+    widget.engine_box.add_local(case.model, name=case.model.name)
     widget.device_combo.setCurrentText("cpu")
 
     def counted_at_40_px() -> tuple[np.ndarray, list[str]]:

@@ -33,11 +33,16 @@ THRESHOLD_ARGS = ["--size-thresh", "40", "--resolution", "40x"]
 SCORE_SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "score.schema.json").read_text())
 
 
+def mirror_mosaic(tile: np.ndarray, size: int) -> np.ndarray:
+    """``tile`` and its mirror images, 2 x 2, cropped to ``size`` x ``size``: an image larger
+    than ``tile`` that is tissue everywhere, so seams at any place fall in cells."""
+    row = np.concatenate([tile, tile[:, ::-1]], axis=1)
+    return np.ascontiguousarray(np.concatenate([row, row[::-1]], axis=0)[:size, :size])
+
+
 @pytest.fixture(scope="module")
 def mosaic(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
-    tile = read_rgb(shared_dir / "data" / "ihc" / "ROI_1.png")[:700, :700]
-    row = np.concatenate([tile, tile[:, ::-1]], axis=1)
-    image = np.ascontiguousarray(np.concatenate([row, row[::-1]], axis=0)[:1300, :1300])
+    image = mirror_mosaic(read_rgb(shared_dir / "data" / "ihc" / "ROI_1.png")[:700, :700], 1300)
     path = tmp_path_factory.mktemp("mosaic") / "mosaic.png"
     Image.fromarray(image).save(path)
     return path, image

@@ -104,17 +104,21 @@ class ClassPixels:
         votes[:, 0] = 0
         cell_class = votes.argmax(axis=1) if n else np.zeros(0, np.int64)
         table = replace(cells.table, positive=np.isin(cell_class, self.positive_classes),
-                        cell_class=cell_class.astype(np.int64), class_names=self.class_names)
+                        cell_class=cell_class.astype(np.int64), class_names=self.class_names,
+                        positive_classes=tuple(self.positive_classes))
         return replace(cells, table=table)
 
 
 def class_counts(table: CellTable, counted: np.ndarray) -> dict:
-    """``{"classes": {name: count}}`` of the counted cells per class (background left out);
-    empty for cells of a Seg map."""
+    """``{"classes": {name: count}, "positive_classes": [name, ...]}``: the counted cells per
+    class (background left out) and the classes counted in ``num_pos``, so that a reader of
+    the cells' class names (QuPath) counts the positive ones as the score does; empty for
+    cells of a Seg map."""
     if table.cell_class is None or table.class_names is None:
         return {}
     n = np.bincount(table.cell_class[counted], minlength=len(table.class_names))
-    return {"classes": {name: int(n[i]) for i, name in enumerate(table.class_names) if i > 0}}
+    return {"classes": {name: int(n[i]) for i, name in enumerate(table.class_names) if i > 0},
+            "positive_classes": [table.class_names[i] for i in table.positive_classes or ()]}
 
 
 def class_densities(classes: dict[str, int], area_mm2: float) -> dict:

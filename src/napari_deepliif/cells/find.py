@@ -136,6 +136,8 @@ class CellTable:
         Class index of each cell, for cells of a class map (:mod:`.classmap`); None for a Seg map.
     class_names : tuple of str, or None
         Names of the class indexes (0: background), with ``cell_class``.
+    positive_classes : tuple of int, or None
+        Class indexes whose cells are positive, with ``cell_class``.
     """
 
     id: np.ndarray
@@ -148,6 +150,7 @@ class CellTable:
     marker: np.ndarray
     cell_class: np.ndarray | None = None
     class_names: tuple[str, ...] | None = None
+    positive_classes: tuple[int, ...] | None = None
 
     def __len__(self) -> int:
         return int(self.id.size)

@@ -334,7 +334,8 @@ def find_slide_cells(
                       bbox=merged["bbox"], n_positive_px=merged["n_positive_px"],
                       n_negative_px=merged["n_negative_px"], positive=merged["positive"], marker=merged["marker"],
                       cell_class=merged.get("cell_class"),
-                      class_names=seg.class_names if isinstance(seg, ClassMap) else None)
+                      class_names=seg.class_names if isinstance(seg, ClassMap) else None,
+                      positive_classes=tuple(seg.positive_classes) if isinstance(seg, ClassMap) else None)
     if suspects:
         log.info("%d cell pieces reached a window edge (cells over %d px); each was found whole in a grown window",
                  len(suspects), margin)

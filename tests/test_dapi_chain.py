@@ -121,7 +121,7 @@ def test_score_equals_batch_on_a_pyramidal_slide_and_the_server_region(chain_dir
                                                                         monkeypatch) -> None:
     from test_slides import write_ome_tiff
 
-    from napari_deepliif.server.app import ServerHandle
+    from napari_deepliif.server import ServerHandle
 
     path = tmp_path / "ihc.png"
     Image.fromarray(ihc).save(path)

@@ -212,6 +212,7 @@ def test_the_widget_shows_the_classes_and_the_dapi_they_came_from(make_napari_vi
 
     from napari_deepliif.models.index import CACHE_DIR_ENV, CONFIG_DIR_ENV
     from napari_deepliif.widget import DeepLIIFWidget
+    from napari_deepliif.widget.layers import intensity
 
     monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path / "config"))
     monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
@@ -227,6 +228,7 @@ def test_the_widget_shows_the_classes_and_the_dapi_they_came_from(make_napari_vi
     layers = plugin_layers(viewer)
     [labels] = [layer for layer in layers.values() if layer.__class__.__name__ == "Labels"
                 and np.array_equal(np.asarray(layer.data), whole.images[CLASSES][..., 0])]
-    assert labels.features is not None
-    dapi = [layer for layer in layers.values() if np.array_equal(np.asarray(layer.data), whole.images[DAPI])]
+    assert {"negative", "positive"} <= set(labels.features["class"])
+    # shown as one intensity channel in blue, as DeepLIIF's own DAPI is
+    dapi = [layer for layer in layers.values() if np.array_equal(np.asarray(layer.data), intensity(whole.images[DAPI]))]
     assert dapi, f"no layer shows the DAPI among {sorted(layers)}"

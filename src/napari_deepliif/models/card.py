@@ -19,6 +19,7 @@ from typing import Any
 
 from napari_deepliif.errors import ModelError
 from napari_deepliif.models.bioimageio import card_from_rdf, rdf_file
+from napari_deepliif.models.catalog import resolve_model
 from napari_deepliif.models.registry import CARD_FILE, OPTIONS_FILE
 
 #: Model types a card may name (``deepliif`` folders are in the release layout, no card).
@@ -353,8 +354,6 @@ def _deepliif_folder(value: Any, folder: Path, source: str, field: str) -> Path:
         Naming ``field``: not a text, or no DeepLIIF model folder (no ``train_opt.txt``) by
         that name.
     """
-    from napari_deepliif.models.catalog import resolve_model
-
     if not isinstance(value, str) or not value:
         raise _fail(source, field, f"is {value!r}; give the DeepLIIF model folder (release layout, with "
                                    f"{OPTIONS_FILE}), relative to {folder} or absolute, or a model name")

@@ -160,6 +160,8 @@ class ClassMapEngine(EngineBase):
     brightfield = False
     #: What turns a batch of tiles into this type's outputs (a subclass may give its own).
     runner_type: ClassVar[type] = ClassMapRunner
+    #: The card's ``input.source`` this engine reads (``image``: the image's own pixels).
+    input_source: ClassVar[str] = "image"
 
     @classmethod
     def load(cls, folder: str | Path, *, device: str = "auto", precision: str = "fp32",
@@ -183,6 +185,9 @@ class ClassMapEngine(EngineBase):
         dev, size = run_settings(device, precision, batch_size)
         folder = Path(folder)
         card = read_card(folder, cls.name)
+        if card.input_source != cls.input_source:
+            raise ModelError(f"{card.card_file}: field 'input.source' is '{card.input_source}', which "
+                             f"{cls.__name__} does not read; open the folder with load_engine")
         engine = cls(card=card, folder=folder, device=dev, precision=precision, batch_size=size)
         engine.network  # noqa: B018 -- load now, so a bad weights file fails here, not mid-run
         return engine

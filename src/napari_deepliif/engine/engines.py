@@ -17,6 +17,7 @@ import numpy as np
 from napari_deepliif.constants import SEG
 from napari_deepliif.engine.base import EngineBase, fill_empty
 from napari_deepliif.engine.classmap import ClassMapEngine
+from napari_deepliif.engine.dapi_chain import DapiChainEngine
 from napari_deepliif.engine.inference import (
     TileRunner,
     modality_names,
@@ -226,6 +227,8 @@ class StainEngine(EngineBase):
 MODEL_TYPES: dict[str, type[EngineBase]] = {"deepliif": Engine, "classmap": ClassMapEngine, "points": PointsEngine,
                                              "translate": TranslateEngine}
 ENGINES = ("auto", "stain", *MODEL_TYPES)
+#: The engine of a ``classmap`` card, by what its network reads (the card's ``input.source``).
+CLASSMAP_INPUTS: dict[str, type[ClassMapEngine]] = {"image": ClassMapEngine, "deepliif-dapi": DapiChainEngine}
 
 
 def load_engine(
@@ -251,7 +254,7 @@ def load_engine(
     device, precision, batch_size
         As :meth:`Engine.load` (ignored by ``stain``).
     """
-    from napari_deepliif.models.card import folder_model_type
+    from napari_deepliif.models.card import folder_model_type, read_card
     from napari_deepliif.models.index import resolve_model
 
     if engine not in ENGINES:
@@ -269,7 +272,10 @@ def load_engine(
     kind = folder_model_type(folder)
     if engine not in ("auto", kind):
         raise DeepLIIFError(f"{folder} holds a '{kind}' model, not '{engine}'; choose engine '{kind}' or 'auto'")
-    return MODEL_TYPES[kind].load(folder, device=device, precision=precision, batch_size=batch_size)
+    engine_type = MODEL_TYPES[kind]
+    if kind == "classmap":
+        engine_type = CLASSMAP_INPUTS[read_card(folder, kind).input_source]
+    return engine_type.load(folder, device=device, precision=precision, batch_size=batch_size)
 
 
 def square_units(box: tuple[int, int, int, int], size: int) -> list[tuple[int, int, int, int]]:

@@ -237,12 +237,15 @@ class TiledOutputs:
     batch_size : int
     cancel : callable or threading.Event, optional
         Checked between batches of tiles.
+    skip_empty : bool
+        Apply the reference's blank-tile rule (see :func:`run_tiles`).
     """
 
     def __init__(self, source: Any, grid: TileGrid, runner: Callable[[list[np.ndarray]], list[dict[str, np.ndarray]]],
-                 names: tuple[str, ...], batch_size: int, cancel: CancelCheck | Any | None = None):
+                 names: tuple[str, ...], batch_size: int, cancel: CancelCheck | Any | None = None,
+                 skip_empty: bool = False):
         self.source, self.grid, self.runner, self.names = source, grid, runner, names
-        self.batch_size, self.cancel = batch_size, cancel
+        self.batch_size, self.cancel, self.skip_empty = batch_size, cancel, skip_empty
         self.rows = disjoint_tiles(grid)
         self._done: dict[tuple[int, int], dict[str, np.ndarray]] = {}
 
@@ -266,11 +269,31 @@ class TiledOutputs:
                                 for name in self.names} for t in tiles}
         writers = {name: _TileWriter({key: tile[name] for key, tile in buffers.items()}, tiles) for name in self.names}
         run_tiles(self.source, self.grid, self.runner, self.names, writers, batch_size=self.batch_size, tiles=tiles,
-                  cancel=self.cancel, skip_empty=False)
+                  cancel=self.cancel, skip_empty=self.skip_empty)
         self._done.update(buffers)
 
 
-class VirtualHE(TiledOutputs):
+class TiledImage(TiledOutputs):
+    """One output of a tile runner as an H x W x 3 uint8 array (``image[ys, xs]``), computed
+    as parts of it are read (see :class:`TiledOutputs`, whose parameters it takes, with the
+    one output ``name``)."""
+
+    def __init__(self, source: Any, grid: TileGrid, runner: Callable[[list[np.ndarray]], list[dict[str, np.ndarray]]],
+                 name: str, batch_size: int, cancel: CancelCheck | Any | None = None, skip_empty: bool = False):
+        self.shape = (int(source.shape[0]), int(source.shape[1]), 3)
+        self.dtype = np.dtype(np.uint8)
+        self.ndim = 3
+        self.name = name
+        super().__init__(source, grid, runner, (name,), batch_size, cancel, skip_empty)
+
+    def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
+        ys, xs = key[:2]
+        y0, y1, _ = ys.indices(self.shape[0])
+        x0, x1, _ = xs.indices(self.shape[1])
+        return self.read(self.name, y0, y1, x0, x1)
+
+
+class VirtualHE(TiledImage):
     """The virtual H&E of an RGB image as an array (``image[ys, xs]``), computed as parts of
     it are read (see :class:`TiledOutputs`).
 
@@ -284,17 +307,8 @@ class VirtualHE(TiledOutputs):
     """
 
     def __init__(self, engine: TranslateEngine, source: Any, cancel: CancelCheck | Any | None = None):
-        self.shape = (int(source.shape[0]), int(source.shape[1]), 3)
-        self.dtype = np.dtype(np.uint8)
-        self.ndim = 3
-        super().__init__(source, engine.grid(self.shape[:2]), GeneratorRunner(engine), (VIRTUAL_HE,),
-                         engine.batch_size, cancel)
-
-    def __getitem__(self, key: tuple[slice, slice]) -> np.ndarray:
-        ys, xs = key[:2]
-        y0, y1, _ = ys.indices(self.shape[0])
-        x0, x1, _ = xs.indices(self.shape[1])
-        return self.read(VIRTUAL_HE, y0, y1, x0, x1)
+        super().__init__(source, engine.grid((int(source.shape[0]), int(source.shape[1]))), GeneratorRunner(engine),
+                         VIRTUAL_HE, engine.batch_size, cancel)
 
 
 class _TileWriter:

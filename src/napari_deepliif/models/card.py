@@ -19,6 +19,7 @@ from typing import Any
 
 from napari_deepliif.errors import ModelError
 from napari_deepliif.models.bioimageio import card_from_rdf, rdf_file
+from napari_deepliif.models.catalog import resolve_model
 from napari_deepliif.models.registry import CARD_FILE, OPTIONS_FILE
 
 #: Model types a card may name (``deepliif`` folders are in the release layout, no card).
@@ -35,7 +36,7 @@ NORMALISATIONS: tuple[str, ...] = ("per-tile-zscore", "per-tile-minmax", "scale-
 _FIELDS = ("type", "name", "description", "weights", "format", "architecture", "input", "tile_size",
            "overlap", "pixel_size", "classes", "positive", "min_distance_um", "threshold", "segmenter",
            "dab_threshold", "nucleus_threshold", "segmenter_model", "nucleus_diameter_um",
-           "flow_threshold", "cellprob_threshold")
+           "flow_threshold", "cellprob_threshold", "deepliif_model")
 #: Fields of ``translate`` cards only.
 _TRANSLATE_FIELDS = ("segmenter", "dab_threshold", "nucleus_threshold", "segmenter_model", "nucleus_diameter_um",
                      "flow_threshold", "cellprob_threshold")
@@ -49,7 +50,10 @@ TRANSLATE_NORMALISATIONS: tuple[str, ...] = ("scale-minus1-1",)
 SEGMENTERS: tuple[str, ...] = ("stain", "deepliif", "cellpose")
 #: Heat maps a ``points`` model may give: one per class, written as the channels of one RGB output.
 MAX_POINT_CLASSES = 3
-_INPUT_FIELDS = ("channel", "normalise")
+_INPUT_FIELDS = ("channel", "normalise", "source")
+#: What a ``classmap`` network reads: the image itself, or the DAPI a DeepLIIF model (the
+#: card's ``deepliif_model``) infers from the IHC image.
+INPUT_SOURCES: tuple[str, ...] = ("image", "deepliif-dapi")
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,11 @@ class ModelCard:
     flow_threshold, cellprob_threshold : float or None
         ``translate`` with ``segmenter: cellpose``: Cellpose's mask settings (its defaults
         0.4 and 0.0; a flow threshold of 0 keeps every mask).
+    input_source : str
+        ``classmap``: what the network reads (:data:`INPUT_SOURCES`).
+    deepliif_model : Path or None
+        ``classmap`` with ``input.source: deepliif-dapi``: the DeepLIIF model folder (release
+        layout) whose DAPI the network reads.
     """
 
     type: str
@@ -135,6 +144,8 @@ class ModelCard:
     nucleus_diameter_um: float | None = None
     flow_threshold: float | None = None
     cellprob_threshold: float | None = None
+    input_source: str = "image"
+    deepliif_model: Path | None = None
 
 
 def _fail(source: str, field: str, message: str) -> ModelError:
@@ -216,6 +227,8 @@ def check_card(data: Any, folder: Path, source: str | None = None) -> ModelCard:
     if not path.is_file():
         raise _fail(source, "weights", f"names {weights!r}, which is not a file in {folder}")
     fmt = _choice(data, "format", WEIGHT_FORMATS, source, "format")
+    if kind != "classmap" and "deepliif_model" in data:
+        raise _fail(source, "deepliif_model", "is a field of 'classmap' models only (with input.source: deepliif-dapi)")
     if kind == "translate":
         return _translate_card(data, folder, source, path)
     architecture = data.get("architecture")
@@ -231,6 +244,9 @@ def check_card(data: Any, folder: Path, source: str | None = None) -> ModelCard:
         raise _fail(source, f"input.{extra[0]}", f"is not an input field; the fields are {', '.join(_INPUT_FIELDS)}")
     channel = _choice(inputs, "channel", INPUT_CHANNELS, source, "input.channel")
     normalise = _choice(inputs, "normalise", NORMALISATIONS, source, "input.normalise")
+    input_source = _choice(inputs, "source", INPUT_SOURCES, source, "input.source", "image")
+    if kind == "points" and input_source != "image":
+        raise _fail(source, "input.source", f"is {input_source!r}; a 'points' model reads the image itself (image)")
     tile, overlap, pixel_size, name, description = _grid_and_names(
         data, folder, source, 32, "a U-Net of depth 5 needs a multiple of 32")
     if kind == "points":
@@ -253,7 +269,8 @@ def check_card(data: Any, folder: Path, source: str | None = None) -> ModelCard:
                      channel=channel, normalise=normalise, tile_size=tile, overlap=overlap,
                      pixel_size=pixel_size, class_names=tuple(classes),
                      positive_classes=tuple(classes.index(p) for p in positive), description=description,
-                     card_file=Path(source))
+                     card_file=Path(source), input_source=input_source,
+                     deepliif_model=_dapi_model(data, folder, source, input_source))
 
 
 def _load_yaml(path: Path) -> Any:
@@ -362,13 +379,43 @@ def _segmenter_model(data: Mapping[str, Any], folder: Path, source: str, segment
     if "nucleus_threshold" in data:
         raise _fail(source, "nucleus_threshold", "is a setting of the 'stain' segmenter; the deepliif segmenter's "
                                                  "nuclei are those of its Seg")
+    return _deepliif_folder(value, folder, source, "segmenter_model")
+
+
+def _dapi_model(data: Mapping[str, Any], folder: Path, source: str, input_source: str) -> Path | None:
+    """The DeepLIIF model folder of ``input.source: deepliif-dapi``; None for ``image``."""
+    value = data.get("deepliif_model")
+    if input_source != "deepliif-dapi":
+        if value is not None:
+            raise _fail(source, "deepliif_model", f"is given, but input.source is '{input_source}'; remove it or "
+                                                  "set input.source: deepliif-dapi")
+        return None
+    return _deepliif_folder(value, folder, source, "deepliif_model")
+
+
+def _deepliif_folder(value: Any, folder: Path, source: str, field: str) -> Path:
+    """The DeepLIIF model a card's ``field`` names: a folder (relative to the card's
+    ``folder`` or absolute), else a model index or registered name, in the release layout.
+
+    Raises
+    ------
+    ModelError
+        Naming ``field``: not a text, or no DeepLIIF model folder (no ``train_opt.txt``) by
+        that name.
+    """
     if not isinstance(value, str) or not value:
-        raise _fail(source, "segmenter_model", f"is {value!r}; give the DeepLIIF model folder (release layout, "
-                                               f"with {OPTIONS_FILE}), relative to {folder} or absolute")
+        raise _fail(source, field, f"is {value!r}; give the DeepLIIF model folder (release layout, with "
+                                   f"{OPTIONS_FILE}), relative to {folder} or absolute, or a model name")
     path = Path(folder) / Path(value).expanduser()
+    if not path.is_dir():
+        try:
+            path = resolve_model(value)
+        except ModelError as exc:
+            raise _fail(source, field, f"names {value!r}, which is not a DeepLIIF model folder (no folder {path}) "
+                                       f"nor an installed model ({exc})") from exc
     if not (path / OPTIONS_FILE).is_file():
-        raise _fail(source, "segmenter_model", f"names {value!r}, which is not a DeepLIIF model folder (no "
-                                               f"{OPTIONS_FILE} in {path})")
+        raise _fail(source, field, f"names {value!r}, which is not a DeepLIIF model folder (no {OPTIONS_FILE} in "
+                                   f"{path})")
     return path
 
 

@@ -174,6 +174,23 @@ def find_candidates_by_window(
                            tuple(int(c) for c in positive_classes), float(floor), (int(shape[0]), int(shape[1])))
 
 
+def suppression_order(confidence: np.ndarray) -> np.ndarray:
+    """Indexes by decreasing confidence, ties first in the input first: the order in which
+    :func:`suppress` visits points."""
+    return np.argsort(-np.asarray(confidence, dtype=np.float64), kind="stable")
+
+
+def neighbours_within(xy: np.ndarray, min_distance: float) -> list[list[int]]:
+    """For each point, the indexes of the other points within ``min_distance`` (Euclidean,
+    inclusive): the pairs :func:`suppress` judges."""
+    neighbours: list[list[int]] = [[] for _ in range(len(xy))]
+    if len(xy):
+        for a, b in cKDTree(xy).query_pairs(min_distance, output_type="ndarray").tolist():
+            neighbours[a].append(b)
+            neighbours[b].append(a)
+    return neighbours
+
+
 def suppress(xy: np.ndarray, confidence: np.ndarray, min_distance: float) -> np.ndarray:
     """Greedy non-maximum suppression: indexes of the points kept, strongest first.
 
@@ -193,14 +210,8 @@ def suppress(xy: np.ndarray, confidence: np.ndarray, min_distance: float) -> np.
     """
     if not min_distance >= 0:
         raise ValueError(f"the minimum distance must be 0 or more pixels, got {min_distance}")
-    order = np.argsort(-np.asarray(confidence, dtype=np.float64), kind="stable")
-    if len(order) == 0:
-        return order
-    pairs = cKDTree(xy).query_pairs(min_distance, output_type="ndarray")
-    neighbours: list[list[int]] = [[] for _ in range(len(order))]
-    for a, b in pairs.tolist():
-        neighbours[a].append(b)
-        neighbours[b].append(a)
+    order = suppression_order(confidence)
+    neighbours = neighbours_within(xy, min_distance)
     suppressed = np.zeros(len(order), dtype=bool)
     kept = []
     for i in order.tolist():
@@ -337,3 +348,70 @@ def detect_points(
     """
     candidates = find_candidates(heatmaps, class_names, positive_classes, floor=min(floor, threshold))
     return select_points(candidates, threshold=threshold, min_distance=min_distance)
+
+
+def deciders(detections: PointDetections, start: np.ndarray) -> np.ndarray:
+    """The candidates whose selection decides which of the candidates ``start`` are points.
+
+    :func:`suppress` keeps a candidate unless a stronger kept candidate lies within the
+    distance, so its fate rests on its stronger neighbours, theirs on their stronger
+    neighbours, and so on. The deciders are that closure: the candidates of ``start`` over the
+    threshold, then every candidate over the threshold within ``min_distance`` of a decider
+    and ahead of it in :func:`suppress`'s order (ties included), repeated until none is added.
+
+    Parameters
+    ----------
+    detections : PointDetections
+        A selection (its threshold and distance are the ones judged).
+    start : ndarray of bool, shape (n,)
+        Which candidates to account for.
+
+    Returns
+    -------
+    ndarray of int
+        Candidate indexes, in candidate order.
+    """
+    candidates = detections.candidates
+    above = np.flatnonzero(candidates.confidence >= detections.threshold)
+    rank = np.empty(len(above), dtype=np.intp)
+    rank[suppression_order(candidates.confidence[above])] = np.arange(len(above))
+    neighbours = neighbours_within(candidates.xy[above], detections.min_distance)
+    member = np.asarray(start, bool)[above]
+    frontier = np.flatnonzero(member).tolist()
+    while frontier:
+        added = [j for i in frontier for j in neighbours[i] if rank[j] < rank[i] and not member[j]]
+        member[added] = True
+        frontier = list(set(added))
+    return above[member]
+
+
+def decided_inside(detections: PointDetections, start: np.ndarray, open_sides: tuple[bool, bool, bool, bool]) -> bool:
+    """Whether the candidates ``start`` are selected as they would be in any larger image that
+    holds these heat maps.
+
+    Beyond an open side of the heat maps lie pixels not seen: candidates there, or local maxima
+    its outermost pixels hide or fake, can change the selection of every decider
+    (:func:`deciders`) within ``min_distance + 1`` pixels of it, and through them the fate of
+    ``start``. With no decider that near an open side, the fate of ``start`` is settled.
+
+    Parameters
+    ----------
+    detections : PointDetections
+        A selection from the candidates of heat maps that are a window of a larger image's.
+    start : ndarray of bool, shape (n,)
+        Which candidates to account for (usually those in a region of the window).
+    open_sides : (bool, bool, bool, bool)
+        Whether the top, bottom, left and right sides of the heat maps lie inside the larger
+        image (False where they are its edge).
+
+    Returns
+    -------
+    bool
+    """
+    xy = detections.candidates.xy[deciders(detections, start)]
+    height, width = detections.candidates.shape
+    reach = detections.min_distance + 1
+    top, bottom, left, right = open_sides
+    near = ((top & (xy[:, 1] < reach)) | (bottom & (xy[:, 1] > height - 1 - reach))
+            | (left & (xy[:, 0] < reach)) | (right & (xy[:, 0] > width - 1 - reach)))
+    return not near.any()

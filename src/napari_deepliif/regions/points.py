@@ -1,27 +1,34 @@
 """Detect points in a region of an image: the region path of the ``points`` model type.
 
 As for cells (:mod:`napari_deepliif.regions.score`), the region is computed on the whole
-image's plan, so its heat maps are the whole image's there. Candidates are found in a window:
-the region grown by twice the suppression distance plus one pixel, so that a point just
-outside the region can still suppress one inside (and be suppressed by one further out), and
-a point counts when it lies in the region (:func:`~napari_deepliif.cells.scoring.in_box`)
-and, given ROI polygons, in one of them (:func:`~napari_deepliif.cells.scoring.in_polygons`,
-the rule a cell's centroid follows).
+image's plan, so its heat maps are the whole image's there. Candidates are found and selected in
+a window: first the region grown by twice the suppression distance plus one pixel. Whether a
+candidate in the region is kept rests on a chain of stronger candidates within the distance of
+one another (:func:`~napari_deepliif.cells.detections.deciders`); where that chain comes within
+the distance plus one pixel of a window side inside the image
+(:func:`~napari_deepliif.cells.detections.decided_inside`), the margin is doubled and the
+window run again, until the chain stays inside or the window is the whole image. The region's
+points are thus the whole image's there, however long the chain. A point counts when it lies
+in the region (:func:`~napari_deepliif.cells.scoring.in_box`) and, given ROI polygons, in one
+of them (:func:`~napari_deepliif.cells.scoring.in_polygons`, the rule a cell's centroid follows).
+
 A new threshold or distance re-selects from the window's candidates
-(:meth:`PointsResult.rescore`) without running the network.
+(:meth:`PointsResult.rescore`) without running the network; the result says whether the
+window still settles the region's points at the new settings (:attr:`PointsResult.exact`):
+where it does not, only a new run of the region gives the whole image's points.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from napari_deepliif import __version__
-from napari_deepliif.cells.detections import PointDetections, detect_points
+from napari_deepliif.cells.detections import PointDetections, Window, decided_inside, detect_points
 from napari_deepliif.cells.scoring import in_box, in_polygons
 from napari_deepliif.constants import MICRONS_PER_PIXEL_BY_RESOLUTION
 from napari_deepliif.engine.points import PointsEngine
@@ -55,6 +62,8 @@ class PointsResult:
         ``(x, y, width, height)`` of the region, in image pixels.
     rois : list of (exterior, holes), optional
         ROI polygons in image pixels (pixel centres at integers): only points in one count.
+    image_shape : (int, int), optional
+        (height, width) of the image the window lies in; default the window's own.
     """
 
     window_points: PointDetections
@@ -64,6 +73,16 @@ class PointsResult:
     origin: tuple[int, int] = (0, 0)
     region: tuple[int, int, int, int] = (0, 0, 0, 0)
     rois: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]] | None = None
+    image_shape: tuple[int, int] | None = None
+
+    @property
+    def exact(self) -> bool:
+        """Whether the region's points are the whole image's there at this result's settings;
+        False after a :meth:`rescore` whose chains of suppression reach past the window (run
+        the region again)."""
+        height, width = self.heatmaps.shape[1:]
+        window = (self.origin[1], self.origin[1] + height, self.origin[0], self.origin[0] + width)
+        return region_settled(self.window_points, self.region, window, self.image_shape or (height, width))
 
     @property
     def min_distance_um(self) -> float:
@@ -143,6 +162,59 @@ def points_scoring(found: PointDetections, mpp: float) -> dict:
             "threshold": found.threshold, "min_distance_um": found.min_distance * mpp}
 
 
+def region_settled(found: PointDetections, region: tuple[int, int, int, int], window: Window,
+                   shape: tuple[int, int]) -> bool:
+    """Whether the points ``found`` in ``window`` (``(y0, y1, x0, x1)`` of an image of ``shape``)
+    select the candidates of ``region`` (``(x, y, width, height)``, image pixels) as the whole
+    image does (:func:`~napari_deepliif.cells.detections.decided_inside`)."""
+    x, y, w, h = region
+    start = in_box(found.candidates.xy, (x - window[2], y - window[0], w, h))
+    open_sides = (window[0] > 0, window[1] < shape[0], window[2] > 0, window[3] < shape[1])
+    return decided_inside(found, start, open_sides)
+
+
+def detect_in_region(
+    read: Callable[[Window], np.ndarray],
+    shape: tuple[int, int],
+    region: tuple[int, int, int, int],
+    class_names: Sequence[str],
+    positive_classes: Sequence[int],
+    *,
+    threshold: float,
+    min_distance: float,
+) -> tuple[PointDetections, np.ndarray, Window]:
+    """The whole image's selection of points in ``region``, from the heat maps of windows around it.
+
+    The first window grows the region by ``2 * ceil(min_distance) + 1`` pixels; while the
+    region's points are not settled in it (:func:`region_settled`), the margin doubles.
+
+    Parameters
+    ----------
+    read : callable((y0, y1, x0, x1)) -> ndarray, shape (C, h, w)
+        The image's heat maps in a window (the whole image's values there).
+    shape : (int, int)
+        (height, width) of the image.
+    region : (x, y, width, height)
+        In image pixels.
+    class_names, positive_classes, threshold, min_distance
+        As :func:`~napari_deepliif.cells.detections.detect_points` (distance in pixels).
+
+    Returns
+    -------
+    (PointDetections, ndarray, (y0, y1, x0, x1))
+        The window's points (window pixels), its heat maps, and the window.
+    """
+    x, y, w, h = region
+    margin = 2 * math.ceil(min_distance) + 1
+    while True:
+        window = (max(0, y - margin), min(shape[0], y + h + margin), max(0, x - margin), min(shape[1], x + w + margin))
+        heatmaps = read(window)
+        found = detect_points(heatmaps, class_names, positive_classes, threshold=threshold, min_distance=min_distance)
+        if window == (0, shape[0], 0, shape[1]) or region_settled(found, region, window, shape):
+            return found, heatmaps, window
+        margin *= 2
+
+
 def selection(engine: PointsEngine, resolution: str, mpp: float | None, threshold: float | None,
               min_distance_um: float | None) -> tuple[float, float, float]:
     """How points are selected at a pixel size: ``(pixel size µm/px, threshold, suppression
@@ -198,18 +270,19 @@ def detect_region(
     if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
         raise DeepLIIFError(f"region {region} (x, y, width, height) is empty or lies outside the {width} x {height} image")
     pixel, threshold, distance = selection(engine, res, mpp, threshold, min_distance_um)
-    margin = 2 * math.ceil(distance) + 1
-    window = (max(0, y - margin), min(height, y + h + margin), max(0, x - margin), min(width, x + w + margin))
     statistics = engine.statistics(source, res, include=include, cancel=cancel)
-    images = infer_window(engine, source, res, engine.outputs, window, include, statistics, chunk_size,
-                          progress, cancel)
-    heatmaps = engine.heatmaps(images)
+
+    def read(window: Window) -> np.ndarray:
+        return engine.heatmaps(infer_window(engine, source, res, engine.outputs, window, include, statistics,
+                                            chunk_size, progress, cancel))
+
     try:
-        found = detect_points(heatmaps, engine.card.class_names, engine.card.positive_classes, threshold=threshold,
-                              min_distance=distance)
+        found, heatmaps, window = detect_in_region(read, (height, width), (x, y, w, h), engine.card.class_names,
+                                                   engine.card.positive_classes, threshold=threshold,
+                                                   min_distance=distance)
     except ValueError as exc:
         raise DeepLIIFError(str(exc)) from None
     provenance = {"engine": engine.name, "model": engine.model_name, "model_hash": engine.model_hash,
                   "version": __version__, "resolution": res, "statistics": statistics}
     return PointsResult(found, heatmaps, pixel, provenance, (window[2], window[0]), (x, y, w, h),
-                        None if rois is None else list(rois))
+                        None if rois is None else list(rois), (height, width))

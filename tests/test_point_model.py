@@ -14,7 +14,9 @@ import yaml
 from conftest import read_rgb
 from points_fixture import build
 
+from napari_deepliif.cells.detections import detect_points
 from napari_deepliif.cells.points import evaluate_points
+from napari_deepliif.cells.scoring import in_box
 from napari_deepliif.cli.main import main
 from napari_deepliif.engine.engines import load_engine
 from napari_deepliif.engine.points import PointsEngine
@@ -97,13 +99,37 @@ def test_a_region_gets_the_points_the_whole_image_has_there(engine, ihc):
     assert part.scoring["num_total"] == int(inside.sum())
 
 
+def test_a_region_whose_chain_of_suppressions_leaves_the_first_window_still_gets_the_whole_images_points(
+        engine, ihc):
+    threshold, distance_um = 0.1, 3.0  # 12 px at 0.25 µm/px: the first window's margin is 25 px
+    whole = detect_region(engine, ihc, threshold=threshold, min_distance_um=distance_um)
+    region = (120, 160, 40, 40)
+    x, y, w, h = region
+    expected = {tuple(p) for p in whole.detections.xy[in_box(whole.detections.xy, region)].tolist()}
+    assert len(expected) > 3
+    # the fixed margin's answer on the same heat maps differs from the whole image's
+    margin = 25
+    fixed = (y - margin, y + h + margin, x - margin, x + w + margin)
+    cut = detect_points(whole.heatmaps[:, fixed[0]:fixed[1], fixed[2]:fixed[3]], engine.card.class_names,
+                        engine.card.positive_classes, threshold=threshold, min_distance=distance_um / 0.25)
+    cut_xy = cut.xy + (fixed[2], fixed[0])
+    assert {tuple(p) for p in cut_xy[in_box(cut_xy, region)].tolist()} != expected
+
+    part = detect_region(engine, ihc, region=region, threshold=threshold, min_distance_um=distance_um)
+    assert part.heatmaps.shape[1] > h + 2 * margin or part.heatmaps.shape[2] > w + 2 * margin  # the window grew
+    assert {tuple(p) for p in (part.detections.xy + part.origin).tolist()} == expected
+    inside = in_box(whole.detections.xy, region)
+    assert part.exact and part.scoring["num_total"] == len(expected)
+    assert part.scoring["num_pos"] == int(whole.detections.positive[inside].sum())
+
+
 def test_rescoring_without_the_network_equals_a_fresh_run(engine, ihc):
     base = detect_region(engine, ihc)
     for threshold, distance in ((0.6, 6.0), (0.1, 1.0)):
         again = base.rescore(threshold=threshold, min_distance_um=distance)
         fresh = detect_region(engine, ihc, threshold=threshold, min_distance_um=distance)
         np.testing.assert_array_equal(again.detections.xy, fresh.detections.xy)
-        assert again.scoring == fresh.scoring
+        assert again.scoring == fresh.scoring and again.exact  # the window is the whole image
     assert base.rescore(threshold=0.9).scoring["num_total"] < base.scoring["num_total"]
     assert base.rescore(min_distance_um=8).scoring["num_total"] < base.scoring["num_total"]
     with pytest.raises(ValueError, match="below"):

@@ -114,3 +114,11 @@ def test_points_of_an_roi_are_those_of_its_rectangle_in_the_cli(make_napari_view
     world = layer.data * layer.scale + layer.translate
     np.testing.assert_allclose(world[:, ::-1], [(x, y) for x, y, _ in xy_class(rows)])
     assert widget.score_table.cell_text(0, 1) == str(len(rows))
+    assert strings.POINTS_NOT_EXACT not in widget.result_label.text()
+
+    # at 5 µm the chains that decide points near the rectangle's edges reach past the pixels read:
+    # the sliders' points are then not the whole image's, and the widget says so
+    widget.points_box.distance.move_to(50)
+    qtbot.waitUntil(lambda: widget.last.result.scoring["min_distance_um"] == pytest.approx(5.0), timeout=5000)
+    assert not widget.last.result.exact
+    assert widget.result_label.text().endswith(strings.POINTS_NOT_EXACT)

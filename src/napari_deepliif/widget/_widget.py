@@ -423,7 +423,8 @@ class DeepLIIFWidget(QWidget):
         self.score_table.show_scores([(strings.SCORE_ALL, scoring)] + [
             (strings.SCORE_ROI.format(index=i + 1), s) for i, s in enumerate(last.result.roi_scores)])
         self.result_label.setText(strings.RESULT_POINTS.format(threshold=scoring["threshold"],
-                                                               distance=scoring["min_distance_um"]))
+                                                               distance=scoring["min_distance_um"])
+                                  + ("" if last.result.exact else strings.POINTS_NOT_EXACT))
 
     def select_points(self, confidence: float, distance_um: float) -> None:
         """Re-select the shown points at another confidence and NMS distance (µm), from the

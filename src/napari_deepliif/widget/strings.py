@@ -153,3 +153,6 @@ POINT_DISTANCE = "NMS distance (µm)"
 POINT_DISTANCE_TIP = ("A point suppresses every weaker point (of any class) within this distance, so one "
                       "nucleus keeps one point (re-selects at once, no network run).")
 RESULT_POINTS = "Points at confidence ≥ {threshold:.2f}, one point per {distance:.1f} µm (counts per class after %)."
+POINTS_NOT_EXACT = (" Near the area's edges these points may differ from the whole image's: at these settings a "
+                    "chain of suppressions reaches past the pixels read. score --roi or the server with this "
+                    "confidence and distance give the exact points.")

@@ -1,4 +1,5 @@
-"""Speed of point matching (evaluate) and of point selection (re-scoring a points model).
+"""Speed of point matching (evaluate), of point selection (re-scoring a points model) and of
+the check that a region's selection is settled in its window (the deciders of every point).
 
 Points are laid out like nuclei at 40x: one per ~20 x 20 px cell of a square field, moved at
 random; the "prediction" is the truth moved by up to 4 px in x and in y, with 10% of points
@@ -15,7 +16,7 @@ import time
 
 import numpy as np
 
-from napari_deepliif.cells.detections import suppress
+from napari_deepliif.cells.detections import PointCandidates, deciders, select_points, suppress
 from napari_deepliif.cells.points import match_points
 
 
@@ -46,15 +47,21 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     base = None
-    print(f"{'points':>8} {'match 16 px (s)':>16} {'suppress 12 px (s)':>19} {'per point vs smallest':>22}")
+    print(f"{'points':>8} {'match 16 px (s)':>16} {'suppress 12 px (s)':>19} {'deciders 12 px (s)':>19} "
+          f"{'per point vs smallest':>22}")
     for n in args.sizes:
         truth, predicted = field(n, rng)
         confidence = rng.random(len(predicted))
         t_match = best(lambda p=predicted, t=truth: match_points(p, t, 16.0), args.repeat)
         t_nms = best(lambda p=predicted, c=confidence: suppress(p, c, 12.0), args.repeat)
+        candidates = PointCandidates(predicted, np.zeros(len(predicted), np.int64), confidence, ("nucleus",), (0,),
+                                     0.0, (0, 0))
+        selected = select_points(candidates, threshold=0.0, min_distance=12.0)
+        everything = np.ones(len(predicted), bool)
+        t_deciders = best(lambda: deciders(selected, everything), args.repeat)
         per_point = (t_match + t_nms) / n
         base = base or per_point
-        print(f"{n:>8} {t_match:>16.4f} {t_nms:>19.4f} {per_point / base:>22.2f}")
+        print(f"{n:>8} {t_match:>16.4f} {t_nms:>19.4f} {t_deciders:>19.4f} {per_point / base:>22.2f}")
 
 
 if __name__ == "__main__":

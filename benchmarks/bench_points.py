@@ -16,7 +16,12 @@ import time
 
 import numpy as np
 
-from napari_deepliif.cells.detections import PointCandidates, deciders, select_points, suppress
+from napari_deepliif.cells.detections import (
+    PointCandidates,
+    deciders,
+    select_points,
+    suppress,
+)
 from napari_deepliif.cells.points import match_points
 
 
@@ -58,7 +63,7 @@ def main() -> None:
                                      0.0, (0, 0))
         selected = select_points(candidates, threshold=0.0, min_distance=12.0)
         everything = np.ones(len(predicted), bool)
-        t_deciders = best(lambda: deciders(selected, everything), args.repeat)
+        t_deciders = best(lambda s=selected, e=everything: deciders(s, e), args.repeat)
         per_point = (t_match + t_nms) / n
         base = base or per_point
         print(f"{n:>8} {t_match:>16.4f} {t_nms:>19.4f} {t_deciders:>19.4f} {per_point / base:>22.2f}")

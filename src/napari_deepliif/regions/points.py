@@ -28,7 +28,12 @@ from typing import Any
 import numpy as np
 
 from napari_deepliif import __version__
-from napari_deepliif.cells.detections import PointDetections, Window, decided_inside, detect_points
+from napari_deepliif.cells.detections import (
+    PointDetections,
+    Window,
+    decided_inside,
+    detect_points,
+)
 from napari_deepliif.cells.scoring import in_box, in_polygons
 from napari_deepliif.constants import MICRONS_PER_PIXEL_BY_RESOLUTION
 from napari_deepliif.engine.points import PointsEngine

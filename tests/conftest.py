@@ -155,6 +155,31 @@ def points_model_dir(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     return root / "points-fixture"
 
 
+@pytest.fixture
+def private_model_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Model registry and cache in this test's temporary folder (never the user's)."""
+    from napari_deepliif.models.registry import CACHE_DIR_ENV, CONFIG_DIR_ENV
+
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path / "config"))
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+
+
+def copy_model(source: Path, target: Path, **changes) -> Path:
+    """A copy of the model folder ``source`` at ``target`` whose card (``model.yaml``) has
+    ``changes`` applied: each field set to its value, or removed where the value is None."""
+    import yaml
+
+    shutil.copytree(source, target)
+    data = yaml.safe_load((target / "model.yaml").read_text())
+    for key, value in changes.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    (target / "model.yaml").write_text(yaml.safe_dump(data))
+    return target
+
+
 def read_rgb(path: Path) -> np.ndarray:
     """Read an image file as H x W x 3 uint8."""
     from PIL import Image

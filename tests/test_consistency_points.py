@@ -21,18 +21,13 @@ from test_widget import run_and_wait
 
 from napari_deepliif.cells.scoring import in_polygons
 from napari_deepliif.cli.main import main
-from napari_deepliif.models.index import CACHE_DIR_ENV, CONFIG_DIR_ENV
 from napari_deepliif.widget.points_layer import POINTS_LAYER_NAME
 
 #: A triangle ROI, (x, y) pixel centres of the image.
 TRIANGLE = np.array([[60.0, 40.0], [430.0, 150.0], [170.0, 400.0]])
 
 
-@pytest.fixture(autouse=True)
-def private_model_dirs(tmp_path, monkeypatch):
-    """Model registry and cache in a temporary folder (never the user's)."""
-    monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path / "config"))
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_model_dirs")
 
 
 def point_rows(path: Path) -> list[tuple[float, float, str, float]]:

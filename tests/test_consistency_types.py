@@ -30,6 +30,7 @@ from classmap_fixture import lung_panels
 from conftest import read_rgb
 from PIL import Image
 from test_consistency import SCORE_SCHEMA, SETTINGS, mirror_mosaic
+from test_widget import widget  # noqa: F401 (a fixture)
 
 from napari_deepliif.cells.scoring import in_box, in_polygons
 from napari_deepliif.cli.main import main
@@ -216,19 +217,12 @@ def test_batch_over_two_workers_gives_the_whole_images_cells(case, whole, tmp_pa
     assert sum(w["chunks"] for w in spent.values()) > 1
 
 
-def test_the_widget_gives_the_same_cells_on_a_layer_two_rois_and_a_pyramid_level(case, whole, make_napari_viewer,
-                                                                                  qtbot, tmp_path, monkeypatch) -> None:
+def test_the_widget_gives_the_same_cells_on_a_layer_two_rois_and_a_pyramid_level(case, whole, widget, private_model_dirs,
+                                                                                  qtbot, tmp_path) -> None:
     from test_slides import write_ome_tiff
     from test_widget import run_and_wait
 
-    from napari_deepliif.models.index import CACHE_DIR_ENV, CONFIG_DIR_ENV
-    from napari_deepliif.widget import DeepLIIFWidget
-
-    monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path / "config"))
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
-    viewer = make_napari_viewer()
-    widget = DeepLIIFWidget(viewer)
-    viewer.window.add_dock_widget(widget)
+    viewer = widget.viewer
     widget.engine_box.add_local(case.model, name=case.model.name)
     widget.device_combo.setCurrentText("cpu")
 

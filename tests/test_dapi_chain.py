@@ -23,7 +23,9 @@ import numpy as np
 import pytest
 import shapely.geometry
 import yaml
+from conftest import copy_model
 from PIL import Image
+from test_widget import widget  # noqa: F401 (a fixture)
 
 from napari_deepliif.cli.main import main
 from napari_deepliif.constants import CLASSES
@@ -39,18 +41,9 @@ RESOLUTION = "20x"
 def write_chain(classmap_dir: Path, target: Path, **changes) -> Path:
     """A copy of the class-map fixture whose card reads the DAPI of a DeepLIIF model;
     ``changes`` replace card fields (None removes one)."""
-    target.mkdir(parents=True)
-    shutil.copy(classmap_dir / "model.pt", target / "model.pt")
-    data = yaml.safe_load((classmap_dir / "model.yaml").read_text())
-    data["input"]["source"] = "deepliif-dapi"
-    data["name"] = "dapi-chain-fixture"
-    for key, value in changes.items():
-        if value is None:
-            data.pop(key, None)
-        else:
-            data[key] = value
-    (target / "model.yaml").write_text(yaml.safe_dump(data))
-    return target
+    card = yaml.safe_load((classmap_dir / "model.yaml").read_text())
+    return copy_model(classmap_dir, target, **{"name": "dapi-chain-fixture",
+                                               "input": {**card["input"], "source": "deepliif-dapi"}, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -206,19 +199,12 @@ def test_the_chain_fields_on_other_types_are_refused(points_model_dir, fit_model
         load_engine("auto", folder, device="cpu")
 
 
-def test_the_widget_shows_the_classes_and_the_dapi_they_came_from(make_napari_viewer, qtbot, chain_dir, ihc, whole,
-                                                                  tmp_path, monkeypatch) -> None:
+def test_the_widget_shows_the_classes_and_the_dapi_they_came_from(widget, private_model_dirs, qtbot, chain_dir, ihc, whole) -> None:
     from test_widget import plugin_layers, run_and_wait
 
-    from napari_deepliif.models.index import CACHE_DIR_ENV, CONFIG_DIR_ENV
-    from napari_deepliif.widget import DeepLIIFWidget
     from napari_deepliif.widget.layers import intensity
 
-    monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path / "config"))
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
-    viewer = make_napari_viewer()
-    widget = DeepLIIFWidget(viewer)
-    viewer.window.add_dock_widget(widget)
+    viewer = widget.viewer
     viewer.add_image(ihc, name="ihc", rgb=True)
     widget.engine_box.add_local(chain_dir, name="dapi-chain-fixture")
     widget.device_combo.setCurrentText("cpu")

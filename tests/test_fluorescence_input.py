@@ -22,6 +22,7 @@ import yaml
 from classmap_fixture import CLASS_NAMES, lung_panels
 from PIL import Image
 from test_server_support import client, png_bytes, running_server
+from test_widget import widget  # noqa: F401 (a fixture)
 
 from napari_deepliif.cli.main import main
 from napari_deepliif.constants import CLASSES
@@ -172,18 +173,10 @@ def test_the_server_takes_grey_images_for_a_class_map_model_only(classmap_model_
         assert answer.status_code == 422 and "needs a colour (RGB) brightfield IHC image" in answer.json()["detail"]
 
 
-def test_the_widget_scores_a_grey_layer_and_rois_over_it(make_napari_viewer, qtbot, engine, grey, whole, tmp_path,
-                                                         monkeypatch) -> None:
+def test_the_widget_scores_a_grey_layer_and_rois_over_it(widget, private_model_dirs, qtbot, engine, grey, whole, tmp_path) -> None:
     from test_widget import plugin_layers, run_and_wait
 
-    from napari_deepliif.models.index import CACHE_DIR_ENV, CONFIG_DIR_ENV
-    from napari_deepliif.widget import DeepLIIFWidget
-
-    monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path / "config"))
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
-    viewer = make_napari_viewer()
-    widget = DeepLIIFWidget(viewer)
-    viewer.window.add_dock_widget(widget)
+    viewer = widget.viewer
     layer = viewer.add_image(grey.astype(np.uint16) * 257, name="dapi16")
     assert not layer.rgb
     widget.engine_box.add_local(engine.folder, name="classmap-fixture")

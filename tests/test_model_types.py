@@ -20,8 +20,10 @@ import pytest
 import torch
 import yaml
 from classmap_fixture import CLASS_NAMES, lung_panels
+from conftest import copy_model
 from PIL import Image
 from test_server_support import client, png_bytes, running_server
+from test_widget import widget  # noqa: F401 (a fixture)
 
 from napari_deepliif.cli.main import main
 from napari_deepliif.constants import CLASSES
@@ -144,20 +146,6 @@ def test_the_server_scores_with_the_class_map_model(classmap_model_dirs, dapi, w
     assert {c: named.count(c) for c in ("negative", "positive")} == whole.scoring["classes"]
 
 
-def _card(folder: Path) -> dict:
-    return yaml.safe_load((folder / "model.yaml").read_text())
-
-
-def _copy(source: Path, target: Path, **changes) -> Path:
-    shutil.copytree(source, target)
-    data = _card(target)
-    for key, value in changes.items():
-        if value is None:
-            data.pop(key, None)
-        else:
-            data[key] = value
-    (target / "model.yaml").write_text(yaml.safe_dump(data))
-    return target
 
 
 @pytest.mark.parametrize("changes, field", [
@@ -180,13 +168,13 @@ def _copy(source: Path, target: Path, **changes) -> Path:
     ({"colour": "red"}, "colour"),
 ])
 def test_a_bad_card_is_refused_naming_the_field(classmap_model_dirs, tmp_path, changes, field) -> None:
-    folder = _copy(classmap_model_dirs[0], tmp_path / "model", **changes)
+    folder = copy_model(classmap_model_dirs[0], tmp_path / "model", **changes)
     with pytest.raises(ModelError, match=f"field '{field}'"):
         load_engine("auto", folder, device="cpu")
 
 
 def test_a_card_that_is_not_yaml_or_not_a_mapping_is_refused(classmap_model_dirs, tmp_path) -> None:
-    folder = _copy(classmap_model_dirs[0], tmp_path / "model")
+    folder = copy_model(classmap_model_dirs[0], tmp_path / "model")
     (folder / "model.yaml").write_text("type: classmap\nclasses: [a, b\n")
     with pytest.raises(ModelError, match="not valid YAML"):
         load_engine("auto", folder, device="cpu")
@@ -196,7 +184,7 @@ def test_a_card_that_is_not_yaml_or_not_a_mapping_is_refused(classmap_model_dirs
 
 
 def test_mismatched_weights_name_the_parameter(classmap_model_dirs, tmp_path) -> None:
-    folder = _copy(classmap_model_dirs[0], tmp_path / "renamed")
+    folder = copy_model(classmap_model_dirs[0], tmp_path / "renamed")
     state = torch.load(folder / "model.pt", weights_only=True)
     state["encoder.layer9.weight"] = state.pop("encoder.layer1.0.conv1.weight")
     torch.save(state, folder / "model.pt")
@@ -204,19 +192,19 @@ def test_mismatched_weights_name_the_parameter(classmap_model_dirs, tmp_path) ->
                                          r"'encoder.layer9.weight'"):
         load_engine("auto", folder, device="cpu")
 
-    folder = _copy(classmap_model_dirs[0], tmp_path / "four-classes", classes=["background", "a", "b", "c"],
+    folder = copy_model(classmap_model_dirs[0], tmp_path / "four-classes", classes=["background", "a", "b", "c"],
                    positive=["c"])
     with pytest.raises(ModelError, match=r"'segmentation_head.0.weight' has shape \(3, 16, 3, 3\), expected "
                                          r"\(4, 16, 3, 3\) \(the weights give 3 classes; the card names 4\)"):
         load_engine("auto", folder, device="cpu")
 
-    folder = _copy(classmap_model_dirs[1], tmp_path / "script-as-state", format="state_dict")
+    folder = copy_model(classmap_model_dirs[1], tmp_path / "script-as-state", format="state_dict")
     with pytest.raises(ModelError, match="set 'format: torchscript'"):
         load_engine("auto", folder, device="cpu")
-    folder = _copy(classmap_model_dirs[0], tmp_path / "state-as-script", format="torchscript")
+    folder = copy_model(classmap_model_dirs[0], tmp_path / "state-as-script", format="torchscript")
     with pytest.raises(ModelError, match="set 'format: state_dict'"):
         load_engine("auto", folder, device="cpu")
-    folder = _copy(classmap_model_dirs[1], tmp_path / "script-four", classes=["background", "a", "b", "c"],
+    folder = copy_model(classmap_model_dirs[1], tmp_path / "script-four", classes=["background", "a", "b", "c"],
                    positive=["c"])
     with pytest.raises(ModelError, match=r"gives \(1, 3, 256, 256\).*need \(1, 4, 256, 256\)"):
         load_engine("auto", folder, device="cpu")
@@ -229,18 +217,11 @@ def test_an_engine_of_another_type_is_refused_naming_both(classmap_model_dirs, f
         load_engine("classmap", fit_model_dir, device="cpu")
 
 
-def test_the_widget_shows_named_classes_rescores_and_exports(make_napari_viewer, qtbot, classmap_model_dirs, dapi,
-                                                              whole, tmp_path, monkeypatch) -> None:
+def test_the_widget_shows_named_classes_rescores_and_exports(widget, private_model_dirs, qtbot, classmap_model_dirs, dapi,
+                                                              whole, tmp_path) -> None:
     from test_widget import plugin_layers, run_and_wait
 
-    from napari_deepliif.models.index import CACHE_DIR_ENV, CONFIG_DIR_ENV
-    from napari_deepliif.widget import DeepLIIFWidget
-
-    monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path / "config"))
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
-    viewer = make_napari_viewer()
-    widget = DeepLIIFWidget(viewer)
-    viewer.window.add_dock_widget(widget)
+    viewer = widget.viewer
     viewer.add_image(dapi, name="dapi", rgb=True)
     widget.engine_box.add_local(classmap_model_dirs[0], name="classmap-fixture")
     widget.device_combo.setCurrentText("cpu")

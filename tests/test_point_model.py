@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
-from conftest import read_rgb
+from conftest import copy_model, read_rgb
 from points_fixture import build
 
 from napari_deepliif.cells.detections import detect_points
@@ -136,17 +134,6 @@ def test_rescoring_without_the_network_equals_a_fresh_run(engine, ihc):
         base.rescore(threshold=0.01)
 
 
-def _copy_with(folder: Path, target: Path, **changes) -> Path:
-    shutil.copytree(folder, target)
-    data = yaml.safe_load((target / "model.yaml").read_text())
-    for key, value in changes.items():
-        if value is None:
-            data.pop(key, None)
-        else:
-            data[key] = value
-    (target / "model.yaml").write_text(yaml.safe_dump(data))
-    return target
-
 
 @pytest.mark.parametrize(("changes", "field"), [
     ({"min_distance_um": None}, "min_distance_um"),
@@ -156,7 +143,7 @@ def _copy_with(folder: Path, target: Path, **changes) -> Path:
     ({"positive": None}, "positive"),
 ])
 def test_bad_cards_name_the_field(point_models, tmp_path, changes, field):
-    folder = _copy_with(point_models[1], tmp_path / "m", **changes)
+    folder = copy_model(point_models[1], tmp_path / "m", **changes)
     with pytest.raises(ModelError, match=f"field '{field}'"):
         load_engine("auto", folder, device="cpu")
 
@@ -164,9 +151,9 @@ def test_bad_cards_name_the_field(point_models, tmp_path, changes, field):
 def test_weights_that_do_not_fit_the_card_are_refused(point_models, tmp_path):
     three = ["positive", "negative", "other"]
     with pytest.raises(ModelError, match="TorchScript model gives"):
-        load_engine("auto", _copy_with(point_models[1], tmp_path / "ts", classes=three), device="cpu")
+        load_engine("auto", copy_model(point_models[1], tmp_path / "ts", classes=three), device="cpu")
     with pytest.raises(ModelError):
-        load_engine("auto", _copy_with(point_models[0], tmp_path / "sd", classes=three), device="cpu")
+        load_engine("auto", copy_model(point_models[0], tmp_path / "sd", classes=three), device="cpu")
     with pytest.raises(DeepLIIFError, match="not 'classmap'"):
         load_engine("classmap", point_models[0], device="cpu")
 

@@ -14,15 +14,10 @@ from PIL import Image
 from test_widget import run_and_wait
 
 from napari_deepliif.cli.main import main
-from napari_deepliif.models.index import CACHE_DIR_ENV, CONFIG_DIR_ENV
 from napari_deepliif.widget.points_layer import POINTS_LAYER_NAME
 
 
-@pytest.fixture(autouse=True)
-def private_model_dirs(tmp_path, monkeypatch):
-    """Model registry and cache in a temporary folder (never the user's)."""
-    monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path / "config"))
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_model_dirs")
 
 
 def cli_points(model: Path, image: Path, out: Path, *options: str) -> tuple[dict, list[dict]]:

@@ -13,16 +13,16 @@ import csv
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 import jsonschema
 import numpy as np
 import pytest
 import torch
-import yaml
+from conftest import copy_model
 from PIL import Image
 from test_server_support import client, png_bytes, running_server
+from test_widget import widget  # noqa: F401 (a fixture)
 from translate_fixture import cyclegan_generator
 
 from napari_deepliif.cli.main import main
@@ -88,7 +88,7 @@ def test_a_batch_norm_generator_runs_as_the_repository_runs_it(translate_model_d
             if isinstance(module, torch.nn.BatchNorm2d):
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.uniform_(-0.2, 0.2)
-    folder = _copy(translate_model_dir, tmp_path / "batch-norm")
+    folder = copy_model(translate_model_dir, tmp_path / "batch-norm")
     torch.save(net.state_dict(), folder / "latest_net_G_A.pth")
     assert "model.2.weight" in net.state_dict() and "model.2.running_mean" in net.state_dict()
     tile = ihc_22_2[256:, 256:]
@@ -168,17 +168,6 @@ def test_batch_scores_a_pyramidal_slide_with_the_regions_cells(translate_model_d
                                counted_centroids(whole), atol=1e-6)
 
 
-def _copy(source: Path, target: Path, **changes) -> Path:
-    shutil.copytree(source, target)
-    data = yaml.safe_load((target / "model.yaml").read_text())
-    for key, value in changes.items():
-        if value is None:
-            data.pop(key, None)
-        else:
-            data[key] = value
-    (target / "model.yaml").write_text(yaml.safe_dump(data))
-    return target
-
 
 @pytest.mark.parametrize("changes, field", [
     ({"format": "torchscript"}, "format"),
@@ -194,13 +183,13 @@ def _copy(source: Path, target: Path, **changes) -> Path:
     ({"weights": "latest_net_G_B.pth"}, "weights"),
 ])
 def test_a_bad_card_is_refused_naming_the_field(translate_model_dir, tmp_path, changes, field) -> None:
-    folder = _copy(translate_model_dir, tmp_path / "model", **changes)
+    folder = copy_model(translate_model_dir, tmp_path / "model", **changes)
     with pytest.raises(ModelError, match=f"field '{field}'"):
         load_engine("auto", folder, device="cpu")
 
 
 def test_translate_fields_on_another_type_are_refused(classmap_model_dirs, tmp_path) -> None:
-    folder = _copy(classmap_model_dirs[0], tmp_path / "model", segmenter="stain")
+    folder = copy_model(classmap_model_dirs[0], tmp_path / "model", segmenter="stain")
     with pytest.raises(ModelError, match="field 'segmenter' is a field of 'translate' models only"):
         load_engine("auto", folder, device="cpu")
 
@@ -213,7 +202,7 @@ def test_translate_fields_on_another_type_are_refused(classmap_model_dirs, tmp_p
     (lambda s: s.pop("model.1.weight"), r"no 4-D 'model.1.weight'"),
 ])
 def test_mismatched_generator_weights_name_the_parameter(translate_model_dir, tmp_path, edit, message) -> None:
-    folder = _copy(translate_model_dir, tmp_path / "model")
+    folder = copy_model(translate_model_dir, tmp_path / "model")
     state = torch.load(folder / "latest_net_G_A.pth", weights_only=True)
     edit(state)
     torch.save(state, folder / "latest_net_G_A.pth")
@@ -221,18 +210,11 @@ def test_mismatched_generator_weights_name_the_parameter(translate_model_dir, tm
         load_engine("auto", folder, device="cpu")
 
 
-def test_the_widget_scores_with_the_translate_model_rescores_and_exports(make_napari_viewer, qtbot, translate_model_dir,
-                                                                         ihc_22_2, whole, tmp_path, monkeypatch) -> None:
+def test_the_widget_scores_with_the_translate_model_rescores_and_exports(widget, private_model_dirs, qtbot, translate_model_dir,
+                                                                         ihc_22_2, whole, tmp_path) -> None:
     from test_widget import plugin_layers, run_and_wait
 
-    from napari_deepliif.models.index import CACHE_DIR_ENV, CONFIG_DIR_ENV
-    from napari_deepliif.widget import DeepLIIFWidget
-
-    monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path / "config"))
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
-    viewer = make_napari_viewer()
-    widget = DeepLIIFWidget(viewer)
-    viewer.window.add_dock_widget(widget)
+    viewer = widget.viewer
     viewer.add_image(ihc_22_2, name="ihc", rgb=True)
     widget.engine_box.add_local(translate_model_dir, name="translate-fixture")
     widget.device_combo.setCurrentText("cpu")
@@ -267,7 +249,7 @@ def deepliif_seg_dir(translate_model_dir, fit_model_dir, tmp_path_factory) -> Pa
     """The fixture generator with ``segmenter: deepliif``, naming the fitted DeepLIIF fixture
     relative to the card's folder."""
     target = tmp_path_factory.mktemp("transeg") / "translate-deepliif"
-    return _copy(translate_model_dir, target, segmenter="deepliif",
+    return copy_model(translate_model_dir, target, segmenter="deepliif",
                  segmenter_model=os.path.relpath(fit_model_dir.resolve(), target))
 
 
@@ -357,6 +339,6 @@ def test_batch_with_the_deepliif_segmenter_gives_the_regions_cells(deepliif_seg_
 def test_a_bad_deepliif_segmenter_card_is_refused_naming_the_field(translate_model_dir, fit_model_dir, tmp_path,
                                                                    changes, field, message) -> None:
     changes = {k: str(fit_model_dir) if v == "FIT" else v for k, v in changes.items()}
-    folder = _copy(translate_model_dir, tmp_path / "model", **changes)
+    folder = copy_model(translate_model_dir, tmp_path / "model", **changes)
     with pytest.raises(ModelError, match=f"field '{field}' .*{re.escape(message)}"):
         load_engine("auto", folder, device="cpu")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
+from conftest import copy_model
 from PIL import Image
 from test_translate import assert_region_is_that_box, counted_centroids, sorted_xy
 
@@ -131,7 +131,7 @@ def test_the_hash_changes_with_the_cellpose_file(cellpose_dir, cellpose_whole, t
 
 @needs_cellpose
 def test_a_file_cellpose_cannot_load_is_refused(translate_model_dir, tmp_path) -> None:
-    folder = _copy(translate_model_dir, tmp_path / "model", segmenter="cellpose",
+    folder = copy_model(translate_model_dir, tmp_path / "model", segmenter="cellpose",
                    segmenter_model="latest_net_G_A.pth")
     with pytest.raises(ModelError, match="latest_net_G_A.pth cannot be loaded as a Cellpose model"):
         load_engine("auto", folder, device="cpu")
@@ -139,19 +139,12 @@ def test_a_file_cellpose_cannot_load_is_refused(translate_model_dir, tmp_path) -
 
 def test_without_the_cellpose_package_the_error_names_the_extra(translate_model_dir, tmp_path, monkeypatch) -> None:
     (tmp_path / "weights.pth").write_bytes(b"not read")
-    folder = _copy(translate_model_dir, tmp_path / "model", segmenter="cellpose",
+    folder = copy_model(translate_model_dir, tmp_path / "model", segmenter="cellpose",
                    segmenter_model=str(tmp_path / "weights.pth"))
     monkeypatch.setitem(sys.modules, "cellpose", None)
     with pytest.raises(ModelError, match=r"needs the cellpose package.*pip install 'napari-deepliif\[cellpose\]'"):
         load_engine("auto", folder, device="cpu")
 
-
-def _copy(source: Path, target: Path, **changes) -> Path:
-    shutil.copytree(source, target)
-    data = yaml.safe_load((target / "model.yaml").read_text())
-    data.update(changes)
-    (target / "model.yaml").write_text(yaml.safe_dump(data))
-    return target
 
 
 @pytest.mark.parametrize("changes, field, message", [
@@ -169,6 +162,6 @@ def _copy(source: Path, target: Path, **changes) -> Path:
 ])
 def test_a_bad_cellpose_card_is_refused_naming_the_field(translate_model_dir, tmp_path, changes, field,
                                                          message) -> None:
-    folder = _copy(translate_model_dir, tmp_path / "model", **changes)
+    folder = copy_model(translate_model_dir, tmp_path / "model", **changes)
     with pytest.raises(ModelError, match=f"field '{field}' .*{message}"):
         load_engine("auto", folder, device="cpu")

@@ -12,17 +12,12 @@ import pytest
 
 from napari_deepliif.engine.engines import StainEngine  # noqa: E402
 from napari_deepliif.io.sample import load_sample  # noqa: E402
-from napari_deepliif.models.index import CACHE_DIR_ENV, CONFIG_DIR_ENV  # noqa: E402
 from napari_deepliif.regions.score import score_region
 
 RUN_TIMEOUT_MS = 120_000
 
 
-@pytest.fixture(autouse=True)
-def private_model_dirs(tmp_path, monkeypatch):
-    """Model registry and cache in a temporary folder (never the user's)."""
-    monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path / "config"))
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_model_dirs")
 
 
 @pytest.fixture

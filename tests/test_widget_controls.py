@@ -11,15 +11,11 @@ import pytest
 from conftest import read_rgb
 
 from napari_deepliif.cli.main import main
-from napari_deepliif.models.index import CACHE_DIR_ENV, CONFIG_DIR_ENV
 
 RUN_TIMEOUT_MS = 120_000
 
 
-@pytest.fixture(autouse=True)
-def private_model_dirs(tmp_path, monkeypatch):
-    monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path / "config"))
-    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("private_model_dirs")
 
 
 @pytest.fixture

@@ -9,9 +9,11 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
-from test_widget import choose_stain, private_model_dirs, run_and_wait, widget  # noqa: E402,F401
+from test_widget import choose_stain, run_and_wait, widget  # noqa: E402,F401
 
 from napari_deepliif.io.sample import load_sample  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("private_model_dirs")
 
 
 def test_export_writes_score_cells_labels_and_modalities(widget, qtbot, tmp_path):

@@ -39,6 +39,21 @@ def dapi_image(size: int) -> np.ndarray:
     return np.ascontiguousarray(np.tile(block, (reps, reps, 1))[:size, :size])
 
 
+def random_classmap_folder(folder: Path, classes: list[str], **card) -> Path:
+    """``folder`` holding the published class-map architecture with seeded random weights (one
+    input channel, a class per name) and its card; ``card`` adds or replaces card fields."""
+    from napari_deepliif.engine.unet_resnet import UnetResNet34
+
+    folder.mkdir()
+    torch.manual_seed(0)
+    torch.save(UnetResNet34(1, len(classes)).state_dict(), folder / "model.pt")
+    fields = {"type": "classmap", "weights": "model.pt", "format": "state_dict", "architecture": "unet-resnet34",
+              "input": {"channel": "grey", "normalise": "per-tile-zscore"}, "tile_size": 256, "overlap": 128,
+              "pixel_size": 0.5, "classes": classes, **card}
+    (folder / "model.yaml").write_text(yaml.safe_dump(fields))
+    return folder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1024)
@@ -47,19 +62,11 @@ def main() -> None:
 
     from napari_deepliif.engine.classmap import ClassMapRunner
     from napari_deepliif.engine.engines import load_engine
-    from napari_deepliif.engine.unet_resnet import UnetResNet34
     from napari_deepliif.regions.score import score_region
 
     image = dapi_image(args.size)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "unet-resnet34-random"
-        folder.mkdir()
-        torch.manual_seed(0)
-        torch.save(UnetResNet34(1, 4).state_dict(), folder / "model.pt")
-        card = {"type": "classmap", "weights": "model.pt", "format": "state_dict", "architecture": "unet-resnet34",
-                "input": {"channel": "grey", "normalise": "per-tile-zscore"}, "tile_size": 256, "overlap": 128,
-                "pixel_size": 0.5, "classes": ["background", "CD3", "CD8", "CD20"]}
-        (folder / "model.yaml").write_text(yaml.safe_dump(card))
+        folder = random_classmap_folder(Path(tmp) / "unet-resnet34-random", ["background", "CD3", "CD8", "CD20"])
         engine = load_engine("auto", folder, device="cpu")
         runner = ClassMapRunner(engine)
         tile = [image[:256, :256]]

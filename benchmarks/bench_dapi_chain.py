@@ -23,7 +23,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
-import yaml
+from bench_classmap import random_classmap_folder
 from bench_postprocess import tiled
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -52,7 +52,6 @@ def main() -> None:
     from napari_deepliif.engine.dapi_chain import DAPI, DapiChainEngine
     from napari_deepliif.engine.engines import Engine, load_engine
     from napari_deepliif.engine.tiling import TileGrid
-    from napari_deepliif.engine.unet_resnet import UnetResNet34
     from napari_deepliif.regions.score import score_region
     from napari_deepliif.resolution import tile_size_for
 
@@ -74,15 +73,10 @@ def main() -> None:
 
     image = tiled("IHC", args.size)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "chain"
-        folder.mkdir()
-        torch.manual_seed(0)
-        torch.save(UnetResNet34(1, 3).state_dict(), folder / "model.pt")
-        card = {"type": "classmap", "weights": "model.pt", "format": "state_dict", "architecture": "unet-resnet34",
-                "input": {"channel": "grey", "normalise": "per-tile-zscore", "source": "deepliif-dapi"},
-                "tile_size": 256, "overlap": 128, "pixel_size": 0.5, "classes": ["background", "negative", "positive"],
-                "deepliif_model": str(args.deepliif.resolve())}
-        (folder / "model.yaml").write_text(yaml.safe_dump(card))
+        folder = random_classmap_folder(Path(tmp) / "chain", ["background", "negative", "positive"],
+                                        input={"channel": "grey", "normalise": "per-tile-zscore",
+                                               "source": "deepliif-dapi"},
+                                        deepliif_model=str(args.deepliif.resolve()))
         loaded = load_engine("auto", folder, device="cpu")
         chain = CountingChain(**{f.name: getattr(loaded, f.name) for f in fields(loaded)})
         deepliif = Engine.load(args.deepliif, device="cpu")

@@ -154,18 +154,24 @@ def test_cli_score_and_the_server_give_the_same_cells(translate_model_dir, ihc_2
     assert len(body["features"]) == len(rows)
 
 
-def test_batch_scores_a_pyramidal_slide_with_the_regions_cells(translate_model_dir, ihc_22_2, whole,
-                                                               tmp_path) -> None:
+def assert_batch_gives_the_whole_images_cells(model_dir: Path, image: np.ndarray, whole, tmp_path: Path) -> None:
+    """``batch`` with ``model_dir`` on a two-level pyramidal slide of ``image`` (256 px chunks)
+    gives the counted cells of ``whole``, the region core's result on ``image``."""
     from test_slides import write_ome_tiff
 
-    slide = write_ome_tiff(tmp_path / "slide.ome.tif", ihc_22_2, mpp=0.25, levels=2)
-    assert main(["batch", str(slide), "--model", str(translate_model_dir), "--device", "cpu", "--chunk-size", "256",
+    slide = write_ome_tiff(tmp_path / "slide.ome.tif", image, mpp=0.25, levels=2)
+    assert main(["batch", str(slide), "--model", str(model_dir), "--device", "cpu", "--chunk-size", "256",
                  "--out", str(tmp_path / "batch")]) == 0
     [cells] = list((tmp_path / "batch").glob("*/cells.csv"))
     with open(cells, newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if r["counted"] == "True"]
     np.testing.assert_allclose(sorted_xy([(float(r["centroid_x"]), float(r["centroid_y"])) for r in rows]),
                                counted_centroids(whole), atol=1e-6)
+
+
+def test_batch_scores_a_pyramidal_slide_with_the_regions_cells(translate_model_dir, ihc_22_2, whole,
+                                                               tmp_path) -> None:
+    assert_batch_gives_the_whole_images_cells(translate_model_dir, ihc_22_2, whole, tmp_path)
 
 
 
@@ -314,17 +320,7 @@ def test_cli_score_with_the_deepliif_segmenter(deepliif_seg_dir, deepliif_seg_wh
 
 def test_batch_with_the_deepliif_segmenter_gives_the_regions_cells(deepliif_seg_dir, deepliif_seg_whole, ihc_22_2,
                                                                     tmp_path) -> None:
-    from test_slides import write_ome_tiff
-
-    _, whole = deepliif_seg_whole
-    slide = write_ome_tiff(tmp_path / "slide.ome.tif", ihc_22_2, mpp=0.25, levels=2)
-    assert main(["batch", str(slide), "--model", str(deepliif_seg_dir), "--device", "cpu", "--chunk-size", "256",
-                 "--out", str(tmp_path / "batch")]) == 0
-    [cells] = list((tmp_path / "batch").glob("*/cells.csv"))
-    with open(cells, newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r["counted"] == "True"]
-    np.testing.assert_allclose(sorted_xy([(float(r["centroid_x"]), float(r["centroid_y"])) for r in rows]),
-                               counted_centroids(whole), atol=1e-6)
+    assert_batch_gives_the_whole_images_cells(deepliif_seg_dir, ihc_22_2, deepliif_seg_whole[1], tmp_path)
 
 
 @pytest.mark.parametrize("changes, field, message", [

@@ -8,7 +8,7 @@ repeat.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +69,24 @@ def window_cells(seg: Any, marker: Any | None, window: Window,
     return pixels.find_cells(seg_thresh), pixels
 
 
+def _grown(seg: Any, marker: Any | None, seed: tuple[int, int], bbox: Any, shape: tuple[int, int], grow: int,
+           seg_thresh: int, settled: Callable[[CellMap, int, Window], bool]) -> tuple[CellMap, int, Window]:
+    """The cells of a window ``grow`` px around ``bbox``, and the row of the cell holding
+    ``seed``: the window is grown around that cell, ``grow`` doubling, until ``settled``."""
+    height, width = shape
+    box = [int(v) for v in bbox]
+    while True:
+        window = (max(0, box[0] - grow), min(height, box[2] + grow), max(0, box[1] - grow), min(width, box[3] + grow))
+        cells, _ = window_cells(seg, marker, window, seg_thresh)
+        label = cells.label_at(seed[0] - window[0], seed[1] - window[2])
+        row = int(np.flatnonzero(cells.table.id == label)[0])
+        if settled(cells, row, window):
+            return cells, row, window
+        t = cells.table.bbox[row]
+        box = [t[0] + window[0], t[1] + window[2], t[2] + window[0], t[3] + window[2]]
+        grow *= 2
+
+
 def whole_cell(seg: Any, marker: Any | None, seed: tuple[int, int], bbox: np.ndarray, shape: tuple[int, int],
                margin: int, seg_thresh: int) -> tuple[CellMap, int, Window]:
     """The cell holding pixel ``seed`` (y, x), found whole: in a window grown around ``bbox``
@@ -80,19 +98,9 @@ def whole_cell(seg: Any, marker: Any | None, seed: tuple[int, int], bbox: np.nda
     (CellMap, int, Window)
         The window's cells, the cell's row in their table, and the window.
     """
-    height, width = shape
-    grow = max(int(margin), MIN_EDGE)  # a window is at least MIN_EDGE px on a side
-    box = [int(v) for v in bbox]
-    while True:
-        window = (max(0, box[0] - grow), min(height, box[2] + grow), max(0, box[1] - grow), min(width, box[3] + grow))
-        cells, _ = window_cells(seg, marker, window, seg_thresh)
-        label = cells.label_at(seed[0] - window[0], seed[1] - window[2])
-        row = int(np.flatnonzero(cells.table.id == label)[0])
-        if not touches_window_edge(cells.table.bbox, window, shape)[row]:
-            return cells, row, window
-        t = cells.table.bbox[row]
-        box = [t[0] + window[0], t[1] + window[2], t[2] + window[0], t[3] + window[2]]
-        grow *= 2
+    # a window is at least MIN_EDGE px on a side
+    return _grown(seg, marker, seed, bbox, shape, max(int(margin), MIN_EDGE), seg_thresh,
+                  lambda cells, row, window: not touches_window_edge(cells.table.bbox, window, shape)[row])
 
 
 def measured_cell(seg: Any, marker: Any | None, measuring: Measuring, seed: tuple[int, int], bbox: np.ndarray,
@@ -100,19 +108,11 @@ def measured_cell(seg: Any, marker: Any | None, measuring: Measuring, seed: tupl
     """The measurements of the cell holding pixel ``seed`` (y, x), in a window grown around
     ``bbox`` (image pixels, as :func:`whole_cell`) until the cell and its neighbourhood are
     whole in it (:func:`~napari_deepliif.slides.measurements.exact_rows`)."""
-    height, width = shape
-    grow = max(int(margin), MIN_EDGE) + measuring.reach
-    box = [int(v) for v in bbox]
-    while True:
-        window = (max(0, box[0] - grow), min(height, box[2] + grow), max(0, box[1] - grow), min(width, box[3] + grow))
-        cells, _ = window_cells(seg, marker, window, seg_thresh)
-        label = cells.label_at(seed[0] - window[0], seed[1] - window[2])
-        row = int(np.flatnonzero(cells.table.id == label)[0])
-        if exact_rows(cells.table, window, shape, measuring.reach)[row] or window == (0, height, 0, width):
-            return {name: float(values[row]) for name, values in measuring.measure(cells, window).items()}
-        t = cells.table.bbox[row]
-        box = [t[0] + window[0], t[1] + window[2], t[2] + window[0], t[3] + window[2]]
-        grow *= 2
+    whole_image = (0, shape[0], 0, shape[1])
+    cells, row, window = _grown(
+        seg, marker, seed, bbox, shape, max(int(margin), MIN_EDGE) + measuring.reach, seg_thresh,
+        lambda cells, row, window: exact_rows(cells.table, window, shape, measuring.reach)[row] or window == whole_image)
+    return {name: float(values[row]) for name, values in measuring.measure(cells, window).items()}
 
 
 def measured_rows(seg: Any, marker: Any | None, measuring: Measuring, cells: CellMap, rows: np.ndarray,

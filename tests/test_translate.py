@@ -21,6 +21,7 @@ import pytest
 import torch
 from conftest import copy_model
 from PIL import Image
+from test_consistency import SCORE_SCHEMA, counted_centroids, in_box, sorted_xy
 from test_server_support import client, png_bytes, running_server
 from test_widget import widget  # noqa: F401 (a fixture)
 from translate_fixture import cyclegan_generator
@@ -31,24 +32,6 @@ from napari_deepliif.engine.translate import VIRTUAL_HE, TranslateEngine
 from napari_deepliif.errors import ModelError
 from napari_deepliif.regions.score import score_region
 from napari_deepliif.rgb import stain_od
-
-SCORE_SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "docs" / "score.schema.json").read_text())
-
-
-def counted_centroids(result) -> np.ndarray:
-    """Counted cells' centroids (x, y) in image pixels, sorted."""
-    xy = result.post.table.centroid_xy[result.post.counted] + np.asarray(result.origin, float)
-    return xy[np.lexsort((xy[:, 0], xy[:, 1]))]
-
-
-def sorted_xy(xy) -> np.ndarray:
-    xy = np.asarray(xy, float).reshape(-1, 2)
-    return xy[np.lexsort((xy[:, 0], xy[:, 1]))]
-
-
-def in_box(xy: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    x, y, w, h = box
-    return xy[(xy[:, 0] >= x - 0.5) & (xy[:, 0] < x + w - 0.5) & (xy[:, 1] >= y - 0.5) & (xy[:, 1] < y + h - 0.5)]
 
 
 @pytest.fixture(scope="module")

@@ -9,23 +9,11 @@ from pathlib import Path
 
 import pytest
 from conftest import read_rgb
+from test_widget import RUN_TIMEOUT_MS, widget  # noqa: F401 (a fixture)
 
 from napari_deepliif.cli.main import main
 
-RUN_TIMEOUT_MS = 120_000
-
-
 pytestmark = pytest.mark.usefixtures("private_model_dirs")
-
-
-@pytest.fixture
-def widget(make_napari_viewer):
-    from napari_deepliif.widget import DeepLIIFWidget
-
-    viewer = make_napari_viewer()
-    w = DeepLIIFWidget(viewer)
-    viewer.window.add_dock_widget(w)
-    return w
 
 
 def choose(w, data: str) -> None:

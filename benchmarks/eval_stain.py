@@ -39,9 +39,10 @@ from napari_deepliif.rgb import optical_density
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = ("Dice +", "Dice -", "Dice", "IoU +", "IoU -", "IoU", "PixAcc +", "PixAcc -", "PixAcc",
            "AJI", "F1@0.5", "cells (truth)", "% pos (truth)", "Δ% pos (pp)")
-#: Paired/Lung1.png: six 512 px panels side by side; the IHC input, the Hema panel and the Seg truth.
-PANEL, LUNG1_IHC, LUNG1_HEMA, LUNG1_SEG = 512, 0, 1, 5
-#: Largest offset searched between the Lung1 panels (pixels).
+#: A paired image (paired/Lung1.png, the DeepLIIF training samples): six 512 px panels side
+#: by side; the IHC input, the Hema panel and the Seg truth.
+PANEL, PAIRED_IHC, PAIRED_HEMA, PAIRED_SEG = 512, 0, 1, 5
+#: Largest offset searched between a paired image's panels (pixels).
 MAX_OFFSET = 12
 
 #: The aim of issue-free accuracy on every tile: AJI at least this, and the percent-positive difference within.
@@ -183,7 +184,10 @@ and without the winsorising a few near-black overstained nuclei lift the thresho
 leaving only the brown nuclei (95% positive, 47 pp off); the shared tiles' figures are the
 same either way (Lung1's AJI moves by 0.004). The 6_2 truth labels 46 of its nuclei (the
 round ones, not the spindle-shaped stromal nuclei, which the engine counts as negative
-cells), hence the count and the remaining difference.
+cells), hence the count and the remaining difference. Bladder1 is a paired image like
+Lung1, and its truth is likewise offset from its IHC panel (found the same way, no engine
+used), so it too has a row with the truth read at that offset; the bold row is the raw
+comparison.
 
 {table}
 
@@ -198,8 +202,15 @@ LIMITS = """\
   fragments); of the engine's cells that do overlap a truth cell, {labelled_positive:.1f}%
   are positive, against the truth's {truth_positive:.1f}%. That is what inflates the
   percent-positive difference on 34_3; its AJI meets the aim. The engine is not tuned to it.
-  The Lung1 truth is offset from its IHC panel (above), which caps its raw AJI; read at the
-  offset, the engine meets the aim there.
+  The paired tiles' truth (Lung1, and Bladder1 with the other public tiles) is offset from
+  the IHC panel, which caps their raw AJI; the rows read at the offset show what the
+  engine's outlines achieve.
+- One foreground threshold per image cannot serve packed and pale nuclei alike. Where pale
+  nuclei lie in dense tissue (Bladder1: the engine finds 123 of the truth's 187 nuclei, the
+  missed ones pale blue, so its few positives weigh more), a lower threshold finds them, but
+  it joins packed nuclei into clumps that are split badly or dropped as too large. AJI
+  with {factor:g} x the Otsu threshold (Lung1 read at its offset): {lower};
+  as shipped: {shipped}.
 - Macenko's estimate needs both stains: on an image with almost no DAB the second direction
   is background or noise. Estimates further than 15° from the reference fall back to the HED
   matrix; closer ones are used (compare each tile's bold row with its fixed-matrix row).
@@ -219,35 +230,52 @@ def _read(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def tiles(shared: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Tile name -> (IHC image, ground-truth Seg), every ground-truth tile of the shared data."""
-    out = {name: (_read(shared / f"data/ihc/{name}.png"), _read(shared / f"data/groundtruth/{name}.png"))
+@dataclasses.dataclass(frozen=True)
+class Tile:
+    """A ground-truth tile: the IHC image, its Seg truth, and for a paired image the offset
+    at which the truth shows what the IHC shows (:func:`panel_offset`)."""
+
+    image: np.ndarray
+    truth: np.ndarray
+    offset: tuple[int, int] | None = None
+
+
+def _panel(paired: np.ndarray, index: int) -> np.ndarray:
+    return np.ascontiguousarray(paired[:, index * PANEL : (index + 1) * PANEL])
+
+
+def _paired_tile(paired: np.ndarray) -> Tile:
+    return Tile(_panel(paired, PAIRED_IHC), _panel(paired, PAIRED_SEG), panel_offset(paired))
+
+
+def tiles(shared: Path) -> dict[str, Tile]:
+    """Tile name -> tile, every ground-truth tile of the shared data."""
+    out = {name: Tile(_read(shared / f"data/ihc/{name}.png"), _read(shared / f"data/groundtruth/{name}.png"))
            for name in ("22_2", "34_3")}
-    paired = _read(shared / "data/paired/Lung1.png")
-    out["Lung1"] = tuple(np.ascontiguousarray(paired[:, i * PANEL : (i + 1) * PANEL]) for i in (LUNG1_IHC, LUNG1_SEG))
+    out["Lung1"] = _paired_tile(_read(shared / "data/paired/Lung1.png"))
     return out
 
 
-def more_tiles(folder: Path, shared: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Tile name -> (IHC image, ground-truth Seg) of a DeepLIIF ``Sample_Dataset`` folder,
-    without the tiles of the shared data."""
+def more_tiles(folder: Path, shared: Path) -> dict[str, Tile]:
+    """Tile name -> tile of a DeepLIIF ``Sample_Dataset`` folder, without the tiles of the
+    shared data."""
     known = set(tiles(shared))
-    out = {p.stem: (_read(p), _read(folder / "test_groundtruth" / p.name))
+    out = {p.stem: Tile(_read(p), _read(folder / "test_groundtruth" / p.name))
            for p in sorted((folder / "test_cli").glob("*.png"))
            if p.stem not in known and (folder / "test_groundtruth" / p.name).is_file()}
     for path in sorted((folder / "train").glob("*.png")):
         paired = _read(path)
         if path.stem not in known and paired.shape[1] == 6 * paired.shape[0]:
-            out[path.stem] = tuple(np.ascontiguousarray(paired[:, i * PANEL : (i + 1) * PANEL]) for i in (0, 5))
+            out[path.stem] = _paired_tile(paired)
     return out
 
 
-def panel_offset(shared: Path) -> tuple[int, int]:
-    """(dy, dx) such that the Lung1 Hema panel (and the Seg truth drawn on it) at (y + dy,
-    x + dx) shows what the IHC panel shows at (y, x): the overlap of the two panels' dark
-    (nuclear) pixels is largest there. Independent of any engine."""
-    paired = _read(shared / "data/paired/Lung1.png").astype(np.float64).mean(axis=2)
-    ihc, hema = (paired[:, i * PANEL : (i + 1) * PANEL] for i in (LUNG1_IHC, LUNG1_HEMA))
+def panel_offset(paired: np.ndarray) -> tuple[int, int]:
+    """(dy, dx) such that a paired image's Hema panel (and the Seg truth drawn on it) at
+    (y + dy, x + dx) shows what its IHC panel shows at (y, x): the overlap of the two
+    panels' dark (nuclear) pixels is largest there. Independent of any engine."""
+    grey = paired.astype(np.float64).mean(axis=2)
+    ihc, hema = (_panel(grey, i) for i in (PAIRED_IHC, PAIRED_HEMA))
     dark_ihc, dark_hema = (g < g.mean() - g.std() for g in (ihc, hema))
     shifts = [(dy, dx) for dy in range(-MAX_OFFSET, MAX_OFFSET + 1) for dx in range(-MAX_OFFSET, MAX_OFFSET + 1)]
     return max(shifts, key=lambda d: int((dark_ihc & np.roll(dark_hema, (-d[0], -d[1]), axis=(0, 1))).sum()))
@@ -275,6 +303,23 @@ def naive_floor(image: np.ndarray) -> np.ndarray:
     positive = np.divide(dab, area, out=np.zeros(n + 1), where=area > 0) > stain_nuclei.DEFAULT_DAB_THRESHOLD
     positive[0] = False
     return stain_nuclei.render_seg(labels, positive)
+
+
+#: Factor on the foreground threshold for the Limits' sensitivity figures.
+LOWER_THRESHOLD = 0.6
+
+
+def threshold_sensitivity(shared: Path, factor: float = LOWER_THRESHOLD) -> dict[str, str]:
+    """The shared tiles' AJI as shipped and with ``factor`` x the foreground threshold, as
+    text for the Limits (paired tiles read at their panel offset)."""
+    text: dict[str, list[str]] = {"shipped": [], "lower": []}
+    for name, tile in tiles(shared).items():
+        threshold = stain.stain_threshold(tile.image, "40x")
+        for key, t in (("shipped", threshold), ("lower", factor * threshold)):
+            seg = stain.stain_infer(tile.image, "40x", threshold=t)["Seg"]
+            pair = aligned(seg, tile.truth, tile.offset) if tile.offset is not None else (seg, tile.truth)
+            text[key].append(f"{evaluate_seg(*pair).aji:.3f} on {name}")
+    return {"factor": factor, "lower": ", ".join(text["lower"]), "shipped": ", ".join(text["shipped"])}
 
 
 def unlabelled_positives(image: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -343,22 +388,47 @@ def _timed_seg(image: np.ndarray, vectors: StainVectors | None = None) -> tuple[
     return seg, time.perf_counter() - start
 
 
-def evaluate(shared: Path) -> tuple[list[list[str]], dict[str, SegMetrics], tuple[int, int]]:
-    """Table rows, the engine's metrics per tile, and the Lung1 panel offset."""
-    rows, engine = [], {}
-    offset = panel_offset(shared)
-    for name, (image, truth) in tiles(shared).items():
-        seg, seconds = _timed_seg(image)
-        vectors = stain.stain_vectors(image)
-        engine[name] = evaluate_seg(seg, truth)
-        kind = "estimated vectors" if vectors.estimated else "HED fallback"
-        rows.append(_row(f"**stain, {name}** ({kind})", engine[name], seconds))
-        if name == "Lung1":
-            rows.append(_row(f"stain, Lung1, truth read {offset[0]:+d}, {offset[1]:+d} px (panel offset)",
-                             evaluate_seg(*aligned(seg, truth, offset))))
-        fixed, seconds = _timed_seg(image, REFERENCE_VECTORS)
-        rows.append(_row(f"stain with the fixed HED matrix, {name}", evaluate_seg(fixed, truth), seconds))
-        rows.append(_row(f"naive floor, {name}", evaluate_seg(naive_floor(image), truth)))
+@dataclasses.dataclass
+class Results:
+    """Table rows, the engine's metrics per tile, and per paired tile its metrics with the
+    truth read at the panel offset."""
+
+    rows: list[list[str]] = dataclasses.field(default_factory=list)
+    engine: dict[str, SegMetrics] = dataclasses.field(default_factory=dict)
+    at_offset: dict[str, SegMetrics] = dataclasses.field(default_factory=dict)
+
+    def add_engine(self, name: str, tile: Tile, *, fixed_matrix: bool) -> None:
+        """The engine's rows for ``tile``: as it ships, at the panel offset (paired tiles),
+        with the fixed HED matrix (``fixed_matrix``), and the naive floor."""
+        seg, seconds = _timed_seg(tile.image)
+        self.engine[name] = evaluate_seg(seg, tile.truth)
+        kind = "estimated vectors" if stain.stain_vectors(tile.image).estimated else "HED fallback"
+        self.rows.append(_row(f"**stain, {name}** ({kind})", self.engine[name], seconds))
+        if tile.offset is not None:
+            dy, dx = tile.offset
+            self.at_offset[name] = evaluate_seg(*aligned(seg, tile.truth, tile.offset))
+            self.rows.append(_row(f"stain, {name}, truth read {dy:+d}, {dx:+d} px (panel offset)", self.at_offset[name]))
+        if fixed_matrix:
+            fixed, seconds = _timed_seg(tile.image, REFERENCE_VECTORS)
+            self.rows.append(_row(f"stain with the fixed HED matrix, {name}", evaluate_seg(fixed, tile.truth), seconds))
+        self.rows.append(_row(f"naive floor, {name}", evaluate_seg(naive_floor(tile.image), tile.truth)))
+
+    def aim(self) -> str:
+        """Where the aim is met, and where not; paired tiles also read at their offset."""
+        text = _aim(self.engine)
+        if self.at_offset:
+            read = [f"{n} AJI {m.aji:.3f}, Δ {m.quantification_difference:.1f} pp ({'met' if _met(m) else 'not met'})"
+                    for n, m in self.at_offset.items()]
+            text += f" With the truth read at the panel offset: {'; '.join(read)}."
+        return text
+
+
+def evaluate(shared: Path) -> Results:
+    """The shared tiles' results, with the 2021 DeepLIIF model's rows for 22_2."""
+    results = Results()
+    for name, tile in tiles(shared).items():
+        results.add_engine(name, tile, fixed_matrix=True)
+    rows = results.rows
     truth = _read(shared / "data/groundtruth/22_2.png")
     raw = _read(shared / "data/deepliif-2021-outputs/22_2_Seg.png")
     refined = _read(shared / "fixtures/postprocess/deepliif2021_22_2/SegRefined.png")
@@ -366,22 +436,23 @@ def evaluate(shared: Path) -> tuple[list[list[str]], dict[str, SegMetrics], tupl
     rows.append(_row("DeepLIIF 2021, 22_2, SegRefined, 4-connected instances",
                      evaluate_seg(refined, truth, connectivity=4)))
     rows.append(_row("DeepLIIF 2021, 22_2, raw Seg thresholded", evaluate_seg(raw, truth)))
-    return rows, engine, offset
+    return results
 
 
-def evaluate_more(folder: Path, shared: Path) -> tuple[list[list[str]], dict[str, SegMetrics]]:
-    """Rows and the engine's metrics for the tiles of :func:`more_tiles`."""
-    rows, engine = [], {}
-    for name, (image, truth) in more_tiles(folder, shared).items():
-        seg, seconds = _timed_seg(image)
-        engine[name] = evaluate_seg(seg, truth)
-        rows.append(_row(f"**stain, {name}**", engine[name], seconds))
-        rows.append(_row(f"naive floor, {name}", evaluate_seg(naive_floor(image), truth)))
-    return rows, engine
+def evaluate_more(folder: Path, shared: Path) -> Results:
+    """The results for the tiles of :func:`more_tiles`."""
+    results = Results()
+    for name, tile in more_tiles(folder, shared).items():
+        results.add_engine(name, tile, fixed_matrix=False)
+    return results
+
+
+def _met(m: SegMetrics) -> bool:
+    return m.aji >= AIM_AJI and m.quantification_difference <= AIM_DIFFERENCE
 
 
 def _aim(engine: dict[str, SegMetrics]) -> str:
-    met = [n for n, m in engine.items() if m.aji >= AIM_AJI and m.quantification_difference <= AIM_DIFFERENCE]
+    met = [n for n, m in engine.items() if _met(m)]
     missed = [f"{n} (AJI {m.aji:.3f}, Δ {m.quantification_difference:.1f} pp)" for n, m in engine.items() if n not in met]
     text = f"Aim (AJI at least {AIM_AJI}, Δ% pos within {AIM_DIFFERENCE:g} pp): met on {', '.join(met) or 'none'}"
     return text + (f"; not met on {', '.join(missed)}." if missed else ".")
@@ -394,23 +465,25 @@ def main() -> None:
     parser.add_argument("--more", type=Path, default=None,
                         help="a DeepLIIF Sample_Dataset folder whose other ground-truth tiles get a table of their own")
     args = parser.parse_args()
-    rows, engine, offset = evaluate(args.shared)
-    table = _markdown(rows)
+    results = evaluate(args.shared)
+    table = _markdown(results.rows)
     print(table)
-    print(_aim(engine))
-    accuracy = ACCURACY.format(table=table, aim=_aim(engine), dy=offset[0], dx=offset[1])
+    print(results.aim())
+    dy, dx = tiles(args.shared)["Lung1"].offset
+    accuracy = ACCURACY.format(table=table, aim=results.aim(), dy=dy, dx=dx)
     roi = _read(args.shared / "data/ihc/ROI_1.png")
     roi_estimated, roi_cells = percent_positive(roi)
     roi_fixed, _ = percent_positive(roi, REFERENCE_VECTORS)
     print(f"ROI_1: {roi_estimated:.1f}% of {roi_cells} cells positive; {roi_fixed:.1f}% with the fixed HED matrix")
-    limits = LIMITS.format(**unlabelled_positives(*tiles(args.shared)["34_3"]), roi_estimated=roi_estimated,
-                           roi_fixed=roi_fixed, roi_cells=roi_cells)
+    tile = tiles(args.shared)["34_3"]
+    limits = LIMITS.format(**unlabelled_positives(tile.image, tile.truth), roi_estimated=roi_estimated,
+                           roi_fixed=roi_fixed, roi_cells=roi_cells, **threshold_sensitivity(args.shared))
     sections = [METHOD.rstrip(), _parameters_table(), accuracy.rstrip()]
     if args.more is not None:
-        more_rows, more_engine = evaluate_more(args.more, args.shared)
-        print(_markdown(more_rows))
-        print(_aim(more_engine))
-        sections.append(MORE.format(table=_markdown(more_rows), aim=_aim(more_engine)).rstrip())
+        more = evaluate_more(args.more, args.shared)
+        print(_markdown(more.rows))
+        print(more.aim())
+        sections.append(MORE.format(table=_markdown(more.rows), aim=more.aim()).rstrip())
     text = "\n\n".join([*sections, limits])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

@@ -18,14 +18,16 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("screenshots")
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "docs" / "images"
+SHARED = ROOT.parent / "shared"
 #: A Ki67 tile of the shared data (documentation use; see ../shared/data/SOURCES.md).
-KI67_TILE = ROOT.parent / "shared" / "data" / "ihc" / "22_2.png"
+KI67_TILE = SHARED / "data" / "ihc" / "22_2.png"
 
 
 def wait(app, condition, timeout: float = 120.0) -> None:
@@ -86,6 +88,31 @@ def run_local_model(widget, app, model: Path, done) -> None:
     widget.device_combo.setCurrentText("cpu")
     widget.run()
     wait(app, done, timeout=600)
+
+
+def fixture_screenshot(description: str, kind: str, build: Callable[[Path, Path], None], image: Callable[[], Any],
+                       title: str, done: Callable[[Any], bool], arrange: Callable[[Any, Any, Any], None],
+                       name: str) -> None:
+    """The main of a model type's screenshot script: ``--model`` (a ``kind`` model folder;
+    default: the test fixture, made by ``build(folder, scratch)``) and ``--out``; runs it
+    from the widget on ``image()`` shown as ``title`` until ``done(widget)``, lets
+    ``arrange(viewer, widget, app)`` set the view, and saves ``widget-<name>.png``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", type=Path, default=None, help=f"a {kind} model folder (default: the fixture)")
+    parser.add_argument("--out", type=Path, default=IMAGES, help="folder for the PNG")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with private_models() as tmp:
+        model = args.model
+        if model is None:
+            model = tmp / f"{kind}-fixture"
+            build(model, tmp)
+        viewer, widget, app = open_window(image(), title)
+        run_local_model(widget, app, model, lambda: done(widget))
+        arrange(viewer, widget, app)
+        viewer.reset_view()
+        save(viewer, app, name, args.out)
+        viewer.close()
 
 
 def positive_by(widget, app, compartment: str, bins: bool = True) -> None:

@@ -16,13 +16,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import yaml
-from PIL import Image
+from unet_head_fixture import build_fitted, lung_panel
 
 from napari_deepliif.cells.metrics import seg_instances
 
 CLASS_NAMES = ["positive", "negative"]
-PANEL = 512
 IHC_PANEL, SEG_PANEL = 0, 5
 #: Gaussian spread of the target peaks (pixels).
 SIGMA = 3.0
@@ -41,9 +39,7 @@ def card(weights: str, fmt: str) -> dict:
 
 def lung_ihc(shared: Path) -> tuple[np.ndarray, np.ndarray]:
     """(IHC panel, uint8 RGB; ground-truth Seg panel) of the paired sample."""
-    lung = np.asarray(Image.open(shared / "data" / "paired" / "Lung1.png").convert("RGB"))
-    return (np.ascontiguousarray(lung[:, IHC_PANEL * PANEL : (IHC_PANEL + 1) * PANEL]),
-            np.ascontiguousarray(lung[:, SEG_PANEL * PANEL : (SEG_PANEL + 1) * PANEL]))
+    return lung_panel(shared, IHC_PANEL), lung_panel(shared, SEG_PANEL)
 
 
 def target_heatmaps(seg: np.ndarray) -> np.ndarray:
@@ -61,34 +57,15 @@ def target_heatmaps(seg: np.ndarray) -> np.ndarray:
     return maps
 
 
-def build(shared: Path, folder: Path, twin: Path, *, seed: int = 7, steps: int = 300) -> None:
-    """Write the state-dict model into ``folder`` and its TorchScript twin into ``twin``."""
+def _peaks_weighted(target):
     import torch
 
-    from napari_deepliif.engine.classmap import tile_input
-    from napari_deepliif.engine.unet_resnet import UnetResNet34
-
-    torch.manual_seed(seed)
-    net = UnetResNet34(1, len(CLASS_NAMES)).eval()
-    ihc, seg = lung_ihc(shared)
-    x = torch.from_numpy(tile_input(ihc[None], "grey", "per-tile-zscore"))
-    with torch.no_grad():
-        features = net.decoder(net.encoder(x))
-    target = torch.from_numpy(target_heatmaps(seg))[None]
-    head = net.segmentation_head[0]
     # peaks cover a few % of the pixels: weigh them up so the head does not learn "nothing"
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(20.0))
-    optimiser = torch.optim.Adam(head.parameters(), lr=0.05)
-    for _ in range(steps):
-        optimiser.zero_grad()
-        loss = loss_fn(head(features), target)
-        loss.backward()
-        optimiser.step()
-    net.requires_grad_(False)
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), folder / "model.pt")
-    (folder / "model.yaml").write_text(yaml.safe_dump(card("model.pt", "state_dict"), sort_keys=False))
-    twin.mkdir(parents=True, exist_ok=True)
-    traced = torch.jit.trace(net, torch.zeros(1, 1, 256, 256))
-    traced.save(str(twin / "model.ts"))
-    (twin / "model.yaml").write_text(yaml.safe_dump(card("model.ts", "torchscript"), sort_keys=False))
+    return torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(20.0))
+
+
+def build(shared: Path, folder: Path, twin: Path, *, seed: int = 7, steps: int = 300) -> None:
+    """Write the state-dict model into ``folder`` and its TorchScript twin into ``twin``."""
+    ihc, seg = lung_ihc(shared)
+    build_fitted(ihc, target_heatmaps(seg), len(CLASS_NAMES), _peaks_weighted, folder, twin, card,
+                 seed=seed, steps=steps, lr=0.05)

@@ -5,7 +5,8 @@ their masks, and the IHC panel of paired/Lung1 with its Seg panel), computes the
 paper's metrics (:mod:`napari_deepliif.cells.metrics`) for the engine, the engine with the
 fixed HED matrix, and a naive floor, adds the 2021 DeepLIIF model's Seg for 22_2 for
 comparison, prints the table and writes it, with a description of the method and its
-parameters, to ``docs/stain-engine.md``.
+parameters, to ``docs/stain-engine.md``, with the picture its Limits show
+(``docs/images/stain-34_3-unlabelled.png``).
 
     PYTHONPATH=src python benchmarks/eval_stain.py [--shared ../shared] [--out docs/stain-engine.md]
         [--more DeepLIIF/Datasets/Sample_Dataset]

@@ -12,6 +12,7 @@ in pixels of the level scored.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -49,6 +50,13 @@ class Placement:
     def full_edges_to_centres(self, xy: np.ndarray) -> np.ndarray:
         """(k, 2) level-0 edge coordinates (QuPath polygons) -> scored centre coordinates."""
         return np.asarray(xy, float) / self.downsample - self.origin - 0.5
+
+    def full_polygons_to_centres(self, polygons: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]]
+                                 ) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+        """(exterior, holes) polygons of level-0 edge coordinates (QuPath annotations) -> the
+        same polygons in scored centre coordinates (:meth:`full_edges_to_centres`)."""
+        return [(self.full_edges_to_centres(exterior), [self.full_edges_to_centres(h) for h in holes])
+                for exterior, holes in polygons]
 
     def box_in_scored(self, region: tuple[float, float, float, float], shape: tuple[int, int]) -> tuple[int, int, int, int]:
         """The pixels scored (an image of ``shape`` (H, W)) that cover ``region``

@@ -217,8 +217,7 @@ def score_annotations(cells: SlideCells, regions: dict, place: Placement, mpp: f
     height, width = cells.shape
     result = {}
     for name, polygons in regions.items():
-        rings = [(place.full_edges_to_centres(exterior), [place.full_edges_to_centres(h) for h in holes])
-                 for exterior, holes in polygons]
+        rings = place.full_polygons_to_centres(polygons)
         inside = in_polygons(centroids, rings)
         area = rings_area(rings)
         corners = np.concatenate([exterior for exterior, _ in polygons])

@@ -107,8 +107,7 @@ def annotation_points(found: PointDetections, regions: dict[str, Any], place: Pl
     """
     result = {}
     for name, polygons in regions.items():
-        rings = [(place.full_edges_to_centres(exterior), [place.full_edges_to_centres(h) for h in holes])
-                 for exterior, holes in polygons]
+        rings = place.full_polygons_to_centres(polygons)
         inside = in_rois(found, rings)
         scores = {**{k: v for k, v in inside.scoring().items() if k.startswith(("num_", "percent_"))},
                   "classes": inside.counts()}

@@ -103,9 +103,7 @@ def score_file_region(
         include = tissue_mask(slide, choice.level0_mpp).includer(choice.downsample) if use_mask else None
         statistics = _level_statistics(engine, Path(path), choice, level, include, use_mask, cancel)
         place = Placement(downsample=choice.downsample)
-        level_rois = None if rois is None else [
-            (place.full_edges_to_centres(exterior), [place.full_edges_to_centres(h) for h in holes])
-            for exterior, holes in rois]
+        level_rois = None if rois is None else place.full_polygons_to_centres(rois)
         if isinstance(engine, PointsEngine):
             result = detect_region(engine, level, region=box, rois=level_rois, resolution=choice.resolution,
                                    mpp=choice.mpp, threshold=threshold, min_distance_um=min_distance_um, include=include,

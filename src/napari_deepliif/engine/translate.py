@@ -342,11 +342,10 @@ class DeepLIIFSegRunner:
 
     def __init__(self, engine: TranslateEngine):
         from napari_deepliif.engine.inference import TileRunner
-        from napari_deepliif.engine.stain_vectors import REFERENCE_VECTORS
 
         self.seg = TileRunner(engine.segmenter, (SEG,), engine.precision)
         self.dab_threshold = engine.dab_threshold
-        self.unmixing = REFERENCE_VECTORS.unmixing()
+        self.unmixing = engine.unmixing({})
 
     def __call__(self, tiles: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
         """S x S x 6 uint8 tiles (IHC, then virtual H&E) in, ``{"Marker", "Seg"}`` per tile out."""
@@ -514,11 +513,10 @@ class TranslateEngine(EngineBase):
             CellposeSegRunner,
             diameter_px,
         )
-        from napari_deepliif.engine.stain_vectors import REFERENCE_VECTORS
 
         diameter = diameter_px(self.segmenter, self.card.nucleus_diameter_um, self.card.pixel_size, resolution)
         return CellposeSegRunner(self.segmenter, diameter, self.card.flow_threshold, self.card.cellprob_threshold,
-                                 self.dab_threshold, REFERENCE_VECTORS.unmixing())
+                                 self.dab_threshold, self.unmixing({}))
 
     def plan(self, shape: tuple[int, int], resolution: str, chunk_size: int) -> list[Chunk]:
         """Blocks of whole tiles of the image's own tile grid (see :meth:`EngineBase.plan`)."""

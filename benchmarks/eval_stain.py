@@ -100,9 +100,14 @@ one CPU core. Engine name: `stain`.
 4. **Splitting touching nuclei**: watershed of the distance transform from its domes: the
    h-maxima of the distance map (smoothed by `distance_smoothing_um`) of depth
    `split_depth_um`, so two nuclei are split where the neck between them dips, and an
-   elongated nucleus is not cut at its second peak. Pieces under `min_area_um2` or over
-   `max_area_um2` are dropped (objects that large are stained tissue, e.g. glands under a
-   cytoplasmic DAB stain).
+   elongated nucleus is not cut at its second peak. A piece over `max_area_um2` whose
+   nuclear signal is mostly hematoxylin (DAB at most `clump_max_dab_share` of it) is packed
+   nuclei whose gaps stay above the threshold (hematoxylin stains nuclei, not what lies
+   between them): it is thresholded again at `clump_threshold_step` times the threshold and
+   split the same way, and pieces still too large again at that factor squared, up to
+   `clump_steps` times. Then pieces under `min_area_um2` or over `max_area_um2` are dropped:
+   large objects found through their DAB are stained tissue (glands under a cytoplasmic or
+   membranous DAB stain), which re-thresholding would cut into nucleus-sized fragments.
 5. **Class**: a nucleus is positive when its mean DAB OD exceeds `dab_threshold` (default
    0.2 OD, QuPath's default *Nucleus: DAB OD mean* threshold).
 6. **Outputs** (same conventions as DeepLIIF):

@@ -20,8 +20,8 @@ from napari_deepliif.engine.stain_vectors import (
     REFERENCE_VECTORS,
     StainVectors,
 )
-from napari_deepliif.rgb import optical_density
 from napari_deepliif.errors import Cancelled, DeepLIIFError, InputImageError
+from napari_deepliif.rgb import optical_density
 
 SEG_COLOURS = {(0, 0, 0), (255, 0, 0), (0, 0, 255), (0, 255, 0)}
 
@@ -354,3 +354,33 @@ def test_a_few_near_black_nuclei_do_not_hide_the_pale_ones(tiles):
     without = evaluate_seg(stain_infer(pale, **hed)["Seg"], truth)
     assert with_dark.num_predicted >= without.num_predicted >= 0.75 * with_dark.num_truth
     assert with_dark.aji >= without.aji - 0.02
+
+
+def _packed_nuclei(stain_vector: tuple[float, float, float], gap_od: float, nucleus_od: float) -> np.ndarray:
+    """A 60 x 100 px block of one stain at ``gap_od`` holding six round spots (radius 13 px,
+    2 rows x 3) at ``nucleus_od``, on white: six packed nuclei, or a stained patch."""
+    od = np.zeros((200, 240))
+    od[70:130, 70:170] = gap_od
+    yy, xx = np.mgrid[:200, :240]
+    for cy in (85, 115):
+        for cx in (86, 120, 154):
+            od[(yy - cy) ** 2 + (xx - cx) ** 2 <= 13**2] = nucleus_od
+    return np.clip(np.rint(255 * 10.0 ** -(od[..., None] * np.asarray(stain_vector))), 0, 255).astype(np.uint8)
+
+
+def test_packed_nuclei_are_cut_apart_not_dropped():
+    """Six packed blue nuclei whose gaps stay above the threshold make one object larger than
+    the largest nucleus; it is cut again at a higher threshold into the six nuclei. The same
+    pattern in DAB alone (stained cytoplasm, not nuclei) is still dropped."""
+    hed = {"vectors": REFERENCE_VECTORS, "threshold": 0.2}
+    blue = _packed_nuclei(REFERENCE_VECTORS.hematoxylin, 0.25, 0.6)
+    positive, negative = class_masks(stain_infer(blue, **hed)["Seg"])
+    labels, n_pos, n_neg = instance_labels(positive, negative)
+    assert (n_pos, n_neg) == (0, 6)
+    centres = [(cy, cx) for cy in (85, 115) for cx in (86, 120, 154)]
+    assert sorted(labels[c] for c in centres) == list(range(1, 7))  # one nucleus on each spot
+
+    brown = _packed_nuclei(REFERENCE_VECTORS.dab, 0.45, 0.8)
+    assert not np.logical_or(*class_masks(stain_infer(brown, **hed)["Seg"])).any()
+    settings = StainSettings(clump_steps=0)  # not cut again: the blue block is dropped as before
+    assert not np.logical_or(*class_masks(stain_infer(blue, settings=settings, **hed)["Seg"])).any()

@@ -31,7 +31,9 @@ positive cell detection; the full description and measured accuracy are in
    nuclei cannot lift it above pale blue ones; holes filled, objects under ``min_area_um2``
    removed.
 4. Touching nuclei are split by a watershed of the distance transform from its domes
-   (h-maxima of depth ``split_depth_um``).
+   (h-maxima of depth ``split_depth_um``); an object still larger than ``max_area_um2`` and
+   found by its hematoxylin (packed nuclei) is cut again at a raised threshold, one found
+   through its DAB (stained tissue) is dropped.
 5. A nucleus is positive when its mean DAB OD exceeds ``dab_threshold`` (default 0.2 OD,
    QuPath's default "Nucleus: DAB OD mean" threshold).
 
@@ -190,7 +192,7 @@ def stain_infer(
     for outer, _, core in parts:
         steps.check()
         ods = optical_density(_read(image, outer)) @ unmixing
-        labels = segment_nuclei(nuclear_signal(ods, px), threshold, px)
+        labels = segment_nuclei(*nuclear_signal(ods, px), threshold, px)
         dab = ods[..., 2] if dab_image is None else stain_od(_read(dab_image, outer), unmixing)[..., 2]
         positive = positive_labels(labels, dab, dab_threshold)
         # the part of this block's core inside the box: in the outputs, and in the block read

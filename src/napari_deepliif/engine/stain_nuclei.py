@@ -61,6 +61,16 @@ class StainSettings:
     block_margin_um : float
         Context added around each block so nuclei crossing block edges are split the same
         way on both sides (µm).
+    clump_threshold_step : float
+        An object larger than ``max_area_um2`` found by its hematoxylin is packed nuclei
+        whose gaps stay above the threshold: it is cut again with the threshold raised by
+        this factor, up to ``clump_steps`` times, before what is still too large is dropped.
+    clump_steps : int
+        How many times the threshold is raised inside such a clump.
+    clump_max_dab_share : float
+        Largest share of a clump's nuclear signal that may come from DAB for it to be cut
+        again; objects found through their DAB are more often stained cytoplasm or
+        membrane than nuclei, and are dropped as before.
     """
 
     smoothing_sigma_um: float = 0.5
@@ -72,6 +82,9 @@ class StainSettings:
     split_depth_um: float = 0.125
     distance_smoothing_um: float = 0.25
     block_margin_um: float = 16.0
+    clump_threshold_step: float = 1.3
+    clump_steps: int = 3
+    clump_max_dab_share: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,9 @@ class PixelSettings:
     margin: int
     min_nuclear_od: float
     dab_detection_od: float
+    clump_threshold_step: float
+    clump_steps: int
+    clump_max_dab_share: float
 
     @classmethod
     def from_settings(cls, settings: StainSettings, resolution: str) -> PixelSettings:
@@ -102,6 +118,9 @@ class PixelSettings:
             margin=math.ceil(settings.block_margin_um / mpp),
             min_nuclear_od=settings.min_nuclear_od,
             dab_detection_od=settings.dab_detection_od,
+            clump_threshold_step=settings.clump_threshold_step,
+            clump_steps=settings.clump_steps,
+            clump_max_dab_share=settings.clump_max_dab_share,
         )
 
 
@@ -125,8 +144,9 @@ def contrast(od: np.ndarray, px: PixelSettings) -> np.ndarray:
     return smooth - ndi.grey_opening(smooth, size=2 * px.background_radius + 1)
 
 
-def nuclear_signal(ods: np.ndarray, px: PixelSettings) -> np.ndarray:
-    """Hematoxylin contrast plus DAB contrast in excess of ``px.dab_detection_od``.
+def nuclear_signal(ods: np.ndarray, px: PixelSettings) -> tuple[np.ndarray, np.ndarray]:
+    """The two parts of the nuclear signal: hematoxylin contrast, and DAB contrast in excess
+    of ``px.dab_detection_od``.
 
     Parameters
     ----------
@@ -137,23 +157,23 @@ def nuclear_signal(ods: np.ndarray, px: PixelSettings) -> np.ndarray:
 
     Returns
     -------
-    ndarray of float, shape (H, W)
-        The signal that :func:`segment_nuclei` thresholds (OD).
+    tuple of ndarray of float, each shape (H, W)
+        The hematoxylin and DAB parts (OD); :func:`segment_nuclei` thresholds their sum.
     """
-    return contrast(ods[..., 0], px) + np.maximum(contrast(ods[..., 2], px) - px.dab_detection_od, 0)
+    return contrast(ods[..., 0], px), np.maximum(contrast(ods[..., 2], px) - px.dab_detection_od, 0)
 
 
-def segment_nuclei(signal: np.ndarray, threshold: float, px: PixelSettings) -> np.ndarray:
+def segment_nuclei(hematoxylin: np.ndarray, dab: np.ndarray, threshold: float, px: PixelSettings) -> np.ndarray:
     """Nuclei where the nuclear signal exceeds ``threshold``, touching nuclei split.
 
     Parameters
     ----------
-    signal : ndarray of float, shape (H, W)
-        :func:`nuclear_signal` (OD).
+    hematoxylin, dab : ndarray of float, shape (H, W)
+        The parts of :func:`nuclear_signal` (OD).
     threshold : float
-        Foreground threshold (OD).
+        Foreground threshold on their sum (OD).
     px : PixelSettings
-        Areas, split depth and smoothing in pixels.
+        Areas, split depth, smoothing and clump settings in pixels.
 
     Returns
     -------
@@ -161,20 +181,56 @@ def segment_nuclei(signal: np.ndarray, threshold: float, px: PixelSettings) -> n
         Nucleus labels, 0 for background; every nucleus reads back as one cell from
         :func:`render_seg`.
     """
-    foreground = ndi.binary_fill_holes(signal > threshold)
-    blobs, n_blobs = ndi.label(foreground)
-    if n_blobs == 0:
-        return blobs.astype(np.int32)
-    sizes = np.bincount(blobs.ravel())
-    sizes[0] = 0
-    blobs[sizes[blobs] < px.min_area] = 0
-    distance = ndi.distance_transform_edt(blobs > 0)
-    markers, _ = ndi.label(_domes(ndi.gaussian_filter(distance, px.distance_sigma), blobs, px.split_depth),
-                           structure=np.ones((3, 3)))
-    labels = watershed(-distance, markers, mask=blobs > 0).astype(np.int32)
+    signal = hematoxylin + dab
+    labels = _split(_objects(signal > threshold, px), px)
+    _cut_clumps(labels, signal, dab, threshold, px)
     sizes = np.bincount(labels.ravel())
     labels[(sizes[labels] < px.min_area) | (sizes[labels] > px.max_area)] = 0
     return _one_interior_each(labels)
+
+
+def _objects(mask: np.ndarray, px: PixelSettings) -> np.ndarray:
+    """Labelled objects of ``mask`` with holes filled, those under ``px.min_area`` removed."""
+    objects, _ = ndi.label(ndi.binary_fill_holes(mask))
+    sizes = np.bincount(objects.ravel())
+    sizes[0] = 0
+    objects[sizes[objects] < px.min_area] = 0
+    return objects
+
+
+def _split(objects: np.ndarray, px: PixelSettings) -> np.ndarray:
+    """Watershed of the objects' distance transform from its domes (:func:`_domes`)."""
+    if not objects.any():
+        return objects.astype(np.int32)
+    distance = ndi.distance_transform_edt(objects > 0)
+    markers, _ = ndi.label(_domes(ndi.gaussian_filter(distance, px.distance_sigma), objects, px.split_depth),
+                           structure=np.ones((3, 3)))
+    return watershed(-distance, markers, mask=objects > 0).astype(np.int32)
+
+
+def _cut_clumps(labels: np.ndarray, signal: np.ndarray, dab: np.ndarray, threshold: float,
+                px: PixelSettings) -> None:
+    """Cut, in place, the objects larger than ``px.max_area`` whose signal is mostly
+    hematoxylin again, at ``px.clump_threshold_step`` times the threshold, then that
+    squared, up to ``px.clump_steps`` times; each step re-examines the pieces of the last."""
+    for step in range(1, px.clump_steps + 1):
+        n = int(labels.max()) + 1
+        area = np.bincount(labels.ravel(), minlength=n)
+        total = np.bincount(labels.ravel(), weights=signal.ravel(), minlength=n)
+        from_dab = np.bincount(labels.ravel(), weights=dab.ravel(), minlength=n)
+        clumps = (area > px.max_area) & (from_dab <= px.clump_max_dab_share * total)
+        clumps[0] = False
+        if not clumps.any():
+            return
+        higher = threshold * px.clump_threshold_step**step
+        boxes = ndi.find_objects(labels)
+        for label in np.flatnonzero(clumps):
+            box = boxes[label - 1]
+            clump = labels[box] == label
+            pieces = _split(_objects(clump & (signal[box] > higher), px), px)
+            within = labels[box]
+            within[clump] = 0
+            within[pieces > 0] = pieces[pieces > 0] + (int(labels.max()) if pieces.any() else 0)
 
 
 #: Pixel pairs that are 8-neighbours: (these pixels, their neighbours) to the right, below,

@@ -41,6 +41,13 @@ class EngineBase:
     #: they are recorded with every result (:attr:`parameters`).
     parameter_names: tuple[str, ...] = ()
 
+    def tissue(self, mask: Callable[[], Any]) -> Any:
+        """The tissue mask ``mask()`` makes, where it applies to this engine's images; None
+        (every part computed) for an engine of fluorescence images, whose background is
+        dark while the mask leaves out bright glass. Every front end and the region core
+        ask here, so the mask is not even made for such an engine (it reads RGB)."""
+        return mask() if self.brightfield else None
+
     @property
     def parameters(self) -> dict[str, Any]:
         """The engine's values of :attr:`parameter_names` (what a score record keeps)."""

@@ -170,7 +170,7 @@ def score_region(
     if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
         raise DeepLIIFError(f"region {region} (x, y, width, height) is empty or lies outside the {width} x {height} image")
     names = engine.resolve_outputs(outputs)
-    include = include if engine.brightfield else None
+    include = engine.tissue(lambda: include)
     settings = replace(settings or Settings(), resolution=res)
     if statistics is None:
         statistics = engine.statistics(source, res, include=include, cancel=cancel)

@@ -129,7 +129,7 @@ async def score(
 
         image = decode(data, header, "request body", grey=grey)
         # the tissue rule of score and batch, the upload being the whole image
-        include = levels_tissue([image], 0, resolution) if engine.brightfield else None
+        include = engine.tissue(lambda: levels_tissue([image], 0, resolution))
         if isinstance(engine, PointsEngine):
             found = detect_region(engine, image, resolution=resolution, threshold=confidence,
                                   min_distance_um=min_distance_um, include=include, cancel=cancel)

@@ -98,10 +98,9 @@ def score_file_region(
             raise RegionTooLarge(
                 f"the region is {box[2]} x {box[3]} = {box[2] * box[3]} pixels at {choice.resolution}; at most "
                 f"{max_pixels} are scored here: score a smaller region, or the whole slide with napari-deepliif batch")
-        # the tissue mask leaves out bright glass: it does not apply to fluorescence
-        use_mask = tissue and engine.brightfield
-        include = tissue_mask(slide, choice.level0_mpp).includer(choice.downsample) if use_mask else None
-        statistics = _level_statistics(engine, Path(path), choice, level, include, use_mask, cancel)
+        include = engine.tissue(lambda: tissue_mask(slide, choice.level0_mpp).includer(choice.downsample)) \
+            if tissue else None
+        statistics = _level_statistics(engine, Path(path), choice, level, include, include is not None, cancel)
         place = Placement(downsample=choice.downsample)
         level_rois = None if rois is None else place.full_polygons_to_centres(rois)
         if isinstance(engine, PointsEngine):

@@ -174,8 +174,7 @@ def open_store_run(
     choice = slide.level_or_default(resolution)
     source, _ = slide_source(slide, choice, region, None, grey=not engine.brightfield)
     shape = (int(source.shape[0]), int(source.shape[1]))
-    if not engine.brightfield:
-        tissue = False  # the tissue mask leaves out bright glass: it does not apply to fluorescence
+    tissue = engine.tissue(lambda: tissue) or False  # True, a given mask, or False (off, or not for this engine)
     settings = _settings(engine, slide, choice, region, names, chunk_size, tissue is not False)
     record = None if overwrite else omezarr.RunRecord.load(store)
     if record is not None:

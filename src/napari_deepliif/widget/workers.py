@@ -116,9 +116,9 @@ def score_area(spec: RunSpec, progress: Progress | None = None,
     rois = [(np.asarray(p, float) + origin, []) for p in spec.polygons] or None
     if isinstance(engine, PointsEngine):
         return engine, detect_region(engine, spec.image, region=spec.rect, rois=rois, resolution=spec.resolution,
-                                     mpp=spec.pixel_size, include=spec.tissue(), progress=progress, cancel=cancel)
-    # the tissue mask leaves out bright glass: none for an engine of fluorescence images
-    include = spec.tissue() if engine.brightfield else None
+                                     mpp=spec.pixel_size, include=engine.tissue(spec.tissue), progress=progress,
+                                     cancel=cancel)
+    include = engine.tissue(spec.tissue)
     result = score_region(engine, spec.image, region=spec.rect, rois=rois, resolution=spec.resolution,
                           mpp=spec.pixel_size, outputs=spec.outputs, include=include,
                           statistics=spec.statistics, progress=progress, cancel=cancel)

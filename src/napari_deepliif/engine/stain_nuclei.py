@@ -224,13 +224,15 @@ def _cut_clumps(labels: np.ndarray, signal: np.ndarray, dab: np.ndarray, thresho
             return
         higher = threshold * px.clump_threshold_step**step
         boxes = ndi.find_objects(labels)
+        top = n - 1  # pieces are numbered after every label
         for label in np.flatnonzero(clumps):
             box = boxes[label - 1]
             clump = labels[box] == label
             pieces = _split(_objects(clump & (signal[box] > higher), px), px)
             within = labels[box]
             within[clump] = 0
-            within[pieces > 0] = pieces[pieces > 0] + (int(labels.max()) if pieces.any() else 0)
+            within[pieces > 0] = pieces[pieces > 0] + top
+            top += int(pieces.max(initial=0))
 
 
 #: Pixel pairs that are 8-neighbours: (these pixels, their neighbours) to the right, below,

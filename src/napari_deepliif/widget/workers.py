@@ -114,11 +114,10 @@ def score_area(spec: RunSpec, progress: Progress | None = None,
     check_input(spec.image, "image layer", grey=not engine.brightfield)  # before the tissue mask, which reads RGB
     origin = np.array(spec.rect[:2] if spec.rect else (0, 0), float)
     rois = [(np.asarray(p, float) + origin, []) for p in spec.polygons] or None
+    include = engine.tissue(spec.tissue)
     if isinstance(engine, PointsEngine):
         return engine, detect_region(engine, spec.image, region=spec.rect, rois=rois, resolution=spec.resolution,
-                                     mpp=spec.pixel_size, include=engine.tissue(spec.tissue), progress=progress,
-                                     cancel=cancel)
-    include = engine.tissue(spec.tissue)
+                                     mpp=spec.pixel_size, include=include, progress=progress, cancel=cancel)
     result = score_region(engine, spec.image, region=spec.rect, rois=rois, resolution=spec.resolution,
                           mpp=spec.pixel_size, outputs=spec.outputs, include=include,
                           statistics=spec.statistics, progress=progress, cancel=cancel)

@@ -305,10 +305,9 @@ def tiles(shared: Path) -> dict[str, Tile]:
     return out
 
 
-def more_tiles(folder: Path, shared: Path) -> dict[str, Tile]:
-    """Tile name -> tile of a DeepLIIF ``Sample_Dataset`` folder, without the tiles of the
-    shared data."""
-    known = set(tiles(shared))
+def more_tiles(folder: Path, known: set[str]) -> dict[str, Tile]:
+    """Tile name -> tile of a DeepLIIF ``Sample_Dataset`` folder, without the ``known`` tiles
+    (the shared data's)."""
     out = {p.stem: Tile(_read(p), _read(folder / "test_groundtruth" / p.name))
            for p in sorted((folder / "test_cli").glob("*.png"))
            if p.stem not in known and (folder / "test_groundtruth" / p.name).is_file()}
@@ -377,17 +376,21 @@ UNLABELLED_PICTURE = "stain-34_3-unlabelled.png"
 LOWER_THRESHOLD = 0.6
 
 
-def threshold_sensitivity(shared: Path, factor: float = LOWER_THRESHOLD) -> dict[str, str]:
-    """The shared tiles' AJI as shipped and with ``factor`` x the foreground threshold, as
-    text for the Limits (paired tiles read at their panel offset)."""
-    text: dict[str, list[str]] = {"shipped": [], "lower": []}
-    for name, tile in tiles(shared).items():
-        threshold = stain.stain_threshold(tile.image, "40x")
-        for key, t in (("shipped", threshold), ("lower", factor * threshold)):
-            seg = stain.stain_infer(tile.image, "40x", threshold=t)["Seg"]
-            pair = aligned(seg, tile.truth, tile.offset) if tile.offset is not None else (seg, tile.truth)
-            text[key].append(f"{evaluate_seg(*pair).aji:.3f} on {name}")
-    return {"factor": factor, "lower": ", ".join(text["lower"]), "shipped": ", ".join(text["shipped"])}
+def _pair(seg: np.ndarray, tile: Tile) -> tuple[np.ndarray, np.ndarray]:
+    """``seg`` and the tile's truth as compared: a paired tile's truth read at its offset."""
+    return aligned(seg, tile.truth, tile.offset) if tile.offset is not None else (seg, tile.truth)
+
+
+def threshold_sensitivity(shared_tiles: dict[str, Tile], results: Results,
+                          factor: float = LOWER_THRESHOLD) -> dict[str, str]:
+    """The shared tiles' AJI as shipped (from ``results``) and with ``factor`` x the
+    foreground threshold, as text for the Limits (paired tiles read at their panel offset)."""
+    lower = []
+    for name, tile in shared_tiles.items():
+        seg = stain.stain_infer(tile.image, "40x", threshold=factor * stain.stain_threshold(tile.image, "40x"))["Seg"]
+        lower.append(f"{evaluate_seg(*_pair(seg, tile)).aji:.3f} on {name}")
+    shipped = [f"{results.compared[name].aji:.3f} on {name}" for name in shared_tiles]
+    return {"factor": factor, "lower": ", ".join(lower), "shipped": ", ".join(shipped)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -424,14 +427,17 @@ def _cells(seg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, np.r_[False, ndi.maximum(positive, labels, np.arange(1, n + 1)).astype(bool)]
 
 
+def _on(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per label (index 0 unused, False): whether any of its pixels lies in ``mask``."""
+    return np.r_[False, ndi.maximum(mask, labels, np.arange(1, labels.max() + 1)).astype(bool)]
+
+
 def overlap_split(seg: np.ndarray, truth: np.ndarray) -> Overlap:
     """:class:`Overlap` of the engine's ``seg`` against ``truth`` (both Seg maps, aligned)."""
     labels, is_positive = _cells(seg)
-    ids = np.arange(1, labels.max() + 1)
-    on_truth = np.r_[False, ndi.maximum(np.logical_or(*class_masks(truth)), labels, ids).astype(bool)]
+    on_truth = _on(labels, np.logical_or(*class_masks(truth)))
     m = evaluate_seg(seg, truth)
-    truth_labels, _ = _cells(truth)
-    found = ndi.maximum(labels > 0, truth_labels, np.arange(1, truth_labels.max() + 1)).astype(bool)
+    found = _on(_cells(truth)[0], labels > 0)[1:]
     return Overlap(missed=int((~found).sum()), truth_cells=int(found.size),
                    truth_positive=m.percent_positive_truth, predicted_positive=m.percent_positive_predicted,
                    labelled=int(on_truth.sum()),
@@ -445,7 +451,7 @@ def unlabelled_picture(image: np.ndarray, seg: np.ndarray, truth: np.ndarray, pi
     cells that overlap none of them magenta."""
     labels, is_positive = _cells(seg)
     truth_cells = np.logical_or(*class_masks(truth))
-    on_truth = np.r_[False, ndi.maximum(truth_cells, labels, np.arange(1, labels.max() + 1)).astype(bool)]
+    on_truth = _on(labels, truth_cells)
     shown = image[..., :3].copy()
     shown[find_boundaries(truth_cells, mode="inner")] = (0, 255, 0)
     shown[find_boundaries((is_positive & ~on_truth)[labels], mode="thick")] = (255, 0, 255)
@@ -503,10 +509,11 @@ def _timed_seg(image: np.ndarray, vectors: StainVectors | None = None) -> tuple[
 
 @dataclasses.dataclass
 class Results:
-    """Table rows, the engine's metrics per tile, and per paired tile its metrics with the
-    truth read at the panel offset."""
+    """Table rows, the engine's Seg and metrics per tile, and per paired tile its metrics with
+    the truth read at the panel offset."""
 
     rows: list[list[str]] = dataclasses.field(default_factory=list)
+    segs: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
     engine: dict[str, SegMetrics] = dataclasses.field(default_factory=dict)
     at_offset: dict[str, SegMetrics] = dataclasses.field(default_factory=dict)
     outlines: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -517,14 +524,15 @@ class Results:
         """The engine's rows for ``tile``: as it ships, at the panel offset (paired tiles),
         with the fixed HED matrix (``fixed_matrix``), and the naive floor."""
         seg, seconds = _timed_seg(tile.image)
+        self.segs[name] = seg
         self.engine[name] = evaluate_seg(seg, tile.truth)
         kind = "estimated vectors" if stain.stain_vectors(tile.image).estimated else "HED fallback"
         self.rows.append(_row(f"**stain, {name}** ({kind})", self.engine[name], seconds))
+        pair = _pair(seg, tile)
         if tile.offset is not None:
             dy, dx = tile.offset
-            self.at_offset[name] = evaluate_seg(*aligned(seg, tile.truth, tile.offset))
+            self.at_offset[name] = evaluate_seg(*pair)
             self.rows.append(_row(f"stain, {name}, truth read {dy:+d}, {dx:+d} px (panel offset)", self.at_offset[name]))
-        pair = aligned(seg, tile.truth, tile.offset) if tile.offset is not None else (seg, tile.truth)
         self.outlines[name] = outline_ratio(*pair)
         self.overlaps[name] = overlap_split(*pair)
         if fixed_matrix:
@@ -539,6 +547,11 @@ class Results:
         self.deepliif[name] = evaluate_seg(refined, truth)
         self.rows.append(_row(f"DeepLIIF 2021, {name}, SegRefined (reference postprocessing)", self.deepliif[name]))
         return refined
+
+    @property
+    def compared(self) -> dict[str, SegMetrics]:
+        """The engine's metrics per tile, paired tiles' with the truth read at their offset."""
+        return {**self.engine, **self.at_offset}
 
     def aim(self) -> str:
         """Where the aim is met, and where not; paired tiles also read at their offset."""
@@ -556,10 +569,10 @@ class Results:
         return ", ".join(f"{name} {ratio:.2f}" for name, ratio in self.outlines.items())
 
 
-def evaluate(shared: Path) -> Results:
-    """The shared tiles' results, with the 2021 DeepLIIF model's rows for 22_2."""
+def evaluate(shared: Path, shared_tiles: dict[str, Tile]) -> Results:
+    """The results of the shared tiles (:func:`tiles`), with the 2021 DeepLIIF model's rows for 22_2."""
     results = Results()
-    for name, tile in tiles(shared).items():
+    for name, tile in shared_tiles.items():
         results.add_engine(name, tile, fixed_matrix=True)
     rows = results.rows
     truth = _read(shared / "data/groundtruth/22_2.png")
@@ -571,10 +584,10 @@ def evaluate(shared: Path) -> Results:
     return results
 
 
-def evaluate_more(folder: Path, shared: Path) -> Results:
+def evaluate_more(folder: Path, known: set[str]) -> Results:
     """The results for the tiles of :func:`more_tiles`."""
     results = Results()
-    for name, tile in more_tiles(folder, shared).items():
+    for name, tile in more_tiles(folder, known).items():
         results.add_engine(name, tile, fixed_matrix=False)
     outputs = folder / "test_DeepLIIF_results"
     for truth_path in sorted((folder / "test_groundtruth").glob("*.png")):
@@ -603,26 +616,27 @@ def main() -> None:
     parser.add_argument("--more", type=Path, default=None,
                         help="a DeepLIIF Sample_Dataset folder whose other ground-truth tiles get a table of their own")
     args = parser.parse_args()
-    results = evaluate(args.shared)
+    shared_tiles = tiles(args.shared)
+    results = evaluate(args.shared, shared_tiles)
     table = _markdown(results.rows)
     print(table)
     print(results.aim())
-    dy, dx = tiles(args.shared)["Lung1"].offset
+    dy, dx = shared_tiles["Lung1"].offset
     accuracy = ACCURACY.format(table=table, aim=results.aim(), dy=dy, dx=dx)
     roi = _read(args.shared / "data/ihc/ROI_1.png")
     roi_estimated, roi_cells = percent_positive(roi)
     roi_fixed, _ = percent_positive(roi, REFERENCE_VECTORS)
     print(f"ROI_1: {roi_estimated:.1f}% of {roi_cells} cells positive; {roi_fixed:.1f}% with the fixed HED matrix")
-    more = evaluate_more(args.more, args.shared) if args.more is not None else None
+    more = evaluate_more(args.more, set(shared_tiles)) if args.more is not None else None
     outlines = results.outline_text() + (f", {more.outline_text()}" if more is not None else "")
-    tile = tiles(args.shared)["34_3"]
+    tile = shared_tiles["34_3"]
     picture = args.out.parent / "images" / UNLABELLED_PICTURE
     picture.parent.mkdir(parents=True, exist_ok=True)
-    unlabelled_picture(tile.image, stain.stain_infer(tile.image, "40x")["Seg"], tile.truth, picture)
+    unlabelled_picture(tile.image, results.segs["34_3"], tile.truth, picture)
     o = results.overlaps["34_3"]
     limits = LIMITS.format(unlabelled=o.unlabelled_positive, labelled_positive=o.labelled_positive,
                            truth_positive=o.truth_positive, outlines=outlines,
-                           picture=UNLABELLED_PICTURE, roi_estimated=roi_estimated, roi_fixed=roi_fixed, roi_cells=roi_cells, **threshold_sensitivity(args.shared))
+                           picture=UNLABELLED_PICTURE, roi_estimated=roi_estimated, roi_fixed=roi_fixed, roi_cells=roi_cells, **threshold_sensitivity(shared_tiles, results))
     sections = [METHOD.rstrip(), _parameters_table(), accuracy.rstrip()]
     overlaps = dict(results.overlaps)
     if more is not None:

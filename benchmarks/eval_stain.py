@@ -263,9 +263,12 @@ LIMITS = """\
 - Macenko's estimate needs both stains: on an image with almost no DAB the second direction
   is background or noise. Estimates further than 15° from the reference fall back to the HED
   matrix; closer ones are used (compare each tile's bold row with its fixed-matrix row).
-- Nuclear markers (Ki67, ER, PR, p53) only. Membrane and cytoplasm staining is not measured:
-  on `ROI_1.png` (brown cytoplasm around dark blue-black nuclei) the DAB contrast joins the
-  cytoplasm to the nuclei, so those cells are outlined whole and called positive:
+- The engine's own class is for nuclear markers (Ki67, ER, PR, p53): a nucleus is positive by
+  its mean DAB OD. Membrane and cytoplasm markers are scored on a compartment instead
+  ([measurements](measurements.md)), but detection stays nuclear and is disturbed by strong
+  cytoplasmic DAB: on `ROI_1.png` (brown cytoplasm around dark blue-black nuclei) the DAB
+  contrast joins the cytoplasm to the nuclei, so those cells are outlined whole and called
+  positive:
   {roi_estimated:.1f}% of {roi_cells} cells positive with the estimated vectors,
   {roi_fixed:.1f}% with the fixed HED matrix (84.3% with the engine before commit 8509855,
   which had the fixed matrix, an Otsu threshold over all pixels and absolute DAB in the

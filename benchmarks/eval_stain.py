@@ -101,14 +101,20 @@ one CPU core. Engine name: `stain`.
 4. **Splitting touching nuclei**: watershed of the distance transform from its domes: the
    h-maxima of the distance map (smoothed by `distance_smoothing_um`) of depth
    `split_depth_um`, so two nuclei are split where the neck between them dips, and an
-   elongated nucleus is not cut at its second peak. A piece over `max_area_um2` whose
-   nuclear signal is mostly hematoxylin (DAB at most `clump_max_dab_share` of it) is packed
-   nuclei whose gaps stay above the threshold (hematoxylin stains nuclei, not what lies
-   between them): it is thresholded again at `clump_threshold_step` times the threshold and
-   split the same way, and pieces still too large again at that factor squared, up to
-   `clump_steps` times. Then pieces under `min_area_um2` or over `max_area_um2` are dropped:
-   large objects found through their DAB are stained tissue (glands under a cytoplasmic or
-   membranous DAB stain), which re-thresholding would cut into nucleus-sized fragments.
+   elongated nucleus is not cut at its second peak. Pieces over `max_area_um2` are not
+   nuclei, and are looked into by what their nuclear signal mostly is:
+   - **mostly DAB** (more than `clump_max_dab_share` of it): stained tissue, a gland or
+     sheet of cells under a membranous or cytoplasmic stain whose membranes join it into
+     one object. The nuclei in it are found by their hematoxylin alone: its pixels whose
+     hematoxylin contrast exceeds the threshold and the DAB part, split the same way.
+     Re-thresholding the whole signal instead would cut the stained membranes into
+     nucleus-sized fragments.
+   - **mostly hematoxylin**: packed nuclei whose gaps stay above the threshold (hematoxylin
+     stains nuclei, not what lies between them). It is thresholded again at
+     `clump_threshold_step` times the threshold and split the same way, and pieces still
+     too large again at that factor squared, up to `clump_steps` times.
+
+   Then pieces under `min_area_um2` or over `max_area_um2` are dropped.
 5. **Class**: a nucleus is positive when its mean DAB OD exceeds `dab_threshold` (default
    0.2 OD, QuPath's default *Nucleus: DAB OD mean* threshold).
 6. **Outputs** (same conventions as DeepLIIF):

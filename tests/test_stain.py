@@ -384,3 +384,38 @@ def test_packed_nuclei_are_cut_apart_not_dropped():
     assert not np.logical_or(*class_masks(stain_infer(brown, **hed)["Seg"])).any()
     settings = StainSettings(clump_steps=0)  # not cut again: the blue block is dropped as before
     assert not np.logical_or(*class_masks(stain_infer(blue, settings=settings, **hed)["Seg"])).any()
+
+
+def _gland(nucleus_od: float) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """A 4 x 5 grid of 32 px cells on white: DAB membranes (0.9 OD, 3 px) around DAB
+    cytoplasm (0.3 OD), each cell holding a round hematoxylin nucleus (radius 9 px) at
+    ``nucleus_od`` with little DAB; a gland under a membranous stain. Returns the image and
+    the nucleus centres."""
+    h, d = np.zeros((220, 260)), np.zeros((220, 260))
+    top, left, cell = 50, 50, 32
+    d[top : top + 4 * cell + 3, left : left + 5 * cell + 3] = 0.3
+    for i in range(5):
+        d[top + i * cell : top + i * cell + 3, left : left + 5 * cell + 3] = 0.9
+    for j in range(6):
+        d[top : top + 4 * cell + 3, left + j * cell : left + j * cell + 3] = 0.9
+    yy, xx = np.mgrid[:220, :260]
+    centres = [(top + i * cell + 17, left + j * cell + 17) for i in range(4) for j in range(5)]
+    for cy, cx in centres:
+        spot = (yy - cy) ** 2 + (xx - cx) ** 2 <= 9**2
+        h[spot], d[spot] = nucleus_od, 0.05
+    od = h[..., None] * np.asarray(REFERENCE_VECTORS.hematoxylin) + d[..., None] * np.asarray(REFERENCE_VECTORS.dab)
+    return np.clip(np.rint(255 * 10.0 ** -od), 0, 255).astype(np.uint8), centres
+
+
+def test_nuclei_under_a_membranous_stain_are_found_by_their_hematoxylin():
+    """The membranes of a stained gland join it into one object far larger than a nucleus,
+    found mostly through its DAB; the nuclei inside are found by their hematoxylin, one per
+    cell and negative (their own DAB is low), and the membranes make no cells."""
+    hed = {"vectors": REFERENCE_VECTORS, "threshold": 0.2}
+    image, centres = _gland(0.35)
+    positive, negative = class_masks(stain_infer(image, **hed)["Seg"])
+    labels, n_pos, n_neg = instance_labels(positive, negative)
+    assert (n_pos, n_neg) == (0, 20)
+    assert sorted(labels[c] for c in centres) == list(range(1, 21))
+    membranes, _ = _gland(0.0)
+    assert not np.logical_or(*class_masks(stain_infer(membranes, **hed)["Seg"])).any()

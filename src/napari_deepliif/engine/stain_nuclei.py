@@ -49,9 +49,9 @@ class StainSettings:
     min_area_um2 : float
         Smallest nucleus kept (µm²); QuPath's default minimum nucleus area is 10 µm².
     max_area_um2 : float
-        Largest nucleus kept (µm²). Larger objects are stained tissue, not nuclei (glands
-        under a cytoplasmic or membranous DAB stain); the ground-truth nuclei of the sample
-        tiles are at most ~100 µm².
+        Largest nucleus kept (µm²); the ground-truth nuclei of the sample tiles are at most
+        ~100 µm². Larger objects are looked into (``clump_max_dab_share``) and what is
+        still larger is dropped.
     split_depth_um : float
         Touching nuclei are split where the distance to the background dips by more than
         this between two centres (µm): the depth of the h-maxima that mark nuclei.
@@ -69,8 +69,9 @@ class StainSettings:
         How many times the threshold is raised inside such a clump.
     clump_max_dab_share : float
         Largest share of a clump's nuclear signal that may come from DAB for it to be cut
-        again; objects found through their DAB are more often stained cytoplasm or
-        membrane than nuclei, and are dropped as before.
+        again as packed nuclei. An object found more through its DAB is stained tissue (a
+        gland under a membranous or cytoplasmic stain): the nuclei in it are found by their
+        hematoxylin alone, where it exceeds the threshold and the DAB part.
     """
 
     smoothing_sigma_um: float = 0.5
@@ -164,7 +165,10 @@ def nuclear_signal(ods: np.ndarray, px: PixelSettings) -> tuple[np.ndarray, np.n
 
 
 def segment_nuclei(hematoxylin: np.ndarray, dab: np.ndarray, threshold: float, px: PixelSettings) -> np.ndarray:
-    """Nuclei where the nuclear signal exceeds ``threshold``, touching nuclei split.
+    """Nuclei where the nuclear signal exceeds ``threshold``, touching nuclei split; objects
+    larger than a nucleus are looked into (step 4 of ``docs/stain-engine.md``): by their
+    hematoxylin alone where they were found mostly through DAB (stained tissue), at a higher
+    threshold where through hematoxylin (packed nuclei).
 
     Parameters
     ----------
@@ -183,6 +187,8 @@ def segment_nuclei(hematoxylin: np.ndarray, dab: np.ndarray, threshold: float, p
     """
     signal = hematoxylin + dab
     labels = _split(_objects(signal > threshold, px), px)
+    _, stained = _oversized(labels, signal, dab, px)
+    _recut(labels, stained, (hematoxylin > threshold) & (hematoxylin > dab), px)
     _cut_clumps(labels, signal, dab, threshold, px)
     sizes = np.bincount(labels.ravel())
     labels[(sizes[labels] < px.min_area) | (sizes[labels] > px.max_area)] = 0
@@ -208,31 +214,45 @@ def _split(objects: np.ndarray, px: PixelSettings) -> np.ndarray:
     return watershed(-distance, markers, mask=objects > 0).astype(np.int32)
 
 
+def _oversized(labels: np.ndarray, signal: np.ndarray, dab: np.ndarray,
+               px: PixelSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Which labels are larger than ``px.max_area``: (found mostly by their hematoxylin,
+    found by their DAB), split at ``px.clump_max_dab_share`` of their signal; index 0 is False."""
+    n = int(labels.max()) + 1
+    area = np.bincount(labels.ravel(), minlength=n)
+    total = np.bincount(labels.ravel(), weights=signal.ravel(), minlength=n)
+    from_dab = np.bincount(labels.ravel(), weights=dab.ravel(), minlength=n)
+    large = area > px.max_area
+    large[0] = False
+    by_dab = from_dab > px.clump_max_dab_share * total
+    return large & ~by_dab, large & by_dab
+
+
+def _recut(labels: np.ndarray, chosen: np.ndarray, mask: np.ndarray, px: PixelSettings) -> None:
+    """Replace, in place, each label that ``chosen`` marks by the split objects of its pixels
+    in ``mask``, numbered after every label."""
+    boxes = ndi.find_objects(labels)
+    top = int(labels.max(initial=0))
+    for label in np.flatnonzero(chosen):
+        box = boxes[label - 1]
+        clump = labels[box] == label
+        pieces = _split(_objects(clump & mask[box], px), px)
+        within = labels[box]
+        within[clump] = 0
+        within[pieces > 0] = pieces[pieces > 0] + top
+        top += int(pieces.max(initial=0))
+
+
 def _cut_clumps(labels: np.ndarray, signal: np.ndarray, dab: np.ndarray, threshold: float,
                 px: PixelSettings) -> None:
     """Cut, in place, the objects larger than ``px.max_area`` whose signal is mostly
     hematoxylin again, at ``px.clump_threshold_step`` times the threshold, then that
     squared, up to ``px.clump_steps`` times; each step re-examines the pieces of the last."""
     for step in range(1, px.clump_steps + 1):
-        n = int(labels.max()) + 1
-        area = np.bincount(labels.ravel(), minlength=n)
-        total = np.bincount(labels.ravel(), weights=signal.ravel(), minlength=n)
-        from_dab = np.bincount(labels.ravel(), weights=dab.ravel(), minlength=n)
-        clumps = (area > px.max_area) & (from_dab <= px.clump_max_dab_share * total)
-        clumps[0] = False
+        clumps, _ = _oversized(labels, signal, dab, px)
         if not clumps.any():
             return
-        higher = threshold * px.clump_threshold_step**step
-        boxes = ndi.find_objects(labels)
-        top = n - 1  # pieces are numbered after every label
-        for label in np.flatnonzero(clumps):
-            box = boxes[label - 1]
-            clump = labels[box] == label
-            pieces = _split(_objects(clump & (signal[box] > higher), px), px)
-            within = labels[box]
-            within[clump] = 0
-            within[pieces > 0] = pieces[pieces > 0] + top
-            top += int(pieces.max(initial=0))
+        _recut(labels, clumps, signal > threshold * px.clump_threshold_step**step, px)
 
 
 #: Pixel pairs that are 8-neighbours: (these pixels, their neighbours) to the right, below,

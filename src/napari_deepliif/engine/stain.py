@@ -32,8 +32,8 @@ positive cell detection; the full description and measured accuracy are in
    removed.
 4. Touching nuclei are split by a watershed of the distance transform from its domes
    (h-maxima of depth ``split_depth_um``); an object still larger than ``max_area_um2`` and
-   found by its hematoxylin (packed nuclei) is cut again at a raised threshold, one found
-   through its DAB (stained tissue) is dropped.
+   found by its hematoxylin (packed nuclei) is cut again at a raised threshold; in one found
+   through its DAB (stained tissue) the nuclei are found by their hematoxylin alone.
 5. A nucleus is positive when its mean DAB OD exceeds ``dab_threshold`` (default 0.2 OD,
    QuPath's default "Nucleus: DAB OD mean" threshold).
 

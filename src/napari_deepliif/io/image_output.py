@@ -16,7 +16,9 @@ def write_png(path: str | Path, image: Any) -> None:
     from PIL import Image
 
     data = np.asarray(image, dtype=np.uint8)
-    write_atomic(Path(path), lambda tmp: Image.fromarray(data).save(tmp, format="PNG"))
+    # zlib level 3 instead of PIL's 6: about 2.5x faster to write, and the modality images
+    # come out no larger (only the flat Seg maps grow, by about a third).
+    write_atomic(Path(path), lambda tmp: Image.fromarray(data).save(tmp, format="PNG", compress_level=3))
 
 
 def write_images(directory: str | Path, images: Mapping[str, Any]) -> dict[str, Path]:

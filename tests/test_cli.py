@@ -56,6 +56,20 @@ def test_score_sample_uses_the_stain_engine_when_no_model_is_installed(tmp_path,
     assert "engine stain" in capsys.readouterr().out
 
 
+def test_scoring_with_the_stain_engine_loads_neither_the_web_server_nor_torch(tmp_path):
+    """What a command imports is start-up time on every run: the web framework is for
+    ``serve``, torch for the networks, scipy.optimize for ``evaluate``'s matching."""
+    code = ("import sys\nfrom napari_deepliif.cli.main import main\n"
+            f"assert main(['score', '--sample', '--engine', 'stain', '--out', {str(tmp_path)!r}]) == 0\n"
+            "print(sorted(m for m in ('fastapi', 'torch', 'scipy.optimize') if m in sys.modules))\n")
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"),
+           "NAPARI_DEEPLIIF_CONFIG_DIR": str(tmp_path / "config"), "NAPARI_DEEPLIIF_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "ihc_colon_fhl2" / "cells.csv").is_file()
+
+
 def test_score_roi_with_a_model_offsets_cells_into_full_image_pixels(shared_dir, fit_model_dir, tmp_path):
     image = shared_dir / "data" / "ihc" / "ROI_1.png"
     args = ["score", str(image), "--model", str(fit_model_dir), "--resolution", "20x", "--roi", "400,300,256,200", "--out", str(tmp_path)]

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
@@ -104,6 +103,8 @@ def match_points(predicted_xy: np.ndarray, truth_xy: np.ndarray, radius: float) 
     crowded = np.flatnonzero(~alone)
     order = crowded[np.argsort(pair_group[crowded], kind="stable")]
     bounds = np.flatnonzero(np.diff(pair_group[order])) + 1
+    if len(order):
+        from scipy.optimize import linear_sum_assignment  # a slow import that only matching needs
     for pairs in np.split(order, bounds) if len(order) else ():
         rows, r_inv = np.unique(p_idx[pairs], return_inverse=True)
         cols, c_inv = np.unique(t_idx[pairs], return_inverse=True)

@@ -50,10 +50,11 @@ def _not_negative(text: str) -> int:
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``serve`` and ``token`` sub-commands."""
-    from napari_deepliif.server.handle import DEFAULT_HOST, DEFAULT_PORT
-    from napari_deepliif.server.security import (
+    from napari_deepliif.server.defaults import (
+        DEFAULT_HOST,
         DEFAULT_MAX_PIXELS,
         DEFAULT_MAX_REQUEST_MB,
+        DEFAULT_PORT,
         DEFAULT_QUEUE_SIZE,
     )
 

@@ -53,7 +53,8 @@ from napari_deepliif.server.schemas import (
     SizeThreshQuery,
     UpperQuery,
 )
-from napari_deepliif.server.security import DEFAULT_HOST, Guard, HostCheck, Limits
+from napari_deepliif.server.defaults import DEFAULT_HOST
+from napari_deepliif.server.security import Guard, HostCheck, Limits
 from napari_deepliif.server.state import ERRORS, ServerState, bearer, state
 from napari_deepliif.slides.tissue import levels_tissue
 

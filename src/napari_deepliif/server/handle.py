@@ -18,8 +18,8 @@ from typing import Any
 
 from napari_deepliif.engine.engines import EngineBase
 from napari_deepliif.errors import DeepLIIFError
+from napari_deepliif.server.defaults import DEFAULT_HOST, DEFAULT_PORT
 from napari_deepliif.server.security import (
-    DEFAULT_HOST,
     Limits,
     is_loopback,
     load_or_create_token,
@@ -28,7 +28,6 @@ from napari_deepliif.server.security import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 8642
 #: The detail of the 400 answered to a request the HTTP parser refuses (it does not say why).
 MALFORMED_DETAIL = ("malformed HTTP request: the request line or a header could not be parsed (for example a "
                     "Content-Length that is not a number, or a header name with spaces); send a valid HTTP/1.1 request")

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from napari_deepliif.atomic import write_bytes
 from napari_deepliif.errors import DeepLIIFError
+from napari_deepliif.server.defaults import DEFAULT_MAX_PIXELS, DEFAULT_MAX_REQUEST_MB, DEFAULT_QUEUE_SIZE
 from napari_deepliif.server.problems import PROBLEM_MEDIA_TYPE, Problem, problem_body
 
 log = logging.getLogger(__name__)
@@ -35,12 +36,6 @@ MIN_TOKEN_LENGTH = 32
 #: Paths answered without a token: the health check and the API description.
 PUBLIC_PATHS = frozenset({"/api/health", "/openapi.json"})
 
-#: Listen on this machine's loopback interface only, unless told otherwise.
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_MAX_REQUEST_MB = 256
-#: 8192 x 8192: a 40x field of about 2 x 2 mm. The reference web app stops at 3000 x 3000.
-DEFAULT_MAX_PIXELS = 8192 * 8192
-DEFAULT_QUEUE_SIZE = 8
 #: Addresses that mean "every interface": any IP literal may then name the server.
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 #: What may follow the host in a Host header: nothing, or ":" and a port (RFC 9110 lets it be empty).

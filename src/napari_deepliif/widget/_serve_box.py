@@ -18,7 +18,8 @@ from napari_deepliif.widget.workers import EngineChoice, get_engine
 def start_server(choice: EngineChoice, port: int | None) -> tuple[Any, Any]:
     """Load the engine and start :class:`napari_deepliif.server.ServerHandle` on 127.0.0.1
     (``port`` None: the server's default port); returns ``(engine, handle)``."""
-    from napari_deepliif.server import DEFAULT_PORT, ServerHandle
+    from napari_deepliif.server import ServerHandle
+    from napari_deepliif.server.defaults import DEFAULT_PORT
 
     engine = get_engine(choice)
     return engine, ServerHandle.start(engine, port=DEFAULT_PORT if port is None else port)

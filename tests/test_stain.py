@@ -187,9 +187,26 @@ def test_blocks_match_one_pass(tiles, monkeypatch):
         assert (blocked[name] != out[name]).any(-1).mean() < 0.001
 
 
-def test_cancel_stops_between_blocks(tiles, monkeypatch):
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_blocks_worked_on_at_once_give_the_same_images_in_order(tiles, monkeypatch, threads):
+    image, _, out = tiles["22_2"]
+    monkeypatch.setattr(stain, "BLOCK_SIZE", 200)
+    monkeypatch.setenv("OMP_NUM_THREADS", threads)
+    assert stain.block_threads() == int(threads)
+    calls: list[tuple[int, int]] = []
+    blocked = stain_infer(image, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(i, 36) for i in range(1, 37)]
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    one_at_a_time = stain_infer(image)
+    for name in STAIN_OUTPUTS:
+        np.testing.assert_array_equal(blocked[name], one_at_a_time[name])
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_cancel_stops_between_blocks(tiles, monkeypatch, threads):
     image = tiles["22_2"][0]
     monkeypatch.setattr(stain, "BLOCK_SIZE", 256)
+    monkeypatch.setenv("OMP_NUM_THREADS", threads)
     event = threading.Event()
     event.set()
     with pytest.raises(Cancelled):

@@ -51,8 +51,11 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator
-from typing import Any
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -97,6 +100,10 @@ _OTSU_RANGE = (0.0, 3.0)
 _OTSU_BINS = 600
 #: Share of the histogram's highest values folded onto the value below them before Otsu.
 _OTSU_TAIL = 0.005
+#: Most blocks worked on at once (each needs about 90 MB at the default ``BLOCK_SIZE``).
+MAX_BLOCK_THREADS = 8
+
+_T = TypeVar("_T")
 
 
 
@@ -188,22 +195,23 @@ def stain_infer(
         log.debug("stain engine: hematoxylin contrast threshold %.3f OD at %s", threshold, resolution)
     unmixing = vectors.unmixing()
 
-    out = {name: np.zeros((y1 - y0, x1 - x0, 3), dtype=np.uint8) for name in STAIN_OUTPUTS}
-    for outer, _, core in parts:
-        steps.check()
-        ods = optical_density(_read(image, outer)) @ unmixing
+    def block(rgb: np.ndarray, dab_rgb: np.ndarray | None) -> dict[str, np.ndarray]:
+        ods = optical_density(rgb) @ unmixing
         labels = segment_nuclei(*nuclear_signal(ods, px), threshold, px)
-        dab = ods[..., 2] if dab_image is None else stain_od(_read(dab_image, outer), unmixing)[..., 2]
-        positive = positive_labels(labels, dab, dab_threshold)
+        dab = ods[..., 2] if dab_rgb is None else stain_od(dab_rgb, unmixing)[..., 2]
+        return {"Hema": render_hema(ods[..., 0], vectors.hematoxylin), "Marker": render_marker(dab),
+                "Seg": render_seg(labels, positive_labels(labels, dab, dab_threshold))}
+
+    reads = ((_read(image, outer), None if dab_image is None else _read(dab_image, outer)) for outer, _, _ in parts)
+    out = {name: np.zeros((y1 - y0, x1 - x0, 3), dtype=np.uint8) for name in STAIN_OUTPUTS}
+    for (outer, _, core), images in zip(parts, _each_block(block, reads, steps), strict=True):
         # the part of this block's core inside the box: in the outputs, and in the block read
         cy0, cy1 = max(core[0].start, y0), min(core[0].stop, y1)
         cx0, cx1 = max(core[1].start, x0), min(core[1].stop, x1)
         dst = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
         src = (slice(cy0 - outer[0].start, cy1 - outer[0].start), slice(cx0 - outer[1].start, cx1 - outer[1].start))
-        out["Hema"][dst] = render_hema(ods[..., 0], vectors.hematoxylin)[src]
-        out["Marker"][dst] = render_marker(dab)[src]
-        out["Seg"][dst] = render_seg(labels, positive)[src]
-        steps.done()
+        for name in STAIN_OUTPUTS:
+            out[name][dst] = images[name][src]
     return out
 
 
@@ -293,6 +301,55 @@ def stain_vectors(
     return _vectors(image, blocks, _Steps(2 * len(blocks), progress, cancel))
 
 
+def block_threads() -> int:
+    """How many blocks :func:`stain_infer` and the statistics passes work on at once.
+
+    As many as the OpenMP threads the process is given (``OMP_NUM_THREADS``, which
+    ``batch`` sets per worker so that workers do not oversubscribe the cores), else the
+    CPUs it may run on; at most ``MAX_BLOCK_THREADS``.
+    """
+    given = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if given.isdigit() and int(given) > 0:
+        count = int(given)
+    else:
+        count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(count, MAX_BLOCK_THREADS))
+
+
+def _each_block(work: Callable[..., _T], reads: Iterable[tuple], steps: _Steps) -> Iterator[_T]:
+    """``work(*read)`` for each read, in order, up to :func:`block_threads` at a time.
+
+    The reads are drawn (so the image is read) in the calling thread, so any array-like
+    can be given, and never more than one per thread ahead of the results taken, so memory
+    stays bounded. Cancel is checked before each block and progress reported after each,
+    from the calling thread.
+    """
+    threads = block_threads()
+    if threads == 1:
+        for read in reads:
+            steps.check()
+            result = work(*read)
+            steps.done()
+            yield result
+        return
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="stain-block")
+    pending: deque[Future] = deque()
+    try:
+        for read in reads:
+            steps.check()
+            pending.append(pool.submit(work, *read))
+            if len(pending) >= threads:
+                result = pending.popleft().result()
+                steps.done()
+                yield result
+        while pending:
+            result = pending.popleft().result()
+            steps.done()
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 class _Steps:
     """Progress reports and cancel checks between the steps of one run."""
 
@@ -342,18 +399,19 @@ def _read(image: Any, region: _Region) -> np.ndarray:
 def _vectors(image: Any, blocks: list[_Block], steps: _Steps) -> StainVectors:
     """Macenko stain vectors over the cores of ``blocks``: moments, then angles."""
     count, moments = 0, np.zeros((3, 3), dtype=np.int64)
-    for _, _, core in blocks:
-        steps.check()
-        n, m = od_moments(optical_density(_read(image, core)))
+    cores = ((_read(image, core),) for _, _, core in blocks)
+    for n, m in _each_block(lambda rgb: od_moments(optical_density(rgb)), cores, steps):
         count, moments = count + n, moments + m
-        steps.done()
     plane = stain_plane(count, moments)
     counts = np.zeros(ANGLE_BINS, dtype=np.int64)
-    for _, _, core in blocks:
-        steps.check()
-        if plane is not None:
-            counts += angle_histogram(optical_density(_read(image, core)), plane)
-        steps.done()
+    if plane is None:
+        for _ in blocks:  # nothing to histogram; the steps are still counted
+            steps.check()
+            steps.done()
+    else:
+        cores = ((_read(image, core),) for _, _, core in blocks)
+        for histogram in _each_block(lambda rgb: angle_histogram(optical_density(rgb), plane), cores, steps):
+            counts += histogram
     vectors = vectors_from_angles(plane, counts)
     log.debug("stain vectors: %s", vectors)
     return vectors
@@ -361,15 +419,17 @@ def _vectors(image: Any, blocks: list[_Block], steps: _Steps) -> StainVectors:
 
 def _threshold(image: Any, px: PixelSettings, vectors: StainVectors, blocks: list[_Block], steps: _Steps) -> float:
     """Otsu threshold of the hematoxylin contrast of the DAB-free pixels of the blocks' cores."""
-    counts = np.zeros(_OTSU_BINS, dtype=np.int64)
     unmixing = vectors.unmixing()
-    for outer, inner, _ in blocks:
-        steps.check()
-        ods = optical_density(_read(image, outer)) @ unmixing
+
+    def histogram(rgb: np.ndarray, inner: _Region) -> np.ndarray:
+        ods = optical_density(rgb) @ unmixing
         hema = contrast(ods[..., 0], px)[inner]
         no_dab = ndi.gaussian_filter(ods[..., 2], px.sigma)[inner] < DEFAULT_DAB_THRESHOLD
-        counts += np.histogram(np.clip(hema[no_dab], *_OTSU_RANGE), bins=_OTSU_BINS, range=_OTSU_RANGE)[0]
-        steps.done()
+        return np.histogram(np.clip(hema[no_dab], *_OTSU_RANGE), bins=_OTSU_BINS, range=_OTSU_RANGE)[0]
+
+    counts = np.zeros(_OTSU_BINS, dtype=np.int64)
+    for part in _each_block(histogram, ((_read(image, outer), inner) for outer, inner, _ in blocks), steps):
+        counts += part
     return _foreground_threshold(counts, px.min_nuclear_od)
 
 

@@ -80,6 +80,8 @@ def match_points(predicted_xy: np.ndarray, truth_xy: np.ndarray, radius: float) 
         one-to-one matching within ``radius`` has, and their summed distance is the least
         among such matchings.
     """
+    from scipy.optimize import linear_sum_assignment  # slow to import; only matching needs it
+
     if not radius >= 0:
         raise ValueError(f"radius must be a non-negative number, got {radius}")
     predicted_xy = np.asarray(predicted_xy, dtype=np.float64).reshape(-1, 2)
@@ -103,8 +105,6 @@ def match_points(predicted_xy: np.ndarray, truth_xy: np.ndarray, radius: float) 
     crowded = np.flatnonzero(~alone)
     order = crowded[np.argsort(pair_group[crowded], kind="stable")]
     bounds = np.flatnonzero(np.diff(pair_group[order])) + 1
-    if len(order):
-        from scipy.optimize import linear_sum_assignment  # a slow import that only matching needs
     for pairs in np.split(order, bounds) if len(order) else ():
         rows, r_inv = np.unique(p_idx[pairs], return_inverse=True)
         cols, c_inv = np.unique(t_idx[pairs], return_inverse=True)

@@ -325,13 +325,6 @@ def _each_block(work: Callable[..., _T], reads: Iterable[tuple], steps: _Steps) 
     from the calling thread.
     """
     threads = block_threads()
-    if threads == 1:
-        for read in reads:
-            steps.check()
-            result = work(*read)
-            steps.done()
-            yield result
-        return
     pool = ThreadPoolExecutor(threads, thread_name_prefix="stain-block")
     pending: deque[Future] = deque()
     try:

@@ -44,7 +44,7 @@ from napari_deepliif.io.geojson import (
     cells_geojson,
     stain_columns,
 )
-from napari_deepliif.io.image_output import write_images, write_png
+from napari_deepliif.io.image_output import write_images
 from napari_deepliif.io.jsonable import json_bytes
 from napari_deepliif.io.placement import Placement
 from napari_deepliif.rgb import check_input
@@ -261,10 +261,7 @@ def write_score_outputs(
     rows = cells_rows(post, placement=placement)
     derived = {SEG_REFINED: post.seg_refined(), SEG_OVERLAID: post.seg_overlaid(image)}
 
-    paths = {f"{name}.png": path for name, path in write_images(directory, images).items()}
-    for name, array in derived.items():
-        paths[f"{name}.png"] = directory / f"{name}.png"
-        write_png(paths[f"{name}.png"], array)
+    paths = {f"{name}.png": path for name, path in write_images(directory, {**images, **derived}).items()}
     paths[SCORE_FILE] = directory / SCORE_FILE
     write_bytes(paths[SCORE_FILE], score)
     paths[GEOJSON_FILE] = directory / GEOJSON_FILE

@@ -45,6 +45,11 @@ def test_inputs_folders_globs_and_names(slides: Path) -> None:
     assert output_names([Path("x/a.svs"), Path("y/a.tif"), Path("b.ome.tif")]) == ["a-1", "a-2", "b"]
     with pytest.raises(InputImageError, match="no such file"):
         expand_inputs([slides / "missing.svs"])
+    notes = slides.parent / "notes"
+    notes.mkdir(exist_ok=True)
+    (notes / "readme.txt").write_text("not a slide")
+    with pytest.raises(InputImageError, match=r"no slides found in .*notes: a folder's files are read when .*\.svs"):
+        expand_inputs(iter([notes]))
 
 
 def test_cli_batch_two_workers_equals_one_worker_and_reruns_skip(slides: Path, tmp_path: Path, capsys) -> None:

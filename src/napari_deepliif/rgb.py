@@ -34,7 +34,8 @@ def check_rgb(image: Any, what: str = "image") -> Any:
         raise InputImageError(f"{what} must be an H x W x 3 RGB array; got {type(image).__name__} of shape {shape}")
     if len(shape) == 2 or shape[2] == 1:
         raise InputImageError(
-            f"{what} is grayscale ({shape}); DeepLIIF needs a colour (RGB) brightfield IHC image"
+            f"{what} is grayscale ({shape}); this engine needs a colour (RGB) brightfield IHC image "
+            "(one-channel fluorescence images are read by classmap models: docs/model-types.md)"
         )
     if shape[2] not in (3, 4):
         raise InputImageError(

@@ -52,6 +52,7 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     InputImageError
         For an input that names nothing, or when no slide is found.
     """
+    inputs = list(inputs)
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
@@ -65,7 +66,8 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
             raise InputImageError(f"{item}: no such file, folder or matching files")
     slides = list(dict.fromkeys(p.absolute() for p in found))  # links keep their own names
     if not slides:
-        raise InputImageError("no slides found in the inputs given")
+        raise InputImageError(f"no slides found in {', '.join(str(i) for i in inputs)}: a folder's files are read "
+                              f"when their names end in {', '.join(SLIDE_SUFFIXES)}")
     return slides
 
 

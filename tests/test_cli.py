@@ -128,6 +128,9 @@ def test_errors_are_one_line_with_a_non_zero_status(tmp_path, shared_dir, fit_mo
     assert main(["score", "--out", str(tmp_path)]) == 1  # no input at all
     with pytest.raises(SystemExit):
         main(["score", "--sample", "--roi", "1,2,3", "--out", str(tmp_path)])
+    for roi in ("5000,0,100,100", "10,10,0,50"):  # beyond the sample's edge; empty
+        assert main(["score", "--sample", "--roi", roi, "--out", str(tmp_path / "roi")]) == 1
+    assert not (tmp_path / "roi" / "ihc_colon_fhl2").exists()
     seg = shared_dir / "fixtures" / "postprocess" / "gt_22_2_crop" / "seg.png"  # 375 x 301
     orig = shared_dir / "fixtures" / "inputs" / "ihc_22_2.png"  # 512 x 512
     assert main(["postprocess", str(orig), "--seg", str(seg), "--out", str(tmp_path)]) == 1

@@ -125,6 +125,8 @@ def test_score_batch_and_the_server_region_agree_cell_for_cell(mosaic, fit_model
                             timeout=300)
         missing = httpx.post(f"{server.url}/api/regions/score", headers=headers,
                              json={"image": str(tmp_path / "nothing.tif")}, timeout=60)
+        beyond = httpx.post(f"{server.url}/api/regions/score", headers=headers,
+                            json={"image": str(path), "region": [5000, 0, 100, 100]}, timeout=60)
     assert answer.status_code == 200, answer.text
     body = answer.json()
     jsonschema.validate(body["score"], SCORE_SCHEMA)
@@ -137,6 +139,7 @@ def test_score_batch_and_the_server_region_agree_cell_for_cell(mosaic, fit_model
                            for f in body["features"]])
     np.testing.assert_allclose(centroids, expected, atol=1e-6)
     assert missing.status_code == 422 and missing.json()["type"].endswith("/image-not-readable")
+    assert beyond.status_code == 422 and "lies outside the" in beyond.json()["detail"]
 
 
 def test_what_the_tissue_mask_leaves_out_does_not_depend_on_the_chunks(mosaic) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 from napari_deepliif.cells.postprocess import Settings
 from napari_deepliif.engine.engines import EngineBase
 from napari_deepliif.engine.points import PointsEngine
-from napari_deepliif.errors import InputImageError
+from napari_deepliif.errors import DeepLIIFError, InputImageError
 from napari_deepliif.io.placement import Placement
 from napari_deepliif.progress import CancelCheck, ProgressCallback
 from napari_deepliif.regions.points import PointsResult, detect_region
@@ -82,6 +82,8 @@ def score_file_region(
     ------
     RegionTooLarge
         The region is larger than ``max_pixels``.
+    DeepLIIFError
+        The region is empty or lies wholly outside the image.
 
     Returns
     -------
@@ -93,6 +95,8 @@ def score_file_region(
         # the engine's input rule before the tissue mask, which reads RGB
         level = check_input(slide.array(choice), slide.path.name, grey=not engine.brightfield)
         shape = (int(level.shape[0]), int(level.shape[1]))
+        if region is not None:
+            _check_overlap(region, slide.levels[0].shape)
         box = (0, 0, shape[1], shape[0]) if region is None else choice.box(region, shape)
         if max_pixels is not None and box[2] * box[3] > max_pixels:
             raise RegionTooLarge(
@@ -112,6 +116,16 @@ def score_file_region(
                                   mpp=choice.mpp, settings=settings, outputs=outputs, include=include,
                                   statistics=statistics, progress=progress, cancel=cancel)
     return result, choice
+
+
+def _check_overlap(region: tuple[float, float, float, float], full_shape: tuple[int, int]) -> None:
+    """Refuse a region ``(x, y, width, height)`` of level-0 pixels that is empty or misses the
+    image (a part outside it is cut off, as a QuPath annotation over the slide's edge is)."""
+    x, y, w, h = region
+    height, width = full_shape
+    if not (w > 0 and h > 0 and x < width and y < height and x + w > 0 and y + h > 0):
+        raise DeepLIIFError(f"region {tuple(region)} (x, y, width, height) is empty or lies outside the "
+                            f"{width} x {height} image (full-resolution pixels): give one that overlaps it")
 
 
 #: Whole-level statistics of the last files scored: many regions of one slide (QuPath's

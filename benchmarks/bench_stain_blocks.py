@@ -14,23 +14,14 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from bench_front_ends import mosaic
+from bench_postprocess import timed
 from PIL import Image
 
 from napari_deepliif.engine import stain
-
-
-def best(repeat: int, run) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def main() -> None:
@@ -50,8 +41,9 @@ def main() -> None:
     figures = {}
     for count in (1, threads):
         os.environ["OMP_NUM_THREADS"] = str(count)
-        stats_s, _ = best(args.repeat, lambda: stain.stain_threshold(image, vectors=stain.stain_vectors(image)))
-        infer_s, out = best(args.repeat, lambda: stain.stain_infer(image, threshold=threshold, vectors=vectors))
+        _, stats_ms, _ = timed(lambda: stain.stain_threshold(image, vectors=stain.stain_vectors(image)), args.repeat)
+        _, infer_ms, out = timed(lambda: stain.stain_infer(image, threshold=threshold, vectors=vectors), args.repeat)
+        stats_s, infer_s = stats_ms / 1000, infer_ms / 1000
         figures[count] = (stats_s, infer_s, out)
         print(f"  {count} thread(s): statistics {stats_s:.2f} s, stain_infer {infer_s:.2f} s")
     one, many = figures[1], figures[threads]

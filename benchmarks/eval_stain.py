@@ -136,8 +136,13 @@ one CPU core. Engine name: `stain`.
 ## Whole images, slides and chunks
 
 Images larger than 1024 px are processed in 1024 x 1024 blocks with a `block_margin_um`
-margin. The image's statistics are computed once over all blocks: `stain_vectors(image)`
-(two passes) and `stain_threshold(image, resolution, vectors=v)` (one pass), both block by
+margin, several at once in threads (`block_threads()`: as many as `OMP_NUM_THREADS`, which
+`batch` sets per worker, else the CPUs the process may use, at most 8; about 90 MB each).
+The image is read in the calling thread and the results are taken in block order, so the
+outputs are the same bit for bit however many threads run (a 2048 x 2048 image on two
+cores: 1.34 s against 2.52 s on one, `benchmarks/bench_stain_blocks.py`, see
+[benchmarks](benchmarks.md)). The image's statistics are computed once over all blocks:
+`stain_vectors(image)` (two passes) and `stain_threshold(image, resolution, vectors=v)` (one pass), both block by
 block on any array-like, with `include(y0, y1, x0, x1)` to leave blocks out (e.g. glass).
 `stain_infer(image, threshold=t, vectors=v)` uses given statistics instead of computing them,
 and `stain_infer(image, threshold=t, vectors=v, box=(y0, y1, x0, x1))` computes only that box,
